@@ -1,0 +1,43 @@
+# casereport: every target works on a fresh machine with only python3 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format bench emulator clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# The stamp depends on pyproject.toml, so the venv is (re)installed only when it changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install casereport (editable) with the dev tools
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict on the package
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+test: lint ## lint, then the test suite
+	$(BIN)/python -m pytest
+
+bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
+	$(BIN)/python bench/run.py
+
+emulator: $(STAMP) ## serve the local Case Management emulator on 127.0.0.1:8710
+	$(BIN)/casereport emulator serve
+
+clean: ## remove the venv, caches, site and local state
+	rm -rf $(VENV) site .casereport .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results test-artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -rf src/*.egg-info

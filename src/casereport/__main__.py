@@ -1,0 +1,3 @@
+from casereport.cli import main
+
+main()

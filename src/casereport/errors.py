@@ -1,0 +1,97 @@
+"""The one error tree of casereport.
+
+Every error a user can cause or fix is a ``CaseReportError``: a ``click.ClickException``
+whose message is one line naming what failed, where (file:line, address, URL) and what
+to do. The CLI prints it without a traceback (``--debug`` shows one).
+
+    CaseReportError (click.ClickException, exit code 1)
+    ├── ConfigError            settings and environment: DD_SITE, credentials, options
+    ├── DefinitionError        report files that do not load, validate or expand
+    ├── QuerySyntaxError       a Case Management search query that does not parse
+    ├── EmulatorError          the local emulator cannot start or read its data
+    └── ApiError               the Datadog API answered with an error or could not be reached
+        ├── BadRequestError        400: the server's detail is shown
+        ├── AuthenticationError    401: check DD_API_KEY / DD_APP_KEY / DD_BEARER_TOKEN
+        ├── ForbiddenError         403: the keys lack access or the cases_read scope
+        ├── NotFoundError          404: names the URL and site
+        ├── RateLimitedError       429 still returned after the retries
+        ├── ServerError            5xx still returned after the retries
+        ├── ApiConnectionError     timeouts and network errors after the retries
+        └── ResponseFormatError    a response that is not JSON or lacks a required field
+"""
+
+from __future__ import annotations
+
+import click
+
+
+class CaseReportError(click.ClickException):
+    """Base of every error casereport reports to the user."""
+
+    exit_code = 1
+
+
+class ConfigError(CaseReportError):
+    """Settings, environment variables or options are wrong or missing."""
+
+
+class DefinitionError(CaseReportError):
+    """Report definitions do not load, validate or expand."""
+
+
+class EmulatorError(CaseReportError):
+    """The local emulator cannot start or cannot read its data."""
+
+
+class QuerySyntaxError(CaseReportError):
+    """A search query does not parse; ``position`` is the 0-based offset of the problem."""
+
+    def __init__(self, reason: str, query: str, position: int) -> None:
+        self.reason = reason
+        self.query = query
+        self.position = position
+        super().__init__(f"invalid query at column {position + 1}: {reason}")
+
+
+class ApiError(CaseReportError):
+    """The API answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (None for network errors), ``url`` the request URL.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, url: str = "") -> None:
+        self.status = status
+        self.url = url
+        super().__init__(message)
+
+
+class BadRequestError(ApiError):
+    """400: the request was rejected; the message carries the server's detail."""
+
+
+class AuthenticationError(ApiError):
+    """401: the API key, application key or bearer token was not accepted."""
+
+
+class ForbiddenError(ApiError):
+    """403: the credentials lack permission (the ``cases_read`` scope)."""
+
+
+class NotFoundError(ApiError):
+    """404: the URL does not exist on this site."""
+
+
+class RateLimitedError(ApiError):
+    """429 persisted through every retry."""
+
+
+class ServerError(ApiError):
+    """5xx persisted through every retry."""
+
+
+class ApiConnectionError(ApiError):
+    """Timeouts or network errors persisted through every retry."""
+
+
+class ResponseFormatError(ApiError):
+    """The response was not JSON or lacked a required field."""

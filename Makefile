@@ -31,8 +31,8 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 test: lint ## lint, then the test suite
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
-	$(BIN)/python bench/run.py
+bench: $(STAMP) ## run the benchmarks in bench/ and print their figures (BENCH=name to pick)
+	$(BIN)/python bench/run.py $(BENCH)
 
 emulator: $(STAMP) ## serve the local Case Management emulator on 127.0.0.1:8710
 	$(BIN)/casereport emulator serve

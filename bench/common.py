@@ -1,0 +1,77 @@
+"""Helpers shared by the benchmarks: a subprocess emulator, timing and figure printing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.request import urlopen
+
+ROOT = Path(__file__).resolve().parent.parent
+CASEREPORT = [sys.executable, "-m", "casereport"]
+
+
+def figure(
+    name: str, value: float, unit: str, *, target: float | None = None, note: str = ""
+) -> None:
+    """Print one benchmark figure: ``name: value unit (target <= T, ratio R)``."""
+    parts = []
+    if target is not None:
+        parts.append(f"target <= {target:g} {unit}, ratio {value / target:.2f}")
+    if note:
+        parts.append(note)
+    suffix = f" ({'; '.join(parts)})" if parts else ""
+    print(f"{name}: {value:.3f} {unit}{suffix}", flush=True)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def emulator_process(*args: str, timeout: float = 180.0) -> Iterator[str]:
+    """Run ``casereport emulator serve --port 0 ARGS`` in its own process; yield its base URL.
+
+    A separate process, so the emulator and the client under test each get a core.
+    """
+    process = subprocess.Popen(
+        [*CASEREPORT, "emulator", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + timeout
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                url = match.group(1)
+        if url is None:
+            raise RuntimeError(f"emulator did not start: {process.stdout.read()}")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def emulator_stats(url: str) -> dict[str, object]:
+    with urlopen(f"{url}/_emulator/stats", timeout=10) as response:
+        stats: dict[str, object] = json.load(response)
+    return stats

@@ -1,0 +1,28 @@
+"""Run the benchmarks (``make bench``): each bench/bench_*.py module's ``main()``, by name."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(HERE))
+    wanted = set(argv)
+    for path in sorted(HERE.glob("bench_*.py")):
+        name = path.stem
+        if wanted and name not in wanted and name.removeprefix("bench_") not in wanted:
+            continue
+        print(f"== {name}", flush=True)
+        started = time.perf_counter()
+        importlib.import_module(name).main()
+        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

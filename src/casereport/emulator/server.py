@@ -1,0 +1,199 @@
+"""Run the emulator: in the foreground (``casereport emulator serve``) or in a background
+thread for the duration of one command (``--emulator``) or one test.
+
+uvicorn serves the ASGI app; it is imported here, not at package import, because it costs
+start-up time that most commands do not need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+from casereport.emulator.app import EmulatorApp, EmulatorSettings
+from casereport.emulator.store import CaseStore
+from casereport.errors import EmulatorError
+
+DEFAULT_HOST = "127.0.0.1"
+# Not 8125/8126: a local Datadog Agent listens there.
+DEFAULT_PORT = 8710
+DEFAULT_CASES = 5000
+DEFAULT_SEED = 1
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything ``casereport emulator serve`` can be told."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    cases: int = DEFAULT_CASES
+    seed: int = DEFAULT_SEED
+    data: Path | None = None
+    api_key: str | None = None
+    app_key: str | None = None
+    bearer_token: str | None = None
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    rate_limit: int | None = None
+    rate_period: int = 60
+
+    def __post_init__(self) -> None:
+        if self.cases < 0:
+            raise EmulatorError(f"--cases must be 0 or more, got {self.cases}")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise EmulatorError(f"--error-rate must be between 0 and 1, got {self.error_rate}")
+        if self.latency_ms < 0:
+            raise EmulatorError(f"--latency-ms must be 0 or more, got {self.latency_ms}")
+        if self.rate_limit is not None and self.rate_limit < 1:
+            raise EmulatorError(f"--rate-limit must be at least 1, got {self.rate_limit}")
+        if self.rate_period < 1:
+            raise EmulatorError(f"--rate-period must be at least 1 second, got {self.rate_period}")
+
+    def settings(self) -> EmulatorSettings:
+        """The app's behaviour; with no ``rate_limit``, a generous advertised limit."""
+        limit = self.rate_limit if self.rate_limit is not None else EmulatorSettings.rate_limit
+        period = self.rate_period if self.rate_limit is not None else EmulatorSettings.rate_period
+        return EmulatorSettings(
+            api_key=self.api_key,
+            app_key=self.app_key,
+            bearer_token=self.bearer_token,
+            rate_limit=limit,
+            rate_period=period,
+            latency_ms=self.latency_ms,
+            error_rate=self.error_rate,
+            fault_seed=self.seed,
+        )
+
+    def describe_data(self) -> str:
+        """One phrase naming the data set, for banners and state."""
+        if self.data is not None:
+            return f"cases from {self.data}"
+        return f"{self.cases} synthetic cases (seed {self.seed})"
+
+
+def build_store(config: EmulatorConfig) -> CaseStore:
+    """The cases the emulator serves: a data file, or the deterministic synthetic set."""
+    if config.data is not None:
+        from casereport.emulator.data import load_cases
+
+        return load_cases(config.data)
+    return CaseStore.synthetic(config.cases, config.seed)
+
+
+def build_app(config: EmulatorConfig, store: CaseStore | None = None) -> EmulatorApp:
+    """The ASGI app for ``config`` (building the store unless one is given)."""
+    return EmulatorApp(store if store is not None else build_store(config), config.settings())
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = " (is another emulator running? try --port 0 for a free port)"
+        raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn_server(app: EmulatorApp) -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        # Keep-alive long enough for a client pausing on a rate-limit window.
+        timeout_keep_alive=30,
+    )
+    return uvicorn.Server(config)
+
+
+@dataclass
+class RunningEmulator:
+    """A started emulator: its base URL and its app (for stats and tests)."""
+
+    url: str
+    app: EmulatorApp
+
+    def stats(self) -> dict[str, Any]:
+        """Request counts, read over HTTP like any client would."""
+        with urlopen(f"{self.url}/_emulator/stats", timeout=10) as response:
+            stats: dict[str, Any] = json.load(response)
+        return stats
+
+
+@contextlib.contextmanager
+def running_emulator(
+    config: EmulatorConfig, store: CaseStore | None = None
+) -> Iterator[RunningEmulator]:
+    """Serve the emulator from a background thread until the block exits."""
+    app = build_app(config, store)
+    sock = _bind(config.host, config.port)
+    host, port = sock.getsockname()[:2]
+    server = _uvicorn_server(app)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="casereport-emulator", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise EmulatorError(f"the emulator did not start on {host}:{port}")
+        time.sleep(0.005)
+    url_host = f"[{host}]" if ":" in host else host
+    try:
+        yield RunningEmulator(url=f"http://{url_host}:{port}", app=app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def serve(config: EmulatorConfig, announce: Any = print) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C stops it cleanly)."""
+    started = time.perf_counter()
+    app = build_app(config)
+    sock = _bind(config.host, config.port)
+    host, port = sock.getsockname()[:2]
+    url_host = f"[{host}]" if ":" in host else host
+    limit = app.settings
+    announce(
+        f"casereport emulator listening on http://{url_host}:{port} "
+        f"({config.describe_data()}, loaded in {time.perf_counter() - started:.2f} s; "
+        f"rate limit {limit.rate_limit}/{limit.rate_period} s; Ctrl-C stops)"
+    )
+    server = _uvicorn_server(app)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def export_synthetic(output: Path | None, *, cases: int, seed: int, ndjson: bool) -> None:
+    """Write the synthetic set (``GET /api/v2/cases`` shape, or NDJSON) to a file or stdout."""
+    import sys
+
+    from casereport.emulator.data import export_cases
+    from casereport.fsutil import atomic_writer
+
+    store = build_store(EmulatorConfig(cases=cases, seed=seed))
+    if output is None:
+        export_cases(store, sys.stdout, ndjson=ndjson)
+        return
+    with atomic_writer(output) as handle:
+        export_cases(store, handle, ndjson=ndjson)

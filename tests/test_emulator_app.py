@@ -435,3 +435,18 @@ def test_stats_count_requests_by_route_and_status_and_reset(emulator, data_file:
     assert httpx.delete(f"{server.url}/_emulator/stats").status_code == 200
     # A stats read counts itself after answering, so only the reset shows.
     assert server.stats()["requests"] == {"DELETE /_emulator/stats": {"200": 1}}
+
+
+def test_listening_socket_makes_asyncio_disable_nagle() -> None:
+    import socket
+
+    from casereport.emulator.server import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        # asyncio sets TCP_NODELAY on accepted sockets only when proto says TCP; without it
+        # every keep-alive response waits for the client's delayed ACK.
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()

@@ -1,0 +1,479 @@
+"""Expand report definitions into fully resolved aggregation requests.
+
+``${var.NAME}`` takes its value from, lowest precedence first: the workspace's
+``casereport.toml`` ``[vars]``, the report's own ``vars``, and ``--var NAME=VALUE``.
+``for_each`` (a list, or a mapping key -> value) makes one aggregation per item, with
+``${each.key}`` and ``${each.value}`` (for a list, key == value). Interpolation applies to
+report and aggregation titles, the report description, ``query_filter`` and ``group_by``
+entries; ``$${`` writes a literal ``${``. Strings that needed variables are checked here
+(query syntax, group fields), with positions traced back to the file.
+
+Addresses are ``report.aggregation`` and ``report.aggregation["key"]``: they depend only
+on names, so reordering keys or reformatting a file keeps them. Each request carries a
+fingerprint, the SHA-256 (hex) of the canonical JSON (sorted keys, no spaces, UTF-8) of
+``{"query_filter": str, "groups": [str, ...], "limit": int}``, so identical requests in
+different reports are fetched once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from casereport.load import (
+    AggregationDefinition,
+    Diagnostic,
+    ReportDefinition,
+    SourceString,
+    check_group,
+    check_query,
+    load_reports,
+    sort_diagnostics,
+)
+from casereport.settings import (
+    DEFAULT_REFRESH,
+    VAR_NAME_RE,
+    Refresh,
+    Settings,
+    did_you_mean,
+    read_settings,
+)
+
+__all__ = [
+    "AggregationSpec",
+    "Expansion",
+    "ReportSpec",
+    "address",
+    "expand",
+    "expand_workspace",
+    "fingerprint",
+    "validation_output",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AggregationSpec:
+    """One fully resolved aggregation request, at a stable address."""
+
+    address: str
+    report: str
+    aggregation_id: str
+    key: str | None
+    title: str
+    query_filter: str
+    groups: tuple[str, ...]
+    limit: int
+    fingerprint: str
+
+    def request(self) -> dict[str, Any]:
+        """The fingerprinted request: ``{query_filter, groups, limit}``."""
+        return {"query_filter": self.query_filter, "groups": list(self.groups), "limit": self.limit}
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSpec:
+    """A report with its variables resolved and its aggregations expanded.
+
+    ``definition_hash`` covers everything in the definition that shows on the rendered
+    page (not ``refresh``), so it changes exactly when a report must be re-rendered for a
+    definition change; formatting and key order do not change it.
+    """
+
+    name: str
+    path: Path
+    title: str
+    description: str | None
+    owner: str | None
+    refresh: Refresh
+    formats: tuple[str, ...]
+    template: str
+    aggregations: tuple[AggregationSpec, ...]
+    definition_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """Every expanded report, and every diagnostic from settings, loading and expansion."""
+
+    reports: tuple[ReportSpec, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return self.error_count == 0
+
+    @property
+    def error_count(self) -> int:
+        return sum(1 for d in self.diagnostics if d.severity == "error")
+
+    @property
+    def warning_count(self) -> int:
+        return len(self.diagnostics) - self.error_count
+
+    @property
+    def aggregations(self) -> tuple[AggregationSpec, ...]:
+        """Every aggregation of every report, in report then file order."""
+        return tuple(spec for report in self.reports for spec in report.aggregations)
+
+    def by_fingerprint(self) -> dict[str, tuple[AggregationSpec, ...]]:
+        """Aggregations grouped by request fingerprint (one fetch serves each group)."""
+        groups: dict[str, list[AggregationSpec]] = {}
+        for spec in self.aggregations:
+            groups.setdefault(spec.fingerprint, []).append(spec)
+        return {key: tuple(specs) for key, specs in groups.items()}
+
+
+def fingerprint(query_filter: str, groups: Sequence[str], limit: int) -> str:
+    """SHA-256 hex of the canonical JSON of ``{query_filter, groups, limit}``."""
+    canonical = json.dumps(
+        {"query_filter": query_filter, "groups": list(groups), "limit": limit},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def address(report: str, aggregation_id: str, key: str | None = None) -> str:
+    """``report.aggregation`` or ``report.aggregation["key"]``."""
+    if key is None:
+        return f"{report}.{aggregation_id}"
+    return f'{report}.{aggregation_id}["{key}"]'
+
+
+def expand_workspace(
+    root: Path = Path("."),
+    *,
+    reports_dir: Path | None = None,
+    cli_vars: Mapping[str, str] | None = None,
+) -> tuple[Settings, Expansion]:
+    """Read the settings, load every report and expand it: what ``validate`` checks."""
+    settings, problems = read_settings(root)
+    if reports_dir is not None:
+        settings = settings.with_overrides(reports_dir=reports_dir)
+    loaded = load_reports(settings.reports_dir)
+    expansion = expand(
+        loaded.reports,
+        workspace_vars=settings.vars,
+        cli_vars=cli_vars or {},
+        default_refresh=settings.refresh,
+    )
+    settings_diagnostics = [
+        Diagnostic("error", p.message, str(p.path), p.line, p.column) for p in problems
+    ]
+    diagnostics = sort_diagnostics(
+        [*settings_diagnostics, *loaded.diagnostics, *expansion.diagnostics]
+    )
+    return settings, Expansion(expansion.reports, diagnostics)
+
+
+def expand(
+    reports: Sequence[ReportDefinition],
+    *,
+    workspace_vars: Mapping[str, str] | None = None,
+    cli_vars: Mapping[str, str] | None = None,
+    default_refresh: Refresh = DEFAULT_REFRESH,
+) -> Expansion:
+    """Resolve variables and ``for_each`` in loaded reports (sorted by name)."""
+    workspace_vars = workspace_vars or {}
+    cli_vars = cli_vars or {}
+    diagnostics: list[Diagnostic] = []
+    used: set[str] = set()
+    specs: list[ReportSpec] = []
+    fingerprints: dict[tuple[str, tuple[str, ...], int], str] = {}
+    for report in sorted(reports, key=lambda r: r.name):
+        variables = dict(workspace_vars)
+        variables.update((v.name, v.value) for v in report.vars)
+        variables.update(cli_vars)
+        expander = _Expander(report, variables, diagnostics, used, fingerprints)
+        spec = expander.report(default_refresh)
+        if spec is not None:
+            specs.append(spec)
+    for name in sorted(set(cli_vars) - used):
+        if not VAR_NAME_RE.match(name):
+            continue
+        diagnostics.append(
+            Diagnostic(
+                "warning",
+                f'--var "{name}" is not used by any report (no ${{var.{name}}} anywhere)',
+                file="--var",
+            )
+        )
+    return Expansion(tuple(specs), sort_diagnostics(diagnostics))
+
+
+class _Failed(Exception):
+    """An interpolation error was recorded; the string has no value."""
+
+
+class _Expander:
+    """Expands one report, recording diagnostics."""
+
+    def __init__(
+        self,
+        report: ReportDefinition,
+        variables: Mapping[str, str],
+        diagnostics: list[Diagnostic],
+        used: set[str],
+        fingerprints: dict[tuple[str, tuple[str, ...], int], str],
+    ) -> None:
+        self.definition = report
+        self.variables = variables
+        self.diagnostics = diagnostics
+        self.used = used
+        self.fingerprints = fingerprints
+        self.file = str(report.path)
+        self.failed = False
+
+    def error(self, source: SourceString, index: int, message: str, detail: str = "") -> None:
+        line, column = source.location_of(index)
+        self.diagnostics.append(Diagnostic("error", message, self.file, line, column, detail))
+        self.failed = True
+
+    def report(self, default_refresh: Refresh) -> ReportSpec | None:
+        report = self.definition
+        title = self.interpolate(report.title, "title", None)
+        description = None
+        if report.description is not None:
+            description = self.interpolate(report.description, "description", None)
+        aggregations: list[AggregationSpec] = []
+        for definition in report.aggregations:
+            if definition.for_each is None:
+                spec = self.aggregation(definition, None, None)
+                if spec is not None:
+                    aggregations.append(spec)
+                continue
+            for item in definition.for_each.items:
+                spec = self.aggregation(definition, item.key, item.value)
+                if spec is not None:
+                    aggregations.append(spec)
+        if self.failed or title is None:
+            return None
+        digest = hashlib.sha256(
+            json.dumps(
+                {
+                    "name": report.name,
+                    "title": title,
+                    "description": description,
+                    "owner": report.owner,
+                    "formats": list(report.formats),
+                    "template": report.template,
+                    "aggregations": [[a.address, a.title, a.fingerprint] for a in aggregations],
+                },
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode("utf-8")
+        ).hexdigest()
+        return ReportSpec(
+            name=report.name,
+            path=report.path,
+            title=title,
+            description=description,
+            owner=report.owner,
+            refresh=report.refresh or default_refresh,
+            formats=report.formats,
+            template=report.template,
+            aggregations=tuple(aggregations),
+            definition_hash=digest,
+        )
+
+    def aggregation(
+        self, definition: AggregationDefinition, key: str | None, value: str | None
+    ) -> AggregationSpec | None:
+        each = None if key is None or value is None else (key, value)
+        where = address(self.definition.name, definition.id, key)
+        if definition.title is None:
+            title: str | None = definition.id if key is None else f"{definition.id}: {key}"
+        else:
+            title = self.interpolate(definition.title, "title", each)
+        query = self.interpolate(definition.query_filter, "query_filter", each)
+        if query is not None and "$" in definition.query_filter.value:
+            problem = check_query(query)
+            if problem is not None:
+                reason, position = problem
+                source = definition.query_filter
+                index = _source_index(source.value, each, self.variables, position)
+                shown = f' (expanded for {where}: "{query}")' if query != source.value else ""
+                self.error(source, index, f"invalid query_filter: {reason}{shown}", query)
+        groups: list[str] = []
+        for source in definition.group_by:
+            group = self.interpolate(source, "group_by", each)
+            if group is None:
+                continue
+            if "$" in source.value:
+                problem_group = check_group(group)
+                if problem_group is not None:
+                    severity, message = problem_group
+                    line, column = source.line, source.column
+                    self.diagnostics.append(Diagnostic(severity, message, self.file, line, column))
+                    if severity == "error":
+                        self.failed = True
+                        continue
+                if group in groups:
+                    message = f'"group_by" lists "{group}" twice (after expansion)'
+                    self.diagnostics.append(
+                        Diagnostic("error", message, self.file, source.line, source.column)
+                    )
+                    self.failed = True
+                    continue
+            groups.append(group)
+        if title is None or query is None or len(groups) != len(definition.group_by):
+            return None
+        request = (query, tuple(groups), definition.limit)
+        digest = self.fingerprints.get(request)
+        if digest is None:
+            digest = self.fingerprints[request] = fingerprint(*request)
+        return AggregationSpec(
+            address=where,
+            report=self.definition.name,
+            aggregation_id=definition.id,
+            key=key,
+            title=title,
+            query_filter=query,
+            groups=request[1],
+            limit=definition.limit,
+            fingerprint=digest,
+        )
+
+    def interpolate(
+        self, source: SourceString, what: str, each: tuple[str, str] | None
+    ) -> str | None:
+        text = source.value
+        if "$" not in text:
+            return text
+        pieces, errors = _interpolate(text, each, self.variables, self.used)
+        for index, message in errors:
+            self.error(source, index, f"{what}: {message}")
+        if errors:
+            return None
+        return "".join(piece for piece, _ in pieces)
+
+
+# A piece of expanded text and the index in the source string where it came from: literal
+# text maps character by character, a substituted value maps to its "${".
+_Piece = tuple[str, int]
+_EACH_ATTRIBUTES = ("key", "value")
+
+
+def _interpolate(
+    text: str,
+    each: tuple[str, str] | None,
+    variables: Mapping[str, str],
+    used: set[str],
+) -> tuple[list[_Piece], list[tuple[int, str]]]:
+    pieces: list[_Piece] = []
+    errors: list[tuple[int, str]] = []
+    position = 0
+    while True:
+        start = text.find("$", position)
+        if start < 0:
+            pieces.append((text[position:], position))
+            return pieces, errors
+        if text.startswith("$${", start):
+            pieces.append((text[position:start], position))
+            pieces.append(("${", start + 1))
+            position = start + 3
+            continue
+        if not text.startswith("${", start):
+            pieces.append((text[position : start + 1], position))
+            position = start + 1
+            continue
+        pieces.append((text[position:start], position))
+        close = text.find("}", start + 2)
+        if close < 0:
+            errors.append(
+                (start, 'unterminated "${": close it with "}", or write "$${" for a literal "${"')
+            )
+            return pieces, errors
+        expression = text[start + 2 : close].strip()
+        value = _resolve(expression, each, variables, used)
+        if isinstance(value, tuple):
+            errors.append((start, value[0]))
+        else:
+            pieces.append((value, -1 - start))
+        position = close + 1
+
+
+def _resolve(
+    expression: str,
+    each: tuple[str, str] | None,
+    variables: Mapping[str, str],
+    used: set[str],
+) -> str | tuple[str]:
+    """The value of one ``${...}`` expression, or a 1-tuple holding the error message."""
+    namespace, dot, attribute = expression.partition(".")
+    shown = f'"${{{expression}}}"'
+    if namespace == "var" and dot:
+        if not VAR_NAME_RE.match(attribute):
+            return (f"invalid variable name in {shown}: use ${{var.NAME}}",)
+        used.add(attribute)
+        if attribute not in variables:
+            hint = did_you_mean(attribute, variables)
+            return (
+                f'undefined variable "{attribute}"{hint}: define it under vars:, in '
+                f"casereport.toml [vars], or pass --var {attribute}=VALUE",
+            )
+        return variables[attribute]
+    if namespace == "each" and dot:
+        if attribute not in _EACH_ATTRIBUTES:
+            hint = did_you_mean(attribute, _EACH_ATTRIBUTES)
+            return (f"unknown reference {shown}{hint}: use ${{each.key}} or ${{each.value}}",)
+        if each is None:
+            return (f"{shown} can only be used in an aggregation with for_each",)
+        return each[0] if attribute == "key" else each[1]
+    if namespace == "var":
+        return (f"{shown} needs a variable name: use ${{var.NAME}}",)
+    if namespace == "each":
+        return (f"{shown} needs an attribute: use ${{each.key}} or ${{each.value}}",)
+    hint = did_you_mean(namespace, ("var", "each")) if namespace else ""
+    return (
+        f"unknown reference {shown}{hint}: use ${{var.NAME}}, ${{each.key}} or ${{each.value}}",
+    )
+
+
+def _source_index(
+    text: str, each: tuple[str, str] | None, variables: Mapping[str, str], position: int
+) -> int:
+    """The index in the source string of character ``position`` of its expansion."""
+    pieces, _ = _interpolate(text, each, variables, set())
+    offset = 0
+    for piece, origin in pieces:
+        if position < offset + len(piece):
+            if origin < 0:  # inside a substituted value: point at its "${"
+                return -1 - origin
+            return origin + (position - offset)
+        offset += len(piece)
+    return len(text)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def validation_output(expansion: Expansion, *, as_json: bool = False) -> str:
+    """What ``validate`` prints: one line per diagnostic and a summary, or JSON."""
+    if as_json:
+        from casereport.load import diagnostics_json
+
+        return json.dumps(diagnostics_json(expansion.diagnostics), indent=2) + "\n"
+    lines = [str(d) for d in expansion.diagnostics]
+    warnings = expansion.warning_count
+    if expansion.ok:
+        specs = expansion.aggregations
+        distinct = len({spec.fingerprint for spec in specs})
+        summary = (
+            f"Valid: {_plural(len(expansion.reports), 'report')}, "
+            f"{_plural(len(specs), 'aggregation')} ({_plural(distinct, 'distinct request')})"
+        )
+        lines.append(summary + (f", {_plural(warnings, 'warning')}." if warnings else "."))
+    else:
+        lines.append(
+            f"Not valid: {_plural(expansion.error_count, 'error')}, {_plural(warnings, 'warning')}."
+        )
+    return "\n".join(lines) + "\n"

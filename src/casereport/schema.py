@@ -1,0 +1,171 @@
+"""The JSON Schema (draft 2020-12) of a report file, for editors and other tools.
+
+Built from the same names, patterns and limits as ``casereport.load`` so the two cannot
+drift apart silently; ``casereport schema`` prints it, and a copy is committed at
+``schema/report.schema.json`` (a test fails when that copy is out of date). Report files
+point editors at it with a first line such as
+``# yaml-language-server: $schema=../schema/report.schema.json``.
+
+The schema checks shape and types; ``casereport validate`` checks everything else too
+(query syntax, variables, for_each keys, report names, duplicate keys).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from casereport.load import (
+    AGGREGATION_ID_RE,
+    AGGREGATION_KEYS,
+    FORMATS,
+    KNOWN_GROUP_FIELDS,
+    MAX_LIMIT,
+    REPORT_KEYS,
+    TEMPLATE_NAME_RE,
+)
+from casereport.settings import VAR_NAME_RE
+
+__all__ = ["SCHEMA_COMMENT", "SCHEMA_PATH", "report_schema", "schema_json"]
+
+SCHEMA_PATH = "schema/report.schema.json"
+SCHEMA_COMMENT = "# yaml-language-server: $schema=../schema/report.schema.json"
+
+_SCALAR = {"type": ["string", "number", "boolean"]}
+
+
+def _pattern(regex: re.Pattern[str]) -> str:
+    """A Python ``...\\Z`` pattern as an anchored ECMA-262 one."""
+    return "^" + regex.pattern.removesuffix(r"\Z") + "$"
+
+
+def report_schema() -> dict[str, Any]:
+    """The schema as a JSON-ready dict."""
+    report_properties: dict[str, Any] = {
+        "title": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The report's title. ${var.NAME} is substituted.",
+        },
+        "description": {
+            "type": "string",
+            "description": "Shown under the title; Markdown allowed. ${var.NAME} is substituted.",
+        },
+        "owner": {
+            "type": "string",
+            "minLength": 1,
+            "description": 'Who owns the report, e.g. "@support".',
+        },
+        "refresh": {
+            "type": "string",
+            "pattern": "^(always|([0-9]+[smhdw])+)$",
+            "description": (
+                "Results older than this are fetched again by apply: a number and a unit "
+                "(s, m, h, d, w), e.g. 30m, 6h, 1d, or always. Default: the workspace "
+                "setting (1h)."
+            ),
+            "examples": ["30m", "1h", "6h", "1d", "always"],
+        },
+        "formats": {
+            "type": "array",
+            "items": {"enum": list(FORMATS)},
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "Output formats. Default: [markdown, html].",
+        },
+        "template": {
+            "type": "string",
+            "pattern": _pattern(TEMPLATE_NAME_RE),
+            "description": (
+                "Template name: templates/<template>.md.j2 and .html.j2. Default: report."
+            ),
+        },
+        "vars": {
+            "type": "object",
+            "propertyNames": {"pattern": _pattern(VAR_NAME_RE)},
+            "additionalProperties": _SCALAR,
+            "description": "Variables used as ${var.NAME}; --var NAME=VALUE overrides them.",
+        },
+        "aggregations": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": _pattern(AGGREGATION_ID_RE)},
+            "additionalProperties": {"$ref": "#/$defs/aggregation"},
+            "description": "The report's aggregations, by id (lowercase letters, digits, _).",
+        },
+    }
+    aggregation_properties: dict[str, Any] = {
+        "title": {
+            "type": "string",
+            "minLength": 1,
+            "description": (
+                "Heading of the aggregation. ${var.NAME} and ${each.key} are substituted."
+            ),
+        },
+        "query_filter": {
+            "type": "string",
+            "description": (
+                "Case Management search query, e.g. 'service:case-api status:open'. "
+                "${var.NAME}, ${each.key} and ${each.value} are substituted."
+            ),
+        },
+        "group_by": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {
+                "anyOf": [
+                    {"enum": list(KNOWN_GROUP_FIELDS)},
+                    {"type": "string", "minLength": 1},
+                ]
+            },
+            "description": (
+                "Case fields to group by, e.g. [status] or [status, priority]; any other "
+                "name is read from the case attributes."
+            ),
+        },
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LIMIT,
+            "description": f"How many groups at most (1 to {MAX_LIMIT}).",
+        },
+        "for_each": {
+            "oneOf": [
+                {"type": "array", "minItems": 1, "items": _SCALAR},
+                {"type": "object", "minProperties": 1, "additionalProperties": _SCALAR},
+            ],
+            "description": (
+                'One aggregation per item, addressed report.aggregation["key"]: a list '
+                "(each.key == each.value) or a mapping key -> value."
+            ),
+        },
+    }
+    assert tuple(report_properties) == REPORT_KEYS
+    assert tuple(aggregation_properties) == AGGREGATION_KEYS
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "casereport report definition",
+        "description": (
+            "One report per file, reports/<name>.yaml; <name> must match "
+            "^[a-z0-9][a-z0-9_-]{0,63}$. Check with `casereport validate`."
+        ),
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["title", "aggregations"],
+        "properties": report_properties,
+        "$defs": {
+            "aggregation": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["query_filter", "group_by", "limit"],
+                "properties": aggregation_properties,
+            }
+        },
+    }
+
+
+def schema_json() -> str:
+    """The schema as the text of ``schema/report.schema.json``."""
+    return json.dumps(report_schema(), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,294 @@
+"""Workspace settings (``casereport.toml``) and the duration syntax shared with reports.
+
+A workspace is a directory holding ``reports/``; it may also hold one optional settings
+file, ``casereport.toml``, at its root. Every key is optional; these are the defaults::
+
+    # casereport.toml
+    reports_dir = "reports"                  # report definitions, reports/<name>.yaml
+    templates_dir = "templates"              # template overrides, searched before the built-ins
+    site_dir = "site"                        # where apply/render write the site
+    state_path = ".casereport/state.json"    # the state file
+    refresh = "1h"                           # default age after which a result is re-fetched
+    parallelism = 4                          # concurrent API requests during apply
+
+    [vars]                                   # variables for every report, as ${var.NAME}
+    service = "case-api"
+
+Relative paths are relative to the workspace root. Command-line flags override the file;
+for variables, a report's own ``vars`` override ``[vars]`` and ``--var NAME=VALUE`` overrides
+both. Unknown keys are errors (with a "did you mean" hint), so a typo never goes unnoticed.
+
+Durations (``refresh`` here and in reports) are a positive whole number and a unit, ``s``,
+``m``, ``h``, ``d`` or ``w``, optionally chained (``1h30m``), or the word ``always`` (re-fetch
+on every apply). ``tomllib`` (standard library) reads the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from casereport.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_PARALLELISM",
+    "DEFAULT_REFRESH",
+    "SETTINGS_FILE",
+    "VAR_NAME_RE",
+    "Refresh",
+    "Settings",
+    "SettingsProblem",
+    "did_you_mean",
+    "load_settings",
+    "parse_refresh",
+    "parse_var_assignments",
+    "read_settings",
+]
+
+SETTINGS_FILE = "casereport.toml"
+DEFAULT_PARALLELISM = 4
+MAX_PARALLELISM = 64
+VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_RE = re.compile(r"(?:[0-9]+[smhdw])+\Z")
+_DURATION_PART_RE = re.compile(r"([0-9]+)([smhdw])")
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """How old a result may get before ``apply`` fetches it again.
+
+    ``seconds`` is 0 for ``always`` (every apply re-fetches); ``text`` is the spelling the
+    user wrote, kept for messages and plans.
+    """
+
+    seconds: int
+    text: str
+
+    @property
+    def always(self) -> bool:
+        """True for ``refresh: always``."""
+        return self.seconds == 0
+
+    def is_stale(self, age_seconds: float) -> bool:
+        """Whether a result fetched ``age_seconds`` ago must be fetched again."""
+        return self.always or age_seconds >= self.seconds
+
+
+def parse_refresh(text: str) -> Refresh:
+    """Parse ``30m``, ``6h``, ``1d``, ``1h30m`` or ``always``; raise ``ValueError`` with a
+    one-line message otherwise."""
+    if text == "always":
+        return Refresh(0, text)
+    if not _DURATION_RE.match(text):
+        raise ValueError(
+            f'invalid duration "{text}": use a whole number and a unit s, m, h, d or w '
+            '(e.g. 30m, 6h, 1d), or "always"'
+        )
+    seconds = sum(
+        int(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART_RE.findall(text)
+    )
+    if seconds == 0:
+        raise ValueError(f'invalid duration "{text}": it must be longer than 0 (or "always")')
+    return Refresh(seconds, text)
+
+
+DEFAULT_REFRESH = Refresh(3600, "1h")
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str:
+    """A ``' (did you mean "x"?)'`` suffix for the closest choice, or ``""``."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return f' (did you mean "{matches[0]}"?)' if matches else ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved workspace settings; paths are already joined to the workspace root."""
+
+    root: Path = Path(".")
+    reports_dir: Path = Path("reports")
+    templates_dir: Path = Path("templates")
+    site_dir: Path = Path("site")
+    state_path: Path = Path(".casereport/state.json")
+    refresh: Refresh = DEFAULT_REFRESH
+    parallelism: int = DEFAULT_PARALLELISM
+    vars: Mapping[str, str] = field(default_factory=dict)
+    # The settings file that was read, if any (for messages).
+    source: Path | None = None
+
+    def with_overrides(
+        self,
+        *,
+        reports_dir: Path | None = None,
+        templates_dir: Path | None = None,
+        site_dir: Path | None = None,
+        state_path: Path | None = None,
+        refresh: Refresh | None = None,
+        parallelism: int | None = None,
+    ) -> Settings:
+        """A copy with command-line values applied (``None`` keeps the file's value)."""
+        changes: dict[str, Any] = {
+            "reports_dir": reports_dir,
+            "templates_dir": templates_dir,
+            "site_dir": site_dir,
+            "state_path": state_path,
+            "refresh": refresh,
+            "parallelism": parallelism,
+        }
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class SettingsProblem:
+    """One error in the settings file; ``line`` and ``column`` are 1-based."""
+
+    path: Path
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: error: {self.message}"
+
+
+_PATH_KEYS = ("reports_dir", "templates_dir", "site_dir", "state_path")
+_KEYS = (*_PATH_KEYS, "refresh", "parallelism", "vars")
+_TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
+
+
+def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProblem, ...]]:
+    """Read ``<root>/casereport.toml`` if it exists; every problem is collected.
+
+    Keys with problems keep their defaults, so callers can still report on the reports.
+    """
+    path = root / SETTINGS_FILE
+    if not path.is_file():
+        return Settings(root=root, **_join(root, {})), ()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        message = f"cannot read settings: {exc}"
+        return Settings(root=root, **_join(root, {})), (SettingsProblem(path, 1, 1, message),)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return Settings(root=root, **_join(root, {})), (_decode_problem(path, text, exc),)
+
+    problems: list[SettingsProblem] = []
+    lines = text.splitlines()
+
+    def problem(key: str, message: str, table: str | None = None) -> None:
+        line, column = _key_position(lines, key, table)
+        problems.append(SettingsProblem(path, line, column, message))
+
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _KEYS:
+            problem(key, f'unknown setting "{key}"{did_you_mean(key, _KEYS)}')
+        elif key in _PATH_KEYS:
+            if isinstance(value, str) and value.strip():
+                values[key] = Path(value)
+            else:
+                problem(key, f'"{key}" must be a non-empty string (a path)')
+        elif key == "refresh":
+            if not isinstance(value, str):
+                problem(key, '"refresh" must be a string such as "1h" or "always"')
+            else:
+                try:
+                    values[key] = parse_refresh(value)
+                except ValueError as exc:
+                    problem(key, f"refresh: {exc}")
+        elif key == "parallelism":
+            if isinstance(value, bool) or not isinstance(value, int):
+                problem(key, '"parallelism" must be a whole number')
+            elif not 1 <= value <= MAX_PARALLELISM:
+                problem(key, f'"parallelism" must be between 1 and {MAX_PARALLELISM}, got {value}')
+            else:
+                values[key] = value
+        elif not isinstance(value, dict):
+            problem(key, '"vars" must be a table ([vars] with NAME = "value" lines)')
+        else:
+            variables: dict[str, str] = {}
+            for name, raw in value.items():
+                if not VAR_NAME_RE.match(name):
+                    problem(name, f'invalid variable name "{name}": {_VAR_NAME_RULE}', "vars")
+                elif isinstance(raw, bool):
+                    variables[name] = "true" if raw else "false"
+                elif isinstance(raw, int | float | str):
+                    variables[name] = str(raw)
+                else:
+                    problem(name, f'variable "{name}" must be a string, number or boolean', "vars")
+            values["vars"] = variables
+    joined = _join(root, values)
+    return Settings(root=root, source=path, **joined), tuple(problems)
+
+
+def load_settings(root: Path = Path(".")) -> Settings:
+    """Read the settings; raise ``ConfigError`` listing every problem, one per line."""
+    settings, problems = read_settings(root)
+    if problems:
+        raise ConfigError("\n".join(str(p) for p in problems))
+    return settings
+
+
+_VAR_NAME_RULE = 'names start with a letter or "_" and hold only letters, digits and "_"'
+
+
+def parse_var_assignments(assignments: Iterable[str]) -> dict[str, str]:
+    """Parse ``--var NAME=VALUE`` options (a later one wins); raise ``ConfigError``."""
+    result: dict[str, str] = {}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f'invalid --var "{item}": use --var NAME=VALUE')
+        if not VAR_NAME_RE.match(name):
+            raise ConfigError(f'invalid --var name "{name}": {_VAR_NAME_RULE}')
+        result[name] = value
+    return result
+
+
+def _join(root: Path, values: Mapping[str, Any]) -> dict[str, Any]:
+    joined = dict(values)
+    for key in _PATH_KEYS:
+        default: Path = getattr(Settings, key)
+        joined[key] = root / values.get(key, default)
+    return joined
+
+
+def _decode_problem(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> SettingsProblem:
+    message = str(exc)
+    match = _TOML_POSITION_RE.search(message)
+    if match:
+        line, column = int(match.group(1)), int(match.group(2))
+        message = message[: match.start()]
+    else:
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+        message = _TOML_END_RE.sub("", message)
+    return SettingsProblem(path, line, column, f"invalid TOML: {message}")
+
+
+def _key_position(lines: list[str], key: str, table: str | None) -> tuple[int, int]:
+    """Best-effort 1-based position of ``key`` (tomllib reports no positions)."""
+    current: str | None = None
+    pattern = re.compile(rf"""\s*(["']?){re.escape(key)}\1\s*=""")
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[] ")
+            if table is None and current == key:
+                return number, line.index("[") + 1
+            continue
+        if current == table:
+            match = pattern.match(line)
+            if match:
+                return number, len(line) - len(line.lstrip()) + 1
+    return 1, 1

@@ -1,0 +1,79 @@
+"""``casereport init``: a working workspace, never overwriting anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from casereport.errors import ConfigError
+from casereport.expand import expand_workspace
+from casereport.fmt import format_text
+from casereport.scaffold import EXAMPLE_REPORT, init_workspace
+from casereport.settings import load_settings
+
+FILES = [
+    "casereport.toml",
+    EXAMPLE_REPORT,
+    "schema/report.schema.json",
+    "templates/README.md",
+    ".gitignore",
+]
+
+
+def test_init_creates_a_workspace_that_validates(tmp_path: Path) -> None:
+    workspace = tmp_path / "new" / "reports-ws"
+    result = init_workspace(workspace)
+    assert [p.relative_to(workspace).as_posix() for p in result.created] == FILES
+    assert result.updated == ()
+    settings, expansion = expand_workspace(workspace)
+    assert expansion.diagnostics == ()
+    assert [r.name for r in expansion.reports] == ["open-cases"]
+    assert len(expansion.aggregations) == 5
+    assert settings.vars == {"environment": "prod"}
+    assert expansion.aggregations[0].query_filter == "env:prod"
+
+
+def test_scaffolded_files_are_right(tmp_path: Path) -> None:
+    init_workspace(tmp_path)
+    report = (tmp_path / EXAMPLE_REPORT).read_text()
+    assert report.startswith("# yaml-language-server: $schema=../schema/report.schema.json\n")
+    assert format_text(report) == report  # already in canonical style
+    assert (tmp_path / ".gitignore").read_text() == "# casereport\nsite/\n.casereport/\n"
+    assert "overrides go here" in (tmp_path / "templates" / "README.md").read_text()
+    # Every setting in the scaffolded file is at its default.
+    defaults = load_settings(tmp_path / "nowhere")
+    settings = load_settings(tmp_path)
+    assert settings.refresh == defaults.refresh
+    assert settings.parallelism == defaults.parallelism
+    assert settings.reports_dir == tmp_path / "reports"
+    assert settings.state_path == tmp_path / ".casereport/state.json"
+
+
+def test_init_refuses_to_overwrite_and_names_the_files(tmp_path: Path) -> None:
+    (tmp_path / "casereport.toml").write_text("# mine\n")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / EXAMPLE_REPORT).write_text("title: mine\n")
+    with pytest.raises(ConfigError) as caught:
+        init_workspace(tmp_path)
+    assert caught.value.message == (
+        f"refusing to overwrite existing files in {tmp_path}: casereport.toml, "
+        "reports/open-cases.yaml (run init in an empty or new directory, or move them away)"
+    )
+    assert (tmp_path / "casereport.toml").read_text() == "# mine\n"
+    assert not (tmp_path / "templates").exists()  # nothing was written
+
+
+def test_init_adds_missing_lines_to_an_existing_gitignore(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("node_modules/\nsite/")
+    result = init_workspace(tmp_path)
+    assert result.updated == (tmp_path / ".gitignore",)
+    assert (
+        tmp_path / ".gitignore"
+    ).read_text() == "node_modules/\nsite/\n# casereport\n.casereport/\n"
+
+
+def test_init_into_a_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="it exists and is not a directory"):
+        init_workspace(tmp_path / "file")

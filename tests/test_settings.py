@@ -1,0 +1,198 @@
+"""Workspace settings (casereport.toml), durations and --var parsing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from casereport.errors import ConfigError
+from casereport.settings import (
+    DEFAULT_REFRESH,
+    Refresh,
+    Settings,
+    load_settings,
+    parse_refresh,
+    parse_var_assignments,
+    read_settings,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("30m", 1800),
+        ("6h", 21600),
+        ("1d", 86400),
+        ("2w", 1209600),
+        ("1h30m", 5400),
+        ("90m", 5400),
+        ("always", 0),
+    ],
+)
+def test_durations(text: str, seconds: int) -> None:
+    refresh = parse_refresh(text)
+    assert refresh == Refresh(seconds, text)
+    assert refresh.always == (text == "always")
+
+
+@pytest.mark.parametrize("text", ["", "6", "h", "6hours", "1.5h", "-1h", "6 h", "6H", "Always"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_refresh(text)
+    assert str(caught.value) == (
+        f'invalid duration "{text}": use a whole number and a unit s, m, h, d or w '
+        '(e.g. 30m, 6h, 1d), or "always"'
+    )
+
+
+def test_zero_duration_is_refused() -> None:
+    with pytest.raises(ValueError, match='it must be longer than 0 \\(or "always"\\)'):
+        parse_refresh("0h")
+
+
+def test_staleness() -> None:
+    assert Refresh(3600, "1h") == DEFAULT_REFRESH
+    assert not DEFAULT_REFRESH.is_stale(3599)
+    assert DEFAULT_REFRESH.is_stale(3600)
+    assert parse_refresh("always").is_stale(0)
+
+
+def test_no_settings_file_gives_defaults(tmp_path: Path) -> None:
+    settings, problems = read_settings(tmp_path)
+    assert problems == ()
+    assert settings == Settings(
+        root=tmp_path,
+        reports_dir=tmp_path / "reports",
+        templates_dir=tmp_path / "templates",
+        site_dir=tmp_path / "site",
+        state_path=tmp_path / ".casereport/state.json",
+    )
+    assert settings.parallelism == 4 and settings.refresh == DEFAULT_REFRESH
+    assert settings.vars == {} and settings.source is None
+
+
+def test_every_key(tmp_path: Path) -> None:
+    (tmp_path / "casereport.toml").write_text(
+        """\
+reports_dir = "defs"
+templates_dir = "tpl"
+site_dir = "public"
+state_path = "state/casereport.json"
+refresh = "30m"
+parallelism = 8
+
+[vars]
+service = "case-api"
+threshold = 5
+strict = true
+"""
+    )
+    settings = load_settings(tmp_path)
+    assert settings.reports_dir == tmp_path / "defs"
+    assert settings.templates_dir == tmp_path / "tpl"
+    assert settings.site_dir == tmp_path / "public"
+    assert settings.state_path == tmp_path / "state/casereport.json"
+    assert settings.refresh == Refresh(1800, "30m")
+    assert settings.parallelism == 8
+    assert settings.vars == {"service": "case-api", "threshold": "5", "strict": "true"}
+    assert settings.source == tmp_path / "casereport.toml"
+
+
+def test_command_line_overrides(tmp_path: Path) -> None:
+    (tmp_path / "casereport.toml").write_text('reports_dir = "defs"\nparallelism = 2\n')
+    settings = load_settings(tmp_path).with_overrides(
+        reports_dir=Path("elsewhere"), parallelism=None, refresh=Refresh(60, "1m")
+    )
+    assert settings.reports_dir == Path("elsewhere")
+    assert settings.parallelism == 2
+    assert settings.refresh.text == "1m"
+
+
+def test_every_problem_is_collected_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "casereport.toml"
+    path.write_text(
+        """\
+# settings
+report_dir = "defs"
+refresh = "6hours"
+parallelism = 0
+site_dir = 3
+
+[vars]
+ok = "x"
+"bad-name" = "y"
+list = ["a"]
+"""
+    )
+    settings, problems = read_settings(tmp_path)
+    assert [str(p) for p in problems] == [
+        f'{path}:2:1: error: unknown setting "report_dir" (did you mean "reports_dir"?)',
+        f'{path}:3:1: error: refresh: invalid duration "6hours": use a whole number and a unit '
+        's, m, h, d or w (e.g. 30m, 6h, 1d), or "always"',
+        f'{path}:4:1: error: "parallelism" must be between 1 and 64, got 0',
+        f'{path}:5:1: error: "site_dir" must be a non-empty string (a path)',
+        f'{path}:9:1: error: invalid variable name "bad-name": names start with a letter or "_" '
+        'and hold only letters, digits and "_"',
+        f'{path}:10:1: error: variable "list" must be a string, number or boolean',
+    ]
+    # Keys with problems keep their defaults; good ones are used.
+    assert settings.refresh == DEFAULT_REFRESH and settings.vars == {"ok": "x"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert caught.value.message.splitlines() == [str(p) for p in problems]
+
+
+def test_unknown_table_and_no_hint(tmp_path: Path) -> None:
+    path = tmp_path / "casereport.toml"
+    path.write_text('colour = "blue"\n\n[variables]\nx = "1"\n')
+    _, problems = read_settings(tmp_path)
+    assert [str(p) for p in problems] == [
+        f'{path}:1:1: error: unknown setting "colour"',
+        f'{path}:3:1: error: unknown setting "variables" (did you mean "vars"?)',
+    ]
+
+
+def test_toml_syntax_error_has_a_position(tmp_path: Path) -> None:
+    path = tmp_path / "casereport.toml"
+    path.write_text('refresh = "1h"\nparallelism = \n')
+    _, problems = read_settings(tmp_path)
+    assert [str(p) for p in problems] == [
+        f"{path}:2:15: error: invalid TOML: Invalid value",
+    ]
+
+
+def test_var_assignments() -> None:
+    assert parse_var_assignments(["a=1", "b=x=y", "a=2", "empty="]) == {
+        "a": "2",
+        "b": "x=y",
+        "empty": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("service", 'invalid --var "service": use --var NAME=VALUE'),
+        (
+            "../x=1",
+            'invalid --var name "../x": names start with a letter or "_" and hold only '
+            'letters, digits and "_"',
+        ),
+        (
+            "=1",
+            'invalid --var name "": names start with a letter or "_" and hold only '
+            'letters, digits and "_"',
+        ),
+        (
+            "a.b=1",
+            'invalid --var name "a.b": names start with a letter or "_" and hold only '
+            'letters, digits and "_"',
+        ),
+    ],
+)
+def test_bad_var_assignments(item: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_var_assignments([item])
+    assert caught.value.message == message

@@ -9,6 +9,10 @@ to do. The CLI prints it without a traceback (``--debug`` shows one).
     ├── DefinitionError        report files that do not load, validate or expand
     ├── QuerySyntaxError       a Case Management search query that does not parse
     ├── EmulatorError          the local emulator cannot start or read its data
+    ├── StateError             a state file that is corrupt, too new, or cannot be written
+    ├── LockError              the state is locked by another run (names the holder)
+    ├── PlanError              a saved plan that is stale, corrupt or for another workspace
+    ├── RenderError            a template that fails to render
     └── ApiError               the Datadog API answered with an error or could not be reached
         ├── BadRequestError        400: the server's detail is shown
         ├── AuthenticationError    401: check DD_API_KEY / DD_APP_KEY / DD_BEARER_TOKEN
@@ -41,6 +45,22 @@ class DefinitionError(CaseReportError):
 
 class EmulatorError(CaseReportError):
     """The local emulator cannot start or cannot read its data."""
+
+
+class StateError(CaseReportError):
+    """The state file is corrupt, from a newer casereport, or cannot be written."""
+
+
+class LockError(CaseReportError):
+    """The state is locked by another run, or a lock cannot be released."""
+
+
+class PlanError(CaseReportError):
+    """A saved plan cannot be applied: stale, corrupt, or made for another workspace."""
+
+
+class RenderError(CaseReportError):
+    """A template is missing or fails to render."""
 
 
 class QuerySyntaxError(CaseReportError):

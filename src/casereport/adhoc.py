@@ -1,0 +1,101 @@
+"""Ad-hoc queries (``casereport query``): one aggregate call, printed as a table or JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from casereport.client import (
+    AggregateRequest,
+    AggregateResult,
+    ClientSettings,
+    Credentials,
+    aggregate_sync,
+)
+
+# The emulator accepts any keys unless started with its own; these only satisfy the protocol.
+EMULATOR_CREDENTIALS = Credentials(api_key="emulator", app_key="emulator", bearer_token=None)
+
+
+@contextlib.contextmanager
+def api_settings(
+    *, use_emulator: bool, env: Mapping[str, str] | None = None
+) -> Iterator[ClientSettings]:
+    """Client settings from the environment, or for a local emulator started for the block."""
+    if not use_emulator:
+        yield ClientSettings.from_env(env)
+        return
+    from casereport.emulator.server import EmulatorConfig, running_emulator
+
+    with running_emulator(EmulatorConfig(port=0)) as emulator:
+        yield ClientSettings(
+            base_url=emulator.url, site="emulator", credentials=EMULATOR_CREDENTIALS
+        )
+
+
+def run_query(
+    request: AggregateRequest,
+    *,
+    use_emulator: bool,
+    env: Mapping[str, str] | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> AggregateResult:
+    """Run one aggregate request against Datadog (from the environment) or the emulator."""
+    with api_settings(use_emulator=use_emulator, env=env) as settings:
+        if use_emulator and notice is not None:
+            notice(f"Using the local emulator at {settings.base_url} (demo data).")
+        return aggregate_sync(settings, request)
+
+
+def result_as_json(result: AggregateResult) -> dict[str, Any]:
+    """The result in the API's response shape."""
+    return {
+        "data": {
+            "id": result.id,
+            "type": "aggregate",
+            "attributes": {
+                "total": result.total,
+                "groups": [{"group": g.group, "value": list(g.value)} for g in result.groups],
+            },
+        }
+    }
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def format_table(request: AggregateRequest, result: AggregateResult) -> str:
+    """A plain-text table: one row per group with its count(s) and share of the total."""
+    header = (" / ".join(request.groups).upper(), "COUNT", "SHARE")
+    rows = []
+    for group in result.groups:
+        counts = ", ".join(_number(v) for v in group.value) or "-"
+        first = group.value[0] if group.value else 0.0
+        share = f"{first / result.total:.1%}" if result.total and group.value else "-"
+        rows.append((group.group, counts, share))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    lines = [
+        f"Query: {request.query_filter or '(all cases)'}   "
+        f"group by: {', '.join(request.groups)}   limit: {request.limit}",
+        "",
+        f"{header[0]:<{widths[0]}}  {header[1]:>{widths[1]}}  {header[2]:>{widths[2]}}",
+    ]
+    lines += [f"{g:<{widths[0]}}  {c:>{widths[1]}}  {s:>{widths[2]}}" for g, c, s in rows]
+    if not rows:
+        lines.append("(no groups: no matching case has this field)")
+    lines += ["", f"Total: {_number(result.total)} cases in {len(rows)} groups shown"]
+    return "\n".join(lines)
+
+
+def format_json(result: AggregateResult) -> str:
+    """The raw API shape, indented and key-sorted (stable output)."""
+    return json.dumps(result_as_json(result), indent=2, sort_keys=True)
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format bench emulator clean
+.PHONY: help install report plan test lint format bench emulator clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install casereport (editable) with the dev tools
+
+# With no DD_API_KEY the workspace runs against the built-in emulator, so a fresh clone works.
+EMULATOR_FLAG = $(if $(DD_API_KEY),,--emulator)
+
+report: $(STAMP) ## plan and apply the workspace in reports/ (emulator when DD_API_KEY is unset)
+	@$(if $(DD_API_KEY),,echo "DD_API_KEY is not set: using the local emulator (demo data).")
+	$(BIN)/casereport apply --auto-approve $(EMULATOR_FLAG)
+
+plan: $(STAMP) ## show what `make report` would do
+	@$(if $(DD_API_KEY),,echo "DD_API_KEY is not set: using the local emulator (demo data).")
+	$(BIN)/casereport plan $(EMULATOR_FLAG)
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict on the package
 	$(BIN)/ruff check src tests bench

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -57,10 +58,585 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.meta["casereport.debug"] = debug
 
 
+# -- query ---------------------------------------------------------------------------
+
+
+@cli.command("query")
+@click.argument("query_filter", metavar="QUERY")
+@click.option(
+    "--group-by",
+    "-g",
+    "groups",
+    multiple=True,
+    required=True,
+    help="Case field to group by (repeatable, e.g. -g status -g priority).",
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Groups at most."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw API response shape.")
+@click.option(
+    "--emulator", is_flag=True, help="Start a local emulator for this command (demo data)."
+)
+def query_command(
+    query_filter: str, groups: tuple[str, ...], limit: int, as_json: bool, emulator: bool
+) -> None:
+    """Run one ad-hoc aggregate over cases and print the groups.
+
+    QUERY uses the Case Management search syntax ('' for all cases).
+
+    \b
+    Examples:
+      casereport query 'service:case-api' --group-by status --limit 14 --emulator
+      casereport query 'status:open priority:(P1 OR P2)' -g services --json
+    """
+    from casereport import adhoc
+    from casereport.client import AggregateRequest
+
+    request = AggregateRequest(query_filter=query_filter, groups=groups, limit=limit)
+    result = adhoc.run_query(
+        request,
+        use_emulator=emulator,
+        env=adhoc.environment(),
+        notice=lambda line: click.echo(line, err=True),
+    )
+    click.echo(adhoc.format_json(result) if as_json else adhoc.format_table(request, result))
+
+
+# -- emulator ------------------------------------------------------------------------
+
+
+@cli.group("emulator")
+def emulator_group() -> None:
+    """A local emulator of the Case Management API (offline demo data, tests)."""
+
+
+@emulator_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=int, default=8710, show_default=True, help="Port (0 picks a free one)."
+)
+@click.option(
+    "--cases", type=int, default=5000, show_default=True, help="Synthetic cases to generate."
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the synthetic set.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve these cases instead: a GET /api/v2/cases response (JSON) or NDJSON.",
+)
+@click.option("--api-key", envvar="CASEREPORT_EMULATOR_API_KEY", help="Accept only this API key.")
+@click.option(
+    "--app-key", envvar="CASEREPORT_EMULATOR_APP_KEY", help="Accept only this application key."
+)
+@click.option("--latency-ms", type=float, default=0.0, help="Delay every API response.")
+@click.option("--error-rate", type=float, default=0.0, help="Answer this share with 500/503.")
+@click.option("--rate-limit", type=int, help="Requests allowed per period (else unlimited).")
+@click.option("--rate-period", type=int, default=1, show_default=True, help="Seconds per period.")
+def emulator_serve(
+    host: str,
+    port: int,
+    cases: int,
+    seed: int,
+    data: Path | None,
+    api_key: str | None,
+    app_key: str | None,
+    latency_ms: float,
+    error_rate: float,
+    rate_limit: int | None,
+    rate_period: int,
+) -> None:
+    """Serve the Case Management API on loopback until Ctrl-C.
+
+    \b
+    Example:
+      casereport emulator serve --cases 100000 --latency-ms 50 --rate-limit 100
+      curl -s localhost:8710/api/v2/cases/aggregate -H 'DD-API-KEY: x' \\
+        -H 'DD-APPLICATION-KEY: y' -H 'Content-Type: application/json' \\
+        -d '{"data":{"type":"aggregate","attributes":{"query_filter":"service:case-api",
+             "group_by":{"groups":["status"],"limit":14}}}}'
+    """
+    from casereport.emulator.server import EmulatorConfig, serve
+
+    config = EmulatorConfig(
+        host=host,
+        port=port,
+        cases=cases,
+        seed=seed,
+        data=data,
+        api_key=api_key,
+        app_key=app_key,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        rate_limit=rate_limit,
+        rate_period=rate_period,
+    )
+    serve(config, announce=lambda line: click.echo(line))
+
+
+@emulator_group.command("export")
+@click.option(
+    "--cases", type=int, default=5000, show_default=True, help="Synthetic cases to generate."
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the synthetic set.")
+@click.option("--ndjson", is_flag=True, help="One case object per line instead of one document.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write here (atomically) instead of standard output.",
+)
+def emulator_export(cases: int, seed: int, ndjson: bool, output: Path | None) -> None:
+    """Write the synthetic case set in the shape of GET /api/v2/cases.
+
+    The file can be edited and served back with `emulator serve --data FILE`.
+
+    \b
+    Example:
+      casereport emulator export --cases 200 --seed 3 -o cases.json
+    """
+    from casereport.emulator.server import export_synthetic
+
+    export_synthetic(output, cases=cases, seed=seed, ndjson=ndjson)
+
+
+# -- report definitions: validate, fmt, schema, init ---------------------------------
+
+_REPORTS_DIR_HELP = "Directory of report files (default: reports_dir in casereport.toml, reports/)."
+
+
+@cli.command("validate")
+@click.option(
+    "--reports-dir", type=click.Path(path_type=Path), default=None, help=_REPORTS_DIR_HELP
+)
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set ${var.NAME} in every report (repeatable; overrides vars: and casereport.toml).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnostics as JSON.")
+@click.pass_context
+def validate_command(
+    ctx: click.Context, reports_dir: Path | None, variables: tuple[str, ...], as_json: bool
+) -> None:
+    """Check every report definition offline: YAML, schema, variables and queries.
+
+    Prints one line per problem (path:line:col: error: message) and a summary; exits 0
+    when valid (warnings allowed) and 1 otherwise.
+
+    \b
+    Examples:
+      casereport validate
+      casereport validate --reports-dir reports --var environment=staging --json
+    """
+    from casereport.expand import expand_workspace, validation_output
+    from casereport.settings import parse_var_assignments
+
+    cli_vars = parse_var_assignments(variables)
+    _, expansion = expand_workspace(Path("."), reports_dir=reports_dir, cli_vars=cli_vars)
+    click.echo(validation_output(expansion, as_json=as_json), nl=False)
+    if not expansion.ok:
+        ctx.exit(1)
+
+
+@cli.command("fmt")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; list unformatted files, exit 1.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
+@click.option(
+    "--reports-dir", type=click.Path(path_type=Path), default=None, help=_REPORTS_DIR_HELP
+)
+@click.pass_context
+def fmt_command(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    check: bool,
+    show_diff: bool,
+    reports_dir: Path | None,
+) -> None:
+    """Rewrite report files in the canonical style, keeping comments and key order.
+
+    FILES default to every reports/*.yaml (a directory stands for its *.yaml files).
+    Files that do not parse are reported and left untouched.
+
+    \b
+    Examples:
+      casereport fmt
+      casereport fmt --check --diff reports/support-backlog.yaml
+    """
+    from casereport import fmt
+    from casereport.settings import load_settings
+
+    if reports_dir is None and not files:
+        reports_dir = load_settings(Path(".")).reports_dir
+    code = fmt.run(
+        files,
+        reports_dir=reports_dir or Path("reports"),
+        check=check,
+        diff=show_diff,
+        out=click.echo,
+        err=lambda line: click.echo(line, err=True),
+    )
+    ctx.exit(code)
+
+
+@cli.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema (draft 2020-12) of a report file.
+
+    Editors that understand `# yaml-language-server: $schema=...` use it to check and
+    complete report files.
+
+    \b
+    Example:
+      casereport schema > schema/report.schema.json
+    """
+    from casereport.schema import schema_json
+
+    click.echo(schema_json(), nl=False)
+
+
+@cli.command("init")
+@click.argument("directory", type=click.Path(path_type=Path), default=".", required=False)
+def init_command(directory: Path) -> None:
+    """Create a workspace: an example report, casereport.toml, templates/, .gitignore.
+
+    DIRECTORY (default: the current one) may be new or empty; init never overwrites a
+    file and names any that are in the way.
+
+    \b
+    Example:
+      casereport init my-reports && cd my-reports && casereport validate
+    """
+    from casereport.scaffold import init_workspace
+
+    result = init_workspace(directory)
+    for path in result.created:
+        click.echo(f"created {path}")
+    for path in result.updated:
+        click.echo(f"updated {path}")
+    where = "" if directory == Path(".") else f"cd {directory} && "
+    click.echo(f"Next: {where}casereport validate && casereport apply --emulator")
+
+
+# -- plan, apply, render ---------------------------------------------------------------
+
+
+def _workspace_options(function: Any) -> Any:
+    """Options shared by plan, apply and render (flags override casereport.toml)."""
+    decorators = [
+        click.option(
+            "--reports-dir", type=click.Path(path_type=Path), help="Report files (reports/)."
+        ),
+        click.option(
+            "--state",
+            "state_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="State file (.casereport/state.json).",
+        ),
+        click.option(
+            "--site-dir", type=click.Path(file_okay=False, path_type=Path), help="Site (site/)."
+        ),
+        click.option(
+            "--var",
+            "variables",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Set ${var.NAME} in every report (repeatable).",
+        ),
+        click.option(
+            "--lock-timeout",
+            type=click.FloatRange(0),
+            default=0.0,
+            metavar="SECONDS",
+            help="Wait this long for another run's state lock (default: fail at once).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _selection_options(function: Any) -> Any:
+    """Options that shape a plan: targets, refresh, data source, parallelism."""
+    decorators = [
+        click.option(
+            "--target",
+            "targets",
+            multiple=True,
+            metavar="ADDR",
+            help="Only this report or aggregation address (repeatable).",
+        ),
+        click.option("--refresh", "refresh_all", is_flag=True, help="Treat every result as stale."),
+        click.option(
+            "--emulator",
+            "use_emulator",
+            is_flag=True,
+            help="Use a local emulator (demo data), not Datadog.",
+        ),
+        click.option(
+            "--parallelism", type=click.IntRange(1, 256), help="Concurrent API requests (16)."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _options(**values: Any) -> Any:
+    from casereport.apply import Options
+    from casereport.settings import parse_var_assignments
+
+    variables = values.pop("variables", ())
+    return Options(cli_vars=parse_var_assignments(variables), **values)
+
+
+@cli.command("plan")
+@_workspace_options
+@_selection_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as versioned JSON.")
+@click.option("--markdown", is_flag=True, help="Print a concise plan for a pull request.")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 without changes, 2 with changes, 1 on error."
+)
+def plan_command(
+    out: Path | None,
+    as_json: bool,
+    markdown: bool,
+    detailed_exitcode: bool,
+    **values: Any,
+) -> None:
+    """Show what apply would fetch, re-render and remove. Never calls the API.
+
+    \b
+    Examples:
+      casereport plan --emulator
+      casereport plan --out plan.json && casereport apply plan.json
+      casereport plan --markdown > plan.md   # for a pull-request comment
+    """
+    from casereport import views
+    from casereport.apply import run_plan
+
+    plan = run_plan(_options(**values), out=out)
+    if as_json:
+        click.echo(views.render_json(plan), nl=False)
+    elif markdown:
+        click.echo(views.render_markdown(plan), nl=False)
+    else:
+        colour = views.use_colour(sys.stdout.isatty())
+        click.echo(views.render_human(plan, colour=colour), nl=False)
+        if out is not None:
+            click.echo(f"\nSaved the plan to {out}. Apply exactly it with: casereport apply {out}")
+    if detailed_exitcode and plan.has_changes:
+        sys.exit(2)
+
+
+@cli.command("apply")
+@click.argument(
+    "plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[PLAN]"
+)
+@_workspace_options
+@_selection_options
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> None:
+    """Fetch what the plan needs, record state and render the site.
+
+    Without PLAN it plans first, shows the plan and asks for confirmation (on a terminal;
+    elsewhere pass --auto-approve). With PLAN (from `plan --out`) it applies exactly that
+    plan, and refuses it if the state or the definitions changed since.
+
+    \b
+    Examples:
+      casereport apply --emulator --auto-approve
+      casereport apply plan.json
+    """
+    from casereport import views
+    from casereport.apply import run_apply
+
+    colour = views.use_colour(sys.stdout.isatty())
+    stdin_tty = sys.stdin.isatty()
+    stderr_tty = sys.stderr.isatty()
+
+    def approve(plan: Any) -> bool:
+        click.echo(views.render_human(plan, colour=colour))
+        if auto_approve:
+            return True
+        if not stdin_tty:
+            raise CaseReportError(
+                "apply needs approval: run it on a terminal, pass --auto-approve, "
+                "or apply a saved plan (`casereport plan --out plan.json`)"
+            )
+        answer = click.prompt(
+            "Do you want to perform these actions? Only 'yes' will be accepted",
+            default="",
+            show_default=False,
+        )
+        if answer != "yes":
+            click.echo("Apply cancelled.")
+            return False
+        return True
+
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if not stderr_tty or total < 20:
+            return
+        if bar is None:
+            bar = click.progressbar(length=total, label="Fetching", file=sys.stderr)
+            bar.__enter__()
+        bar.update(1)
+        if done == total:
+            bar.__exit__(None, None, None)
+
+    try:
+        plan, outcome = run_apply(_options(**values), plan_file, approve=approve, progress=progress)
+    except KeyboardInterrupt:
+        raise CaseReportError(
+            "interrupted: results that arrived are kept in state; run apply again to finish"
+        ) from None
+    if outcome is None:
+        if not plan.has_changes:
+            click.echo(views.render_human(plan), nl=False)
+        return
+    click.echo(outcome.summary())
+    for failure in outcome.failures:
+        click.echo(f"  {failure}", err=True)
+    if outcome.failures:
+        sys.exit(1)
+
+
+@cli.command("render")
+@_workspace_options
+def render_command(**values: Any) -> None:
+    """Re-render every report page from state, without calling the API.
+
+    \b
+    Example:
+      casereport render --site-dir public
+    """
+    from casereport.apply import run_render
+
+    rendered = run_render(_options(**values))
+    click.echo(f"Rendered {len(rendered)} reports and the index.")
+
+
+@cli.command("show")
+@click.argument(
+    "plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[PLAN]"
+)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="A saved plan as JSON.")
+def show_command(plan_file: Path | None, state_path: Path | None, as_json: bool) -> None:
+    """Show a saved plan, or without PLAN the current state in brief.
+
+    \b
+    Examples:
+      casereport show
+      casereport show plan.json
+    """
+    from casereport import views
+
+    if plan_file is not None:
+        from casereport.apply import read_plan
+
+        plan = read_plan(plan_file)
+        click.echo(views.render_json(plan) if as_json else views.render_human(plan), nl=False)
+        return
+    from casereport.state_ops import describe_state
+
+    click.echo(describe_state(_state_path(state_path)))
+
+
+def _state_path(state_path: Path | None) -> Path:
+    if state_path is not None:
+        return state_path
+    from casereport.settings import load_settings
+
+    return load_settings(Path(".")).state_path
+
+
+@cli.group("state")
+def state_group() -> None:
+    """Inspect and edit the state (.casereport/state.json)."""
+
+
+_STATE_OPTION = click.option(
+    "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
+)
+
+
+@state_group.command("list")
+@click.argument("prefixes", nargs=-1, metavar="[ADDR]...")
+@_STATE_OPTION
+def state_list(prefixes: tuple[str, ...], state_path: Path | None) -> None:
+    """List aggregation addresses in state (those under ADDR if given).
+
+    \b
+    Example:
+      casereport state list support-backlog
+    """
+    from casereport.state_ops import list_addresses
+
+    for address in list_addresses(_state_path(state_path), prefixes):
+        click.echo(address)
+
+
+@state_group.command("show")
+@click.argument("address")
+@_STATE_OPTION
+def state_show(address: str, state_path: Path | None) -> None:
+    """Show one aggregation's state: request, result, fetch time, history.
+
+    \b
+    Example:
+      casereport state show 'open-by-service.open_by_priority["billing"]'
+    """
+    from casereport.state_ops import show_address
+
+    click.echo(show_address(_state_path(state_path), address))
+
+
+@state_group.command("rm")
+@click.argument("addresses", nargs=-1, required=True, metavar="ADDR...")
+@_STATE_OPTION
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, metavar="SECONDS")
+def state_rm(addresses: tuple[str, ...], state_path: Path | None, lock_timeout: float) -> None:
+    """Forget aggregations or whole reports; the next apply fetches them again.
+
+    \b
+    Example:
+      casereport state rm support-backlog.by_status
+    """
+    from casereport.state_ops import remove
+
+    removed = remove(_state_path(state_path), addresses, lock_timeout=lock_timeout)
+    click.echo(f"Removed {len(removed)} from state: {', '.join(removed)}")
+
+
+@cli.command("force-unlock")
+@click.argument("lock_id", metavar="ID")
+@_STATE_OPTION
+def force_unlock_command(lock_id: str, state_path: Path | None) -> None:
+    """Remove a stuck state lock. Only when its run is really gone or hung.
+
+    \b
+    Example:
+      casereport force-unlock 0f5b2c1e-8d7a-4c2e-9a51-3c6f7e2d9b10
+    """
+    from casereport.state_ops import unlock
+
+    info = unlock(_state_path(state_path), lock_id)
+    click.echo(f"Removed the lock {info.describe()}.")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli.main(prog_name="casereport")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -1,0 +1,579 @@
+"""Plan and apply a workspace: the pipeline from report files to a rendered site.
+
+    load + expand ──▶ plan (against state) ──▶ fetch (client) ──▶ state ──▶ render ──▶ site/
+
+``plan_workspace`` is read-only. ``apply_plan`` fetches exactly what a plan says, each
+distinct request once, concurrently; every result is appended to a journal beside the
+state as it arrives (``journal``), so an interrupted apply loses only the requests in
+flight and the next run does only what is left. Then the state is written, the reports
+whose data all arrived are rendered, and the state is written again with their outputs.
+A report with a failed fetch keeps its last good output and is named in the summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from casereport import clock, journal
+from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
+from casereport.expand import Expansion, ReportSpec, expand_workspace
+from casereport.plan import (
+    DELETE,
+    NOOP,
+    PLAN_FORMAT_VERSION,
+    Plan,
+    format_timestamp,
+    inputs_hash,
+    make_plan,
+)
+from casereport.settings import Settings
+from casereport.state import (
+    AggregationState,
+    ReportState,
+    Source,
+    State,
+    data_hash,
+    new_state,
+    with_result,
+    write_state,
+)
+
+EMULATOR_SOURCE_DETAIL_DEFAULT = "built-in synthetic data"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What plan, apply and render are told by flags (None: the workspace setting)."""
+
+    root: Path = Path(".")
+    reports_dir: Path | None = None
+    state_path: Path | None = None
+    site_dir: Path | None = None
+    templates_dir: Path | None = None
+    cli_vars: Mapping[str, str] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    refresh_all: bool = False
+    use_emulator: bool = False
+    parallelism: int | None = None
+    lock_timeout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A loaded workspace: its resolved settings, paths and expanded reports."""
+
+    settings: Settings
+    expansion: Expansion
+    state_path: Path
+    site_dir: Path
+    templates_dir: Path
+    parallelism: int
+
+    @property
+    def reports(self) -> tuple[ReportSpec, ...]:
+        return self.expansion.reports
+
+
+def load_workspace(options: Options) -> Workspace:
+    """Load settings and report files; every definition error is reported together."""
+    settings, expansion = expand_workspace(
+        options.root, reports_dir=options.reports_dir, cli_vars=dict(options.cli_vars)
+    )
+    if not expansion.ok:
+        errors = [str(d) for d in expansion.diagnostics if d.severity == "error"]
+        more = (
+            f" (and {len(errors) - 1} more; run `casereport validate`)" if len(errors) > 1 else ""
+        )
+        raise DefinitionError(f"{errors[0]}{more}")
+    known = {r.name for r in expansion.reports} | {a.address for a in expansion.aggregations}
+    for target in options.targets:
+        base = target.split("[", 1)[0]
+        if target not in known and base not in known:
+            raise DefinitionError(
+                f"--target {target}: no report or aggregation has this address; "
+                f"see `casereport state list` or the report files"
+            )
+    return Workspace(
+        settings=settings,
+        expansion=expansion,
+        state_path=options.state_path or settings.state_path,
+        site_dir=options.site_dir or settings.site_dir,
+        templates_dir=options.templates_dir or settings.templates_dir,
+        parallelism=options.parallelism or settings.parallelism,
+    )
+
+
+def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Source:
+    """The data source a run will use, known before anything is started or called."""
+    if use_emulator:
+        from casereport.emulator.server import EmulatorConfig
+
+        return Source("emulator", "emulator", EmulatorConfig(port=0).describe_data())
+    env = os.environ if env is None else env
+    url = env.get("CASEREPORT_API_URL")
+    if url:
+        return Source("datadog", url.rstrip("/"))
+    from casereport.client import SITES
+
+    site = env.get("DD_SITE") or "datadoghq.com"
+    if site not in SITES:
+        from casereport.errors import ConfigError
+
+        raise ConfigError(f"DD_SITE={site!r} is not a Datadog site; use one of {', '.join(SITES)}")
+    return Source("datadog", site)
+
+
+def _template_hashes(workspace: Workspace) -> dict[str, str]:
+    from casereport.render import template_hashes
+
+    return template_hashes(workspace.templates_dir, {r.template for r in workspace.reports})
+
+
+def read_state(workspace: Workspace) -> State | None:
+    """The state with any journal of an interrupted apply replayed (in memory)."""
+    return journal.load_with_journal(workspace.state_path)
+
+
+def plan_workspace(
+    workspace: Workspace,
+    state: State | None,
+    *,
+    source: Source,
+    targets: Sequence[str] = (),
+    refresh_all: bool = False,
+    now: datetime | None = None,
+) -> Plan:
+    """Plan a loaded workspace against a state (pure: no API call, no write)."""
+    return make_plan(
+        workspace.reports,
+        state,
+        source=source,
+        site_dir=workspace.site_dir,
+        template_hashes=_template_hashes(workspace),
+        now=now or clock.now(),
+        targets=targets,
+        refresh_all=refresh_all,
+    )
+
+
+# -- saved plans ----------------------------------------------------------------------
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    from casereport.fsutil import atomic_write_text
+    from casereport.views import render_json
+
+    atomic_write_text(path, render_json(plan))
+
+
+def read_plan(path: Path) -> Plan:
+    """A saved plan; a corrupt or foreign file is a PlanError naming it."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError(
+            f"{path}: no such plan file; create one with `casereport plan --out`"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"{path}: not a casereport plan ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("format_version") != PLAN_FORMAT_VERSION:
+        raise PlanError(
+            f"{path}: not a casereport plan of format {PLAN_FORMAT_VERSION}; "
+            "make a new one with `casereport plan --out`"
+        )
+    try:
+        return Plan.from_json(raw)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise PlanError(f"{path}: malformed plan ({exc}); make a new one") from None
+
+
+def check_plan_is_current(
+    plan: Plan, path: Path, state: State | None, workspace: Workspace, source: Source
+) -> None:
+    """Refuse a saved plan when the world moved on since it was made."""
+    fix = "run `casereport plan --out` again"
+    if plan.state_lineage is None and state is not None:
+        raise PlanError(
+            f"Saved plan {path} is stale: it was made with no state, but {workspace.state_path} "
+            f"now exists; {fix}"
+        )
+    if state is not None and plan.state_lineage != state.lineage:
+        raise PlanError(
+            f"Saved plan {path} is stale: it was made for another state "
+            f"(lineage {plan.state_lineage}, the state is {state.lineage}); {fix}"
+        )
+    if state is not None and plan.state_serial != state.serial:
+        raise PlanError(
+            f"Saved plan {path} is stale: the state changed since it was made "
+            f"(serial {plan.state_serial} -> {state.serial}); {fix}"
+        )
+    if plan.inputs_hash != inputs_hash(workspace.reports, _template_hashes(workspace)):
+        raise PlanError(
+            f"Saved plan {path} is stale: report definitions, variables or templates changed "
+            f"since it was made; {fix}"
+        )
+    if plan.source.identity != source.identity:
+        raise PlanError(
+            f"Saved plan {path} was made for {plan.source.describe()}, "
+            f"but this run uses {source.describe()}; {fix} (or match --emulator)"
+        )
+
+
+# -- applying -------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What an apply did, for the summary line and the exit code."""
+
+    fetched: int = 0  # addresses updated
+    api_calls: int = 0  # distinct requests sent
+    rendered: list[str] = field(default_factory=list)
+    deleted: int = 0
+    failures: list[str] = field(default_factory=list)  # one line each
+    interrupted: bool = False
+
+    def summary(self) -> str:
+        verb = "Apply interrupted" if self.interrupted else "Apply complete"
+        if self.failures:
+            verb = "Apply finished with errors"
+        line = (
+            f"{verb}: {self.fetched} fetched ({self.api_calls} API calls), "
+            f"{len(self.rendered)} {'report' if len(self.rendered) == 1 else 'reports'} "
+            f"rendered, {self.deleted} deleted."
+        )
+        if self.failures:
+            line += f" {len(self.failures)} failed:"
+        return line
+
+
+Progress = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def _client_settings(plan: Plan, workspace: Workspace) -> Iterator[Any]:
+    """Client settings for the plan's source; starts the emulator for the block if needed."""
+    from casereport.client import ClientSettings
+
+    if plan.source.kind == "emulator":
+        from casereport.adhoc import EMULATOR_CREDENTIALS
+        from casereport.emulator.server import EmulatorConfig, running_emulator
+
+        with running_emulator(EmulatorConfig(port=0)) as emulator:
+            yield ClientSettings(
+                base_url=emulator.url,
+                site="emulator",
+                credentials=EMULATOR_CREDENTIALS,
+                parallelism=workspace.parallelism,
+            )
+        return
+    settings = ClientSettings.from_env()
+    yield replace(settings, parallelism=workspace.parallelism)
+
+
+async def _fetch_all(
+    client: Any,
+    requests: Mapping[str, Mapping[str, Any]],
+    on_result: Callable[[str, Mapping[str, Any] | None, ApiError | None], None],
+    parallelism: int,
+) -> None:
+    """Fetch every request (by fingerprint) with ``parallelism`` workers; report each."""
+    from casereport.client import AggregateRequest
+
+    pending = iter(sorted(requests))
+
+    async def worker() -> None:
+        for fingerprint in pending:
+            raw = requests[fingerprint]
+            request = AggregateRequest(
+                query_filter=raw["query_filter"], groups=tuple(raw["groups"]), limit=raw["limit"]
+            )
+            try:
+                result = await client.aggregate(request)
+            except ApiError as exc:
+                on_result(fingerprint, None, exc)
+            else:
+                on_result(
+                    fingerprint,
+                    {
+                        "id": result.id,
+                        "total": result.total,
+                        "groups": [
+                            {"group": g.group, "value": list(g.value)} for g in result.groups
+                        ],
+                    },
+                    None,
+                )
+
+    workers = [
+        asyncio.ensure_future(worker()) for _ in range(max(1, min(parallelism, len(requests))))
+    ]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+def apply_plan(
+    plan: Plan,
+    workspace: Workspace,
+    state: State | None,
+    *,
+    progress: Progress | None = None,
+) -> tuple[Outcome, State]:
+    """Carry out ``plan``; the caller holds the state lock. Returns the outcome and state."""
+    outcome = Outcome()
+    previous = state
+    current = state if state is not None else new_state()
+    aggregations: dict[str, AggregationState] = dict(current.aggregations)
+    reports_by_name = {r.name: r for r in workspace.reports}
+    failed_reports: dict[str, str] = {}
+
+    requests = plan.fetch_requests
+    if requests:
+        by_fingerprint: dict[str, list[Any]] = {}
+        for change in plan.fetches:
+            assert change.fingerprint is not None
+            by_fingerprint.setdefault(change.fingerprint, []).append(change)
+        log = journal.Journal.open(workspace.state_path, previous, plan.source)
+        done = 0
+
+        def on_result(
+            fingerprint: str, result: Mapping[str, Any] | None, error: ApiError | None
+        ) -> None:
+            nonlocal done
+            done += 1
+            outcome.api_calls += 1
+            if progress is not None:
+                progress(done, len(requests))
+            changes = by_fingerprint[fingerprint]
+            if error is not None:
+                for change in changes:
+                    failed_reports.setdefault(change.report, f"{change.address}: {error.message}")
+                return
+            assert result is not None
+            fetched_at = format_timestamp(clock.now())
+            entries = []
+            for change in changes:
+                entry = with_result(
+                    aggregations.get(change.address),
+                    address=change.address,
+                    report=change.report,
+                    title=change.title,
+                    request=dict(change.request or {}),
+                    fingerprint=fingerprint,
+                    result=result,
+                    fetched_at=fetched_at,
+                )
+                aggregations[change.address] = entry
+                entries.append(entry)
+                outcome.fetched += 1
+            log.append(entries)
+
+        try:
+            with _client_settings(plan, workspace) as settings:
+                from casereport.client import CasesClient
+
+                async def run() -> None:
+                    async with CasesClient(settings) as client:
+                        await _fetch_all(client, requests, on_result, workspace.parallelism)
+
+                asyncio.run(run())
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+        finally:
+            log.close()
+
+    for change in plan.aggregations:
+        if change.action == DELETE:
+            aggregations.pop(change.address, None)
+            outcome.deleted += 1
+    # Results carry their source: the state's source is the plan's once any result arrived.
+    source = plan.source if outcome.fetched else current.source
+    current = replace(current, aggregations=aggregations, source=source)
+    current = write_state(workspace.state_path, current, previous)
+    journal.discard(workspace.state_path)
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+
+    current = _render_and_record(plan, workspace, current, reports_by_name, failed_reports, outcome)
+    outcome.failures += [
+        f"report {name}: {message} (its last good output is kept)"
+        for name, message in sorted(failed_reports.items())
+    ]
+    return outcome, current
+
+
+def _render_and_record(
+    plan: Plan,
+    workspace: Workspace,
+    state: State,
+    reports_by_name: Mapping[str, ReportSpec],
+    failed_reports: dict[str, str],
+    outcome: Outcome,
+) -> State:
+    from casereport.render import (
+        clean_partial_writes,
+        environment,
+        remove_site_files,
+        render_index,
+        render_report,
+        write_site_files,
+    )
+
+    site_dir = workspace.site_dir
+    clean_partial_writes(site_dir)
+    env = environment(workspace.templates_dir)
+    hashes = _template_hashes(workspace)
+    reports: dict[str, ReportState] = dict(state.reports)
+    for change in plan.reports:
+        if change.action == DELETE:
+            remove_site_files(site_dir, change.outputs)
+            reports.pop(change.name, None)
+            outcome.deleted += 1
+            continue
+        if change.action == NOOP or change.name in failed_reports:
+            continue
+        spec = reports_by_name[change.name]
+        try:
+            pages = render_report(spec, state.aggregations, state.source, env)
+        except RenderError as exc:
+            failed_reports[change.name] = exc.message
+            continue
+        written = write_site_files(site_dir, pages)
+        stale_outputs = (
+            set(reports[spec.name].outputs) - set(written) if spec.name in reports else set()
+        )
+        remove_site_files(site_dir, stale_outputs)
+        reports[spec.name] = ReportState(
+            name=spec.name,
+            definition_hash=spec.definition_hash,
+            template_hash=hashes[spec.template],
+            data_hash=data_hash(
+                [a.address for a in spec.aggregations], state.aggregations, state.source
+            ),
+            outputs=written,
+        )
+        outcome.rendered.append(spec.name)
+    site_outputs = dict(state.site_outputs)
+    if plan.index.action != NOOP or outcome.rendered:
+        pages = render_index(workspace.reports, state.aggregations, state.source, env)
+        site_outputs = write_site_files(site_dir, pages)
+    updated = replace(state, reports=reports, site_outputs=site_outputs)
+    return write_state(workspace.state_path, updated, state)
+
+
+def render_site(workspace: Workspace, state: State | None) -> list[str]:
+    """Re-render every report and the index from state, without calling the API."""
+    if state is None:
+        raise CaseReportError(
+            f"no state at {workspace.state_path}: nothing to render yet; run `casereport apply`"
+        )
+    plan = make_plan(
+        workspace.reports,
+        state,
+        source=state.source or Source("none", "none"),
+        site_dir=workspace.site_dir,
+        template_hashes=_template_hashes(workspace),
+        now=clock.now(),
+    )
+    # Render everything defined, and remove what state records but the definitions dropped.
+    forced = replace(
+        plan,
+        aggregations=(),
+        reports=tuple(
+            replace(r, action="render", reasons=("render requested",)) if r.action == NOOP else r
+            for r in plan.reports
+        ),
+    )
+    outcome = Outcome()
+    failed: dict[str, str] = {}
+    reports_by_name = {r.name: r for r in workspace.reports}
+    _render_and_record(forced, workspace, state, reports_by_name, failed, outcome)
+    if failed:
+        first = next(iter(sorted(failed.items())))
+        raise RenderError(f"report {first[0]}: {first[1]}")
+    return outcome.rendered
+
+
+# -- the commands' library functions ---------------------------------------------------
+
+
+def _lock(workspace: Workspace, operation: str, options: Options) -> Any:
+    from casereport.lock import state_lock
+
+    return state_lock(workspace.state_path, operation, timeout=options.lock_timeout)
+
+
+def run_plan(options: Options, *, out: Path | None = None) -> Plan:
+    """``casereport plan``: plan under the lock, never writing state; save it if asked."""
+    workspace = load_workspace(options)
+    source = source_for(options.use_emulator)
+    with _lock(workspace, "plan", options):
+        state = read_state(workspace)
+        plan = plan_workspace(
+            workspace,
+            state,
+            source=source,
+            targets=options.targets,
+            refresh_all=options.refresh_all,
+        )
+    if out is not None:
+        save_plan(plan, out)
+    return plan
+
+
+def run_apply(
+    options: Options,
+    plan_file: Path | None,
+    *,
+    approve: Callable[[Plan], bool],
+    progress: Progress | None = None,
+) -> tuple[Plan, Outcome | None]:
+    """``casereport apply [PLANFILE]``: plan (or read the saved plan), approve, apply.
+
+    ``approve`` shows the plan and says whether to go on; it is not asked for a saved
+    plan (applying a saved plan is the approval) nor when there is nothing to do.
+    """
+    workspace = load_workspace(options)
+    source = source_for(options.use_emulator)
+    with _lock(workspace, "apply", options):
+        state = journal.recover(workspace.state_path)
+        if plan_file is not None:
+            plan = read_plan(plan_file)
+            # A plan made against the emulator applies against it without repeating --emulator.
+            if plan.source.kind == "emulator":
+                source = source_for(True)
+            check_plan_is_current(plan, plan_file, state, workspace, source)
+        else:
+            plan = plan_workspace(
+                workspace,
+                state,
+                source=source,
+                targets=options.targets,
+                refresh_all=options.refresh_all,
+            )
+            if not plan.has_changes:
+                return plan, None
+            if not approve(plan):
+                return plan, None
+        outcome, _ = apply_plan(plan, workspace, state, progress=progress)
+    return plan, outcome
+
+
+def run_render(options: Options) -> list[str]:
+    """``casereport render``: re-render the site from state, without calling the API."""
+    workspace = load_workspace(options)
+    with _lock(workspace, "render", options):
+        state = journal.recover(workspace.state_path)
+        return render_site(workspace, state)

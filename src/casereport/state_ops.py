@@ -1,0 +1,94 @@
+"""Operator commands on state: ``state list|show|rm``, ``show`` and ``force-unlock``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from casereport import journal
+from casereport.errors import StateError
+from casereport.lock import LockInfo, force_unlock, state_lock
+from casereport.state import State, remove_addresses, write_state
+
+
+def _require(state: State | None, path: Path) -> State:
+    if state is None:
+        raise StateError(f"no state at {path}; run `casereport apply` first")
+    return state
+
+
+def list_addresses(state_path: Path, prefixes: tuple[str, ...] = ()) -> list[str]:
+    """Aggregation addresses in state, sorted; only those under ``prefixes`` if given."""
+    state = _require(journal.load_with_journal(state_path), state_path)
+    return [
+        address
+        for address in sorted(state.aggregations)
+        if not prefixes
+        or any(address == p or address.startswith((f"{p}.", f"{p}[")) for p in prefixes)
+    ]
+
+
+def show_address(state_path: Path, address: str) -> str:
+    """One aggregation's state entry as indented JSON."""
+    state = _require(journal.load_with_journal(state_path), state_path)
+    entry = state.aggregations.get(address)
+    if entry is None:
+        raise StateError(
+            f"no aggregation {address!r} in {state_path}; `casereport state list` shows them"
+        )
+    return json.dumps({address: entry.to_json()}, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def remove(state_path: Path, addresses: tuple[str, ...], *, lock_timeout: float = 0.0) -> list[str]:
+    """Forget aggregations (or whole reports) in state; the next apply fetches them anew."""
+    with state_lock(state_path, "state rm", timeout=lock_timeout):
+        state = _require(journal.recover(state_path), state_path)
+        removed: set[str] = set()
+        reports: set[str] = set()
+        for wanted in addresses:
+            matches = {
+                a
+                for a, entry in state.aggregations.items()
+                if a == wanted or entry.report == wanted or a.startswith(f"{wanted}[")
+            }
+            if not matches and wanted not in state.reports:
+                raise StateError(
+                    f"no aggregation or report {wanted!r} in {state_path}; nothing was removed"
+                )
+            removed |= matches
+            if wanted in state.reports:
+                reports.add(wanted)
+        updated = remove_addresses(state, removed)
+        if reports:
+            from dataclasses import replace
+
+            updated = replace(
+                updated, reports={n: r for n, r in updated.reports.items() if n not in reports}
+            )
+        write_state(state_path, updated, state)
+    return sorted(removed | reports)
+
+
+def describe_state(state_path: Path) -> str:
+    """``casereport show``: the state in brief, one line per aggregation."""
+    state = _require(journal.load_with_journal(state_path), state_path)
+    lines = [
+        f"State {state_path}: serial {state.serial}, lineage {state.lineage}",
+        f"Source: {state.source.describe() if state.source else 'none yet'}",
+        "",
+    ]
+    for address in sorted(state.aggregations):
+        entry = state.aggregations[address]
+        total = float(entry.result.get("total", 0))
+        groups = len(entry.result.get("groups", ()))
+        lines.append(
+            f"{address}: total {total:g}, {groups} groups, fetched {entry.fetched_at}, "
+            f"{len(entry.history)} earlier results"
+        )
+    lines += ["", f"Reports: {', '.join(sorted(state.reports)) or 'none rendered yet'}"]
+    return "\n".join(lines)
+
+
+def unlock(state_path: Path, lock_id: str) -> LockInfo:
+    """``casereport force-unlock ID``."""
+    return force_unlock(state_path, lock_id)

@@ -69,7 +69,7 @@ def test_no_settings_file_gives_defaults(tmp_path: Path) -> None:
         site_dir=tmp_path / "site",
         state_path=tmp_path / ".casereport/state.json",
     )
-    assert settings.parallelism == 4 and settings.refresh == DEFAULT_REFRESH
+    assert settings.parallelism == 16 and settings.refresh == DEFAULT_REFRESH
     assert settings.vars == {} and settings.source is None
 
 

@@ -37,7 +37,7 @@ state_path = ".casereport/state.json"
 # A report's own `refresh:` overrides it.
 refresh = "1h"
 # How many API requests apply runs at once.
-parallelism = 4
+parallelism = 16
 
 # Variables for every report, used as ${var.NAME} (none by default; this one is used by
 # the example report). A report's own vars override these; --var NAME=VALUE overrides both.

@@ -9,7 +9,7 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     site_dir = "site"                        # where apply/render write the site
     state_path = ".casereport/state.json"    # the state file
     refresh = "1h"                           # default age after which a result is re-fetched
-    parallelism = 4                          # concurrent API requests during apply
+    parallelism = 16                         # concurrent API requests during apply
 
     [vars]                                   # variables for every report, as ${var.NAME}
     service = "case-api"
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 SETTINGS_FILE = "casereport.toml"
-DEFAULT_PARALLELISM = 4
+DEFAULT_PARALLELISM = 16
 MAX_PARALLELISM = 64
 VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

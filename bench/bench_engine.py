@@ -1,0 +1,217 @@
+"""Plan/apply engine figures (issue 4).
+
+- plan for 1,000 reports x 10 aggregations against a full state (target <= 1.0 s), both the
+  planning step alone and the whole `casereport plan` command;
+- wall time of a no-op `make report` on this repo (target <= 1.5 s, interpreter start included);
+- median `casereport --version` (target <= 150 ms);
+- apply of 1,000 stale aggregations against an emulator at --latency-ms 50, as a ratio to
+  the ideal 1000 x 0.05 s / parallelism.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from casereport.expand import expand_workspace
+from casereport.plan import make_plan
+from casereport.render import template_hashes
+from casereport.state import (
+    HISTORY_LIMIT,
+    AggregationState,
+    ReportState,
+    Source,
+    new_state,
+    serialise,
+)
+from common import CASEREPORT, ROOT, emulator_process, figure
+
+REPORTS = 1000
+AGGREGATIONS = 10
+PARALLELISM = 16
+SERVICES = ["case-api", "billing", "checkout", "auth", "search", "payments", "notifications"]
+FIELDS = ["status", "priority", "services", "team", "assignee", "project", "creation_source"]
+
+
+def write_workspace(root: Path, reports: int, aggregations: int) -> None:
+    """``reports`` report files of ``aggregations`` distinct aggregations each."""
+    (root / "reports").mkdir(parents=True)
+    for number in range(reports):
+        lines = [f"title: Benchmark report {number}", "aggregations:"]
+        for index in range(aggregations):
+            serial = number * aggregations + index
+            lines += [
+                f"  agg_{index}:",
+                f'    query_filter: "service:{SERVICES[serial % len(SERVICES)]} -status:closed"',
+                f"    group_by: [{FIELDS[serial % len(FIELDS)]}]",
+                f"    limit: {serial // 7 % 1000 + 1}",
+            ]
+        (root / "reports" / f"bench-{number:04d}.yaml").write_text("\n".join(lines) + "\n")
+
+
+def full_state(root: Path, source: Source) -> None:
+    """A state in which every aggregation was fetched, with full history, and rendered."""
+    _, expansion = expand_workspace(root)
+    groups = [{"group": f"value-{i}", "value": [float(100 - i)]} for i in range(10)]
+    result = {"id": "agg-bench", "total": 1000.0, "groups": groups}
+    history = tuple(
+        {
+            "fetched_at": f"2026-11-{1 + i % 25:02d}T00:00:00Z",
+            "total": 900.0 + i,
+            "groups": {g["group"]: g["value"][0] for g in groups},
+        }
+        for i in range(HISTORY_LIMIT)
+    )
+    aggregations = {
+        spec.address: AggregationState(
+            address=spec.address,
+            report=spec.report,
+            title=spec.title,
+            request=spec.request(),
+            fingerprint=spec.fingerprint,
+            result=result,
+            fetched_at="2026-11-26T00:00:00Z",
+            history=history,
+        )
+        for spec in expansion.aggregations
+    }
+    reports = {
+        report.name: ReportState(report.name, report.definition_hash, "t", "d", {})
+        for report in expansion.reports
+    }
+    state = new_state()
+    state = type(state)(
+        lineage=state.lineage,
+        serial=1,
+        source=source,
+        aggregations=aggregations,
+        reports=reports,
+    )
+    path = root / ".casereport" / "state.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(serialise(state))
+
+
+def bench_plan() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_workspace(root, REPORTS, AGGREGATIONS)
+        source = Source("emulator", "emulator", "bench")
+        full_state(root, source)
+        size_mib = (root / ".casereport" / "state.json").stat().st_size / 2**20
+
+        from datetime import UTC, datetime
+
+        from casereport import journal
+
+        started = time.perf_counter()
+        _, expansion = expand_workspace(root)
+        loaded = time.perf_counter()
+        state = journal.load_with_journal(root / ".casereport" / "state.json")
+        state_loaded = time.perf_counter()
+        plan = make_plan(
+            expansion.reports,
+            state,
+            source=source,
+            site_dir=root / "site",
+            template_hashes=template_hashes(None, {"report"}),
+            now=datetime(2026, 11, 26, 0, 30, tzinfo=UTC),
+        )
+        planned = time.perf_counter()
+        assert len(plan.aggregations) == REPORTS * AGGREGATIONS
+        figure(
+            "engine.plan_1000x10_full_state",
+            planned - started,
+            "s",
+            target=1.0,
+            note=f"load+expand {loaded - started:.2f} s, state ({size_mib:.0f} MiB) "
+            f"{state_loaded - loaded:.2f} s, plan {planned - state_loaded:.2f} s",
+        )
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [*CASEREPORT, "plan", "--emulator"], cwd=root, capture_output=True, check=False
+            )
+            best = min(best, time.perf_counter() - t0)
+        figure(
+            "engine.plan_command_1000x10_full_state",
+            best,
+            "s",
+            note="whole `casereport plan` process, best of 3 (same 1.0 s target)",
+        )
+
+
+def bench_noop_report() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Path(tmp) / "repo"
+        shutil.copytree(ROOT, workspace, ignore=shutil.ignore_patterns(".venv", ".git", "site"))
+        os.symlink(ROOT / ".venv", workspace / ".venv")
+        shutil.copy2(ROOT / ".venv" / ".installed", workspace / ".venv" / ".installed")
+        env = {k: v for k, v in os.environ.items() if k not in ("DD_API_KEY", "MAKEFLAGS")}
+        subprocess.run(["make", "-s", "report"], cwd=workspace, env=env, capture_output=True)
+        timings = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            done = subprocess.run(
+                ["make", "-s", "report"], cwd=workspace, env=env, capture_output=True, text=True
+            )
+            timings.append(time.perf_counter() - t0)
+        assert "No changes" in done.stdout, done.stdout + done.stderr
+        figure("engine.noop_make_report", statistics.median(timings), "s", target=1.5)
+
+
+def bench_version() -> None:
+    script = Path(sys.executable).with_name("casereport")
+    timings = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        subprocess.run([str(script), "--version"], capture_output=True, check=True)
+        timings.append(time.perf_counter() - t0)
+    figure("engine.version_median", statistics.median(timings) * 1000, "ms", target=150)
+
+
+def bench_apply_stale() -> None:
+    reports, aggregations = 100, 10
+    ideal = reports * aggregations * 0.05 / PARALLELISM
+    with tempfile.TemporaryDirectory() as tmp, emulator_process("--latency-ms", "50") as url:
+        root = Path(tmp)
+        write_workspace(root, reports, aggregations)
+        env = {
+            **os.environ,
+            "CASEREPORT_API_URL": url,
+            "DD_API_KEY": "bench",
+            "DD_APP_KEY": "bench",
+        }
+        command = [*CASEREPORT, "apply", "--auto-approve", "--parallelism", str(PARALLELISM)]
+        subprocess.run(command, cwd=root, env=env, capture_output=True, check=True)
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [*command, "--refresh"], cwd=root, env=env, capture_output=True, text=True, check=True
+        )
+        elapsed = time.perf_counter() - t0
+        assert "1000 fetched (1000 API calls)" in done.stdout, done.stdout
+        figure(
+            "engine.apply_1000_stale_latency50",
+            elapsed,
+            "s",
+            note=f"ideal {ideal:.3f} s at parallelism {PARALLELISM}, ratio {elapsed / ideal:.2f}; "
+            "whole process: plan, fetch, state, render 100 reports",
+        )
+
+
+def main() -> None:
+    bench_version()
+    bench_plan()
+    bench_noop_report()
+    bench_apply_stale()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,9 @@ the event loop never waits on the disk and a crash loses only results not yet sy
 
 The first line names the state the journal extends (``lineage``, ``serial``). A journal
 whose header does not match the state file (say the apply finished writing the state but
-died before removing the journal) is obsolete and ignored; a torn last line is ignored.
+died before removing the journal) is obsolete and ignored; a torn last line is ignored,
+and so is a journal without a single whole entry. Replaying sets the state's source to the
+journal's: results carry their source.
 """
 
 from __future__ import annotations
@@ -45,12 +47,21 @@ class Journal:
 
     def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        self._file.write(json.dumps(header, sort_keys=True) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise StateError(f"{path}: cannot write the apply journal: {exc.strerror}") from None
+        try:
+            self._file.write(json.dumps(header, sort_keys=True) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            raise StateError(f"{path}: cannot write the apply journal: {exc.strerror}") from None
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.error: OSError | None = None  # the first failed write, if any
         self._thread = threading.Thread(target=self._write, name="casereport-journal", daemon=True)
         self._thread.start()
 
@@ -72,6 +83,7 @@ class Journal:
             self._queue.put(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
 
     def _write(self) -> None:
+        failed = False
         while True:
             item = self._queue.get()
             batch = [item]
@@ -79,10 +91,16 @@ class Journal:
                 while True:
                     batch.append(self._queue.get_nowait())
             lines = [line for line in batch if line is not None]
-            if lines:
-                self._file.write("".join(lines))
-                self._file.flush()
-                os.fsync(self._file.fileno())
+            if lines and not failed:
+                try:
+                    self._file.write("".join(lines))
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                except OSError as exc:
+                    # The journal is only a checkpoint: apply goes on and writes the state at
+                    # the end; an interruption from here on loses what was not synced.
+                    self.error = exc
+                    failed = True
             if None in batch:
                 return
 
@@ -90,16 +108,32 @@ class Journal:
         """Sync everything queued, then close."""
         self._queue.put(None)
         self._thread.join()
-        self._file.close()
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
+def _header_source(header: dict[str, Any]) -> Source | None:
+    raw = header.get("source")
+    if not isinstance(raw, dict):
+        return None
+    kind, site, detail = raw.get("kind"), raw.get("site"), raw.get("detail", "")
+    if not (isinstance(kind, str) and isinstance(site, str) and isinstance(detail, str)):
+        return None
+    return Source(kind, site, detail)
 
 
 def _replay(state_path: Path, base: State | None) -> State | None:
     """``base`` with the journal's entries applied, or None when there is nothing to apply."""
     path = journal_path(state_path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise StateError(
+            f"{path}: cannot read the apply journal: {exc.strerror or exc}; "
+            "move it away to ignore what the interrupted apply fetched"
+        ) from None
     try:
         header = json.loads(lines[0]) if lines else None
     except ValueError:
@@ -113,21 +147,37 @@ def _replay(state_path: Path, base: State | None) -> State | None:
         or header.get("serial") != expected_serial
     ):
         return None
-    aggregations = dict(base.aggregations) if base is not None else {}
+    source = _header_source(header)
+    if source is None:
+        return None
+    # Results from another source are not comparable: the journal's results replace them.
+    same_source = base is not None and (
+        base.source is None or base.source.identity == source.identity
+    )
+    aggregations = dict(base.aggregations) if base is not None and same_source else {}
+    replayed = 0
     for line in lines[1:]:
         try:
             record = json.loads(line)
             address = record["address"]
+            if not isinstance(address, str):
+                raise TypeError("address is not a string")
             aggregations[address] = parse_aggregation(path, address, record["entry"])
         except (ValueError, KeyError, TypeError, StateError):
             break  # a torn last line: the apply died while writing it
+        replayed += 1
+    if not replayed:
+        return None
+    # Results carry their source: once one arrived, the state's source is the journal's.
     current = base if base is not None else new_state()
-    source = header.get("source")
-    if isinstance(source, dict) and len(lines) > 1:
-        current = replace(
-            current, source=Source(str(source["kind"]), str(source["site"]), str(source["detail"]))
-        )
-    return replace(current, aggregations=aggregations)
+    return replace(current, aggregations=aggregations, source=source)
+
+
+def read_both(state_path: Path) -> tuple[State | None, State | None]:
+    """The state file as it is, and as an interrupted apply's journal leaves it."""
+    base = load_state(state_path)
+    replayed = _replay(state_path, base)
+    return base, (replayed if replayed is not None else base)
 
 
 def load_with_journal(state_path: Path) -> State | None:

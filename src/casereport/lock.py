@@ -15,6 +15,7 @@ import fcntl
 import getpass
 import json
 import os
+import shlex
 import socket
 import time
 import uuid
@@ -89,6 +90,21 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
+def _open_and_lock(path: Path) -> int | None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _try_lock(path)
+    except OSError as exc:
+        raise LockError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+
+
+def _state_flag(state_path: Path) -> str:
+    """`` --state PATH`` for hints, when the state is not at the default path."""
+    from casereport.state import DEFAULT_STATE_PATH
+
+    return "" if state_path == DEFAULT_STATE_PATH else f" --state {shlex.quote(str(state_path))}"
+
+
 @contextlib.contextmanager
 def state_lock(
     state_path: Path,
@@ -99,13 +115,13 @@ def state_lock(
 ) -> Iterator[LockInfo]:
     """Hold the lock of ``state_path`` for the block; wait up to ``timeout`` seconds for it."""
     path = lock_path(state_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
-    while (fd := _try_lock(path)) is None:
+    while (fd := _open_and_lock(path)) is None:
         if time.monotonic() >= deadline:
             holder = _read_info(path)
             who = holder.describe() if holder else "another process"
-            hint = f"casereport force-unlock {holder.id}" if holder else "casereport force-unlock"
+            lock_id = holder.id if holder else "ID"
+            hint = f"casereport force-unlock {lock_id}{_state_flag(state_path)}"
             waited = f" after waiting {timeout:g} s" if timeout else ""
             raise LockError(
                 f"the state {state_path} is locked{waited} by {who}; wait for that run to "
@@ -156,10 +172,14 @@ def force_unlock(state_path: Path, lock_id: str) -> LockInfo:
 def current_lock(state_path: Path) -> LockInfo | None:
     """The lock's holder if a live process holds it, else None."""
     path = lock_path(state_path)
-    if not path.exists():
+    try:
+        fd = os.open(path, os.O_RDWR)  # no O_CREAT: looking must not create a lock file
+    except FileNotFoundError:
         return None
-    fd = _try_lock(path)
-    if fd is None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return _read_info(path)
-    os.close(fd)
+    finally:
+        os.close(fd)  # closing also releases the flock taken just to look
     return None

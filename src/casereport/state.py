@@ -1,6 +1,7 @@
 """State: what the last apply fetched and rendered (``.casereport/state.json``).
 
-The file is JSON with sorted keys, so diffs stay readable and equal states are equal bytes:
+The file is JSON with sorted keys, so equal states are equal bytes; each aggregation is
+one line of its own, so a diff shows one line per changed address (spread out here):
 
     {
       "format_version": 1,
@@ -15,7 +16,8 @@ The file is JSON with sorted keys, so diffs stay readable and equal states are e
           "fingerprint": "<sha256 of the canonical request>",
           "result": {"id": "...", "total": 100.0, "groups": [{"group": "OPEN", "value": [42.0]}]},
           "fetched_at": "2026-11-26T19:00:00Z",
-          "history": [{"fetched_at": "...", "total": 97.0, "groups": {"OPEN": 40.0}}, ...]
+          "history": {"fetched_at": ["...", ...], "total": [97.0, ...],
+                      "groups": {"OPEN": [40.0, ...], ...}}
         }
       },
       "reports": {
@@ -27,24 +29,32 @@ The file is JSON with sorted keys, so diffs stay readable and equal states are e
 
 Results and history stay plain JSON (mappings and lists) rather than objects: a full state
 holds 10,000 aggregations with their history, and building objects for all of them would
-cost more than planning itself. History is bounded (``HISTORY_LIMIT`` entries, each with the
-total and the counts of its top groups), oldest first.
+cost more than planning itself. History is bounded (``HISTORY_LIMIT`` earlier results, each
+with its total and the counts of its top ``HISTORY_GROUPS`` groups), oldest first, and stored
+by column (see ``History``).
 
-Writes are atomic (temp file, fsync, rename) after copying the previous file to
-``<state>.backup``. ``serial`` changes only when content does, so a no-op apply leaves the
-file untouched. Credentials never enter state: the source records a site, not keys.
+Writes are atomic (temp file, fsync, rename) after the previous file becomes
+``<state>.backup`` (a hard link renamed into place, so the backup is never torn either).
+``serial`` changes only when content does, so a no-op apply leaves the file untouched.
+Loading checks every field the engine reads, so a damaged or hand-edited file is refused
+with one line naming it, before anything is planned or written. Credentials never enter
+state: the source records a site, not keys.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import json
+import os
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from casereport import __version__
 from casereport.errors import StateError
@@ -79,6 +89,91 @@ class Source:
         return {"kind": self.kind, "site": self.site, "detail": self.detail}
 
 
+class History(Sequence[JsonObject]):
+    """Earlier results of one aggregation, oldest first: ``{fetched_at, total, groups}`` each.
+
+    Stored by column (``{"fetched_at": [...], "total": [...], "groups": {name: [...]}}``, a
+    group's count ``null`` where it was not among that result's top groups), which keeps a
+    full state several times smaller than a list of entries, and entries are only built
+    when a page is rendered: planning never pays for history it does not read.
+    """
+
+    __slots__ = ("_columns", "_entries")
+
+    def __init__(self, columns: JsonObject | None = None) -> None:
+        self._columns: JsonObject = columns or {"fetched_at": [], "total": [], "groups": {}}
+        self._entries: tuple[JsonObject, ...] | None = None
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[JsonObject]) -> History:
+        if isinstance(entries, History):
+            return entries
+        entries = list(entries)
+        names: dict[str, None] = {}
+        for entry in entries:
+            names.update(dict.fromkeys(entry.get("groups", {})))
+        history = cls(
+            {
+                "fetched_at": [str(e["fetched_at"]) for e in entries],
+                "total": [e["total"] for e in entries],
+                "groups": {
+                    name: [e.get("groups", {}).get(name) for e in entries] for name in names
+                },
+            }
+        )
+        history._entries = tuple(entries)
+        return history
+
+    def columns(self) -> dict[str, Any]:
+        """The JSON form written to state."""
+        return {
+            "fetched_at": list(self._columns["fetched_at"]),
+            "total": list(self._columns["total"]),
+            "groups": {k: list(v) for k, v in self._columns["groups"].items()},
+        }
+
+    def _materialise(self) -> tuple[JsonObject, ...]:
+        if self._entries is None:
+            groups = self._columns["groups"]
+            self._entries = tuple(
+                {
+                    "fetched_at": fetched_at,
+                    "total": total,
+                    "groups": {
+                        name: series[index]
+                        for name, series in groups.items()
+                        if series[index] is not None
+                    },
+                }
+                for index, (fetched_at, total) in enumerate(
+                    zip(self._columns["fetched_at"], self._columns["total"], strict=True)
+                )
+            )
+        return self._entries
+
+    def __len__(self) -> int:
+        return len(self._columns["fetched_at"])
+
+    @overload
+    def __getitem__(self, index: int) -> JsonObject: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[JsonObject, ...]: ...
+    def __getitem__(self, index: int | slice) -> JsonObject | tuple[JsonObject, ...]:
+        return self._materialise()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, History):
+            return self.columns() == other.columns()
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking contents, like a list
+
+    def __repr__(self) -> str:
+        return f"History({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class AggregationState:
     """One aggregation address as last fetched."""
@@ -90,7 +185,11 @@ class AggregationState:
     fingerprint: str
     result: JsonObject  # the API's data.attributes plus id: {"id", "total", "groups"}
     fetched_at: str
-    history: tuple[JsonObject, ...] = ()
+    history: Sequence[JsonObject] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.history, History):
+            object.__setattr__(self, "history", History.from_entries(self.history))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,7 +199,7 @@ class AggregationState:
             "fingerprint": self.fingerprint,
             "result": dict(self.result),
             "fetched_at": self.fetched_at,
-            "history": list(self.history),
+            "history": History.from_entries(self.history).columns(),
         }
 
 
@@ -175,13 +274,28 @@ def history_entry(result: JsonObject, fetched_at: str) -> dict[str, Any]:
 def data_hash(
     addresses: Iterable[str], aggregations: Mapping[str, AggregationState], source: Source | None
 ) -> str:
-    """A hash of everything a report page shows from state: results, history and source."""
+    """A hash of what a report page shows from state: source, results and their history.
+
+    History is represented by its length and newest fetch time: it only ever changes by a
+    fetch, which also changes the result's ``fetched_at``, so hashing its values again
+    would cost time without telling anything new.
+    """
     digest = hashlib.sha256()
     digest.update(json.dumps(source.to_json() if source else None, sort_keys=True).encode())
     for address in addresses:
         entry = aggregations.get(address)
-        record = entry.to_json() if entry is not None else None
-        digest.update(json.dumps([address, record], sort_keys=True).encode())
+        record: list[Any] = [address]
+        if entry is not None:
+            history = entry.history
+            record += [
+                entry.fingerprint,
+                entry.title,
+                entry.fetched_at,
+                entry.result,
+                len(history),
+                history[-1]["fetched_at"] if history else None,
+            ]
+        digest.update(json.dumps(record, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -198,11 +312,10 @@ def with_result(
 ) -> AggregationState:
     """The aggregation after a fetch: the old result moves into (bounded) history."""
     history: tuple[JsonObject, ...] = ()
-    if previous is not None:
-        # A changed request makes old numbers incomparable: history restarts.
-        if previous.fingerprint == fingerprint:
-            history = (*previous.history, history_entry(previous.result, previous.fetched_at))
-        history = history[-HISTORY_LIMIT:]
+    # A changed request makes old numbers incomparable: history restarts.
+    if previous is not None and previous.fingerprint == fingerprint:
+        earlier = (*previous.history, history_entry(previous.result, previous.fetched_at))
+        history = earlier[-HISTORY_LIMIT:]
     return AggregationState(
         address=address,
         report=report,
@@ -216,6 +329,9 @@ def with_result(
 
 
 # -- reading --------------------------------------------------------------------------
+#
+# Everything the engine later reads from state is checked here, so a hand-edited or
+# damaged file is refused at load time with its path, not halfway through a plan or render.
 
 
 def _bad(path: Path, problem: str) -> StateError:
@@ -228,42 +344,160 @@ def _bad(path: Path, problem: str) -> StateError:
     return StateError(f"{path}: {problem}{hint}")
 
 
+_NUMBER_TYPES = (int, float)
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in _NUMBER_TYPES  # exact types: bool is not a count
+
+
+def _is_timestamp(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+# The two checks below run for every group and history entry of a state that may hold
+# hundreds of thousands of them, so they are plain loops over exact types.
+
+
+def _are_groups(groups: Any) -> bool:
+    """A result's groups: ``[{"group": ..., "value": [number, ...]}, ...]``."""
+    if type(groups) is not list:
+        return False
+    for group in groups:
+        if type(group) is not dict or "group" not in group:
+            return False
+        values = group.get("value")
+        if type(values) is not list:
+            return False
+        for value in values:
+            if type(value) not in _NUMBER_TYPES:
+                return False
+    return True
+
+
+_NUMBERS = {int, float}
+_NUMBERS_OR_NULL = {int, float, type(None)}
+
+
+def _is_history(history: Any) -> bool:
+    """History columns: ``{"fetched_at": [str], "total": [number], "groups": {name: [...]}}``.
+
+    Element types are checked with ``set(map(type, ...))``, which runs in C: a full state
+    holds millions of history values.
+    """
+    if type(history) is not dict:
+        return False
+    stamps, totals, groups = history.get("fetched_at"), history.get("total"), history.get("groups")
+    if type(stamps) is not list or type(totals) is not list or type(groups) is not dict:
+        return False
+    size = len(stamps)
+    if len(totals) != size or not set(map(type, stamps)) <= {str}:
+        return False
+    if not set(map(type, totals)) <= _NUMBERS:
+        return False
+    for series in groups.values():
+        if type(series) is not list or len(series) != size:
+            return False
+        if not set(map(type, series)) <= _NUMBERS_OR_NULL:
+            return False
+    return True
+
+
+def _aggregation_problem(raw: dict[str, Any]) -> str | None:
+    """What is wrong with one aggregation entry, or None when it is sound."""
+    for key in ("report", "request", "fingerprint", "result", "fetched_at"):
+        if key not in raw:
+            return f"has no {key!r}"
+    for key in ("report", "fingerprint", "title"):
+        if not isinstance(raw.get(key, ""), str):
+            return f"{key} is not a string"
+    if not isinstance(raw["request"], dict):
+        return "request is not an object"
+    result = raw["result"]
+    if not isinstance(result, dict):
+        return "result is not an object"
+    if not _is_number(result.get("total")):
+        return "result.total is not a number"
+    if not _are_groups(result.get("groups")):
+        return "result.groups is not a list of {group, value: [numbers]}"
+    if not _is_timestamp(raw["fetched_at"]):
+        return f"fetched_at {raw['fetched_at']!r} is not a timestamp"
+    if "history" in raw and not _is_history(raw["history"]):
+        return "history is not {fetched_at: [...], total: [...], groups: {name: [...]}}"
+    return None
+
+
 def parse_aggregation(path: Path, address: str, raw: Any) -> AggregationState:
+    """One aggregation entry of a state (or journal) file; a StateError names what is wrong."""
     if not isinstance(raw, dict):
         raise _bad(path, f"aggregations[{address!r}] is not an object")
-    try:
-        request = raw["request"]
-        result = raw["result"]
-        if not isinstance(request, dict) or not isinstance(result, dict):
-            raise TypeError("request and result must be objects")
-        return AggregationState(
-            address=address,
-            report=str(raw["report"]),
-            title=str(raw.get("title", "")),
-            request=request,
-            fingerprint=str(raw["fingerprint"]),
-            result=result,
-            fetched_at=str(raw["fetched_at"]),
-            history=tuple(raw.get("history", ())),
-        )
-    except (KeyError, TypeError) as exc:
-        raise _bad(path, f"aggregations[{address!r}] is malformed ({exc})") from None
+    problem = _aggregation_problem(raw)
+    if problem is not None:
+        raise _bad(path, f"aggregations[{address!r}] is malformed: {problem}")
+    return AggregationState(
+        address=address,
+        report=raw["report"],
+        title=raw.get("title", ""),
+        request=raw["request"],
+        fingerprint=raw["fingerprint"],
+        result=raw["result"],
+        fetched_at=raw["fetched_at"],
+        history=History(raw.get("history")),
+    )
 
 
 def _parse_report(path: Path, name: str, raw: Any) -> ReportState:
-    try:
-        outputs = raw["outputs"]
-        if not isinstance(outputs, dict):
-            raise TypeError("outputs must be an object")
-        return ReportState(
-            name=name,
-            definition_hash=str(raw["definition_hash"]),
-            template_hash=str(raw["template_hash"]),
-            data_hash=str(raw["data_hash"]),
-            outputs={str(k): str(v) for k, v in outputs.items()},
-        )
-    except (KeyError, TypeError) as exc:
-        raise _bad(path, f"reports[{name!r}] is malformed ({exc})") from None
+    problem = None
+    if not isinstance(raw, dict):
+        problem = "is not an object"
+    else:
+        for key in ("definition_hash", "template_hash", "data_hash", "outputs"):
+            if key not in raw:
+                problem = f"has no {key!r}"
+                break
+            if key != "outputs" and not isinstance(raw[key], str):
+                problem = f"{key} is not a string"
+                break
+        else:
+            if not _is_string_map(raw["outputs"]):
+                problem = "outputs is not an object of file -> hash"
+    if problem is not None:
+        raise _bad(path, f"reports[{name!r}] is malformed: {problem}")
+    return ReportState(
+        name=name,
+        definition_hash=raw["definition_hash"],
+        template_hash=raw["template_hash"],
+        data_hash=raw["data_hash"],
+        outputs=dict(raw["outputs"]),
+    )
+
+
+def _is_string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _parse_source(path: Path, raw: Any) -> Source | None:
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("kind"), str)
+        or not isinstance(raw.get("site"), str)
+        or not isinstance(raw.get("detail", ""), str)
+    ):
+        raise _bad(path, "malformed: source is not an object of kind, site and detail strings")
+    return Source(kind=raw["kind"], site=raw["site"], detail=raw.get("detail", ""))
+
+
+# Keys every state file has (``serialise`` always writes them all); a file without one of
+# them was truncated or written by something else.
+_REQUIRED_KEYS = ("lineage", "serial", "tool_version", "source", "aggregations", "reports", "site")
 
 
 def parse_state(path: Path, text: str) -> State:
@@ -272,49 +506,46 @@ def parse_state(path: Path, text: str) -> State:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _bad(path, f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise _bad(path, "not valid JSON (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise _bad(path, "not a casereport state (expected a JSON object)")
     version = raw.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise _bad(path, "not a casereport state (no format_version)")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _bad(path, "not a casereport state (no valid format_version)")
     if version > FORMAT_VERSION:
         raise StateError(
             f"{path}: written by a newer casereport ({raw.get('tool_version', '?')}, state format "
             f"{version}; this version reads up to {FORMAT_VERSION}); upgrade casereport"
         )
-    try:
-        lineage = str(raw["lineage"])
-        serial = raw["serial"]
-        if not isinstance(serial, int) or isinstance(serial, bool):
-            raise TypeError("serial must be an integer")
-        source_raw = raw.get("source")
-        source = (
-            Source(
-                kind=str(source_raw["kind"]),
-                site=str(source_raw["site"]),
-                detail=str(source_raw.get("detail", "")),
-            )
-            if source_raw
-            else None
-        )
-        aggregations_raw = raw.get("aggregations", {})
-        reports_raw = raw.get("reports", {})
-        site_raw = raw.get("site", {}).get("outputs", {})
-        if not all(isinstance(x, dict) for x in (aggregations_raw, reports_raw, site_raw)):
-            raise TypeError("aggregations, reports and site.outputs must be objects")
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise _bad(path, f"malformed ({exc})") from None
+    missing = [key for key in _REQUIRED_KEYS if key not in raw]
+    if missing:
+        raise _bad(path, f"malformed: no {', '.join(missing)}")
+    lineage, serial = raw["lineage"], raw["serial"]
+    if not isinstance(lineage, str) or not lineage:
+        raise _bad(path, "malformed: lineage is not a non-empty string")
+    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+        raise _bad(path, "malformed: serial is not a whole number")
+    if not isinstance(raw["tool_version"], str):
+        raise _bad(path, "malformed: tool_version is not a string")
+    aggregations_raw, reports_raw, site_raw = raw["aggregations"], raw["reports"], raw["site"]
+    if not isinstance(aggregations_raw, dict):
+        raise _bad(path, "malformed: aggregations is not an object")
+    if not isinstance(reports_raw, dict):
+        raise _bad(path, "malformed: reports is not an object")
+    if not isinstance(site_raw, dict) or not _is_string_map(site_raw.get("outputs", {})):
+        raise _bad(path, "malformed: site.outputs is not an object of file -> hash")
     return State(
         lineage=lineage,
         serial=serial,
-        tool_version=str(raw.get("tool_version", "")),
-        source=source,
+        tool_version=raw["tool_version"],
+        source=_parse_source(path, raw["source"]),
         aggregations={
             address: parse_aggregation(path, address, value)
             for address, value in aggregations_raw.items()
         },
         reports={name: _parse_report(path, name, value) for name, value in reports_raw.items()},
-        site_outputs={str(k): str(v) for k, v in site_raw.items()},
+        site_outputs=dict(site_raw.get("outputs", {})),
         format_version=FORMAT_VERSION,
     )
 
@@ -325,8 +556,10 @@ def load_state(path: Path) -> State | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise _bad(path, "not a casereport state (not UTF-8 text)") from None
     except OSError as exc:
-        raise StateError(f"{path}: cannot read the state: {exc.strerror}") from None
+        raise StateError(f"{path}: cannot read the state: {exc.strerror or exc}") from None
     return parse_state(path, text)
 
 
@@ -338,13 +571,30 @@ def backup_path(path: Path) -> Path:
 
 
 def serialise(state: State) -> str:
-    return json.dumps(state.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """Sorted JSON, indented, with each aggregation on one line of its own.
+
+    One line per address keeps a diff of the state readable (a line per changed address)
+    while a state of 10,000 aggregations with history stays a size ``json`` reads quickly.
+    """
+    document = state.to_json()
+    aggregations = document.pop("aggregations")
+    skeleton = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    lines = ",\n".join(
+        f"    {json.dumps(address, ensure_ascii=False)}: "
+        f"{json.dumps(aggregations[address], sort_keys=True, ensure_ascii=False)}"
+        for address in sorted(aggregations)
+    )
+    block = f'  "aggregations": {{\n{lines}\n  }}' if aggregations else '  "aggregations": {}'
+    # "aggregations" sorts first among the top-level keys.
+    return "{\n" + block + ",\n" + skeleton[2:] + "\n"
 
 
 def write_state(path: Path, state: State, previous: State | None) -> State:
     """Write ``state`` if its content differs from ``previous``; return what is on disk.
 
     The serial is bumped here, once per write that changes content; a no-op writes nothing.
+    The caller holds the state lock, so temporary files beside the state are leftovers of a
+    killed run and are removed.
     """
     if previous is not None and previous.content() == state.content():
         return previous
@@ -352,12 +602,39 @@ def write_state(path: Path, state: State, previous: State | None) -> State:
     lineage = previous.lineage if previous is not None else state.lineage
     written = replace(state, serial=serial, lineage=lineage, tool_version=__version__)
     try:
-        if path.exists():
-            shutil.copy2(path, backup_path(path))
+        _remove_leftovers(path)
+        _backup(path)
         atomic_write_text(path, serialise(written))
     except OSError as exc:
-        raise StateError(f"{path}: cannot write the state: {exc.strerror}") from None
+        raise StateError(f"{path}: cannot write the state: {exc.strerror or exc}") from None
     return written
+
+
+def _backup(path: Path) -> None:
+    """Make ``<state>.backup`` the current state file in one rename, so it is never torn."""
+    backup = backup_path(path)
+    staged = backup.with_name(f".{backup.name}.tmp")
+    # A leftover may be a hard link to the state itself: copying onto it would truncate it.
+    with contextlib.suppress(FileNotFoundError):
+        staged.unlink()
+    try:
+        os.link(path, staged)  # the same bytes without a copy
+    except FileNotFoundError:
+        return
+    except OSError:  # a file system without hard links
+        shutil.copy2(path, staged)
+    os.replace(staged, backup)
+    # When the backup already is the state (a run killed after its backup, before its write),
+    # rename does nothing and leaves the staged name behind.
+    with contextlib.suppress(FileNotFoundError):
+        staged.unlink()
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove temporary files a killed write left beside the state."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
 
 
 def remove_addresses(state: State, addresses: set[str]) -> State:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from casereport import journal
@@ -60,8 +61,6 @@ def remove(state_path: Path, addresses: tuple[str, ...], *, lock_timeout: float 
                 reports.add(wanted)
         updated = remove_addresses(state, removed)
         if reports:
-            from dataclasses import replace
-
             updated = replace(
                 updated, reports={n: r for n, r in updated.reports.items() if n not in reports}
             )

@@ -1,0 +1,335 @@
+"""The apply journal: replay, torn lines, obsolete journals, recovery into the state file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from casereport.errors import StateError
+from casereport.journal import JOURNAL_VERSION, Journal, journal_path, load_with_journal, recover
+from casereport.state import (
+    AggregationState,
+    Source,
+    State,
+    backup_path,
+    load_state,
+    new_state,
+    write_state,
+)
+
+EMULATOR = Source("emulator", "emulator", "2000 synthetic cases (seed 7)")
+DATADOG = Source("datadog", "datadoghq.com")
+OLD_MTIME_NS = 1_000_000_000 * 1_000_000_000
+
+
+def entry(address: str, total: float, fetched_at: str = "2026-11-26T19:00:00Z") -> AggregationState:
+    return AggregationState(
+        address=address,
+        report=address.split(".", 1)[0],
+        title=address,
+        request={"query_filter": "status:open", "groups": ["priority"], "limit": 5},
+        fingerprint=f"{total:064.0f}",
+        result={"id": "x", "total": total, "groups": [{"group": "P1", "value": [total]}]},
+        fetched_at=fetched_at,
+    )
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / ".casereport" / "state.json"
+
+
+@pytest.fixture
+def base(state_path: Path) -> State:
+    """A state on disk (serial 2) from a Datadog site, with two aggregations."""
+    first = write_state(
+        state_path,
+        replace(new_state(), source=DATADOG, aggregations={"a.one": entry("a.one", 1.0)}),
+        None,
+    )
+    return write_state(
+        state_path,
+        replace(first, aggregations={**first.aggregations, "a.two": entry("a.two", 2.0)}),
+        first,
+    )
+
+
+def write_journal(
+    state_path: Path, base: State | None, source: Source, *batches: list[AggregationState]
+) -> Path:
+    log = Journal.open(state_path, base, source)
+    for batch in batches:
+        log.append(batch)
+    log.close()
+    return journal_path(state_path)
+
+
+def untouched(state_path: Path) -> dict[str, Any]:
+    """The state file's bytes and mtime, after pinning the mtime to an old value."""
+    if state_path.exists():
+        os.utime(state_path, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+        return {"bytes": state_path.read_bytes(), "mtime": state_path.stat().st_mtime_ns}
+    return {}
+
+
+def now(state_path: Path) -> dict[str, Any]:
+    if state_path.exists():
+        return {"bytes": state_path.read_bytes(), "mtime": state_path.stat().st_mtime_ns}
+    return {}
+
+
+def test_the_header_names_the_state_it_extends(state_path: Path, base: State) -> None:
+    path = write_journal(state_path, base, EMULATOR, [entry("a.one", 5.0)])
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+
+    assert json.loads(lines[0]) == {
+        "journal": JOURNAL_VERSION,
+        "lineage": base.lineage,
+        "serial": 2,
+        "source": EMULATOR.to_json(),
+    }
+    assert json.loads(lines[1]) == {"address": "a.one", "entry": entry("a.one", 5.0).to_json()}
+    assert len(lines) == 2
+
+
+def test_entries_are_replayed_on_load_without_writing(state_path: Path, base: State) -> None:
+    before = untouched(state_path)
+    path = write_journal(
+        state_path,
+        base,
+        DATADOG,
+        [entry("a.one", 10.0), entry("b.new", 3.0)],
+        [entry("a.one", 11.0)],  # a later line for the same address wins
+    )
+
+    state = load_with_journal(state_path)
+
+    assert state is not None
+    assert state.aggregations == {
+        "a.one": entry("a.one", 11.0),
+        "a.two": entry("a.two", 2.0),
+        "b.new": entry("b.new", 3.0),
+    }
+    assert (state.lineage, state.serial, state.source) == (base.lineage, 2, DATADOG)
+    assert now(state_path) == before
+    assert path.exists()
+
+
+def test_the_journals_source_is_applied(state_path: Path, base: State) -> None:
+    write_journal(state_path, base, EMULATOR, [entry("a.one", 10.0)])
+
+    state = load_with_journal(state_path)
+
+    assert state is not None
+    assert state.source == EMULATOR
+    # The base's results came from another source: they are not relabelled, they go.
+    assert state.aggregations == {"a.one": entry("a.one", 10.0)}
+
+
+@pytest.mark.parametrize(
+    "torn",
+    [
+        '{"address": "a.three", "entry": {"report": "a", "ti',
+        '{"address": "a.three"',
+        '{"address": "a.th\u00e9',
+        "null",
+        '{"address": 3, "entry": {}}',
+    ],
+)
+def test_a_torn_last_line_is_ignored(state_path: Path, base: State, torn: str) -> None:
+    path = write_journal(state_path, base, DATADOG, [entry("a.one", 10.0)])
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(torn)
+
+    state = load_with_journal(state_path)
+
+    assert state is not None
+    assert state.aggregations == {"a.one": entry("a.one", 10.0), "a.two": entry("a.two", 2.0)}
+
+
+def test_a_line_torn_inside_a_multibyte_character_is_ignored(state_path: Path, base: State) -> None:
+    path = write_journal(state_path, base, DATADOG, [entry("a.one", 10.0)])
+    with open(path, "ab") as handle:
+        handle.write('{"address": "a.th\u00e9'.encode()[:-1])  # half of the é
+
+    state = load_with_journal(state_path)
+
+    assert state is not None
+    assert state.aggregations["a.one"] == entry("a.one", 10.0)
+    assert set(state.aggregations) == {"a.one", "a.two"}
+
+
+def test_a_malformed_entry_ends_the_replay(state_path: Path, base: State) -> None:
+    path = write_journal(state_path, base, DATADOG, [entry("a.one", 10.0)])
+    bad = entry("a.three", 3.0).to_json() | {"result": {"total": "3"}}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"address": "a.three", "entry": bad}) + "\n")
+        handle.write(json.dumps({"address": "a.four", "entry": entry("a.four", 4.0).to_json()}))
+
+    state = load_with_journal(state_path)
+
+    assert state is not None
+    assert set(state.aggregations) == {"a.one", "a.two"}
+
+
+def header(base: State, **changes: Any) -> str:
+    fields = {
+        "journal": JOURNAL_VERSION,
+        "lineage": base.lineage,
+        "serial": base.serial,
+        "source": EMULATOR.to_json(),
+    }
+    fields.update(changes)
+    return json.dumps(fields)
+
+
+OBSOLETE_HEADERS: dict[str, Callable[[State], str]] = {
+    # The apply wrote the state, then died before removing its journal.
+    "older serial": lambda base: header(base, serial=base.serial - 1),
+    "newer serial": lambda base: header(base, serial=base.serial + 1),
+    "other lineage": lambda base: header(base, lineage="another-lineage"),
+    "made with no state": lambda base: header(base, lineage=None, serial=0),
+    "newer journal format": lambda base: header(base, journal=JOURNAL_VERSION + 1),
+    "no source": lambda base: header(base, source=None),
+    "source without site": lambda base: header(base, source={"kind": "emulator"}),
+    "not an object": lambda base: "[]",
+    "not JSON": lambda base: "not json",
+    "empty line": lambda base: "",
+}
+
+
+@pytest.mark.parametrize("case", sorted(OBSOLETE_HEADERS))
+def test_a_journal_that_does_not_match_the_state_is_ignored(
+    state_path: Path, base: State, case: str
+) -> None:
+    first_line = OBSOLETE_HEADERS[case](base)
+    line = json.dumps({"address": "a.one", "entry": entry("a.one", 99.0).to_json()})
+    journal_path(state_path).write_text(f"{first_line}\n{line}\n", encoding="utf-8")
+    before = untouched(state_path)
+
+    assert load_with_journal(state_path) == base
+    assert recover(state_path) == base
+
+    assert now(state_path) == before
+    assert not journal_path(state_path).exists()
+
+
+def test_an_empty_journal_is_ignored(state_path: Path, base: State) -> None:
+    journal_path(state_path).write_text("", encoding="utf-8")
+    before = untouched(state_path)
+
+    assert load_with_journal(state_path) == base
+    assert recover(state_path) == base
+    assert now(state_path) == before
+    assert not journal_path(state_path).exists()
+
+
+def test_a_journal_without_entries_changes_nothing(state_path: Path, base: State) -> None:
+    write_journal(state_path, base, EMULATOR)
+    before = untouched(state_path)
+
+    assert load_with_journal(state_path) == base  # not even the source
+    assert recover(state_path) == base
+    assert now(state_path) == before
+    assert not journal_path(state_path).exists()
+
+
+def test_recover_folds_the_journal_into_the_state_and_removes_it(
+    state_path: Path, base: State
+) -> None:
+    version_2 = state_path.read_bytes()
+    write_journal(state_path, base, EMULATOR, [entry("a.one", 10.0), entry("c.x", 7.0)])
+    expected = load_with_journal(state_path)
+
+    recovered = recover(state_path)
+
+    assert recovered is not None and expected is not None
+    assert recovered == replace(expected, serial=3)
+    assert load_state(state_path) == recovered
+    assert recovered.lineage == base.lineage
+    assert recovered.source == EMULATOR
+    assert backup_path(state_path).read_bytes() == version_2
+    assert not journal_path(state_path).exists()
+    # A second recover has nothing to do.
+    before = untouched(state_path)
+    assert recover(state_path) == recovered
+    assert now(state_path) == before
+
+
+def test_a_journal_on_top_of_no_state_creates_one(state_path: Path) -> None:
+    write_journal(state_path, None, EMULATOR, [entry("a.one", 1.0), entry("a.two", 2.0)])
+    assert load_state(state_path) is None
+    replayed = load_with_journal(state_path)
+    assert replayed is not None
+    assert not state_path.exists()  # loading is read-only
+
+    recovered = recover(state_path)
+
+    assert recovered is not None
+    assert recovered.serial == 1
+    assert recovered.source == EMULATOR
+    assert recovered.aggregations == {"a.one": entry("a.one", 1.0), "a.two": entry("a.two", 2.0)}
+    assert load_state(state_path) == recovered
+    assert not backup_path(state_path).exists()
+    assert not journal_path(state_path).exists()
+
+
+def test_a_journal_for_a_state_that_is_gone_is_ignored(state_path: Path, base: State) -> None:
+    write_journal(state_path, base, EMULATOR, [entry("a.one", 10.0)])
+    state_path.unlink()
+
+    assert load_with_journal(state_path) is None
+    assert recover(state_path) is None
+    assert not state_path.exists()
+    assert not journal_path(state_path).exists()
+
+
+def test_no_journal_means_the_state_as_is(state_path: Path, base: State) -> None:
+    assert load_with_journal(state_path) == base
+    assert recover(state_path) == base
+    assert load_with_journal(state_path.with_name("none.json")) is None
+
+
+def test_a_new_journal_replaces_an_old_one(state_path: Path, base: State) -> None:
+    write_journal(state_path, base, DATADOG, [entry("a.one", 10.0)])
+    write_journal(state_path, base, DATADOG, [entry("a.two", 20.0)])
+
+    state = load_with_journal(state_path)
+
+    assert state is not None
+    assert state.aggregations == {"a.one": entry("a.one", 1.0), "a.two": entry("a.two", 20.0)}
+
+
+def test_a_failing_disk_does_not_stop_the_apply(
+    state_path: Path, base: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = Journal.open(state_path, base, EMULATOR)
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    log.append([entry("a.one", 10.0)])
+    log.close()  # no exception: the journal is only a checkpoint
+
+    assert isinstance(log.error, OSError)
+    assert log.error.errno == 28
+
+
+def test_a_journal_that_cannot_be_created_is_a_state_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+
+    with pytest.raises(StateError) as caught:
+        Journal.open(blocker / "state.json", None, EMULATOR)
+
+    assert caught.value.message.startswith(
+        f"{blocker}/state.json.journal: cannot write the apply journal: "
+    )

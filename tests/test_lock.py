@@ -1,0 +1,493 @@
+"""The state lock, between real processes: fail at once, wait, take over, force-unlock.
+
+Every holder here is a separate Python process that takes ``state_lock`` and reports its
+lock ID on stdout; it releases the lock when its stdin gets a line (or closes). Waiting is
+proved with a fake clock whose ``sleep`` is observed, never with wall-clock assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from casereport import lock
+from casereport.cli import cli
+from casereport.errors import LockError
+from casereport.lock import LockInfo, current_lock, force_unlock, lock_path, state_lock
+
+REPO = Path(__file__).resolve().parent.parent
+
+HOLDER = """
+import sys
+from pathlib import Path
+from casereport.lock import state_lock
+
+with state_lock(Path(sys.argv[1]), sys.argv[2]) as info:
+    print(info.id, flush=True)
+    sys.stdin.readline()
+print("released", flush=True)
+"""
+
+
+class Holder:
+    """A process holding the lock of a state file until ``release``."""
+
+    def __init__(self, process: subprocess.Popen[str], lock_id: str) -> None:
+        self.process = process
+        self.id = lock_id
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def release(self) -> None:
+        """Let the holder leave its ``with state_lock`` block, and wait until it has exited."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline() == "released\n"
+        assert self.process.wait(timeout=30) == 0
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(timeout=30) == -signal.SIGKILL
+
+
+HolderFactory = Callable[..., Holder]
+
+
+@pytest.fixture
+def holder() -> Iterator[HolderFactory]:
+    """Factory: ``holder(state_path, operation="apply", cwd=None)`` -> a running Holder."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(state: Path, operation: str = "apply", cwd: Path | None = None) -> Holder:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(state), operation],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+        )
+        processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()  # blocks until the lock is held (or the child died)
+        if not line:
+            assert process.stderr is not None
+            pytest.fail(f"the lock holder did not start: {process.stderr.read()}")
+        return Holder(process, line.strip())
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class FakeTime:
+    """``lock.time`` with a clock that advances only when the lock loop sleeps."""
+
+    def __init__(self, on_sleep: Callable[[int], None] | None = None) -> None:
+        self.now = 0.0
+        self.sleeps = 0
+        self.on_sleep = on_sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(self.sleeps)
+
+
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeTime]:
+    def install(on_sleep: Callable[[int], None] | None = None) -> FakeTime:
+        fake = FakeTime(on_sleep)
+        monkeypatch.setattr(lock, "time", fake)
+        return fake
+
+    return install
+
+
+def never_sleep(count: int) -> None:
+    raise AssertionError("the lock waited although no --lock-timeout was given")
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / ".casereport" / "state.json"
+
+
+def lock_file(state: Path) -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads(lock_path(state).read_text(encoding="utf-8"))
+    return raw
+
+
+def describe(raw: dict[str, Any]) -> str:
+    return (
+        f"ID {raw['id']} ({raw['operation']} by {raw['who']}, pid {raw['pid']}, "
+        f"since {raw['created']})"
+    )
+
+
+# -- one process ------------------------------------------------------------------------
+
+
+def test_the_lock_file_names_the_holder_and_is_removed_on_release(state_path: Path) -> None:
+    with state_lock(state_path, "apply") as info:
+        raw = lock_file(state_path)
+        assert raw == {
+            "id": info.id,
+            "operation": "apply",
+            "who": lock._who(),
+            "pid": info.pid,
+            "created": info.created,
+            "path": str(state_path),
+            "version": info.version,
+        }
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info.created)
+        assert re.fullmatch(r"[^@\s]+@\S+", info.who)
+        assert current_lock(state_path) == info
+    assert not lock_path(state_path).exists()
+    assert sorted(p.name for p in state_path.parent.iterdir()) == []
+
+
+def test_current_lock_does_not_create_a_lock_file(state_path: Path) -> None:
+    state_path.parent.mkdir()
+    assert current_lock(state_path) is None
+    assert not lock_path(state_path).exists()
+
+
+# -- two processes ----------------------------------------------------------------------
+
+
+def test_a_second_holder_fails_at_once_naming_the_holder(
+    state_path: Path, holder: HolderFactory, fake_time: Callable[..., FakeTime]
+) -> None:
+    first = holder(state_path, "apply")
+    fake_time(never_sleep)
+    raw = lock_file(state_path)
+    assert (raw["id"], raw["pid"], raw["operation"]) == (first.id, first.pid, "apply")
+
+    with pytest.raises(LockError) as caught, state_lock(state_path, "plan"):
+        pytest.fail("the lock was taken twice")
+
+    assert caught.value.message == (
+        f"the state {state_path} is locked by ID {first.id} (apply by {lock._who()}, "
+        f"pid {first.pid}, since {raw['created']}); wait for that run to finish "
+        f"(or pass --lock-timeout), or if it is stuck: "
+        f"casereport force-unlock {first.id} --state {state_path}"
+    )
+    assert first.alive()
+    assert lock_file(state_path) == raw
+    assert current_lock(state_path) == LockInfo(**raw)
+
+
+def test_lock_timeout_waits_until_the_holder_releases(
+    state_path: Path, holder: HolderFactory, fake_time: Callable[..., FakeTime]
+) -> None:
+    first = holder(state_path, "apply")
+
+    def release_while_waiting(count: int) -> None:
+        if count == 3:
+            first.release()
+
+    clock = fake_time(release_while_waiting)
+    with state_lock(state_path, "apply", timeout=60) as info:
+        assert lock_file(state_path)["id"] == info.id
+        assert info.id != first.id
+
+    assert clock.sleeps == 3  # refused while held, taken on the first try after the release
+    assert not first.alive()
+    assert not lock_path(state_path).exists()
+
+
+def test_lock_timeout_gives_up_after_the_timeout(
+    state_path: Path, holder: HolderFactory, fake_time: Callable[..., FakeTime]
+) -> None:
+    first = holder(state_path, "state rm")
+    clock = fake_time()
+
+    with pytest.raises(LockError) as caught, state_lock(state_path, "apply", timeout=2.5):
+        pytest.fail("the lock was taken twice")
+
+    # It gave up at the first look past the deadline, not before and not later.
+    assert clock.now - lock._POLL_SECONDS < 2.5 <= clock.now
+    assert caught.value.message.startswith(
+        f"the state {state_path} is locked after waiting 2.5 s by ID {first.id} "
+        f"(state rm by {lock._who()}, pid {first.pid}, since "
+    )
+    assert first.alive()
+
+
+def test_a_killed_holders_lock_is_taken_over_with_a_notice(
+    state_path: Path, holder: HolderFactory, fake_time: Callable[..., FakeTime]
+) -> None:
+    first = holder(state_path, "apply")
+    raw = lock_file(state_path)
+    first.kill()
+    # The kernel released the flock; the file with the dead holder's details remains.
+    assert lock_file(state_path) == raw
+    assert current_lock(state_path) is None
+    fake_time(never_sleep)
+
+    notices: list[str] = []
+    with state_lock(state_path, "apply", notice=notices.append) as info:
+        assert lock_file(state_path)["id"] == info.id
+
+    assert notices == [
+        f"Taking over the lock {describe(raw)}, whose run ended without releasing it."
+    ]
+    assert not lock_path(state_path).exists()
+
+
+def test_no_notice_after_a_clean_release(state_path: Path, holder: HolderFactory) -> None:
+    holder(state_path).release()
+    notices: list[str] = []
+
+    with state_lock(state_path, "apply", notice=notices.append):
+        pass
+
+    assert notices == []
+
+
+def test_force_unlock_refuses_a_wrong_id_and_no_lock(
+    state_path: Path, holder: HolderFactory
+) -> None:
+    with pytest.raises(LockError) as caught:
+        force_unlock(state_path, "0f5b2c1e")
+    assert caught.value.message == f"the state {state_path} is not locked; nothing to unlock"
+
+    first = holder(state_path)
+    raw = lock_file(state_path)
+    with pytest.raises(LockError) as caught:
+        force_unlock(state_path, "0f5b2c1e")
+
+    assert caught.value.message == (
+        f"the lock on {state_path} has ID {first.id}, not 0f5b2c1e; "
+        "copy the ID from the lock error message"
+    )
+    assert lock_file(state_path) == raw
+    assert first.alive()
+
+
+def test_after_force_unlock_a_new_run_locks_while_the_old_holder_still_runs(
+    state_path: Path, holder: HolderFactory, fake_time: Callable[..., FakeTime]
+) -> None:
+    stuck = holder(state_path, "apply")
+
+    removed = force_unlock(state_path, stuck.id)
+
+    assert (removed.id, removed.pid, removed.operation) == (stuck.id, stuck.pid, "apply")
+    assert not lock_path(state_path).exists()
+    assert stuck.alive()
+    fake_time(never_sleep)
+    notices: list[str] = []
+    with state_lock(state_path, "apply", notice=notices.append) as info:
+        # The old holder finishing must not remove the new holder's lock.
+        stuck.release()
+        assert lock_file(state_path)["id"] == info.id
+        assert current_lock(state_path) == info
+        with pytest.raises(LockError):
+            force_unlock(state_path, stuck.id)
+    assert notices == []
+    assert not lock_path(state_path).exists()
+    with pytest.raises(LockError, match="is not locked"):
+        force_unlock(state_path, info.id)
+
+
+def test_two_holder_processes_exclude_each_other(state_path: Path, holder: HolderFactory) -> None:
+    first = holder(state_path, "apply")
+    second = subprocess.run(
+        [sys.executable, "-c", HOLDER, str(state_path), "plan"],
+        input="\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert second.returncode == 1
+    assert second.stdout == ""
+    assert f"LockError: the state {state_path} is locked by ID {first.id}" in second.stderr
+    first.release()
+    third = subprocess.run(
+        [sys.executable, "-c", HOLDER, str(state_path), "plan"],
+        input="\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert third.stdout.endswith("released\n")
+
+
+# -- through the command line -----------------------------------------------------------
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the example workspace, as the current directory."""
+    shutil.copytree(REPO / "reports", tmp_path / "reports")
+    shutil.copytree(REPO / "schema", tmp_path / "schema")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795719600")  # 2026-11-26T19:00:00Z
+    for name in ("DD_API_KEY", "DD_APP_KEY", "DD_SITE", "CASEREPORT_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+DEFAULT_STATE = Path(".casereport/state.json")
+
+
+def test_apply_fails_at_once_while_another_process_holds_the_lock(
+    workspace: Path, holder: HolderFactory, fake_time: Callable[..., FakeTime]
+) -> None:
+    assert run("apply", "--emulator", "--auto-approve").exit_code == 0
+    before = {p.name: p.read_bytes() for p in (workspace / ".casereport").iterdir()}
+    other = holder(DEFAULT_STATE, "apply", cwd=workspace)
+    raw = lock_file(workspace / DEFAULT_STATE)
+    fake_time(never_sleep)
+
+    result = run("apply", "--emulator", "--auto-approve", "--refresh")
+
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: the state .casereport/state.json is locked by {describe(raw)}; wait for that "
+        "run to finish (or pass --lock-timeout), or if it is stuck: "
+        f"casereport force-unlock {other.id}\n"
+    )
+    after = {p.name: p.read_bytes() for p in (workspace / ".casereport").iterdir()}
+    assert after == {**before, "state.json.lock": lock_path(DEFAULT_STATE).read_bytes()}
+
+
+@pytest.mark.parametrize("command", [["plan"], ["state", "rm", "support-backlog"], ["render"]])
+def test_other_state_commands_are_locked_out_too(
+    workspace: Path, holder: HolderFactory, command: list[str]
+) -> None:
+    assert run("apply", "--emulator", "--auto-approve").exit_code == 0
+    other = holder(DEFAULT_STATE, "apply", cwd=workspace)
+
+    result = run(*command)
+
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: the state .casereport/state.json is locked by ID {other.id} (apply by "
+    )
+    assert result.output.count("\n") == 1
+
+
+def test_apply_with_lock_timeout_waits_for_the_holder(
+    workspace: Path, holder: HolderFactory, fake_time: Callable[..., FakeTime]
+) -> None:
+    other = holder(DEFAULT_STATE, "apply", cwd=workspace)
+
+    def release_while_waiting(count: int) -> None:
+        if count == 2:
+            other.release()
+
+    clock = fake_time(release_while_waiting)
+    result = run("apply", "--emulator", "--auto-approve", "--lock-timeout", "30")
+
+    assert result.exit_code == 0, result.output
+    assert clock.sleeps == 2
+    assert "Apply complete: " in result.output
+    assert not lock_path(DEFAULT_STATE).exists()
+
+
+def test_apply_with_lock_timeout_fails_after_waiting(
+    workspace: Path, holder: HolderFactory
+) -> None:
+    # Real time here: a short bounded wait, nothing asserted about its speed.
+    other = holder(DEFAULT_STATE, "plan", cwd=workspace)
+
+    result = run("apply", "--emulator", "--auto-approve", "--lock-timeout", "0.3")
+
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: the state .casereport/state.json is locked after waiting 0.3 s by ID {other.id} "
+        "(plan by "
+    )
+    assert not DEFAULT_STATE.exists()
+    assert other.alive()
+
+
+def test_apply_takes_over_the_lock_of_a_killed_run(workspace: Path, holder: HolderFactory) -> None:
+    other = holder(DEFAULT_STATE, "apply", cwd=workspace)
+    other.kill()
+    assert lock_path(DEFAULT_STATE).exists()
+
+    result = run("apply", "--emulator", "--auto-approve")
+
+    assert result.exit_code == 0, result.output
+    assert "Apply complete: " in result.output
+    assert not lock_path(DEFAULT_STATE).exists()
+
+
+def test_force_unlock_command(workspace: Path, holder: HolderFactory) -> None:
+    result = run("force-unlock", "0f5b2c1e")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: the state .casereport/state.json is not locked; nothing to unlock\n"
+    )
+
+    stuck = holder(DEFAULT_STATE, "apply", cwd=workspace)
+    raw = lock_file(DEFAULT_STATE)
+    result = run("force-unlock", "0f5b2c1e")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: the lock on .casereport/state.json has ID {stuck.id}, not 0f5b2c1e; "
+        "copy the ID from the lock error message\n"
+    )
+    assert lock_file(DEFAULT_STATE) == raw
+
+    result = run("force-unlock", stuck.id)
+    assert result.exit_code == 0
+    assert result.output == f"Removed the lock {describe(raw)}.\n"
+    assert not lock_path(DEFAULT_STATE).exists()
+
+    # A new run locks and completes while the stuck run still holds its orphaned lock.
+    result = run("apply", "--emulator", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert stuck.alive()
+    stuck.release()
+
+
+def test_force_unlock_with_a_state_option(
+    tmp_path: Path, holder: HolderFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    state = tmp_path / "elsewhere" / "state.json"
+    stuck = holder(state, "apply")
+
+    refused = run("force-unlock", stuck.id)  # the default state is not locked
+    removed = run("force-unlock", stuck.id, "--state", str(state))
+
+    assert refused.exit_code == 1
+    assert removed.exit_code == 0
+    assert removed.output.startswith(f"Removed the lock ID {stuck.id} (apply by ")
+    assert not lock_path(state).exists()

@@ -1,0 +1,641 @@
+"""State files: format, determinism, serial and lineage, backups, atomic writes, corruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from casereport import __version__
+from casereport.errors import StateError
+from casereport.state import (
+    FORMAT_VERSION,
+    HISTORY_GROUPS,
+    HISTORY_LIMIT,
+    AggregationState,
+    ReportState,
+    Source,
+    State,
+    backup_path,
+    data_hash,
+    history_entry,
+    load_state,
+    new_state,
+    parse_state,
+    serialise,
+    with_result,
+    write_state,
+)
+
+EMULATOR = Source("emulator", "emulator", "2000 synthetic cases (seed 7)")
+DATADOG = Source("datadog", "datadoghq.eu")
+OLD_MTIME_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09: older than any write in a test
+
+
+def result(total: float, **groups: float) -> dict[str, Any]:
+    return {
+        "id": f"agg-{total:g}",
+        "total": total,
+        "groups": [{"group": name, "value": [count]} for name, count in groups.items()],
+    }
+
+
+def aggregation(address: str, total: float = 10.0, **fields: Any) -> AggregationState:
+    report = address.split(".", 1)[0]
+    values: dict[str, Any] = {
+        "address": address,
+        "report": report,
+        "title": f"Title of {address}",
+        "request": {"query_filter": "status:open", "groups": ["priority"], "limit": 5},
+        "fingerprint": "f" * 64,
+        "result": result(total, P1=total - 1, P2=1.0),
+        "fetched_at": "2026-11-26T19:00:00Z",
+        "history": (),
+    }
+    values.update(fields)
+    return AggregationState(**values)
+
+
+def sample_state(**fields: Any) -> State:
+    """A state with every kind of content: source, results with history, reports, site."""
+    first = aggregation(
+        "support.by_status",
+        history=(
+            {"fetched_at": "2026-11-25T19:00:00Z", "total": 8.0, "groups": {"P1": 7.0}},
+            {"fetched_at": "2026-11-26T07:00:00Z", "total": 9.0, "groups": {"P1": 8.0}},
+        ),
+    )
+    second = aggregation('support.by_service["billing"]', total=3.0, fingerprint="e" * 64)
+    values: dict[str, Any] = {
+        "lineage": "5d0f3c52-54a8-4b38-8e7e-2f2f8d3c2a10",
+        "source": EMULATOR,
+        "aggregations": {a.address: a for a in (first, second)},
+        "reports": {
+            "support": ReportState(
+                name="support",
+                definition_hash="d" * 64,
+                template_hash="t" * 64,
+                data_hash="h" * 64,
+                outputs={"support.md": "1" * 64, "support.html": "2" * 64},
+            )
+        },
+        "site_outputs": {"index.md": "3" * 64, "index.html": "4" * 64},
+    }
+    values.update(fields)
+    return State(**values)
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / ".casereport" / "state.json"
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` with its bytes (to prove nothing changed)."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def keys_sorted(value: Any) -> bool:
+    if isinstance(value, dict):
+        return list(value) == sorted(value) and all(keys_sorted(v) for v in value.values())
+    if isinstance(value, list):
+        return all(keys_sorted(v) for v in value)
+    return True
+
+
+# -- format ---------------------------------------------------------------------------
+
+
+def test_round_trip_gives_an_equal_state(state_path: Path) -> None:
+    written = write_state(state_path, sample_state(), None)
+
+    loaded = load_state(state_path)
+
+    assert loaded == written
+    assert loaded is not None
+    assert loaded.aggregations["support.by_status"].history == (
+        {"fetched_at": "2026-11-25T19:00:00Z", "total": 8.0, "groups": {"P1": 7.0}},
+        {"fetched_at": "2026-11-26T07:00:00Z", "total": 9.0, "groups": {"P1": 8.0}},
+    )
+    assert loaded.source == EMULATOR
+    assert loaded.reports["support"].outputs == {"support.md": "1" * 64, "support.html": "2" * 64}
+    assert loaded.site_outputs == {"index.md": "3" * 64, "index.html": "4" * 64}
+
+
+def test_file_has_the_bookkeeping_fields(state_path: Path) -> None:
+    written = write_state(state_path, new_state(), None)
+
+    raw = json.loads(state_path.read_text(encoding="utf-8"))
+
+    assert raw["format_version"] == FORMAT_VERSION == 1
+    assert raw["lineage"] == written.lineage
+    assert str(uuid.UUID(raw["lineage"])) == raw["lineage"]
+    assert raw["serial"] == 1
+    assert raw["tool_version"] == __version__
+    assert raw["source"] is None
+    assert raw["aggregations"] == {}
+    assert raw["reports"] == {}
+    assert raw["site"] == {"outputs": {}}
+
+
+def test_json_is_sorted_and_independent_of_insertion_order(tmp_path: Path) -> None:
+    state = sample_state()
+    shuffled = replace(
+        state,
+        aggregations=dict(reversed(list(state.aggregations.items()))),
+        site_outputs=dict(reversed(list(state.site_outputs.items()))),
+    )
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+
+    write_state(first, state, None)
+    write_state(second, shuffled, None)
+
+    text = first.read_text(encoding="utf-8")
+    assert first.read_bytes() == second.read_bytes()
+    assert keys_sorted(json.loads(text))
+    # Indented, except that each aggregation is one line of its own (readable diffs).
+    document = json.loads(text)
+    for address, entry in document["aggregations"].items():
+        (line,) = [ln for ln in text.splitlines() if ln.startswith(f"    {json.dumps(address)}: ")]
+        assert json.loads(line.split(": ", 1)[1].rstrip(",")) == entry
+    del document["aggregations"]
+    rest = json.dumps(document, indent=2, sort_keys=True)
+    assert text.endswith(rest[2:] + "\n")
+    assert serialise(replace(state, serial=1)) == serialise(replace(shuffled, serial=1)) == text
+
+
+def test_new_states_get_distinct_lineages() -> None:
+    assert new_state().lineage != new_state().lineage
+
+
+# -- serial, lineage, backup ------------------------------------------------------------
+
+
+def test_serial_bumps_once_per_changing_write_and_lineage_is_kept(state_path: Path) -> None:
+    first = write_state(state_path, sample_state(), None)
+    assert first.serial == 1
+
+    changed = replace(first, aggregations={}, lineage=str(uuid.uuid4()), serial=41)
+    second = write_state(state_path, changed, first)
+
+    assert second.serial == 2
+    assert second.lineage == first.lineage
+    on_disk = load_state(state_path)
+    assert on_disk is not None
+    assert (on_disk.serial, on_disk.lineage, on_disk.aggregations) == (2, first.lineage, {})
+
+    third = write_state(state_path, replace(second, source=DATADOG), second)
+    assert third.serial == 3
+    assert json.loads(state_path.read_text(encoding="utf-8"))["serial"] == 3
+
+
+def test_a_no_op_write_touches_nothing(state_path: Path) -> None:
+    first = write_state(state_path, sample_state(), None)
+    second = write_state(state_path, replace(first, source=DATADOG), first)
+    for path in (state_path, backup_path(state_path)):
+        os.utime(path, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    before = snapshot(state_path.parent)
+
+    # Equal content built anew (other objects, other order, stale bookkeeping fields).
+    same = replace(
+        sample_state(source=DATADOG),
+        lineage="another-lineage",
+        serial=99,
+        aggregations=dict(reversed(list(second.aggregations.items()))),
+    )
+    returned = write_state(state_path, same, second)
+
+    assert returned is second
+    assert returned.serial == 2
+    assert snapshot(state_path.parent) == before
+    assert state_path.stat().st_mtime_ns == OLD_MTIME_NS
+    assert backup_path(state_path).stat().st_mtime_ns == OLD_MTIME_NS
+
+
+def test_backup_holds_the_previous_version_after_each_write(state_path: Path) -> None:
+    first = write_state(state_path, sample_state(), None)
+    assert not backup_path(state_path).exists()
+    version_1 = state_path.read_bytes()
+
+    second = write_state(state_path, replace(first, source=DATADOG), first)
+    assert backup_path(state_path).read_bytes() == version_1
+    version_2 = state_path.read_bytes()
+    assert version_2 != version_1
+
+    write_state(state_path, replace(second, aggregations={}), second)
+    assert backup_path(state_path).read_bytes() == version_2
+    backup = load_state(backup_path(state_path))
+    assert backup is not None
+    assert backup.serial == 2
+
+
+def test_writes_leave_no_temporary_files(state_path: Path) -> None:
+    state = write_state(state_path, sample_state(), None)
+    for _ in range(3):
+        state = write_state(state_path, replace(state, serial=0, source=DATADOG), state)
+        state = write_state(state_path, replace(state, source=EMULATOR), state)
+
+    assert sorted(p.name for p in state_path.parent.iterdir()) == [
+        "state.json",
+        "state.json.backup",
+    ]
+    assert state.serial == 7
+
+
+def test_a_write_removes_temporary_files_left_by_a_killed_run(state_path: Path) -> None:
+    first = write_state(state_path, sample_state(), None)
+    leftovers = [
+        state_path.parent / ".state.json.k2j3h4.tmp",  # atomic_writer's temp file
+        state_path.parent / ".state.json.backup.tmp",  # the staged backup
+    ]
+    for leftover in leftovers:
+        leftover.write_text("{", encoding="utf-8")
+
+    write_state(state_path, replace(first, source=DATADOG), first)
+
+    assert not any(p.exists() for p in leftovers)
+    assert sorted(p.name for p in state_path.parent.iterdir()) == [
+        "state.json",
+        "state.json.backup",
+    ]
+
+
+def test_a_staged_backup_linked_to_the_state_cannot_truncate_it(state_path: Path) -> None:
+    # A run killed between linking the backup and renaming it leaves a hard link to the
+    # state file; the next write must replace it, not write through it.
+    first = write_state(state_path, sample_state(), None)
+    content = state_path.read_bytes()
+    os.link(state_path, state_path.parent / ".state.json.backup.tmp")
+
+    write_state(state_path, replace(first, source=DATADOG), first)
+
+    assert backup_path(state_path).read_bytes() == content
+    loaded = load_state(state_path)
+    assert loaded is not None
+    assert loaded.source == DATADOG
+
+
+def test_a_write_after_a_run_killed_between_backup_and_write(state_path: Path) -> None:
+    # That run left the backup as another name of the state file itself.
+    first = write_state(state_path, sample_state(), None)
+    content = state_path.read_bytes()
+    os.link(state_path, backup_path(state_path))
+
+    write_state(state_path, replace(first, source=DATADOG), first)
+
+    assert backup_path(state_path).read_bytes() == content
+    assert not backup_path(state_path).samefile(state_path)
+    assert sorted(p.name for p in state_path.parent.iterdir()) == [
+        "state.json",
+        "state.json.backup",
+    ]
+
+
+def test_a_failed_write_keeps_the_old_state_and_leaves_no_temporary_file(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = write_state(state_path, sample_state(), None)
+    content = state_path.read_bytes()
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(StateError) as caught:
+        write_state(state_path, replace(first, source=DATADOG), first)
+
+    assert caught.value.message == (
+        f"{state_path}: cannot write the state: No space left on device"
+    )
+    assert state_path.read_bytes() == content
+    assert sorted(p.name for p in state_path.parent.iterdir()) == [
+        "state.json",
+        "state.json.backup",
+    ]
+
+
+# -- corrupt and newer files ------------------------------------------------------------
+
+VALID = json.loads(serialise(replace(sample_state(), serial=4)))
+
+
+def variant(path: str, value: Any) -> str:
+    """The valid state with the field at ``path`` (dotted, ``~`` deletes) replaced."""
+    raw = json.loads(json.dumps(VALID))
+    *parents, last = path.split("/")
+    target = raw
+    for key in parents:
+        target = target[key]
+    if value == "~":
+        del target[last]
+    else:
+        target[last] = value
+    return json.dumps(raw)
+
+
+AGG = "aggregations/support.by_status"
+CORRUPT = [
+    ("{", "not valid JSON (line 1, column 2)"),
+    ('{"format_version": 1,\n "lineage": "x",\n', "not valid JSON (line 3, column 1)"),
+    ("", "not valid JSON (line 1, column 1)"),
+    ("[]", "not a casereport state (expected a JSON object)"),
+    ('"state"', "not a casereport state (expected a JSON object)"),
+    ("{}", "not a casereport state (no valid format_version)"),
+    (variant("format_version", "1"), "not a casereport state (no valid format_version)"),
+    (variant("format_version", True), "not a casereport state (no valid format_version)"),
+    (variant("format_version", 0), "not a casereport state (no valid format_version)"),
+    (variant("lineage", "~"), "malformed: no lineage"),
+    (variant("serial", "~"), "malformed: no serial"),
+    (variant("aggregations", "~"), "malformed: no aggregations"),
+    (variant("lineage", 7), "malformed: lineage is not a non-empty string"),
+    (variant("lineage", ""), "malformed: lineage is not a non-empty string"),
+    (variant("serial", "4"), "malformed: serial is not a whole number"),
+    (variant("serial", True), "malformed: serial is not a whole number"),
+    (variant("serial", -1), "malformed: serial is not a whole number"),
+    (variant("tool_version", None), "malformed: tool_version is not a string"),
+    (
+        variant("source", "emulator"),
+        "malformed: source is not an object of kind, site and detail strings",
+    ),
+    (
+        variant("source/site", None),
+        "malformed: source is not an object of kind, site and detail strings",
+    ),
+    (variant("aggregations", []), "malformed: aggregations is not an object"),
+    (variant("reports", "none"), "malformed: reports is not an object"),
+    (variant("site", []), "malformed: site.outputs is not an object of file -> hash"),
+    (
+        variant("site/outputs", {"index.html": 1}),
+        "malformed: site.outputs is not an object of file -> hash",
+    ),
+    (variant(AGG, [1, 2]), "aggregations['support.by_status'] is not an object"),
+    (
+        variant(f"{AGG}/result", "~"),
+        "aggregations['support.by_status'] is malformed: has no 'result'",
+    ),
+    (
+        variant(f"{AGG}/fingerprint", 12),
+        "aggregations['support.by_status'] is malformed: fingerprint is not a string",
+    ),
+    (
+        variant(f"{AGG}/request", ["status"]),
+        "aggregations['support.by_status'] is malformed: request is not an object",
+    ),
+    (
+        variant(f"{AGG}/result", None),
+        "aggregations['support.by_status'] is malformed: result is not an object",
+    ),
+    (
+        variant(f"{AGG}/result/total", "10"),
+        "aggregations['support.by_status'] is malformed: result.total is not a number",
+    ),
+    (
+        variant(f"{AGG}/result/groups", [{"group": "P1", "value": ["9"]}]),
+        "aggregations['support.by_status'] is malformed: "
+        "result.groups is not a list of {group, value: [numbers]}",
+    ),
+    (
+        variant(f"{AGG}/fetched_at", "yesterday"),
+        "aggregations['support.by_status'] is malformed: fetched_at 'yesterday' is not a timestamp",
+    ),
+    (
+        variant(f"{AGG}/history", [{"fetched_at": "2026-11-25T19:00:00Z"}]),
+        "aggregations['support.by_status'] is malformed: "
+        "history is not {fetched_at: [...], total: [...], groups: {name: [...]}}",
+    ),
+    (
+        variant(
+            f"{AGG}/history", {"fetched_at": ["2026-11-25T19:00:00Z"], "total": [], "groups": {}}
+        ),
+        "aggregations['support.by_status'] is malformed: "
+        "history is not {fetched_at: [...], total: [...], groups: {name: [...]}}",
+    ),
+    (
+        variant(
+            f"{AGG}/history",
+            {"fetched_at": ["2026-11-25T19:00:00Z"], "total": [3], "groups": {"OPEN": ["2"]}},
+        ),
+        "aggregations['support.by_status'] is malformed: "
+        "history is not {fetched_at: [...], total: [...], groups: {name: [...]}}",
+    ),
+    (
+        variant("reports/support/outputs", "~"),
+        "reports['support'] is malformed: has no 'outputs'",
+    ),
+    (
+        variant("reports/support/data_hash", None),
+        "reports['support'] is malformed: data_hash is not a string",
+    ),
+    (
+        variant("reports/support", "yes"),
+        "reports['support'] is malformed: is not an object",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "problem"), CORRUPT)
+def test_a_corrupt_state_is_a_one_line_error_that_changes_nothing(
+    state_path: Path, text: str, problem: str
+) -> None:
+    state_path.parent.mkdir()
+    state_path.write_text(text, encoding="utf-8")
+    before = snapshot(state_path.parent)
+
+    with pytest.raises(StateError) as caught:
+        load_state(state_path)
+
+    assert caught.value.message == (
+        f"{state_path}: {problem}; move the file away to start afresh "
+        "(the next apply re-fetches everything)"
+    )
+    assert "\n" not in caught.value.message
+    assert snapshot(state_path.parent) == before
+
+
+def test_the_corrupt_state_error_points_at_the_backup_when_there_is_one(
+    state_path: Path,
+) -> None:
+    first = write_state(state_path, sample_state(), None)
+    write_state(state_path, replace(first, source=DATADOG), first)
+    state_path.write_text('{"format_version": 1', encoding="utf-8")
+    before = snapshot(state_path.parent)
+
+    with pytest.raises(StateError) as caught:
+        load_state(state_path)
+
+    assert caught.value.message == (
+        f"{state_path}: not valid JSON (line 1, column 21); restore the previous version "
+        f"from {state_path}.backup, or move the file away to start afresh"
+    )
+    assert snapshot(state_path.parent) == before
+    restored = load_state(backup_path(state_path))
+    assert restored is not None
+    assert restored.serial == 1
+
+
+def test_a_file_that_is_not_text_is_a_state_error(state_path: Path) -> None:
+    state_path.parent.mkdir()
+    state_path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+
+    with pytest.raises(StateError) as caught:
+        load_state(state_path)
+
+    assert caught.value.message == (
+        f"{state_path}: not a casereport state (not UTF-8 text); move the file away to "
+        "start afresh (the next apply re-fetches everything)"
+    )
+    assert state_path.read_bytes() == b"\x89PNG\r\n\x1a\n\xff\xfe"
+
+
+def test_a_state_path_that_is_a_directory_is_a_state_error(state_path: Path) -> None:
+    state_path.mkdir(parents=True)
+
+    with pytest.raises(StateError) as caught:
+        load_state(state_path)
+
+    assert caught.value.message == f"{state_path}: cannot read the state: Is a directory"
+
+
+def test_a_newer_format_asks_for_an_upgrade_and_changes_nothing(state_path: Path) -> None:
+    raw = dict(VALID, format_version=FORMAT_VERSION + 1, tool_version="9.0.0")
+    state_path.parent.mkdir()
+    state_path.write_text(json.dumps(raw), encoding="utf-8")
+    before = snapshot(state_path.parent)
+
+    with pytest.raises(StateError) as caught:
+        load_state(state_path)
+
+    assert caught.value.message == (
+        f"{state_path}: written by a newer casereport (9.0.0, state format "
+        f"{FORMAT_VERSION + 1}; this version reads up to {FORMAT_VERSION}); upgrade casereport"
+    )
+    assert snapshot(state_path.parent) == before
+
+
+def test_no_state_file_is_none(state_path: Path) -> None:
+    assert load_state(state_path) is None
+    assert not state_path.parent.exists()
+
+
+def test_optional_fields_may_be_absent() -> None:
+    raw = json.loads(json.dumps(VALID))
+    del raw["aggregations"]["support.by_status"]["history"]
+    del raw["aggregations"]["support.by_status"]["title"]
+    del raw["source"]["detail"]
+
+    state = parse_state(Path("state.json"), json.dumps(raw))
+
+    entry = state.aggregations["support.by_status"]
+    assert (entry.history, entry.title) == ((), "")
+    assert state.source == Source("emulator", "emulator", "")
+
+
+# -- history ----------------------------------------------------------------------------
+
+
+def fetch(previous: AggregationState | None, total: float, fingerprint: str) -> AggregationState:
+    return with_result(
+        previous,
+        address="support.by_status",
+        report="support",
+        title="By status",
+        request={"query_filter": "", "groups": ["status"], "limit": 3},
+        fingerprint=fingerprint,
+        result=result(total, OPEN=total),
+        fetched_at=f"2026-11-26T{int(total) % 24:02d}:00:00Z",
+    )
+
+
+def test_history_keeps_earlier_results_oldest_first_and_is_bounded() -> None:
+    entry = fetch(None, 0.0, "a")
+    assert entry.history == ()
+    for total in range(1, HISTORY_LIMIT + 6):
+        entry = fetch(entry, float(total), "a")
+
+    assert len(entry.history) == HISTORY_LIMIT
+    assert [h["total"] for h in entry.history] == [float(t) for t in range(5, HISTORY_LIMIT + 5)]
+    assert entry.history[-1] == {
+        "fetched_at": f"2026-11-26T{(HISTORY_LIMIT + 4) % 24:02d}:00:00Z",
+        "total": float(HISTORY_LIMIT + 4),
+        "groups": {"OPEN": float(HISTORY_LIMIT + 4)},
+    }
+    assert entry.result["total"] == float(HISTORY_LIMIT + 5)
+
+
+def test_history_restarts_when_the_request_changes() -> None:
+    entry = fetch(fetch(fetch(None, 1.0, "a"), 2.0, "a"), 3.0, "a")
+    assert len(entry.history) == 2
+
+    changed = fetch(entry, 4.0, "b")
+
+    assert changed.history == ()
+    assert fetch(changed, 5.0, "b").history == (
+        {"fetched_at": "2026-11-26T04:00:00Z", "total": 4.0, "groups": {"OPEN": 4.0}},
+    )
+
+
+def test_history_entry_keeps_the_total_and_the_top_groups_first_counts() -> None:
+    many = {
+        "total": 100,
+        "groups": [{"group": f"g{i}", "value": [float(i), 99.0]} for i in range(15)]
+        + [{"group": 3, "value": []}],
+    }
+
+    entry = history_entry(many, "2026-11-26T19:00:00Z")
+
+    assert entry == {
+        "fetched_at": "2026-11-26T19:00:00Z",
+        "total": 100.0,
+        "groups": {f"g{i}": float(i) for i in range(HISTORY_GROUPS)},
+    }
+
+
+# -- data hash --------------------------------------------------------------------------
+
+
+def test_data_hash_changes_with_results_and_source_only() -> None:
+    state = sample_state()
+    addresses = ["support.by_status", 'support.by_service["billing"]']
+    base = data_hash(addresses, state.aggregations, state.source)
+
+    # Equal data built anew gives the same hash.
+    rebuilt = sample_state()
+    assert data_hash(list(addresses), dict(rebuilt.aggregations), rebuilt.source) == base
+    # Another report's aggregation does not count.
+    others = {**state.aggregations, "other.x": aggregation("other.x", total=99.0)}
+    assert data_hash(addresses, others, state.source) == base
+
+    new_result = {
+        **state.aggregations,
+        "support.by_status": replace(
+            state.aggregations["support.by_status"], result=result(11.0, P1=10.0, P2=1.0)
+        ),
+    }
+    refetched = {
+        **state.aggregations,
+        "support.by_status": replace(
+            state.aggregations["support.by_status"], fetched_at="2026-11-27T19:00:00Z"
+        ),
+    }
+    missing = {k: v for k, v in state.aggregations.items() if k != "support.by_status"}
+    changed = {
+        "result": data_hash(addresses, new_result, state.source),
+        "fetched_at": data_hash(addresses, refetched, state.source),
+        "missing": data_hash(addresses, missing, state.source),
+        "source": data_hash(addresses, state.aggregations, DATADOG),
+        "no source": data_hash(addresses, state.aggregations, None),
+        "source detail": data_hash(
+            addresses, state.aggregations, replace(EMULATOR, detail="other data")
+        ),
+    }
+    assert base not in changed.values()
+    assert len(set(changed.values())) == len(changed)

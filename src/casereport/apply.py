@@ -1,13 +1,14 @@
 """Plan and apply a workspace: the pipeline from report files to a rendered site.
 
-    load + expand ──▶ plan (against state) ──▶ fetch (client) ──▶ state ──▶ render ──▶ site/
+    load + expand ──▶ plan (against state) ──▶ fetch (client) ──▶ render ──▶ site/ + state
 
 ``plan_workspace`` is read-only. ``apply_plan`` fetches exactly what a plan says, each
 distinct request once, concurrently; every result is appended to a journal beside the
 state as it arrives (``journal``), so an interrupted apply loses only the requests in
-flight and the next run does only what is left. Then the state is written, the reports
-whose data all arrived are rendered, and the state is written again with their outputs.
-A report with a failed fetch keeps its last good output and is named in the summary.
+flight and the next run does only what is left. Then the reports whose data all arrived
+are rendered (only pages whose content changed are written), and the state, recording
+results and pages together, is written once; the journal goes last. A report with a
+failed fetch keeps its last good output and each failed address is named in the summary.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from casereport.state import (
 )
 
 EMULATOR_SOURCE_DETAIL_DEFAULT = "built-in synthetic data"
+#: The key of the site index among render failures (report names cannot contain a dot).
+INDEX = "site.index"
 
 
 @dataclass(frozen=True)
@@ -93,14 +96,6 @@ def load_workspace(options: Options) -> Workspace:
             f" (and {len(errors) - 1} more; run `casereport validate`)" if len(errors) > 1 else ""
         )
         raise DefinitionError(f"{errors[0]}{more}")
-    known = {r.name for r in expansion.reports} | {a.address for a in expansion.aggregations}
-    for target in options.targets:
-        base = target.split("[", 1)[0]
-        if target not in known and base not in known:
-            raise DefinitionError(
-                f"--target {target}: no report or aggregation has this address; "
-                f"see `casereport state list` or the report files"
-            )
     return Workspace(
         settings=settings,
         expansion=expansion,
@@ -111,10 +106,31 @@ def load_workspace(options: Options) -> Workspace:
     )
 
 
+def check_targets(workspace: Workspace, targets: Sequence[str], state: State | None) -> None:
+    """Every ``--target`` names a report or an address, defined or still in state.
+
+    A report or aggregation removed from the definitions can be targeted: that plans
+    its deletion alone.
+    """
+    known = {r.name for r in workspace.reports} | {
+        a.address for a in workspace.expansion.aggregations
+    }
+    if state is not None:
+        known |= set(state.reports) | set(state.aggregations)
+        known |= {entry.report for entry in state.aggregations.values()}
+    for target in targets:
+        base = target.split("[", 1)[0]
+        if target not in known and base not in known:
+            raise DefinitionError(
+                f"--target {target}: no report or aggregation has this address; "
+                f"see `casereport state list` or the report files"
+            )
+
+
 def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Source:
     """The data source a run will use, known before anything is started or called."""
     if use_emulator:
-        from casereport.emulator.server import EmulatorConfig
+        from casereport.emulator.config import EmulatorConfig
 
         return Source("emulator", "emulator", EmulatorConfig(port=0).describe_data())
     env = os.environ if env is None else env
@@ -200,6 +216,11 @@ def check_plan_is_current(
 ) -> None:
     """Refuse a saved plan when the world moved on since it was made."""
     fix = "run `casereport plan --out` again"
+    if plan.state_lineage is not None and state is None:
+        raise PlanError(
+            f"Saved plan {path} is stale: it was made against a state (serial "
+            f"{plan.state_serial}), but {workspace.state_path} no longer exists; {fix}"
+        )
     if plan.state_lineage is None and state is not None:
         raise PlanError(
             f"Saved plan {path} is stale: it was made with no state, but {workspace.state_path} "
@@ -235,7 +256,7 @@ class Outcome:
     """What an apply did, for the summary line and the exit code."""
 
     fetched: int = 0  # addresses updated
-    api_calls: int = 0  # distinct requests sent
+    api_calls: int = 0  # distinct requests sent (each with its retries)
     rendered: list[str] = field(default_factory=list)
     deleted: int = 0
     failures: list[str] = field(default_factory=list)  # one line each
@@ -245,8 +266,9 @@ class Outcome:
         verb = "Apply interrupted" if self.interrupted else "Apply complete"
         if self.failures:
             verb = "Apply finished with errors"
+        calls = "API call" if self.api_calls == 1 else "API calls"
         line = (
-            f"{verb}: {self.fetched} fetched ({self.api_calls} API calls), "
+            f"{verb}: {self.fetched} fetched ({self.api_calls} {calls}), "
             f"{len(self.rendered)} {'report' if len(self.rendered) == 1 else 'reports'} "
             f"rendered, {self.deleted} deleted."
         )
@@ -324,6 +346,20 @@ async def _fetch_all(
         await asyncio.gather(*workers, return_exceptions=True)
 
 
+def _switch_source(plan: Plan, workspace: Workspace, state: State | None) -> State | None:
+    """The state ready to take the plan's results: results of another source dropped.
+
+    State names one source for all its results, so results of two sources must never
+    mix. On a change of source the old results go (and are written away at once) before
+    any new one arrives: an apply interrupted half-way then leaves only the new source's
+    results, and the next plan fetches the rest instead of taking the old ones for new.
+    """
+    if state is None or state.source is None or state.source.identity == plan.source.identity:
+        return state
+    switched = replace(state, source=plan.source, aggregations={})
+    return write_state(workspace.state_path, switched, state)
+
+
 def apply_plan(
     plan: Plan,
     workspace: Workspace,
@@ -331,110 +367,165 @@ def apply_plan(
     *,
     progress: Progress | None = None,
 ) -> tuple[Outcome, State]:
-    """Carry out ``plan``; the caller holds the state lock. Returns the outcome and state."""
+    """Carry out ``plan``; the caller holds the state lock. Returns the outcome and state.
+
+    Order matters for a crash at any moment: results go to the journal as they arrive,
+    pages are written (atomically) next, and the state, recording results and pages
+    together, is written once at the end; only then is the journal removed. A run killed
+    before that replays the journal and re-renders the pages the state does not record,
+    so it converges on what an uninterrupted run leaves.
+    """
     outcome = Outcome()
-    previous = state
-    current = state if state is not None else new_state()
-    aggregations: dict[str, AggregationState] = dict(current.aggregations)
-    reports_by_name = {r.name: r for r in workspace.reports}
-    failed_reports: dict[str, str] = {}
-
-    requests = plan.fetch_requests
-    if requests:
-        by_fingerprint: dict[str, list[Any]] = {}
-        for change in plan.fetches:
-            assert change.fingerprint is not None
-            by_fingerprint.setdefault(change.fingerprint, []).append(change)
-        log = journal.Journal.open(workspace.state_path, previous, plan.source)
-        done = 0
-
-        def on_result(
-            fingerprint: str, result: Mapping[str, Any] | None, error: ApiError | None
-        ) -> None:
-            nonlocal done
-            done += 1
-            outcome.api_calls += 1
-            if progress is not None:
-                progress(done, len(requests))
-            changes = by_fingerprint[fingerprint]
-            if error is not None:
-                for change in changes:
-                    failed_reports.setdefault(change.report, f"{change.address}: {error.message}")
-                return
-            assert result is not None
-            fetched_at = format_timestamp(clock.now())
-            entries = []
-            for change in changes:
-                entry = with_result(
-                    aggregations.get(change.address),
-                    address=change.address,
-                    report=change.report,
-                    title=change.title,
-                    request=dict(change.request or {}),
-                    fingerprint=fingerprint,
-                    result=result,
-                    fetched_at=fetched_at,
-                )
-                aggregations[change.address] = entry
-                entries.append(entry)
-                outcome.fetched += 1
-            log.append(entries)
-
-        try:
-            with _client_settings(plan, workspace) as settings:
-                from casereport.client import CasesClient
-
-                async def run() -> None:
-                    async with CasesClient(settings) as client:
-                        await _fetch_all(client, requests, on_result, workspace.parallelism)
-
-                asyncio.run(run())
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-        finally:
-            log.close()
+    failed: dict[str, list[str]] = {}  # report -> a line per failed address
+    with contextlib.ExitStack() as stack:
+        # Client settings first: missing credentials stop the apply before it changes anything.
+        settings = stack.enter_context(_client_settings(plan, workspace)) if plan.fetches else None
+        on_disk = _switch_source(plan, workspace, state)
+        current = on_disk if on_disk is not None else new_state()
+        aggregations = dict(current.aggregations)
+        if settings is not None:
+            _fetch(plan, workspace, settings, on_disk, aggregations, failed, outcome, progress)
 
     for change in plan.aggregations:
         if change.action == DELETE:
             aggregations.pop(change.address, None)
             outcome.deleted += 1
-    # Results carry their source: the state's source is the plan's once any result arrived.
-    source = plan.source if outcome.fetched else current.source
-    current = replace(current, aggregations=aggregations, source=source)
-    current = write_state(workspace.state_path, current, previous)
-    journal.discard(workspace.state_path)
+    current = replace(current, aggregations=aggregations, source=plan.source)
     if outcome.interrupted:
+        # Keep what arrived and render nothing: the next apply does the rest.
+        write_state(workspace.state_path, current, on_disk)
+        journal.discard(workspace.state_path)
         raise KeyboardInterrupt
 
-    current = _render_and_record(plan, workspace, current, reports_by_name, failed_reports, outcome)
-    outcome.failures += [
-        f"report {name}: {message} (its last good output is kept)"
-        for name, message in sorted(failed_reports.items())
-    ]
+    render_failures: dict[str, str] = {}
+    current = _render(plan, workspace, current, set(failed), render_failures, outcome)
+    current = write_state(workspace.state_path, current, on_disk)
+    journal.discard(workspace.state_path)
+
+    def kept(name: str) -> str:
+        if name == INDEX:
+            return "the last good index is kept"
+        if name in current.reports:
+            return f"report {name} keeps its last good output"
+        return f"report {name} is not rendered"
+
+    for name in sorted(failed):
+        outcome.failures += [f"{line} ({kept(name)})" for line in sorted(failed[name])]
+    for name, message in sorted(render_failures.items()):
+        what = "site index" if name == INDEX else f"report {name}"
+        outcome.failures.append(f"{what}: {message} ({kept(name)})")
     return outcome, current
 
 
-def _render_and_record(
+def _fetch(
+    plan: Plan,
+    workspace: Workspace,
+    settings: Any,
+    on_disk: State | None,
+    aggregations: dict[str, AggregationState],
+    failed: dict[str, list[str]],
+    outcome: Outcome,
+    progress: Progress | None,
+) -> None:
+    """Fetch the plan's requests into ``aggregations``, journaling each result.
+
+    Ctrl-C stops the fetching (requests in flight are dropped) and sets
+    ``outcome.interrupted``; every result that arrived before it is kept.
+    """
+    from casereport.client import CasesClient
+
+    requests = plan.fetch_requests
+    by_fingerprint: dict[str, list[Any]] = {}
+    for change in plan.fetches:
+        assert change.fingerprint is not None
+        by_fingerprint.setdefault(change.fingerprint, []).append(change)
+    log = journal.Journal.open(workspace.state_path, on_disk, plan.source)
+    done = 0
+
+    def on_result(
+        fingerprint: str, result: Mapping[str, Any] | None, error: ApiError | None
+    ) -> None:
+        nonlocal done
+        done += 1
+        outcome.api_calls += 1
+        if progress is not None:
+            progress(done, len(requests))
+        changes = by_fingerprint[fingerprint]
+        if error is not None:
+            for change in changes:
+                failed.setdefault(change.report, []).append(f"{change.address}: {error.message}")
+            return
+        assert result is not None
+        fetched_at = format_timestamp(clock.now())
+        entries = []
+        for change in changes:
+            entry = with_result(
+                aggregations.get(change.address),
+                address=change.address,
+                report=change.report,
+                title=change.title,
+                request=dict(change.request or {}),
+                fingerprint=fingerprint,
+                result=result,
+                fetched_at=fetched_at,
+            )
+            aggregations[change.address] = entry
+            entries.append(entry)
+            outcome.fetched += 1
+        log.append(entries)
+
+    async def run() -> None:
+        async with CasesClient(settings) as client:
+            await _fetch_all(client, requests, on_result, workspace.parallelism)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        log.close()
+
+
+def _write_pages(
+    site_dir: Path, pages: Mapping[str, str | bytes], recorded: Mapping[str, str]
+) -> dict[str, str]:
+    """Write the pages that differ from the files on disk; return name -> content hash.
+
+    A page equal to what the state records and what the file holds is left alone, so an
+    apply touches only the files whose content changes.
+    """
+    from casereport.render import content_hash, write_site_files
+    from casereport.state import file_sha256
+
+    hashes = {name: content_hash(text) for name, text in pages.items()}
+    stale = {
+        name: text
+        for name, text in pages.items()
+        if recorded.get(name) != hashes[name] or file_sha256(site_dir / name) != hashes[name]
+    }
+    write_site_files(site_dir, stale)
+    return hashes
+
+
+def _render(
     plan: Plan,
     workspace: Workspace,
     state: State,
-    reports_by_name: Mapping[str, ReportSpec],
-    failed_reports: dict[str, str],
+    skip: set[str],
+    failures: dict[str, str],
     outcome: Outcome,
 ) -> State:
-    from casereport.render import (
-        clean_partial_writes,
-        environment,
-        remove_site_files,
-        render_index,
-        render_report,
-        write_site_files,
-    )
+    """Render the plan's reports (but those in ``skip``) and the index; write only pages.
+
+    Returns ``state`` with the rendered reports and removed ones recorded; the caller
+    writes it. A report that fails to render is put in ``failures`` and keeps its pages.
+    """
+    from casereport.render import environment, remove_site_files, render_index, render_report
 
     site_dir = workspace.site_dir
-    clean_partial_writes(site_dir)
     env = environment(workspace.templates_dir)
     hashes = _template_hashes(workspace)
+    reports_by_name = {r.name: r for r in workspace.reports}
     reports: dict[str, ReportState] = dict(state.reports)
     for change in plan.reports:
         if change.action == DELETE:
@@ -442,19 +533,17 @@ def _render_and_record(
             reports.pop(change.name, None)
             outcome.deleted += 1
             continue
-        if change.action == NOOP or change.name in failed_reports:
+        if change.action == NOOP or change.name in skip:
             continue
         spec = reports_by_name[change.name]
         try:
             pages = render_report(spec, state.aggregations, state.source, env)
         except RenderError as exc:
-            failed_reports[change.name] = exc.message
+            failures[change.name] = exc.message
             continue
-        written = write_site_files(site_dir, pages)
-        stale_outputs = (
-            set(reports[spec.name].outputs) - set(written) if spec.name in reports else set()
-        )
-        remove_site_files(site_dir, stale_outputs)
+        recorded = reports[spec.name].outputs if spec.name in reports else {}
+        written = _write_pages(site_dir, pages, recorded)
+        remove_site_files(site_dir, set(recorded) - set(written))
         reports[spec.name] = ReportState(
             name=spec.name,
             definition_hash=spec.definition_hash,
@@ -466,11 +555,14 @@ def _render_and_record(
         )
         outcome.rendered.append(spec.name)
     site_outputs = dict(state.site_outputs)
-    if plan.index.action != NOOP or outcome.rendered:
-        pages = render_index(workspace.reports, state.aggregations, state.source, env)
-        site_outputs = write_site_files(site_dir, pages)
-    updated = replace(state, reports=reports, site_outputs=site_outputs)
-    return write_state(workspace.state_path, updated, state)
+    if plan.index.action != NOOP or outcome.rendered or reports != state.reports:
+        try:
+            pages = render_index(workspace.reports, state.aggregations, state.source, env)
+        except RenderError as exc:
+            failures[INDEX] = exc.message
+        else:
+            site_outputs = _write_pages(site_dir, pages, state.site_outputs)
+    return replace(state, reports=reports, site_outputs=site_outputs)
 
 
 def render_site(workspace: Workspace, state: State | None) -> list[str]:
@@ -495,32 +587,63 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
             replace(r, action="render", reasons=("render requested",)) if r.action == NOOP else r
             for r in plan.reports
         ),
+        index=replace(plan.index, action="render", reasons=("render requested",)),
     )
     outcome = Outcome()
-    failed: dict[str, str] = {}
-    reports_by_name = {r.name: r for r in workspace.reports}
-    _render_and_record(forced, workspace, state, reports_by_name, failed, outcome)
-    if failed:
-        first = next(iter(sorted(failed.items())))
-        raise RenderError(f"report {first[0]}: {first[1]}")
+    failures: dict[str, str] = {}
+    rendered = _render(forced, workspace, state, set(), failures, outcome)
+    write_state(workspace.state_path, rendered, state)
+    if failures:
+        name, message = min(failures.items())
+        raise RenderError(f"{'site index' if name == INDEX else f'report {name}'}: {message}")
     return outcome.rendered
+
+
+def _clean_partial_writes(workspace: Workspace) -> None:
+    """Remove temporary files a killed run left beside the site's pages and the state."""
+    from casereport.render import clean_partial_writes
+
+    clean_partial_writes(workspace.site_dir)
+    state_dir = workspace.state_path.parent
+    if state_dir.is_dir():
+        for leftover in state_dir.glob(f".{workspace.state_path.name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 # -- the commands' library functions ---------------------------------------------------
 
 
-def _lock(workspace: Workspace, operation: str, options: Options) -> Any:
+Notice = Callable[[str], None]
+
+
+def _lock(workspace: Workspace, operation: str, options: Options, notice: Notice | None) -> Any:
     from casereport.lock import state_lock
 
-    return state_lock(workspace.state_path, operation, timeout=options.lock_timeout)
+    return state_lock(workspace.state_path, operation, timeout=options.lock_timeout, notice=notice)
 
 
-def run_plan(options: Options, *, out: Path | None = None) -> Plan:
+def _on_disk(plan: Plan, disk: State | None) -> Plan:
+    """The plan as made against the state file on disk.
+
+    Planning reads the state with an interrupted apply's journal replayed, but a saved
+    plan must name the state file as it is: applying it folds the journal in first, and
+    the plan is checked against the file from before that.
+    """
+    return replace(
+        plan,
+        state_lineage=disk.lineage if disk is not None else None,
+        state_serial=disk.serial if disk is not None else None,
+    )
+
+
+def run_plan(options: Options, *, out: Path | None = None, notice: Notice | None = None) -> Plan:
     """``casereport plan``: plan under the lock, never writing state; save it if asked."""
     workspace = load_workspace(options)
     source = source_for(options.use_emulator)
-    with _lock(workspace, "plan", options):
-        state = read_state(workspace)
+    with _lock(workspace, "plan", options, notice):
+        disk, state = journal.read_both(workspace.state_path)
+        check_targets(workspace, options.targets, state)
         plan = plan_workspace(
             workspace,
             state,
@@ -528,6 +651,7 @@ def run_plan(options: Options, *, out: Path | None = None) -> Plan:
             targets=options.targets,
             refresh_all=options.refresh_all,
         )
+        plan = _on_disk(plan, disk)
     if out is not None:
         save_plan(plan, out)
     return plan
@@ -539,6 +663,7 @@ def run_apply(
     *,
     approve: Callable[[Plan], bool],
     progress: Progress | None = None,
+    notice: Notice | None = None,
 ) -> tuple[Plan, Outcome | None]:
     """``casereport apply [PLANFILE]``: plan (or read the saved plan), approve, apply.
 
@@ -547,15 +672,18 @@ def run_apply(
     """
     workspace = load_workspace(options)
     source = source_for(options.use_emulator)
-    with _lock(workspace, "apply", options):
-        state = journal.recover(workspace.state_path)
+    with _lock(workspace, "apply", options, notice):
         if plan_file is not None:
             plan = read_plan(plan_file)
             # A plan made against the emulator applies against it without repeating --emulator.
             if plan.source.kind == "emulator":
                 source = source_for(True)
-            check_plan_is_current(plan, plan_file, state, workspace, source)
-        else:
+            disk, _ = journal.read_both(workspace.state_path)
+            check_plan_is_current(plan, plan_file, disk, workspace, source)
+        state = journal.recover(workspace.state_path)
+        _clean_partial_writes(workspace)
+        if plan_file is None:
+            check_targets(workspace, options.targets, state)
             plan = plan_workspace(
                 workspace,
                 state,
@@ -571,9 +699,10 @@ def run_apply(
     return plan, outcome
 
 
-def run_render(options: Options) -> list[str]:
+def run_render(options: Options, *, notice: Notice | None = None) -> list[str]:
     """``casereport render``: re-render the site from state, without calling the API."""
     workspace = load_workspace(options)
-    with _lock(workspace, "render", options):
+    with _lock(workspace, "render", options, notice):
         state = journal.recover(workspace.state_path)
+        _clean_partial_writes(workspace)
         return render_site(workspace, state)

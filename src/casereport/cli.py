@@ -7,6 +7,7 @@ so ``casereport --help`` and ``--version`` start fast.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from pathlib import Path
@@ -385,6 +386,10 @@ def _selection_options(function: Any) -> Any:
     return function
 
 
+def _notice(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def _options(**values: Any) -> Any:
     from casereport.apply import Options
     from casereport.settings import parse_var_assignments
@@ -420,7 +425,7 @@ def plan_command(
     from casereport import views
     from casereport.apply import run_plan
 
-    plan = run_plan(_options(**values), out=out)
+    plan = run_plan(_options(**values), out=out, notice=_notice)
     if as_json:
         click.echo(views.render_json(plan), nl=False)
     elif markdown:
@@ -461,14 +466,14 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
     stderr_tty = sys.stderr.isatty()
 
     def approve(plan: Any) -> bool:
-        click.echo(views.render_human(plan, colour=colour))
-        if auto_approve:
-            return True
-        if not stdin_tty:
+        if not auto_approve and not stdin_tty:
             raise CaseReportError(
                 "apply needs approval: run it on a terminal, pass --auto-approve, "
                 "or apply a saved plan (`casereport plan --out plan.json`)"
             )
+        click.echo(views.render_human(plan, colour=colour))
+        if auto_approve:
+            return True
         answer = click.prompt(
             "Do you want to perform these actions? Only 'yes' will be accepted",
             default="",
@@ -479,6 +484,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
             return False
         return True
 
+    bars = contextlib.ExitStack()
     bar: Any = None
 
     def progress(done: int, total: int) -> None:
@@ -486,14 +492,16 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
         if not stderr_tty or total < 20:
             return
         if bar is None:
-            bar = click.progressbar(length=total, label="Fetching", file=sys.stderr)
-            bar.__enter__()
+            bar = bars.enter_context(
+                click.progressbar(length=total, label="Fetching", file=sys.stderr)
+            )
         bar.update(1)
-        if done == total:
-            bar.__exit__(None, None, None)
 
     try:
-        plan, outcome = run_apply(_options(**values), plan_file, approve=approve, progress=progress)
+        with bars:
+            plan, outcome = run_apply(
+                _options(**values), plan_file, approve=approve, progress=progress, notice=_notice
+            )
     except KeyboardInterrupt:
         raise CaseReportError(
             "interrupted: results that arrived are kept in state; run apply again to finish"
@@ -520,7 +528,7 @@ def render_command(**values: Any) -> None:
     """
     from casereport.apply import run_render
 
-    rendered = run_render(_options(**values))
+    rendered = run_render(_options(**values), notice=_notice)
     click.echo(f"Rendered {len(rendered)} reports and the index.")
 
 
@@ -631,6 +639,66 @@ def force_unlock_command(lock_id: str, state_path: Path | None) -> None:
 
     info = unlock(_state_path(state_path), lock_id)
     click.echo(f"Removed the lock {info.describe()}.")
+
+
+# -- publish ---------------------------------------------------------------------------
+
+
+@cli.command("publish")
+@click.option("--stack", default="site", show_default=True, help="Pulumi stack to update.")
+@click.option("--preview", "preview_only", is_flag=True, help="Only show what would change.")
+@click.option("--yes", is_flag=True, help="Publish without asking (CI).")
+@click.option("--allow-demo-data", is_flag=True, help="Publish a site of emulator data.")
+@click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help="Site (site/).")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State file (.casereport/state.json).",
+)
+@click.option("--bucket", help="Create and publish to this bucket (saved in the stack).")
+@click.option("--region", help="AWS region, e.g. eu-west-1 (saved in the stack).")
+@click.option("--prefix", help="Key prefix, e.g. reports/ ('' for the root; saved).")
+@click.option("--existing-bucket", help="Upload into this bucket instead; it is not managed.")
+def publish_command(**values: Any) -> None:
+    """Publish the rendered site to S3 as a static website, with Pulumi.
+
+    Needs the extra (pip install 'casereport[publish]'), the Pulumi CLI and AWS
+    credentials. On a terminal it previews and asks; elsewhere pass --yes (or --preview).
+    Pulumi's state lives in .casereport/pulumi unless PULUMI_BACKEND_URL says otherwise.
+
+    \b
+    Examples:
+      casereport publish --bucket acme-case-reports --region eu-west-1
+      casereport publish --preview
+      PULUMI_CONFIG_PASSPHRASE=... casereport publish --yes   # in CI
+    """
+    from casereport import views
+    from casereport.publish import PublishRequest, publish
+
+    request = PublishRequest(colour=views.use_colour(sys.stdout.isatty()), **values)
+
+    def confirm() -> bool:
+        answer = click.prompt(
+            "Do you want to publish these changes? Only 'yes' will be accepted",
+            default="",
+            show_default=False,
+        )
+        return bool(answer == "yes")
+
+    def ask_passphrase() -> str:
+        return str(
+            click.prompt("Passphrase of the Pulumi stack's secrets", hide_input=True, default="")
+        )
+
+    outcome = publish(
+        request,
+        interactive=sys.stdin.isatty(),
+        confirm=confirm,
+        ask_passphrase=ask_passphrase,
+        out=click.echo,
+    )
+    click.echo(outcome.summary())
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install report plan test lint format bench emulator clean
+.PHONY: help install report plan publish test lint format bench emulator clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ report: $(STAMP) ## plan and apply the workspace in reports/ (emulator when DD_A
 plan: $(STAMP) ## show what `make report` would do
 	@$(if $(DD_API_KEY),,echo "DD_API_KEY is not set: using the local emulator (demo data).")
 	$(BIN)/casereport plan $(EMULATOR_FLAG)
+
+publish: $(STAMP) ## publish site/ to S3 with Pulumi (needs the Pulumi CLI and AWS credentials)
+	$(BIN)/python -m pip install --quiet -e '.[publish]'
+	$(BIN)/casereport publish --yes
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict on the package
 	$(BIN)/ruff check src tests bench

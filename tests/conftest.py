@@ -53,3 +53,78 @@ def emulator() -> Iterator[EmulatorFactory]:
             return stack.enter_context(running_emulator(config))
 
         yield start
+
+
+# -- Pulumi mocks (tests/test_publish.py) --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pulumi_mocks() -> Iterator[Any]:
+    """Pulumi's mocks, set once for the session; they record every resource and invoke.
+
+    ``.resources`` lists ``(type, name, inputs)``, ``.dependencies`` maps a resource name to
+    the URNs it waits for, ``.calls`` lists ``(token, args)``; ``.reset()`` clears them.
+    ``.loop`` is the event loop the mocks' root stack lives on: tests make it current again,
+    since ``asyncio.run`` elsewhere in the suite leaves the main thread without one.
+    pulumi is imported here, not at the top, so the rest of the suite needs no Pulumi.
+    """
+    import asyncio
+
+    pulumi = pytest.importorskip("pulumi")
+    from pulumi.runtime.mocks import MockMonitor
+
+    class SiteMocks(pulumi.runtime.Mocks):
+        def __init__(self) -> None:
+            self.resources: list[tuple[str, str, dict[str, Any]]] = []
+            self.dependencies: dict[str, list[str]] = {}
+            self.calls: list[tuple[str, dict[str, Any]]] = []
+
+        def reset(self) -> None:
+            self.resources.clear()
+            self.dependencies.clear()
+            self.calls.clear()
+
+        def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+            inputs = dict(args.inputs)
+            self.resources.append((args.typ, args.name, inputs))
+            state = dict(inputs)
+            region = inputs.get("region") or "us-east-1"
+            if args.typ == "aws:s3/bucket:Bucket":
+                name = inputs.get("bucket") or f"{args.name}-0a1b2c3"
+                state.update(bucket=name, arn=f"arn:aws:s3:::{name}")
+                return name, state
+            if args.typ.endswith(":BucketWebsiteConfiguration"):
+                state["websiteEndpoint"] = f"{inputs['bucket']}.s3-website-{region}.amazonaws.com"
+            return f"{args.name}-id", state
+
+        def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+            self.calls.append((args.token, dict(args.args)))
+            if args.token == "aws:s3/getBucket:getBucket":
+                name = args.args["bucket"]
+                region = args.args.get("region") or "us-east-1"
+                return {
+                    "bucket": name,
+                    "arn": f"arn:aws:s3:::{name}",
+                    "region": region,
+                    "websiteEndpoint": f"{name}.s3-website-{region}.amazonaws.com",
+                }, []
+            return {}, []
+
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            mocks.dependencies[request.name] = list(request.dependencies)
+            return super().RegisterResource(request)
+
+    mocks = SiteMocks()
+    mocks.loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(mocks.loop)
+    pulumi.runtime.set_mocks(
+        mocks,
+        project="casereport-site",
+        stack="test",
+        preview=False,
+        monitor=RecordingMonitor(mocks),
+    )
+    yield mocks
+    asyncio.set_event_loop(None)
+    mocks.loop.close()

@@ -13,6 +13,7 @@ to do. The CLI prints it without a traceback (``--debug`` shows one).
     ├── LockError              the state is locked by another run (names the holder)
     ├── PlanError              a saved plan that is stale, corrupt or for another workspace
     ├── RenderError            a template that fails to render
+    ├── PublishError           publishing the site: missing extra or Pulumi CLI, demo or stale site
     └── ApiError               the Datadog API answered with an error or could not be reached
         ├── BadRequestError        400: the server's detail is shown
         ├── AuthenticationError    401: check DD_API_KEY / DD_APP_KEY / DD_BEARER_TOKEN
@@ -61,6 +62,10 @@ class PlanError(CaseReportError):
 
 class RenderError(CaseReportError):
     """A template is missing or fails to render."""
+
+
+class PublishError(CaseReportError):
+    """The site cannot be published: tooling missing, site refused, or Pulumi failed."""
 
 
 class QuerySyntaxError(CaseReportError):

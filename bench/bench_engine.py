@@ -27,6 +27,7 @@ from casereport.state import (
     AggregationState,
     ReportState,
     Source,
+    history_entry,
     new_state,
     serialise,
 )
@@ -61,11 +62,7 @@ def full_state(root: Path, source: Source) -> None:
     groups = [{"group": f"value-{i}", "value": [float(100 - i)]} for i in range(10)]
     result = {"id": "agg-bench", "total": 1000.0, "groups": groups}
     history = tuple(
-        {
-            "fetched_at": f"2026-11-{1 + i % 25:02d}T00:00:00Z",
-            "total": 900.0 + i,
-            "groups": {g["group"]: g["value"][0] for g in groups},
-        }
+        history_entry({**result, "total": 900.0 + i}, f"2026-10-{1 + i:02d}T00:00:00Z")
         for i in range(HISTORY_LIMIT)
     )
     aggregations = {

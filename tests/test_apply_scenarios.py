@@ -189,8 +189,8 @@ def test_a_changed_request_updates_only_its_address(
     after = ws.state_json()
     assert changed(before["aggregations"], after["aggregations"]) == {"support-backlog.by_status"}
     assert after["aggregations"]["support-backlog.by_status"]["history"] == {
-        "fetched_at": [],
-        "total": [],
+        "fetched_at": "",
+        "total": "",
         "groups": {},
     }
     assert changed(before["reports"], after["reports"]) == {"support-backlog"}

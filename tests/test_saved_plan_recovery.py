@@ -54,10 +54,7 @@ def interrupted_apply(address: str, total: float) -> None:
     log.close()
 
 
-@pytest.mark.parametrize("first_apply", [True, False])
-def test_a_plan_saved_after_an_interrupted_apply_applies(
-    workspace: Path, first_apply: bool
-) -> None:
+def test_a_plan_saved_after_an_interrupted_apply_applies(workspace: Path) -> None:
     run("apply", "--emulator", "--auto-approve")
     address = "support-backlog.by_status"
     interrupted_apply(address, 12345.0)

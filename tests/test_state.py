@@ -410,22 +410,22 @@ CORRUPT = [
     (
         variant(f"{AGG}/history", [{"fetched_at": "2026-11-25T19:00:00Z"}]),
         "aggregations['support.by_status'] is malformed: "
-        "history is not {fetched_at: [...], total: [...], groups: {name: [...]}}",
+        'history is not {fetched_at: "...", total: "...", groups: {name: "..."}}',
     ),
     (
         variant(
             f"{AGG}/history", {"fetched_at": ["2026-11-25T19:00:00Z"], "total": [], "groups": {}}
         ),
         "aggregations['support.by_status'] is malformed: "
-        "history is not {fetched_at: [...], total: [...], groups: {name: [...]}}",
+        'history is not {fetched_at: "...", total: "...", groups: {name: "..."}}',
     ),
     (
         variant(
             f"{AGG}/history",
-            {"fetched_at": ["2026-11-25T19:00:00Z"], "total": [3], "groups": {"OPEN": ["2"]}},
+            {"fetched_at": "2026-11-25T19:00:00Z", "total": "3", "groups": {"OPEN": "two"}},
         ),
         "aggregations['support.by_status'] is malformed: "
-        "history is not {fetched_at: [...], total: [...], groups: {name: [...]}}",
+        'history is not {fetched_at: "...", total: "...", groups: {name: "..."}}',
     ),
     (
         variant("reports/support/outputs", "~"),

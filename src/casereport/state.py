@@ -48,6 +48,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,6 +57,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, overload
 
+import orjson
+
 from casereport import __version__
 from casereport.errors import StateError
 from casereport.fsutil import atomic_write_text
@@ -63,7 +66,7 @@ from casereport.fsutil import atomic_write_text
 FORMAT_VERSION = 1
 DEFAULT_STATE_PATH = Path(".casereport/state.json")
 HISTORY_LIMIT = 30
-HISTORY_GROUPS = 10
+HISTORY_GROUPS = 5
 
 JsonObject = Mapping[str, Any]
 
@@ -89,19 +92,37 @@ class Source:
         return {"kind": self.kind, "site": self.site, "detail": self.detail}
 
 
+_MISSING = "_"
+
+
+def _format_number(value: float) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _parse_number(text: str) -> float | int:
+    return int(text) if text.isdigit() else float(text)
+
+
 class History(Sequence[JsonObject]):
     """Earlier results of one aggregation, oldest first: ``{fetched_at, total, groups}`` each.
 
-    Stored by column (``{"fetched_at": [...], "total": [...], "groups": {name: [...]}}``, a
-    group's count ``null`` where it was not among that result's top groups), which keeps a
-    full state several times smaller than a list of entries, and entries are only built
-    when a page is rendered: planning never pays for history it does not read.
+    Stored by column, each column one space-separated string, ``_`` where a group was not
+    among that result's top groups::
+
+        {"fetched_at": "2026-11-24T06:00:00Z 2026-11-25T06:00:00Z", "total": "97 103",
+         "groups": {"OPEN": "40 44", "CLOSED": "_ 12"}}
+
+    A full state holds 10,000 aggregations with 30 earlier results each: as JSON lists that
+    would be millions of objects to build at every load, here it is a handful of strings
+    per aggregation, checked by one regular expression each, and entries are only built
+    when a page is rendered. Planning never pays for history it does not read.
     """
 
     __slots__ = ("_columns", "_entries")
 
     def __init__(self, columns: JsonObject | None = None) -> None:
-        self._columns: JsonObject = columns or {"fetched_at": [], "total": [], "groups": {}}
+        self._columns: JsonObject = columns or {"fetched_at": "", "total": "", "groups": {}}
         self._entries: tuple[JsonObject, ...] | None = None
 
     @classmethod
@@ -112,47 +133,56 @@ class History(Sequence[JsonObject]):
         names: dict[str, None] = {}
         for entry in entries:
             names.update(dict.fromkeys(entry.get("groups", {})))
+
+        def series(name: str) -> str:
+            counts = (e.get("groups", {}).get(name) for e in entries)
+            return " ".join(_MISSING if c is None else _format_number(c) for c in counts)
+
         history = cls(
             {
-                "fetched_at": [str(e["fetched_at"]) for e in entries],
-                "total": [e["total"] for e in entries],
-                "groups": {
-                    name: [e.get("groups", {}).get(name) for e in entries] for name in names
-                },
+                "fetched_at": " ".join(str(e["fetched_at"]) for e in entries),
+                "total": " ".join(_format_number(e["total"]) for e in entries),
+                "groups": {name: series(name) for name in names},
             }
         )
         history._entries = tuple(entries)
         return history
 
+    def latest_fetched_at(self) -> str | None:
+        """When the newest earlier result was fetched (without building entries)."""
+        stamps: str = self._columns["fetched_at"]
+        return stamps.rsplit(" ", 1)[-1] if stamps else None
+
     def columns(self) -> dict[str, Any]:
         """The JSON form written to state."""
         return {
-            "fetched_at": list(self._columns["fetched_at"]),
-            "total": list(self._columns["total"]),
-            "groups": {k: list(v) for k, v in self._columns["groups"].items()},
+            "fetched_at": self._columns["fetched_at"],
+            "total": self._columns["total"],
+            "groups": dict(self._columns["groups"]),
         }
 
     def _materialise(self) -> tuple[JsonObject, ...]:
         if self._entries is None:
-            groups = self._columns["groups"]
+            stamps = self._columns["fetched_at"].split()
+            totals = [_parse_number(t) for t in self._columns["total"].split()]
+            groups = {name: text.split() for name, text in self._columns["groups"].items()}
             self._entries = tuple(
                 {
-                    "fetched_at": fetched_at,
-                    "total": total,
+                    "fetched_at": stamp,
+                    "total": totals[index],
                     "groups": {
-                        name: series[index]
+                        name: _parse_number(series[index])
                         for name, series in groups.items()
-                        if series[index] is not None
+                        if series[index] != _MISSING
                     },
                 }
-                for index, (fetched_at, total) in enumerate(
-                    zip(self._columns["fetched_at"], self._columns["total"], strict=True)
-                )
+                for index, stamp in enumerate(stamps)
             )
         return self._entries
 
     def __len__(self) -> int:
-        return len(self._columns["fetched_at"])
+        stamps: str = self._columns["fetched_at"]
+        return stamps.count(" ") + 1 if stamps else 0
 
     @overload
     def __getitem__(self, index: int) -> JsonObject: ...
@@ -262,13 +292,19 @@ def new_state() -> State:
     return State(lineage=str(uuid.uuid4()))
 
 
+def count(value: float) -> float | int:
+    """A count as stored: whole numbers as ints (``42``, not ``42.0``), to keep state small."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
 def history_entry(result: JsonObject, fetched_at: str) -> dict[str, Any]:
     """The compact form of a result kept in history: total and its top groups' first counts."""
     groups = {}
     for group in list(result.get("groups", ()))[:HISTORY_GROUPS]:
-        values = group.get("value") or [0.0]
-        groups[str(group["group"])] = float(values[0])
-    return {"fetched_at": fetched_at, "total": float(result["total"]), "groups": groups}
+        values = group.get("value") or [0]
+        groups[str(group["group"])] = count(values[0])
+    return {"fetched_at": fetched_at, "total": count(result["total"]), "groups": groups}
 
 
 def data_hash(
@@ -286,14 +322,14 @@ def data_hash(
         entry = aggregations.get(address)
         record: list[Any] = [address]
         if entry is not None:
-            history = entry.history
+            history = History.from_entries(entry.history)
             record += [
                 entry.fingerprint,
                 entry.title,
                 entry.fetched_at,
                 entry.result,
                 len(history),
-                history[-1]["fetched_at"] if history else None,
+                history.latest_fetched_at(),
             ]
         digest.update(json.dumps(record, sort_keys=True).encode())
     return digest.hexdigest()
@@ -381,30 +417,28 @@ def _are_groups(groups: Any) -> bool:
     return True
 
 
-_NUMBERS = {int, float}
-_NUMBERS_OR_NULL = {int, float, type(None)}
+_NUMBER = r"(?:[0-9]+|[0-9]*\.[0-9]+(?:e[-+]?[0-9]+)?|[0-9]+(?:\.[0-9]*)?e[-+]?[0-9]+|inf|nan)"
+_STAMPS_RE = re.compile(r"(?:\S+(?: \S+)*)?")
+_TOTALS_RE = re.compile(rf"(?:{_NUMBER}(?: {_NUMBER})*)?")
+_COUNTS_RE = re.compile(rf"(?:(?:{_NUMBER}|_)(?: (?:{_NUMBER}|_))*)?")
 
 
 def _is_history(history: Any) -> bool:
-    """History columns: ``{"fetched_at": [str], "total": [number], "groups": {name: [...]}}``.
-
-    Element types are checked with ``set(map(type, ...))``, which runs in C: a full state
-    holds millions of history values.
-    """
+    """History columns (see ``History``): strings of equal item counts, numbers where due."""
     if type(history) is not dict:
         return False
     stamps, totals, groups = history.get("fetched_at"), history.get("total"), history.get("groups")
-    if type(stamps) is not list or type(totals) is not list or type(groups) is not dict:
+    if type(stamps) is not str or type(totals) is not str or type(groups) is not dict:
         return False
-    size = len(stamps)
-    if len(totals) != size or not set(map(type, stamps)) <= {str}:
+    size = stamps.count(" ")
+    if not _STAMPS_RE.fullmatch(stamps) or not _TOTALS_RE.fullmatch(totals):
         return False
-    if not set(map(type, totals)) <= _NUMBERS:
+    if totals.count(" ") != size or bool(totals) != bool(stamps):
         return False
     for series in groups.values():
-        if type(series) is not list or len(series) != size:
+        if type(series) is not str or series.count(" ") != size or not stamps:
             return False
-        if not set(map(type, series)) <= _NUMBERS_OR_NULL:
+        if not _COUNTS_RE.fullmatch(series):
             return False
     return True
 
@@ -429,7 +463,7 @@ def _aggregation_problem(raw: dict[str, Any]) -> str | None:
     if not _is_timestamp(raw["fetched_at"]):
         return f"fetched_at {raw['fetched_at']!r} is not a timestamp"
     if "history" in raw and not _is_history(raw["history"]):
-        return "history is not {fetched_at: [...], total: [...], groups: {name: [...]}}"
+        return 'history is not {fetched_at: "...", total: "...", groups: {name: "..."}}'
     return None
 
 
@@ -500,10 +534,19 @@ def _parse_source(path: Path, raw: Any) -> Source | None:
 _REQUIRED_KEYS = ("lineage", "serial", "tool_version", "source", "aggregations", "reports", "site")
 
 
+def _read_json(text: str) -> Any:
+    """Parse JSON with orjson (several times faster on a state of many megabytes); when it
+    refuses, let the standard parser find the line and column to report."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def parse_state(path: Path, text: str) -> State:
     """Parse state JSON read from ``path``; any problem is a StateError naming the file."""
     try:
-        raw = json.loads(text)
+        raw = _read_json(text)
     except json.JSONDecodeError as exc:
         raise _bad(path, f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
@@ -570,6 +613,10 @@ def backup_path(path: Path) -> Path:
     return path.with_name(path.name + ".backup")
 
 
+def _one_line(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def serialise(state: State) -> str:
     """Sorted JSON, indented, with each aggregation on one line of its own.
 
@@ -580,8 +627,7 @@ def serialise(state: State) -> str:
     aggregations = document.pop("aggregations")
     skeleton = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
     lines = ",\n".join(
-        f"    {json.dumps(address, ensure_ascii=False)}: "
-        f"{json.dumps(aggregations[address], sort_keys=True, ensure_ascii=False)}"
+        f"    {json.dumps(address, ensure_ascii=False)}: {_one_line(aggregations[address])}"
         for address in sorted(aggregations)
     )
     block = f'  "aggregations": {{\n{lines}\n  }}' if aggregations else '  "aggregations": {}'
@@ -663,6 +709,7 @@ def file_sha256(path: Path) -> str | None:
 
 
 __all__ = [
+    "History",
     "DEFAULT_STATE_PATH",
     "FORMAT_VERSION",
     "AggregationState",

@@ -709,10 +709,10 @@ def file_sha256(path: Path) -> str | None:
 
 
 __all__ = [
-    "History",
     "DEFAULT_STATE_PATH",
     "FORMAT_VERSION",
     "AggregationState",
+    "History",
     "ReportState",
     "Source",
     "State",

@@ -22,11 +22,14 @@ from pathlib import Path
 from casereport.expand import expand_workspace
 from casereport.plan import make_plan
 from casereport.render import template_hashes
+from casereport.site import INDEX_FILES, output_names
 from casereport.state import (
     HISTORY_LIMIT,
     AggregationState,
     ReportState,
     Source,
+    data_hash,
+    file_sha256,
     history_entry,
     new_state,
     serialise,
@@ -78,10 +81,28 @@ def full_state(root: Path, source: Source) -> None:
         )
         for spec in expansion.aggregations
     }
-    reports = {
-        report.name: ReportState(report.name, report.definition_hash, "t", "d", {})
-        for report in expansion.reports
-    }
+    # Every report rendered from exactly this state: a plan against it is a true no-op.
+    template = template_hashes(root / "templates", {"report"})["report"]
+    site = root / "site"
+    site.mkdir()
+    reports = {}
+    for report in expansion.reports:
+        outputs = {}
+        for name in output_names(report.name, report.formats):
+            (site / name).write_text(f"{name}\n")
+            outputs[name] = file_sha256(site / name) or ""
+        addresses = [a.address for a in report.aggregations]
+        reports[report.name] = ReportState(
+            report.name,
+            report.definition_hash,
+            template,
+            data_hash(addresses, aggregations, source),
+            outputs,
+        )
+    site_outputs = {}
+    for name in INDEX_FILES:
+        (site / name).write_text(f"{name}\n")
+        site_outputs[name] = file_sha256(site / name) or ""
     state = new_state()
     state = type(state)(
         lineage=state.lineage,
@@ -89,6 +110,7 @@ def full_state(root: Path, source: Source) -> None:
         source=source,
         aggregations=aggregations,
         reports=reports,
+        site_outputs=site_outputs,
     )
     path = root / ".casereport" / "state.json"
     path.parent.mkdir(parents=True)
@@ -117,11 +139,12 @@ def bench_plan() -> None:
             state,
             source=source,
             site_dir=root / "site",
-            template_hashes=template_hashes(None, {"report"}),
+            template_hashes=template_hashes(root / "templates", {"report"}),
             now=datetime(2026, 11, 26, 0, 30, tzinfo=UTC),
         )
         planned = time.perf_counter()
         assert len(plan.aggregations) == REPORTS * AGGREGATIONS
+        assert not plan.has_changes, plan.summary()
         figure(
             "engine.plan_1000x10_full_state",
             planned - started,

@@ -620,6 +620,9 @@ Notice = Callable[[str], None]
 def _lock(workspace: Workspace, operation: str, options: Options, notice: Notice | None) -> Any:
     from casereport.lock import state_lock
 
+    if operation == "plan" and not workspace.state_path.parent.exists():
+        # Nothing to lock yet, and a plan must leave no trace in a fresh workspace.
+        return contextlib.nullcontext()
     return state_lock(workspace.state_path, operation, timeout=options.lock_timeout, notice=notice)
 
 

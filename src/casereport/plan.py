@@ -6,14 +6,41 @@ files (to notice drift) and a clock, and never calls the API or writes anything.
 
 Aggregation actions (one per address):
     create    new address
-    update    the request (query, groups or limit) changed
-    refresh   the result is older than the report's ``refresh`` (or ``--refresh``)
-    replace   the data source changed (emulator <-> Datadog, or another site)
-    delete    the address is no longer defined
+    update    the request (query_filter, groups or limit) changed: ``changes`` holds
+              ``old -> new`` per field
+    refresh   the result is older than the report's ``refresh``, the report says
+              ``refresh: always``, or ``--refresh`` was given
+    replace   the data source changed (emulator <-> Datadog, another site or API URL); the
+              plan's ``previous_source`` names the old one; ``changes`` lists request
+              fields that changed as well
+    delete    the address is no longer defined (or its report was removed)
     no-op     nothing to do
-Report actions: ``render`` (with its reasons), ``delete`` (its files go), ``no-op``.
-The site index is re-rendered whenever any report is rendered or deleted, or its own
-files drifted.
+Report actions: ``render`` (with its reasons; ``new`` on a report's first render),
+``delete`` (its files go), ``no-op``. Render reasons: ``new report``, ``definition
+changed``, ``template changed``, ``data to fetch`` (one of its aggregations is fetched),
+``data changed since the last render`` (results in state the pages do not show yet, e.g.
+after an interrupted apply), ``new output F``, ``output F is missing``, ``output F was
+edited by hand``. The site index is re-rendered whenever any report is rendered or
+deleted (``reports changed``), and when its own files are new, missing or edited by hand
+(not under ``--target``, which limits a run to the targeted reports).
+
+``--target ADDR`` keeps the aggregations whose address is ADDR or starts with ``ADDR[``
+(a ``for_each`` base address), and every aggregation of a report named ADDR; a deletion is
+planned only when targeted the same way.
+
+The summary line counts, and every view shows the same numbers (``PlanCounts``):
+    N to fetch     aggregation addresses with create, update, refresh or replace (equal
+                   requests are still fetched once by apply; this counts addresses)
+    a new          create
+    b changed      update + replace (the request or the data source changed)
+    c stale        refresh
+    M reports      reports to render; the site index is not counted when it is re-rendered
+                   along with report changes, and counts as one when it is the only page
+                   to write (its own files missing or edited by hand)
+    K to delete    aggregation addresses removed from state + reports whose pages are
+                   removed (removing a report of 5 aggregations is 6 to delete)
+``1 report`` is singular. Without any change the line is ``No changes. Reports are up to
+date.``
 """
 
 from __future__ import annotations
@@ -21,7 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +69,10 @@ NOOP = "no-op"
 RENDER = "render"
 
 FETCH_ACTIONS = (CREATE, UPDATE, REFRESH, REPLACE)
+AGGREGATION_ACTIONS = (*FETCH_ACTIONS, DELETE, NOOP)
+REPORT_ACTIONS = (RENDER, DELETE, NOOP)
+REQUEST_FIELDS = ("query_filter", "groups", "limit")
+INDEX_NAME = "index"
 
 
 @dataclass(frozen=True)
@@ -64,7 +95,7 @@ class AggregationChange:
     title: str = ""
     request: Mapping[str, Any] | None = None  # the request to fetch (None for delete)
     fingerprint: str | None = None
-    changes: tuple[FieldChange, ...] = ()  # for update
+    changes: tuple[FieldChange, ...] = ()  # for update (and replace with a changed request)
     fetched_at: str | None = None  # of the result in state, if any
 
     @property
@@ -74,12 +105,39 @@ class AggregationChange:
 
 @dataclass(frozen=True)
 class ReportChange:
-    """What apply does with one report's pages."""
+    """What apply does with one report's pages (or, named ``index``, the site index)."""
 
     name: str
     action: str
     reasons: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()  # files written (render) or removed (delete)
+    new: bool = False  # rendered for the first time (nothing recorded in state yet)
+
+
+@dataclass(frozen=True)
+class PlanCounts:
+    """The numbers of the summary line; every view shows these."""
+
+    to_fetch: int
+    new: int
+    changed: int
+    stale: int
+    to_render: int
+    to_delete: int
+    unchanged_aggregations: int
+    unchanged_reports: int
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "to_fetch": self.to_fetch,
+            "new": self.new,
+            "changed": self.changed,
+            "stale": self.stale,
+            "to_render": self.to_render,
+            "to_delete": self.to_delete,
+            "unchanged_aggregations": self.unchanged_aggregations,
+            "unchanged_reports": self.unchanged_reports,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,6 +154,7 @@ class Plan:
     created_at: str
     targets: tuple[str, ...] = ()
     refresh_all: bool = False
+    previous_source: Source | None = None  # the state's source, when it differs
     tool_version: str = __version__
     format_version: int = PLAN_FORMAT_VERSION
 
@@ -129,39 +188,60 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.fetches or self.renders or self.deletions or self.index.action != NOOP)
 
+    def counts(self) -> PlanCounts:
+        """The summary's numbers; see the module docstring for what each counts."""
+        by_action = dict.fromkeys(AGGREGATION_ACTIONS, 0)
+        for change in self.aggregations:
+            by_action[change.action] = by_action.get(change.action, 0) + 1
+        renders = len(self.renders)
+        report_deletes = sum(1 for r in self.reports if r.action == DELETE)
+        # The index follows report changes without being counted; alone, it is a page to write.
+        index_alone = self.index.action == RENDER and not renders and not report_deletes
+        return PlanCounts(
+            to_fetch=sum(by_action[a] for a in FETCH_ACTIONS),
+            new=by_action[CREATE],
+            changed=by_action[UPDATE] + by_action[REPLACE],
+            stale=by_action[REFRESH],
+            to_render=renders + (1 if index_alone else 0),
+            to_delete=by_action[DELETE] + report_deletes,
+            unchanged_aggregations=by_action[NOOP],
+            unchanged_reports=sum(1 for r in self.reports if r.action == NOOP),
+        )
+
     def summary(self) -> str:
         """The plan's last line."""
         if not self.has_changes:
             return "No changes. Reports are up to date."
-        by_action = dict.fromkeys((*FETCH_ACTIONS, DELETE), 0)
-        for change in self.aggregations:
-            if change.action in by_action:
-                by_action[change.action] += 1
-        fetch = len(self.fetches)
-        changed = by_action[UPDATE] + by_action[REPLACE]
-        deletes = len(self.deletions)
-        renders = len(self.renders)
+        counts = self.counts()
         return (
-            f"Plan: {fetch} to fetch ({by_action[CREATE]} new, {changed} changed, "
-            f"{by_action[REFRESH]} stale), {renders} {_reports(renders)} to render, "
-            f"{deletes} to delete."
+            f"Plan: {counts.to_fetch} to fetch ({counts.new} new, {counts.changed} changed, "
+            f"{counts.stale} stale), {counts.to_render} {_reports(counts.to_render)} to render, "
+            f"{counts.to_delete} to delete."
         )
 
     # -- serialisation ---------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        """The versioned machine-readable plan (``plan --json`` and ``plan --out``)."""
+        """The versioned machine-readable plan (``plan --json`` and ``plan --out``).
+
+        Keys come in a fixed order (``format_version`` first); ``summary``, ``has_changes``
+        and ``counts`` are derived, written for readers and ignored by ``from_json``.
+        """
         return {
             "format_version": self.format_version,
             "tool_version": self.tool_version,
             "created_at": self.created_at,
             "source": self.source.to_json(),
+            "previous_source": (
+                self.previous_source.to_json() if self.previous_source is not None else None
+            ),
             "state": {"lineage": self.state_lineage, "serial": self.state_serial},
             "inputs_hash": self.inputs_hash,
             "targets": list(self.targets),
             "refresh_all": self.refresh_all,
-            "summary": self.summary(),
             "has_changes": self.has_changes,
+            "summary": self.summary(),
+            "counts": self.counts().to_json(),
             "aggregations": [_change_json(c) for c in self.aggregations],
             "reports": [_report_json(r) for r in self.reports],
             "index": _report_json(self.index),
@@ -169,26 +249,53 @@ class Plan:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Plan:
-        """Read back ``to_json`` (raises KeyError/TypeError/ValueError on a malformed plan)."""
-        source = raw["source"]
-        return cls(
-            format_version=int(raw["format_version"]),
-            tool_version=str(raw["tool_version"]),
-            created_at=str(raw["created_at"]),
-            source=Source(str(source["kind"]), str(source["site"]), str(source["detail"])),
-            state_lineage=raw["state"]["lineage"],
-            state_serial=raw["state"]["serial"],
-            inputs_hash=str(raw["inputs_hash"]),
-            targets=tuple(raw["targets"]),
-            refresh_all=bool(raw["refresh_all"]),
-            aggregations=tuple(_change_from_json(c) for c in raw["aggregations"]),
-            reports=tuple(_report_from_json(r) for r in raw["reports"]),
-            index=_report_from_json(raw["index"]),
-        )
+        """Read back ``to_json``; a malformed plan raises ValueError (or KeyError/TypeError)."""
+        try:
+            previous = raw.get("previous_source")  # added within format 1: optional
+            return cls(
+                format_version=int(raw["format_version"]),
+                tool_version=str(raw["tool_version"]),
+                created_at=str(raw["created_at"]),
+                source=_source_from_json(raw["source"]),
+                previous_source=_source_from_json(previous) if previous is not None else None,
+                state_lineage=_optional_str(raw["state"]["lineage"]),
+                state_serial=_optional_int(raw["state"]["serial"]),
+                inputs_hash=str(raw["inputs_hash"]),
+                targets=tuple(str(t) for t in raw["targets"]),
+                refresh_all=bool(raw["refresh_all"]),
+                aggregations=tuple(_change_from_json(c) for c in raw["aggregations"]),
+                reports=tuple(_report_from_json(r) for r in raw["reports"]),
+                index=_report_from_json(raw["index"]),
+            )
+        except KeyError as exc:
+            raise ValueError(f"missing field {exc}") from None
 
 
 def _reports(count: int) -> str:
     return "report" if count == 1 else "reports"
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"state serial {value!r} is not an integer")
+    return value
+
+
+def _source_from_json(raw: Mapping[str, Any]) -> Source:
+    return Source(str(raw["kind"]), str(raw["site"]), str(raw.get("detail", "")))
+
+
+def _request_json(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request with its fields in the canonical order, then any others sorted."""
+    ordered = {name: request[name] for name in REQUEST_FIELDS if name in request}
+    ordered.update(sorted((k, v) for k, v in request.items() if k not in REQUEST_FIELDS))
+    return ordered
 
 
 def _change_json(change: AggregationChange) -> dict[str, Any]:
@@ -198,24 +305,48 @@ def _change_json(change: AggregationChange) -> dict[str, Any]:
         "actions": [change.action],
         "reason": change.reason,
         "title": change.title,
-        "request": dict(change.request) if change.request is not None else None,
+        "request": _request_json(change.request) if change.request is not None else None,
         "fingerprint": change.fingerprint,
         "changes": [{"field": c.name, "old": c.old, "new": c.new} for c in change.changes],
         "fetched_at": change.fetched_at,
     }
 
 
+def _single_action(raw: Mapping[str, Any], allowed: Sequence[str], what: str) -> str:
+    actions = raw["actions"]
+    if not isinstance(actions, list) or len(actions) != 1 or actions[0] not in allowed:
+        raise ValueError(f"{what}: unknown actions {actions!r}")
+    return str(actions[0])
+
+
 def _change_from_json(raw: Mapping[str, Any]) -> AggregationChange:
+    address = str(raw["address"])
+    action = _single_action(raw, AGGREGATION_ACTIONS, address)
+    request = raw["request"]
+    fingerprint = raw["fingerprint"]
+    if action in FETCH_ACTIONS:
+        # apply sends this request as is: refuse a plan it could not send.
+        if (
+            not isinstance(request, dict)
+            or not isinstance(request.get("query_filter"), str)
+            or not isinstance(request.get("groups"), list)
+            or not all(isinstance(g, str) for g in request["groups"])
+            or not isinstance(request.get("limit"), int)
+            or not isinstance(fingerprint, str)
+        ):
+            raise ValueError(f"{address}: no valid request to fetch")
+    elif request is not None and not isinstance(request, dict):
+        raise ValueError(f"{address}: request is not an object")
     return AggregationChange(
-        address=str(raw["address"]),
+        address=address,
         report=str(raw["report"]),
-        action=str(raw["actions"][0]),
+        action=action,
         reason=str(raw["reason"]),
         title=str(raw["title"]),
-        request=raw["request"],
-        fingerprint=raw["fingerprint"],
-        changes=tuple(FieldChange(c["field"], c["old"], c["new"]) for c in raw["changes"]),
-        fetched_at=raw["fetched_at"],
+        request=request,
+        fingerprint=_optional_str(fingerprint),
+        changes=tuple(FieldChange(str(c["field"]), c["old"], c["new"]) for c in raw["changes"]),
+        fetched_at=_optional_str(raw["fetched_at"]),
     )
 
 
@@ -223,17 +354,20 @@ def _report_json(change: ReportChange) -> dict[str, Any]:
     return {
         "name": change.name,
         "actions": [change.action],
+        "new": change.new,
         "reasons": list(change.reasons),
         "outputs": list(change.outputs),
     }
 
 
 def _report_from_json(raw: Mapping[str, Any]) -> ReportChange:
+    name = str(raw["name"])
     return ReportChange(
-        name=str(raw["name"]),
-        action=str(raw["actions"][0]),
-        reasons=tuple(raw["reasons"]),
-        outputs=tuple(raw["outputs"]),
+        name=name,
+        action=_single_action(raw, REPORT_ACTIONS, f"report {name}"),
+        reasons=tuple(str(r) for r in raw["reasons"]),
+        outputs=tuple(str(o) for o in raw["outputs"]),
+        new=bool(raw.get("new", False)),  # added within format 1: optional
     )
 
 
@@ -283,7 +417,7 @@ def _request_changes(old: Mapping[str, Any], spec: AggregationSpec) -> tuple[Fie
     new = spec.request()
     return tuple(
         FieldChange(name, old.get(name), new[name])
-        for name in ("query_filter", "groups", "limit")
+        for name in REQUEST_FIELDS
         if old.get(name) != new[name]
     )
 
@@ -291,14 +425,18 @@ def _request_changes(old: Mapping[str, Any], spec: AggregationSpec) -> tuple[Fie
 def _staleness(
     report: ReportSpec, previous: AggregationState, now: datetime, refresh_all: bool
 ) -> str | None:
-    """Why a result in state must be fetched again, or None while it is fresh."""
+    """Why a result in state must be fetched again, or None while it is fresh.
+
+    The reason is the same for every stale result of a report (the age is in
+    ``fetched_at``), so views can count stale results per report and reason.
+    """
     if refresh_all:
-        return "refresh requested (--refresh)"
+        return "--refresh given"
     if report.refresh.always:
         return "refresh: always"
     age = (now - parse_timestamp(previous.fetched_at)).total_seconds()
     if report.refresh.is_stale(age):
-        return f"fetched {format_age(age)} ago, refresh every {report.refresh.text}"
+        return f"older than {report.refresh.text}"
     return None
 
 
@@ -309,30 +447,36 @@ def _aggregation_change(
     *,
     now: datetime,
     refresh_all: bool,
-    source_changed: str | None,
+    source_changed: bool,
 ) -> AggregationChange:
-    change = AggregationChange(
+    # Decide first, then build the change once: planning builds 10,000 of them.
+    fields: tuple[FieldChange, ...] = ()
+    if previous is None:
+        action, reason = CREATE, "new aggregation"
+    else:
+        if previous.fingerprint != spec.fingerprint:
+            fields = _request_changes(previous.request, spec)
+        stale = None
+        if source_changed:
+            action, reason = REPLACE, "data source changed"
+        elif previous.fingerprint != spec.fingerprint:
+            action = UPDATE
+            reason = ", ".join(c.name for c in fields) + " changed" if fields else "request changed"
+        elif (stale := _staleness(report, previous, now, refresh_all)) is not None:
+            action, reason = REFRESH, stale
+        else:
+            action, reason = NOOP, "up to date"
+    return AggregationChange(
         address=spec.address,
         report=spec.report,
-        action=CREATE,
-        reason="new aggregation",
+        action=action,
+        reason=reason,
         title=spec.title,
         request=spec.request(),
         fingerprint=spec.fingerprint,
+        changes=fields,
+        fetched_at=previous.fetched_at if previous is not None else None,
     )
-    if previous is None:
-        return change
-    change = replace(change, fetched_at=previous.fetched_at)
-    if source_changed is not None:
-        return replace(change, action=REPLACE, reason=source_changed)
-    if previous.fingerprint != spec.fingerprint:
-        fields = _request_changes(previous.request, spec)
-        reason = ", ".join(c.name for c in fields) + " changed" if fields else "request changed"
-        return replace(change, action=UPDATE, reason=reason, changes=fields)
-    stale = _staleness(report, previous, now, refresh_all)
-    if stale is not None:
-        return replace(change, action=REFRESH, reason=stale)
-    return replace(change, action=NOOP, reason="up to date")
 
 
 def _drift(site_dir: Path, recorded: Mapping[str, str], expected: Iterable[str]) -> list[str]:
@@ -364,6 +508,36 @@ def _targeted(targets: Sequence[str]) -> Callable[[str, str], bool]:
     return matches
 
 
+def _report_change(
+    report: ReportSpec,
+    state: State | None,
+    *,
+    fetching: bool,
+    site_dir: Path,
+    template_hashes: Mapping[str, str],
+) -> ReportChange:
+    outputs = output_names(report.name, report.formats)
+    previous = state.reports.get(report.name) if state is not None else None
+    if state is None or previous is None:
+        return ReportChange(report.name, RENDER, ("new report",), outputs, new=True)
+    reasons: list[str] = []
+    if previous.definition_hash != report.definition_hash:
+        reasons.append("definition changed")
+    if previous.template_hash != template_hashes[report.template]:
+        reasons.append("template changed")
+    if fetching:
+        reasons.append("data to fetch")
+    elif not reasons and previous.data_hash != data_hash(
+        [a.address for a in report.aggregations], state.aggregations, state.source
+    ):
+        # Results in state the pages do not show: an apply stopped before rendering them.
+        # Checked only when nothing else renders the report: hashing every result is the
+        # costliest step of a plan, and a changed definition may list other addresses.
+        reasons.append("data changed since the last render")
+    reasons += _drift(site_dir, previous.outputs, outputs)
+    return ReportChange(report.name, RENDER if reasons else NOOP, tuple(reasons), outputs)
+
+
 def make_plan(
     reports: Sequence[ReportSpec],
     state: State | None,
@@ -379,14 +553,14 @@ def make_plan(
     in_target = _targeted(targets)
     previous_aggregations = state.aggregations if state is not None else {}
     previous_reports = state.reports if state is not None else {}
-    source_changed = None
+    previous_source = None
     if state is not None and state.source is not None and state.source.identity != source.identity:
-        source_changed = f"data source changed: {state.source.describe()} -> {source.describe()}"
+        previous_source = state.source
 
     changes: list[AggregationChange] = []
     report_changes: list[ReportChange] = []
     defined: set[str] = set()
-    for report in sorted(reports, key=lambda r: r.name):
+    for report in reports:
         fetching = False
         report_in_target = False
         for spec in report.aggregations:
@@ -400,54 +574,41 @@ def make_plan(
                 previous_aggregations.get(spec.address),
                 now=now,
                 refresh_all=refresh_all,
-                source_changed=source_changed,
+                source_changed=previous_source is not None,
             )
             fetching = fetching or change.fetches
             changes.append(change)
-        if not report_in_target:
-            continue
-        outputs = output_names(report.name, report.formats)
-        previous_report = previous_reports.get(report.name)
-        reasons: list[str] = []
-        if previous_report is None:
-            reasons.append("new report")
-        else:
-            if previous_report.definition_hash != report.definition_hash:
-                reasons.append("definition changed")
-            if previous_report.template_hash != template_hashes[report.template]:
-                reasons.append("template changed")
-            if fetching:
-                reasons.append("data changes")
-            elif previous_report.data_hash != data_hash(
-                [a.address for a in report.aggregations], previous_aggregations, source
-            ):
-                # Fetched by an apply that stopped before rendering this report.
-                reasons.append("data changed")
-            reasons += _drift(site_dir, previous_report.outputs, outputs)
-        report_changes.append(
-            ReportChange(
-                name=report.name,
-                action=RENDER if reasons else NOOP,
-                reasons=tuple(reasons),
-                outputs=outputs,
+        if report_in_target:
+            report_changes.append(
+                _report_change(
+                    report,
+                    state,
+                    fetching=fetching,
+                    site_dir=site_dir,
+                    template_hashes=template_hashes,
+                )
             )
-        )
 
     report_names = {r.name for r in reports}
-    for address in sorted(set(previous_aggregations) - defined):
+    for address in set(previous_aggregations) - defined:
         previous = previous_aggregations[address]
         if in_target(address, previous.report):
+            reason = (
+                "no longer defined"
+                if previous.report in report_names
+                else f"report {previous.report} removed"
+            )
             changes.append(
                 AggregationChange(
                     address=address,
                     report=previous.report,
                     action=DELETE,
-                    reason="no longer defined",
+                    reason=reason,
                     title=previous.title,
                     fetched_at=previous.fetched_at,
                 )
             )
-    for name in sorted(set(previous_reports) - report_names):
+    for name in set(previous_reports) - report_names:
         if in_target(name, name):
             report_changes.append(
                 ReportChange(
@@ -458,21 +619,27 @@ def make_plan(
                 )
             )
 
+    recorded_index = state.site_outputs if state is not None else {}
     index_reasons = []
     if any(r.action != NOOP for r in report_changes):
         index_reasons.append("reports changed")
-    recorded_index = state.site_outputs if state is not None else {}
-    index_reasons += _drift(site_dir, recorded_index, INDEX_FILES)
+    if not targets:
+        if recorded_index:
+            index_reasons += _drift(site_dir, recorded_index, INDEX_FILES)
+        else:
+            index_reasons.append("new site index")
     index = ReportChange(
-        name="index",
+        name=INDEX_NAME,
         action=RENDER if index_reasons else NOOP,
         reasons=tuple(index_reasons),
         outputs=INDEX_FILES,
+        new=index_reasons != [] and not recorded_index,
     )
     return Plan(
         source=source,
+        previous_source=previous_source,
         aggregations=tuple(sorted(changes, key=lambda c: c.address)),
-        reports=tuple(report_changes),
+        reports=tuple(sorted(report_changes, key=lambda r: r.name)),
         index=index,
         state_lineage=state.lineage if state is not None else None,
         state_serial=state.serial if state is not None else None,

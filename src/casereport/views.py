@@ -1,6 +1,12 @@
 """Views of a plan: for people at a terminal, for a pull-request comment, for machines.
 
-Views only read the ``Plan``; nothing here decides anything.
+Views only read the ``Plan``; nothing here decides anything, and every count comes from
+``Plan.counts()``, so the three views always agree.
+
+The human view reads like ``terraform plan``: one block per change, the symbol in a
+three-column gutter (``+`` create, ``~`` update, ``↻`` refresh, ``-/+`` replace, ``-``
+delete; a report rendered for the first time is ``+``, a re-render ``~``), stale results
+counted per report rather than listed, unchanged items counted, then the summary line.
 """
 
 from __future__ import annotations
@@ -8,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from casereport.plan import (
@@ -21,158 +27,273 @@ from casereport.plan import (
     UPDATE,
     AggregationChange,
     Plan,
+    PlanCounts,
     ReportChange,
 )
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", REFRESH: "↻", REPLACE: "-/+", DELETE: "-", RENDER: "~"}
 _COLOURS = {CREATE: "32", UPDATE: "33", REFRESH: "36", REPLACE: "35", DELETE: "31", RENDER: "33"}
-_VERBS = {
-    CREATE: "fetched (new)",
-    UPDATE: "fetched again",
-    REPLACE: "replaced",
-    DELETE: "removed from state",
+_BOLD = "1"
+_HEADERS = {
+    CREATE: "will be created",
+    UPDATE: "will be updated",
+    REPLACE: "must be replaced",
+    DELETE: "will be deleted",
 }
+# Markdown tables fold into <details> past this many rows, to keep a PR comment short.
+MARKDOWN_FOLD_ROWS = 20
+
+Paint = Callable[[str, str], str]
 
 
 def use_colour(stream_is_tty: bool) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    return stream_is_tty and not os.environ.get("NO_COLOR")
+    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org) or TERM=dumb."""
+    if not stream_is_tty or os.environ.get("NO_COLOR"):
+        return False
+    return os.environ.get("TERM") != "dumb"
 
 
-def _painter(colour: bool) -> Callable[[str, str], str]:
+def _painter(colour: bool) -> Paint:
+    """``paint(text, style)``: the text in an action's colour (or bold), or as is."""
     if not colour:
         return lambda text, action: text
-    return lambda text, action: f"\x1b[{_COLOURS.get(action, '0')}m{text}\x1b[0m"
+
+    def paint(text: str, style: str) -> str:
+        return f"\x1b[{_COLOURS.get(style, style)}m{text}\x1b[0m"
+
+    return paint
 
 
 def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _aggregation_block(change: AggregationChange, paint: Callable[[str, str], str]) -> list[str]:
-    symbol = paint(SYMBOLS[change.action], change.action)
-    header = f"  # {change.address} will be {_VERBS[change.action]}"
-    if change.action in (UPDATE, REPLACE):
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _unchanged(counts: PlanCounts) -> str | None:
+    if not (counts.unchanged_aggregations or counts.unchanged_reports):
+        return None
+    return (
+        f"Unchanged: {_plural(counts.unchanged_aggregations, 'aggregation')}, "
+        f"{_plural(counts.unchanged_reports, 'report')}."
+    )
+
+
+# -- human ----------------------------------------------------------------------------
+
+
+def _gutter(symbol: str, action: str, paint: Paint) -> str:
+    """The symbol right-aligned in three columns, as Terraform does (``  +``, ``-/+``)."""
+    return " " * (3 - len(symbol)) + paint(symbol, action)
+
+
+def _field_line(marker: str, name: str, value: str) -> str:
+    return f"      {marker} {name:<12} = {value}"
+
+
+def _aggregation_block(change: AggregationChange, paint: Paint) -> list[str]:
+    header = f"  # {change.address} {_HEADERS[change.action]}"
+    if change.action != CREATE:
         header += f": {change.reason}"
-    if change.action == DELETE:
-        return [f"{header} ({change.reason})", f"  {symbol} aggregation {_value(change.address)}"]
-    lines = [header, f"  {symbol} aggregation {_value(change.address)} {{"]
-    request = dict(change.request or {})
-    if change.action == UPDATE:
-        changed = {c.name for c in change.changes}
-        for field in change.changes:
-            tilde = paint("~", UPDATE)
-            lines.append(
-                f"      {tilde} {field.name:<12} = {_value(field.old)} -> {_value(field.new)}"
-            )
-        hidden = len([k for k in request if k not in changed])
-        if hidden:
-            lines.append(f"        # ({hidden} unchanged fields hidden)")
+    lines = [paint(header, _BOLD)]
+    opening = (
+        f"{_gutter(SYMBOLS[change.action], change.action, paint)} aggregation {change.address}"
+    )
+    if change.action == DELETE or (change.action == REPLACE and not change.changes):
+        return [*lines, opening]
+    lines.append(opening + " {")
+    if change.action == CREATE:
+        plus = paint("+", CREATE)
+        fields = {"title": change.title, **(change.request or {})}
+        lines += [_field_line(plus, name, _value(value)) for name, value in fields.items()]
     else:
-        fields = {"title": change.title, **request}
-        plus = paint("+", CREATE) if change.action == CREATE else " "
-        for name, value in fields.items():
-            lines.append(f"      {plus} {name:<12} = {_value(value)}")
+        tilde = paint("~", UPDATE)
+        lines += [
+            _field_line(tilde, c.name, f"{_value(c.old)} -> {_value(c.new)}")
+            for c in change.changes
+        ]
+        changed = {c.name for c in change.changes}
+        hidden = sum(1 for name in change.request or {} if name not in changed)
+        if hidden:
+            lines.append(f"        # ({_plural(hidden, 'unchanged field')} hidden)")
     lines.append("    }")
     return lines
 
 
-def _report_line(change: ReportChange, paint: Callable[[str, str], str], kind: str) -> list[str]:
-    symbol = paint(SYMBOLS[change.action], change.action)
-    if change.action == DELETE:
-        files = ", ".join(change.outputs) or "no files"
-        return [
-            f"  # {kind} {_value(change.name)} will be deleted ({'; '.join(change.reasons)})",
-            f"  {symbol} {kind} {_value(change.name)}: removes {files}",
-        ]
-    return [
-        f"  # {kind} {_value(change.name)} will be rendered: {'; '.join(change.reasons)}",
-        f"  {symbol} {kind} {_value(change.name)}: writes {', '.join(change.outputs)}",
+def _stale_block(stale: list[AggregationChange], paint: Paint) -> list[str]:
+    """Stale results counted per report and reason, not listed one by one."""
+    groups = Counter((change.report, change.reason) for change in stale)
+    noun = "result" if len(stale) == 1 else "results"
+    lines = [f"{_gutter(SYMBOLS[REFRESH], REFRESH, paint)} {len(stale)} stale {noun} to refresh:"]
+    lines += [
+        f"      {report}: {count} ({reason})" for (report, reason), count in sorted(groups.items())
     ]
+    return lines
+
+
+def _report_block(change: ReportChange, paint: Paint, *, index: bool = False) -> list[str]:
+    label = "site index" if index else f"report {change.name}"
+    name = f"the {label}" if index else label
+    files = ", ".join(change.outputs) or "no files"
+    if change.action == DELETE:
+        header = f"  # {name} will be deleted: {', '.join(change.reasons)}"
+        body = f"{_gutter(SYMBOLS[DELETE], DELETE, paint)} {label}: removes {files}"
+    elif change.new:
+        header = f"  # {name} will be created"
+        body = f"{_gutter(SYMBOLS[CREATE], CREATE, paint)} {label}: writes {files}"
+    else:
+        header = f"  # {name} will be re-rendered: {', '.join(change.reasons)}"
+        body = f"{_gutter(SYMBOLS[RENDER], RENDER, paint)} {label}: writes {files}"
+    return [paint(header, _BOLD), body]
 
 
 def render_human(plan: Plan, *, colour: bool = False) -> str:
     """Terraform-like text: changes only, unchanged items counted, then the summary line."""
     paint = _painter(colour)
-    lines: list[str] = []
-    if not plan.has_changes:
-        return f"Source: {plan.source.describe()}\n\n{plan.summary()}\n"
-    lines.append(f"Source: {plan.source.describe()}")
+    lines = [f"Source: {plan.source.describe()}"]
+    if plan.previous_source is not None:
+        lines.append(
+            f"The data source changed (was {plan.previous_source.describe()}): "
+            "every aggregation is fetched again."
+        )
     if plan.targets:
-        lines.append(f"Targeting only: {', '.join(plan.targets)} (other changes are not shown)")
+        lines.append(f"Targeting only: {', '.join(plan.targets)} (other changes are not shown).")
+    if not plan.has_changes:
+        return "\n".join([*lines, "", plan.summary()]) + "\n"
     lines += ["", "casereport will perform the following actions:", ""]
-    stale: list[AggregationChange] = []
+    stale = [c for c in plan.aggregations if c.action == REFRESH]
     for change in plan.aggregations:
-        if change.action == REFRESH:
-            stale.append(change)
-        elif change.action != NOOP:
-            lines += _aggregation_block(change, paint)
-            lines.append("")
+        if change.action not in (NOOP, REFRESH):
+            lines += [*_aggregation_block(change, paint), ""]
     if stale:
-        by_report = Counter(change.report for change in stale)
-        detail = ", ".join(f"{name}: {count}" for name, count in sorted(by_report.items()))
-        reasons = sorted({change.reason for change in stale})
-        why = reasons[0] if len(reasons) == 1 else f"{len(reasons)} different reasons"
-        lines += [
-            f"  {paint(SYMBOLS[REFRESH], REFRESH)} {len(stale)} stale "
-            f"{'result' if len(stale) == 1 else 'results'} will be refreshed ({detail}; {why})",
-            "",
-        ]
+        lines += [*_stale_block(stale, paint), ""]
     for report in plan.reports:
         if report.action != NOOP:
-            lines += [*_report_line(report, paint, "report"), ""]
+            lines += [*_report_block(report, paint), ""]
     if plan.index.action != NOOP:
-        lines += [*_report_line(plan.index, paint, "site"), ""]
-    unchanged_aggregations = sum(1 for c in plan.aggregations if c.action == NOOP)
-    unchanged_reports = sum(1 for r in plan.reports if r.action == NOOP)
-    if unchanged_aggregations or unchanged_reports:
-        lines += [
-            f"Unchanged: {unchanged_aggregations} aggregations, {unchanged_reports} reports.",
-            "",
-        ]
-    lines.append(plan.summary())
+        lines += [*_report_block(plan.index, paint, index=True), ""]
+    unchanged = _unchanged(plan.counts())
+    if unchanged is not None:
+        lines += [unchanged, ""]
+    lines.append(paint(plan.summary(), _BOLD))
     return "\n".join(lines) + "\n"
 
 
+# -- JSON -----------------------------------------------------------------------------
+
+
 def render_json(plan: Plan) -> str:
-    """The versioned machine-readable plan."""
-    return json.dumps(plan.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The versioned machine-readable plan, keys in ``Plan.to_json``'s fixed order."""
+    return json.dumps(plan.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _md(text: str) -> str:
-    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+# -- Markdown -------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    """Plain text safe in a GitHub table cell: no pipe, newline or HTML-looking text."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(text: str) -> str:
+    """An inline code span for a table cell, whatever backticks or pipes ``text`` holds.
+
+    The fence is one backtick longer than the longest run inside (CommonMark), padded with
+    a space when the text starts or ends with a backtick; pipes are escaped for the table
+    (GitHub unescapes ``\\|`` inside code spans in tables).
+    """
+    text = text.replace("\n", " ")
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
+def _md_value(value: Any) -> str:
+    if isinstance(value, list):
+        return _code(", ".join(str(v) for v in value))
+    if isinstance(value, str):
+        return _code(value)
+    return _code(_value(value))
+
+
+def _md_request(request: Mapping[str, Any]) -> str:
+    return (
+        f"{_md_value(request.get('query_filter'))} by {_md_value(request.get('groups'))}, "
+        f"limit {request.get('limit')}"
+    )
+
+
+def _md_aggregation(change: AggregationChange) -> str:
+    fields = [f"{c.name} {_md_value(c.old)} → {_md_value(c.new)}" for c in change.changes]
+    if change.action == CREATE:
+        what = f"create: {_md_request(change.request or {})}"
+    elif change.action == UPDATE and fields:
+        what = "update: " + "; ".join(fields)
+    else:
+        what = "; ".join([f"{change.action}: {_cell(change.reason)}", *fields])
+    return f"| `{SYMBOLS[change.action]}` | {_code(change.address)} | {what} |"
+
+
+def _md_report(change: ReportChange, label: str) -> str:
+    reasons = _cell(", ".join(change.reasons))
+    if change.action == DELETE:
+        files = ", ".join(_code(name) for name in change.outputs) or "no files"
+        symbol, what = SYMBOLS[DELETE], f"delete ({reasons}): removes {files}"
+    elif change.new:
+        symbol, what = SYMBOLS[CREATE], "create"
+    else:
+        symbol, what = SYMBOLS[RENDER], f"render: {reasons}"
+    return f"| `{symbol}` | {label} | {what} |"
+
+
+def _md_table(header: str, rows: list[str], noun: str) -> list[str]:
+    table = [f"| | {header} | Change |", "|---|---|---|", *rows]
+    if len(rows) <= MARKDOWN_FOLD_ROWS:
+        return [*table, ""]
+    # GitHub renders Markdown inside <details> only after a blank line.
+    summary = f"<details><summary>{_plural(len(rows), noun)}</summary>"
+    return [summary, "", *table, "", "</details>", ""]
 
 
 def render_markdown(plan: Plan) -> str:
     """A concise plan for a pull-request comment (GitHub-flavoured Markdown)."""
+    counts = plan.counts()
     lines = ["### casereport plan", "", f"**{plan.summary()}**", ""]
-    if not plan.has_changes:
-        lines.append(f"Source: {plan.source.describe()}.")
-        return "\n".join(lines) + "\n"
-    listed = [c for c in plan.aggregations if c.action not in (NOOP, REFRESH)]
-    if listed:
-        lines += ["| | Aggregation | Change |", "|---|---|---|"]
-        for change in listed:
-            if change.action == UPDATE:
-                what = "; ".join(
-                    f"{c.name}: {_md(_value(c.old))} → {_md(_value(c.new))}" for c in change.changes
-                )
-            else:
-                what = change.reason
-            lines.append(f"| `{SYMBOLS[change.action]}` | {_md(change.address)} | {what} |")
-        lines.append("")
-    stale = [c for c in plan.aggregations if c.action == REFRESH]
-    if stale:
-        lines += [f"↻ {len(stale)} stale results will be refreshed.", ""]
-    renders = [r for r in plan.reports if r.action == RENDER]
-    if renders:
-        lines.append(
-            "Reports to render: "
-            + ", ".join(f"{_md(r.name)} ({'; '.join(r.reasons)})" for r in renders)
-            + "."
+    notes = [f"Source: {_cell(plan.source.describe())}."]
+    if plan.previous_source is not None:
+        notes.append(
+            f"The data source changed (was {_cell(plan.previous_source.describe())}): "
+            "every aggregation is fetched again."
         )
-    deletes = [r for r in plan.reports if r.action == DELETE]
-    if deletes:
-        lines.append("Reports to delete: " + ", ".join(_md(r.name) for r in deletes) + ".")
-    lines += ["", f"Source: {plan.source.describe()}."]
-    return "\n".join(lines) + "\n"
+    if plan.targets:
+        notes.append("Targeting only: " + ", ".join(_code(t) for t in plan.targets) + ".")
+    if not plan.has_changes:
+        return "\n".join([*lines, " ".join(notes)]) + "\n"
+    rows = [_md_aggregation(c) for c in plan.aggregations if c.action not in (NOOP, REFRESH)]
+    if rows:
+        lines += _md_table("Aggregation", rows, "aggregation change")
+    stale = Counter(c.report for c in plan.aggregations if c.action == REFRESH)
+    if stale:
+        per_report = ", ".join(f"{_code(name)}: {count}" for name, count in sorted(stale.items()))
+        lines += [
+            f"`↻` {_plural(counts.stale, 'stale result')} to refresh ({per_report}).",
+            "",
+        ]
+    report_rows = [_md_report(r, _code(r.name)) for r in plan.reports if r.action != NOOP]
+    index = plan.index
+    # The index follows report changes; it gets a row only for reasons of its own.
+    if index.action != NOOP and (not report_rows or set(index.reasons) != {"reports changed"}):
+        report_rows.append(_md_report(index, "site index"))
+    if report_rows:
+        lines += _md_table("Report", report_rows, "report change")
+    unchanged = _unchanged(counts)
+    if unchanged is not None:
+        notes.insert(0, unchanged)
+    return "\n".join([*lines, " ".join(notes)]) + "\n"

@@ -32,6 +32,7 @@ from casereport.settings import VAR_NAME_RE, Refresh, did_you_mean, parse_refres
 __all__ = [
     "AGGREGATION_ID_RE",
     "AGGREGATION_KEYS",
+    "DEFAULT_FORMATS",
     "FORMATS",
     "KNOWN_GROUP_FIELDS",
     "MAX_LIMIT",
@@ -73,7 +74,9 @@ FOR_EACH_KEY_RE = re.compile(r"[\w@][\w.:@+ -]{0,99}\Z")
 # The site lists every report in index.html, so a report cannot be called "index".
 RESERVED_REPORT_NAMES = frozenset({"index"})
 MAX_LIMIT = 1000
-FORMATS = ("markdown", "html")
+FORMATS = ("markdown", "html", "pdf")
+# PDF needs Chromium, so a report asks for it explicitly.
+DEFAULT_FORMATS = ("markdown", "html")
 DEFAULT_TEMPLATE = "report"
 
 REPORT_KEYS = (
@@ -251,7 +254,7 @@ class ReportDefinition:
     description: SourceString | None = None
     owner: str | None = None
     refresh: Refresh | None = None
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     template: str = DEFAULT_TEMPLATE
     vars: tuple[Variable, ...] = ()
 
@@ -533,9 +536,9 @@ class _Checker:
         refresh = None
         if "refresh" in fields:
             refresh = self.refresh(fields["refresh"][1])
-        formats: tuple[str, ...] = FORMATS
+        formats: tuple[str, ...] = DEFAULT_FORMATS
         if "formats" in fields:
-            formats = self.formats(fields["formats"][1]) or FORMATS
+            formats = self.formats(fields["formats"][1]) or DEFAULT_FORMATS
         template = DEFAULT_TEMPLATE
         if "template" in fields:
             found = self.string(fields["template"][1], '"template"')
@@ -614,9 +617,8 @@ class _Checker:
                 self.at(item, f'"formats" entries must be strings, not {_kind(item)}')
             elif item.value not in FORMATS:
                 hint = did_you_mean(item.value, FORMATS)
-                self.at(
-                    item, f'unknown format "{item.value}"' + (hint or " (use markdown or html)")
-                )
+                known = " (use markdown, html or pdf)"
+                self.at(item, f'unknown format "{item.value}"' + (hint or known))
             elif item.value in seen:
                 self.at(item, f'"formats" lists "{item.value}" twice')
             else:

@@ -98,12 +98,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import hashlib
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -113,7 +110,7 @@ from markupsafe import Markup, escape
 
 from casereport.errors import RenderError
 from casereport.expand import AggregationSpec, ReportSpec
-from casereport.fsutil import atomic_write_text
+from casereport.fsutil import atomic_write_bytes, atomic_write_text, collector_paused
 from casereport.site import FORMAT_SUFFIXES, INDEX_FILES
 from casereport.state import HISTORY_GROUPS, AggregationState, Source
 
@@ -1476,25 +1473,6 @@ def _render(env: jinja2.Environment, template_name: str, context: Mapping[str, A
         raise RenderError(f"{template_name}: {exc}") from None
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while one page set is built.
-
-    Rendering makes tens of thousands of short-lived objects and no reference cycles to
-    speak of (reference counting frees them), yet each burst of allocations would make
-    the collector walk everything alive, a whole state of 10,000 aggregations included:
-    about a tenth of the time of a large site. Collection resumes right after.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def render_report(
     report: ReportSpec,
     aggregations: Mapping[str, AggregationState],
@@ -1508,7 +1486,7 @@ def render_report(
                 f"{report.path}: format {fmt!r} cannot be rendered; "
                 f"use {', '.join(_RENDERED_FORMATS)}"
             )
-    with _collector_paused():
+    with collector_paused():
         context = report_context(report, aggregations, source)
         pages: dict[str, str | bytes] = {}
         html: str | None = None
@@ -1536,7 +1514,7 @@ def render_index(
     env: jinja2.Environment,
 ) -> dict[str, str]:
     """``index.html`` and ``index.md`` listing every report."""
-    with _collector_paused():
+    with collector_paused():
         context = index_context(reports, aggregations, source)
         return {name: _render(env, f"{name}.j2", context) for name in INDEX_FILES}
 
@@ -1550,31 +1528,13 @@ def content_hash(content: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-
-
 def write_site_files(site_dir: Path, files: Pages) -> dict[str, str]:
     """Write each file atomically; return name -> sha256 of what was written."""
     hashes = {}
     for name in sorted(files):
         content = files[name]
         if isinstance(content, bytes):
-            _atomic_write_bytes(site_dir / name, content)
+            atomic_write_bytes(site_dir / name, content)
         else:
             atomic_write_text(site_dir / name, content)
         hashes[name] = content_hash(content)

@@ -44,7 +44,6 @@ state: the source records a site, not keys.
 from __future__ import annotations
 
 import contextlib
-import gc
 import glob
 import hashlib
 import json
@@ -52,7 +51,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +61,7 @@ import orjson
 
 from casereport import __version__
 from casereport.errors import StateError
-from casereport.fsutil import atomic_write_text
+from casereport.fsutil import atomic_write_text, collector_paused
 
 FORMAT_VERSION = 1
 DEFAULT_STATE_PATH = Path(".casereport/state.json")
@@ -548,26 +547,9 @@ def _read_json(text: str) -> Any:
         return json.loads(text)
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many objects that are all kept.
-
-    Loading a large state allocates hundreds of thousands of containers; the collector
-    would otherwise run over them again and again, for more than half the load time, and
-    find nothing: JSON data has no cycles.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def parse_state(path: Path, text: str) -> State:
     """Parse state JSON read from ``path``; any problem is a StateError naming the file."""
-    with _collector_paused():
+    with collector_paused():
         return _parse_state(path, text)
 
 

@@ -640,20 +640,21 @@ def _on_disk(plan: Plan, disk: State | None) -> Plan:
     )
 
 
+def _plan_for(workspace: Workspace, state: State | None, source: Source, options: Options) -> Plan:
+    """The plan the command line asked for: its targets checked, its refresh applied."""
+    check_targets(workspace, options.targets, state)
+    return plan_workspace(
+        workspace, state, source=source, targets=options.targets, refresh_all=options.refresh_all
+    )
+
+
 def run_plan(options: Options, *, out: Path | None = None, notice: Notice | None = None) -> Plan:
     """``casereport plan``: plan under the lock, never writing state; save it if asked."""
     workspace = load_workspace(options)
     source = source_for(options.use_emulator)
     with _lock(workspace, "plan", options, notice):
         disk, state = journal.read_both(workspace.state_path)
-        check_targets(workspace, options.targets, state)
-        plan = plan_workspace(
-            workspace,
-            state,
-            source=source,
-            targets=options.targets,
-            refresh_all=options.refresh_all,
-        )
+        plan = _plan_for(workspace, state, source, options)
         plan = _on_disk(plan, disk)
     if out is not None:
         save_plan(plan, out)
@@ -686,14 +687,7 @@ def run_apply(
         state = journal.recover(workspace.state_path)
         _clean_partial_writes(workspace)
         if plan_file is None:
-            check_targets(workspace, options.targets, state)
-            plan = plan_workspace(
-                workspace,
-                state,
-                source=source,
-                targets=options.targets,
-                refresh_all=options.refresh_all,
-            )
+            plan = _plan_for(workspace, state, source, options)
             if not plan.has_changes:
                 return plan, None
             if not approve(plan):

@@ -12,7 +12,6 @@ import asyncio
 import time
 
 from casereport.client import AggregateRequest, CasesClient, ClientSettings, Credentials
-
 from casereport.errors import ApiError
 from common import emulator_process, emulator_stats, figure
 

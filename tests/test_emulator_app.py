@@ -450,3 +450,18 @@ def test_listening_socket_makes_asyncio_disable_nagle() -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
         sock.close()
+
+
+def test_refused_requests_carry_the_rate_limit_headers_without_spending_the_budget(
+    emulator, data_file: Path
+) -> None:
+    server = emulator(data=data_file, rate_limit=1000, rate_period=60)
+    unauthorised = httpx.post(f"{server.url}/api/v2/cases/aggregate", content=SEED_EXAMPLE)
+    unknown = httpx.get(f"{server.url}/api/v2/nope", headers=KEYS)
+    wrong_method = httpx.get(f"{server.url}/api/v2/cases/aggregate", headers=KEYS)
+    for response in (unauthorised, unknown, wrong_method):
+        assert response.headers["x-ratelimit-limit"] == "1000"
+        assert response.headers["x-ratelimit-remaining"] == "1000"
+    assert wrong_method.headers["allow"] == "POST"
+    counted = httpx.post(f"{server.url}/api/v2/cases/aggregate", content=SEED_EXAMPLE, headers=KEYS)
+    assert counted.headers["x-ratelimit-remaining"] == "999"

@@ -115,11 +115,18 @@ class RateLimiter:
 
     def take(self) -> tuple[bool, dict[str, str]]:
         """Count one request; return whether it is allowed and the headers to send."""
+        return self._count(1)
+
+    def peek(self) -> dict[str, str]:
+        """The headers for a response that does not count (refused before the limit)."""
+        return self._count(0)[1]
+
+    def _count(self, cost: int) -> tuple[bool, dict[str, str]]:
         now = self._clock()
         window = int(now // self.period)
         if window != self._window:
             self._window, self._used = window, 0
-        self._used += 1
+        self._used += cost
         allowed = self._used <= self.limit
         # Datadog sends whole seconds; round up so a client never wakes before the reset.
         reset = max(1, math.ceil((window + 1) * self.period - now))
@@ -178,6 +185,9 @@ class EmulatorApp:
             status, payload = exc.status, exc.body
             extra_headers.update(exc.headers)
             content_type = "application/json"
+        if "x-ratelimit-limit" not in extra_headers and route not in (STATS, RESET_STATS):
+            # Datadog sends the rate-limit headers on every API response, errors included.
+            extra_headers = {**self.rate_limiter.peek(), **extra_headers}
         self._count(route, status)
         await self._respond(send, status, payload, content_type, extra_headers, headers)
 

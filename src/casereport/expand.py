@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from casereport.fsutil import collector_paused
 from casereport.load import (
     AggregationDefinition,
     Diagnostic,
@@ -156,13 +157,15 @@ def expand_workspace(
     settings, problems = read_settings(root)
     if reports_dir is not None:
         settings = settings.with_overrides(reports_dir=reports_dir)
-    loaded = load_reports(settings.reports_dir)
-    expansion = expand(
-        loaded.reports,
-        workspace_vars=settings.vars,
-        cli_vars=cli_vars or {},
-        default_refresh=settings.refresh,
-    )
+    # Thousands of report files make hundreds of thousands of small objects, all kept.
+    with collector_paused():
+        loaded = load_reports(settings.reports_dir)
+        expansion = expand(
+            loaded.reports,
+            workspace_vars=settings.vars,
+            cli_vars=cli_vars or {},
+            default_refresh=settings.refresh,
+        )
     settings_diagnostics = [
         Diagnostic("error", p.message, str(p.path), p.line, p.column) for p in problems
     ]

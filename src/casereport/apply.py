@@ -47,7 +47,6 @@ from casereport.state import (
     write_state,
 )
 
-EMULATOR_SOURCE_DETAIL_DEFAULT = "built-in synthetic data"
 #: The key of the site index among render failures (report names cannot contain a dot).
 INDEX = "site.index"
 
@@ -151,11 +150,6 @@ def _template_hashes(workspace: Workspace) -> dict[str, str]:
     from casereport.render import template_hashes
 
     return template_hashes(workspace.templates_dir, {r.template for r in workspace.reports})
-
-
-def read_state(workspace: Workspace) -> State | None:
-    """The state with any journal of an interrupted apply replayed (in memory)."""
-    return journal.load_with_journal(workspace.state_path)
 
 
 def plan_workspace(
@@ -283,22 +277,10 @@ Progress = Callable[[int, int], None]
 @contextlib.contextmanager
 def _client_settings(plan: Plan, workspace: Workspace) -> Iterator[Any]:
     """Client settings for the plan's source; starts the emulator for the block if needed."""
-    from casereport.client import ClientSettings
+    from casereport.adhoc import api_settings
 
-    if plan.source.kind == "emulator":
-        from casereport.adhoc import EMULATOR_CREDENTIALS
-        from casereport.emulator.server import EmulatorConfig, running_emulator
-
-        with running_emulator(EmulatorConfig(port=0)) as emulator:
-            yield ClientSettings(
-                base_url=emulator.url,
-                site="emulator",
-                credentials=EMULATOR_CREDENTIALS,
-                parallelism=workspace.parallelism,
-            )
-        return
-    settings = ClientSettings.from_env()
-    yield replace(settings, parallelism=workspace.parallelism)
+    with api_settings(use_emulator=plan.source.kind == "emulator") as settings:
+        yield replace(settings, parallelism=workspace.parallelism)
 
 
 async def _fetch_all(

@@ -112,7 +112,7 @@ from casereport.errors import RenderError
 from casereport.expand import AggregationSpec, ReportSpec
 from casereport.fsutil import atomic_write_bytes, atomic_write_text, collector_paused
 from casereport.site import FORMAT_SUFFIXES, INDEX_FILES
-from casereport.state import HISTORY_GROUPS, AggregationState, Source
+from casereport.state import HISTORY_GROUPS, AggregationState, History, Source
 
 if TYPE_CHECKING:
     import jinja2
@@ -844,54 +844,37 @@ def _path(values: Sequence[float | None], top: float, complete: bool) -> str:
     return " ".join(parts)
 
 
-class _History:
-    """One aggregation's earlier results, oldest first, read through state's documented
-    form: a sequence of ``{fetched_at, total, groups: {name: count}}`` entries, where
-    ``groups`` holds the top groups of that run only."""
-
-    __slots__ = ("entries", "groups", "total")
-
-    def __init__(self, history: Sequence[Mapping[str, Any]]) -> None:
-        # One slice, not one call per entry: state's history builds its entries lazily.
-        self.entries: Sequence[Mapping[str, Any]] = history[:]
-        self.total = [entry["total"] for entry in self.entries]
-        self.groups: list[Mapping[str, Any]] = [entry.get("groups") or {} for entry in self.entries]
-
-    def fetched_at(self, index: int) -> str:
-        return str(self.entries[index]["fetched_at"])
-
-    def series(self, label: str) -> list[float | None] | None:
-        """A group's count in each run (None where not recorded), or None if never recorded."""
-        values = [groups.get(label) for groups in self.groups]
-        return values if any(v is not None for v in values) else None
-
-
 def _trend(
     title: str,
-    history: _History,
+    history: History,
+    stamps: Sequence[str],
+    earlier_totals: Sequence[float],
     fetched_at: str,
     total: float,
     rows: Sequence[Mapping[str, Any]],
     limit: int,
 ) -> dict[str, Any] | None:
-    if not history.total:
+    """The trend of the total and the top groups: earlier results, then this one."""
+    if not earlier_totals:
         return None
-    totals: list[float | None] = [*history.total, total]
+    totals: list[float | None] = [*earlier_totals, total]
     series_values: list[tuple[str, str, list[float | None]]] = [("Total", "total", totals)]
     # A group missing from a run had no cases then, unless that run recorded as many
     # groups as it could hold: then it may have been cut, and its count is unknown.
     capacity = min(limit, HISTORY_GROUPS)
+    recorded: list[int] | None = None
     for row in rows:
         if len(series_values) > _TREND_GROUPS:
             break
         label = row["label"]
-        values = history.series(label)
+        values = history.group_counts(label)
         if values is None:
             continue
         if None in values:
+            recorded = recorded or history.recorded_counts()
             values = [
-                count if count is not None else None if len(groups) >= capacity else 0.0
-                for count, groups in zip(values, history.groups, strict=True)
+                count if count is not None else None if held >= capacity else 0.0
+                for count, held in zip(values, recorded, strict=True)
             ]
         values.append(row["count"])
         series_values.append((label, "group", values))
@@ -932,7 +915,7 @@ def _trend(
             f"{shown}: {first_text} → {last_text}</li>"
         )
     runs = len(totals)
-    start = history.fetched_at(0)
+    start = stamps[0]
     legend.append(f'<li class="muted">Scale 0 to {number(top)}</li>')
     return {
         "runs": runs,
@@ -1122,9 +1105,11 @@ def aggregation_context(
         return context
     result = state.result
     total = float(result["total"])
-    history = _History(state.history)
-    previous = bool(history.total)
-    before: Mapping[str, Any] = history.groups[-1] if previous else {}
+    history = History.from_entries(state.history)
+    earlier_totals = history.totals()
+    stamps = history.stamps()
+    previous = bool(earlier_totals)
+    before = history.latest_groups()
     # Absent from a full previous run: maybe cut, so unknown; else it had no cases.
     absent_is_zero = previous and len(before) < min(limit, HISTORY_GROUPS)
     raw_groups = sorted(result.get("groups") or (), key=_group_sort_key)
@@ -1208,7 +1193,7 @@ def aggregation_context(
         if str(label) not in listed
     ]
     truncated = len(rows) >= limit
-    previous_total = float(history.total[-1]) if previous else None
+    previous_total = earlier_totals[-1] if previous else None
     chart = None
     if rows:
         chart = {
@@ -1226,17 +1211,17 @@ def aggregation_context(
         ratio = f" ({delta_percent(moved / previous_total)})" if previous_total else ""
         change_text = (
             f"{delta(moved)}{ratio}" if moved else "no change"
-        ) + f" since the previous run on {date(history.fetched_at(-1))}"
+        ) + f" since the previous run on {date(stamps[-1])}"
     context.update(
         fetched=True,
         fetched_at=state.fetched_at,
         cases_word="case" if total == 1 else "cases",
         change_text=change_text,
         caption=f"Cases by {group_text}"
-        + (f"; change since {date(history.fetched_at(-1))}" if previous else ""),
+        + (f"; change since {date(stamps[-1])}" if previous else ""),
         total=total,
         previous=(
-            {"fetched_at": history.fetched_at(-1), "total": previous_total} if previous else None
+            {"fetched_at": stamps[-1], "total": previous_total} if previous else None
         ),
         delta=None if previous_total is None else total - previous_total,
         delta_ratio=((total - previous_total) / previous_total if previous_total else None),
@@ -1247,7 +1232,9 @@ def aggregation_context(
         dropped=dropped,
         notes=_notes(groups, limit, total, groups_sum, truncated, extra, unknown_change),
         chart=chart,
-        trend=_trend(title, history, state.fetched_at, total, rows, limit),
+        trend=_trend(
+            title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit
+        ),
         table_html=Markup("\n".join(html_rows)),
         table_md="\n".join(md_rows),
     )
@@ -1354,7 +1341,9 @@ def _index_entry(
         state = aggregations.get(spec.address)
         anchor = _spec_anchor(spec, taken)
         total = float(state.result["total"]) if state is not None else None
-        previous = state.history[-1]["total"] if state is not None and state.history else None
+        previous = (
+            History.from_entries(state.history).latest_total() if state is not None else None
+        )
         entries.append(
             {
                 "id": anchor,

@@ -16,8 +16,8 @@ one line of its own, so a diff shows one line per changed address (spread out he
           "fingerprint": "<sha256 of the canonical request>",
           "result": {"id": "...", "total": 100.0, "groups": [{"group": "OPEN", "value": [42.0]}]},
           "fetched_at": "2026-11-26T19:00:00Z",
-          "history": {"fetched_at": ["...", ...], "total": [97.0, ...],
-                      "groups": {"OPEN": [40.0, ...], ...}}
+          "history": {"fetched_at": "2026-11-25T19:00:00Z ...", "total": "97 ...",
+                      "groups": {"OPEN": "40 ...", "CLOSED": "_ ..."}}
         }
       },
       "reports": {
@@ -152,6 +152,55 @@ class History(Sequence[JsonObject]):
         """When the newest earlier result was fetched (without building entries)."""
         stamps: str = self._columns["fetched_at"]
         return stamps.rsplit(" ", 1)[-1] if stamps else None
+
+    # Column readers: what a page needs (a line per series, the run before this one) read
+    # straight from the stored strings, without building an entry per run.
+
+    def stamps(self) -> list[str]:
+        """``fetched_at`` of each earlier result, oldest first."""
+        return str(self._columns["fetched_at"]).split()
+
+    def totals(self) -> list[float]:
+        """The total of each earlier result, oldest first."""
+        return [float(t) for t in str(self._columns["total"]).split()]
+
+    def group_names(self) -> list[str]:
+        """Every group recorded in some earlier result, in stored order."""
+        return list(self._columns["groups"])
+
+    def group_counts(self, name: str) -> list[float | None] | None:
+        """A group's count in each earlier result (None where it was not among that
+        result's top groups), or None if no result recorded it."""
+        text = self._columns["groups"].get(name)
+        if text is None:
+            return None
+        parts = text.split()
+        if _MISSING in parts:
+            return [None if p == _MISSING else float(p) for p in parts]
+        return [float(p) for p in parts]
+
+    def recorded_counts(self) -> list[int]:
+        """How many groups each earlier result recorded."""
+        counts = [0] * len(self)
+        for text in self._columns["groups"].values():
+            for index, part in enumerate(text.split()):
+                if part != _MISSING:
+                    counts[index] += 1
+        return counts
+
+    def latest_total(self) -> float | None:
+        """The total of the newest earlier result."""
+        totals: str = self._columns["total"]
+        return float(totals.rsplit(" ", 1)[-1]) if totals else None
+
+    def latest_groups(self) -> dict[str, float]:
+        """The groups the newest earlier result recorded: name -> count."""
+        latest = {}
+        for name, text in self._columns["groups"].items():
+            last = text[text.rfind(" ") + 1 :]
+            if last != _MISSING:
+                latest[name] = float(last)
+        return latest
 
     def columns(self) -> dict[str, Any]:
         """The JSON form written to state."""

@@ -10,6 +10,7 @@ are read as JSON (``plan --json``), whose shape is versioned, rather than as tex
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from apply_workspace import (
     renders,
     reset_stats,
 )
+from casereport import render
 from casereport.emulator.server import EmulatorConfig, RunningEmulator, running_emulator
 from casereport.journal import journal_path
 
@@ -460,6 +462,26 @@ def test_a_drifted_output_file_is_rendered_again(applied: Workspace, how: str) -
     assert calls == 0
     assert page.read_bytes() == original
     assert rewritten(stamps, ws.site_stamps()) == {"support-backlog.md"}
+    assert_converged(ws)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX only)")
+def test_rendering_in_several_processes_writes_the_same_site(
+    applied: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large site is rendered by forked children: same files, same state, 0 API calls."""
+    ws = applied
+    site, state = ws.site_files(), ws.state_json()
+    for page in ws.site.iterdir():
+        page.unlink()
+
+    monkeypatch.setattr(render, "process_count", lambda reports: 3)
+    result, calls = ws.counted("render")
+
+    assert result.exit_code == 0, result.output
+    assert calls == 0
+    assert ws.site_files() == site
+    assert ws.state_json() == state
     assert_converged(ws)
 
 

@@ -502,12 +502,22 @@ def _render(
     Returns ``state`` with the rendered reports and removed ones recorded; the caller
     writes it. A report that fails to render is put in ``failures`` and keeps its pages.
     """
-    from casereport.render import environment, remove_site_files, render_index, render_report
+    from casereport.render import environment, remove_site_files, render_index, render_reports
 
     site_dir = workspace.site_dir
     env = environment(workspace.templates_dir)
     hashes = _template_hashes(workspace)
     reports_by_name = {r.name: r for r in workspace.reports}
+    rendered = render_reports(
+        [
+            reports_by_name[change.name]
+            for change in plan.reports
+            if change.action not in (DELETE, NOOP) and change.name not in skip
+        ],
+        state.aggregations,
+        state.source,
+        env,
+    )
     reports: dict[str, ReportState] = dict(state.reports)
     for change in plan.reports:
         if change.action == DELETE:
@@ -515,13 +525,12 @@ def _render(
             reports.pop(change.name, None)
             outcome.deleted += 1
             continue
-        if change.action == NOOP or change.name in skip:
+        if change.name not in rendered:
             continue
         spec = reports_by_name[change.name]
-        try:
-            pages = render_report(spec, state.aggregations, state.source, env)
-        except RenderError as exc:
-            failures[change.name] = exc.message
+        pages = rendered[change.name]
+        if isinstance(pages, RenderError):
+            failures[change.name] = pages.message
             continue
         recorded = reports[spec.name].outputs if spec.name in reports else {}
         written = _write_pages(site_dir, pages, recorded)

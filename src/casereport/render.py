@@ -99,12 +99,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import os
+import pickle
 import re
+import signal
+import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from markupsafe import Markup, escape
 
@@ -1220,9 +1225,7 @@ def aggregation_context(
         caption=f"Cases by {group_text}"
         + (f"; change since {date(stamps[-1])}" if previous else ""),
         total=total,
-        previous=(
-            {"fetched_at": stamps[-1], "total": previous_total} if previous else None
-        ),
+        previous=({"fetched_at": stamps[-1], "total": previous_total} if previous else None),
         delta=None if previous_total is None else total - previous_total,
         delta_ratio=((total - previous_total) / previous_total if previous_total else None),
         rows=rows,
@@ -1232,9 +1235,7 @@ def aggregation_context(
         dropped=dropped,
         notes=_notes(groups, limit, total, groups_sum, truncated, extra, unknown_change),
         chart=chart,
-        trend=_trend(
-            title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit
-        ),
+        trend=_trend(title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit),
         table_html=Markup("\n".join(html_rows)),
         table_md="\n".join(md_rows),
     )
@@ -1341,9 +1342,7 @@ def _index_entry(
         state = aggregations.get(spec.address)
         anchor = _spec_anchor(spec, taken)
         total = float(state.result["total"]) if state is not None else None
-        previous = (
-            History.from_entries(state.history).latest_total() if state is not None else None
-        )
+        previous = History.from_entries(state.history).latest_total() if state is not None else None
         entries.append(
             {
                 "id": anchor,
@@ -1506,6 +1505,160 @@ def render_index(
     with collector_paused():
         context = index_context(reports, aggregations, source)
         return {name: _render(env, f"{name}.j2", context) for name in INDEX_FILES}
+
+
+# -- many reports at once ----------------------------------------------------------------
+
+# Below this many reports a site renders in well under a second: not worth a process.
+PARALLEL_MIN_REPORTS = 64
+
+Rendered = dict[str, Pages | RenderError]
+
+
+def render_reports(
+    reports: Sequence[ReportSpec],
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+    env: jinja2.Environment,
+    *,
+    processes: int | None = None,
+) -> Rendered:
+    """Render many reports: report name -> its pages, or the RenderError that stopped it.
+
+    Rendering is CPU-bound Python, so a large site is shared out among forked processes,
+    one per available core (``processes`` overrides the count; 1 renders here only). Each
+    child renders every n-th report and hands its pages back through a temporary file;
+    the pages are the same whichever process renders them, so the result is too. A child
+    never writes the site: if one fails in any way, this process renders its share itself,
+    so an unexpected error surfaces here as it would without children.
+    """
+    count = process_count(len(reports)) if processes is None else max(1, processes)
+    if count == 1:
+        return _render_share(reports, aggregations, source, env)
+    _preload_templates(env, reports)
+    shares = [reports[index::count] for index in range(count)]
+    with collector_paused():
+        children = [_fork_share(share, aggregations, source, env) for share in shares[1:]]
+        try:
+            results = _render_share(shares[0], aggregations, source, env)
+            for child, share in zip(children, shares[1:], strict=True):
+                received = child.collect() if child is not None else None
+                results.update(
+                    received
+                    if received is not None
+                    else _render_share(share, aggregations, source, env)
+                )
+        finally:
+            for child in children:
+                if child is not None:
+                    child.stop()
+    return {report.name: results[report.name] for report in reports}
+
+
+def process_count(reports: int) -> int:
+    """How many processes render a site of ``reports`` reports."""
+    if reports < PARALLEL_MIN_REPORTS or sys.platform != "linux":
+        # fork is what makes this cheap (children share the loaded state); Linux only,
+        # where forking a process without running threads is well defined.
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), reports // PARALLEL_MIN_REPORTS))
+
+
+def _render_share(
+    reports: Sequence[ReportSpec],
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+    env: jinja2.Environment,
+) -> Rendered:
+    results: Rendered = {}
+    for report in reports:
+        try:
+            results[report.name] = render_report(report, aggregations, source, env)
+        except RenderError as exc:
+            results[report.name] = exc
+    return results
+
+
+def _preload_templates(env: jinja2.Environment, reports: Sequence[ReportSpec]) -> None:
+    """Compile the templates once, before forking, rather than once in every process."""
+    import jinja2
+
+    for name in sorted({r.template for r in reports}):
+        for extension in _TEMPLATE_EXTENSIONS.values():
+            # A broken or missing template is reported by the render that needs it.
+            with contextlib.suppress(jinja2.TemplateError):
+                env.get_template(f"{name}.{extension}.j2")
+
+
+class _Child:
+    """A forked process rendering a share of the reports into a temporary file."""
+
+    def __init__(self, pid: int, output: IO[bytes]) -> None:
+        self.pid = pid
+        self.output = output
+        self.running = True
+
+    def collect(self) -> Rendered | None:
+        """Wait for the child; its results, or None if it failed (its share is then redone)."""
+        _, status = os.waitpid(self.pid, 0)
+        self.running = False
+        if os.waitstatus_to_exitcode(status) != 0:
+            return None
+        self.output.seek(0)
+        results: Rendered = {}
+        try:
+            while True:
+                name, value = pickle.load(self.output)
+                if name is None:  # the child's end mark: everything arrived
+                    return results
+                # A render error travels as its message: exceptions do not pickle reliably.
+                results[name] = RenderError(value) if isinstance(value, str) else value
+        except (pickle.UnpicklingError, EOFError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        if self.running:  # this process is leaving early (Ctrl-C, an error): end the child
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.running = False
+        self.output.close()
+
+
+def _fork_share(
+    reports: Sequence[ReportSpec],
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+    env: jinja2.Environment,
+) -> _Child | None:
+    """A child rendering ``reports``, or None if none could be started (then render here)."""
+    try:
+        # Owned by the _Child from here on, which closes it in stop().
+        output = tempfile.TemporaryFile(prefix="casereport-render-")  # noqa: SIM115
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:  # out of processes or memory: this process renders the share itself
+        output.close()
+        return None
+    if pid:
+        return _Child(pid, output)
+    code = 1
+    try:
+        # Each report as it is done, so little is left to hand over when the last one is.
+        for report in reports:
+            try:
+                value: Pages | str = render_report(report, aggregations, source, env)
+            except RenderError as exc:
+                value = exc.message
+            pickle.dump((report.name, value), output, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((None, None), output)
+        output.flush()
+        code = 0
+    finally:
+        # Straight out: no atexit handlers, no cleanup of what belongs to the parent.
+        os._exit(code)
 
 
 # -- writing the site ---------------------------------------------------------------------

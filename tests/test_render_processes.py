@@ -1,0 +1,162 @@
+"""Rendering a site in several processes gives exactly what rendering it in one gives.
+
+``render.render_reports`` forks one child per extra core on a large site. The tests here
+force the process count, so they run on any machine and on small sites.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from casereport import render
+from casereport.errors import RenderError
+from casereport.expand import ReportSpec
+from test_render_golden import fixture_reports, fixture_state
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX only)")
+
+
+@pytest.fixture(autouse=True)
+def no_child_left() -> Iterator[None]:
+    """Every child is reaped, whatever the test did: none is left to become a zombie."""
+    yield
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def _site(tmp_path: Path) -> tuple[list[ReportSpec], jinja2.Environment]:
+    (tmp_path / "typo.md.j2").write_text("{{ report.titel }}\n")
+    reports = list(fixture_reports())
+    # One report whose template fails at render time: its error must come back too.
+    broken = dataclasses.replace(reports[0], name="broken", formats=("markdown",), template="typo")
+    return [*reports, broken], render.environment(tmp_path)
+
+
+def _serial(reports: list[ReportSpec], env: jinja2.Environment) -> dict[str, object]:
+    state = fixture_state()
+    expected: dict[str, object] = {}
+    for report in reports:
+        try:
+            expected[report.name] = render.render_report(
+                report, state.aggregations, state.source, env
+            )
+        except RenderError as exc:
+            expected[report.name] = exc.message
+    return expected
+
+
+def _comparable(rendered: render.Rendered) -> dict[str, object]:
+    return {
+        name: value.message if isinstance(value, RenderError) else value
+        for name, value in rendered.items()
+    }
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_children_render_the_same_pages_in_the_same_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
+) -> None:
+    reports, env = _site(tmp_path)
+    state = fixture_state()
+    renderers = tmp_path / "renderers"
+    real = render.render_report
+
+    def noting_the_process(*args: object, **kwargs: object) -> render.Pages:
+        with renderers.open("a") as note:
+            note.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render, "render_report", noting_the_process)
+    rendered = render.render_reports(
+        reports, state.aggregations, state.source, env, processes=processes
+    )
+    monkeypatch.undo()
+    pids = renderers.read_text().split()
+    assert len(set(pids)) == processes  # the children did render,
+    assert len(pids) == len(reports)  # and what they rendered was used, not redone here
+    assert list(rendered) == [r.name for r in reports]
+    assert _comparable(rendered) == _serial(reports, env)
+    broken = rendered["broken"]
+    assert isinstance(broken, RenderError) and "titel" in broken.message
+
+
+def test_a_failed_child_has_its_share_rendered_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports, env = _site(tmp_path)
+    state = fixture_state()
+    parent = os.getpid()
+    real = render.render_report
+
+    def dies_in_a_child(*args: object, **kwargs: object) -> render.Pages:
+        if os.getpid() != parent:
+            os._exit(3)  # a child crashing in the middle of its share
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render, "render_report", dies_in_a_child)
+    rendered = render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+    assert _comparable(rendered) == _serial(reports, env)
+
+
+def test_when_no_process_can_be_forked_everything_is_rendered_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports, env = _site(tmp_path)
+    state = fixture_state()
+
+    def fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", fork)
+    rendered = render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+    assert _comparable(rendered) == _serial(reports, env)
+
+
+def test_an_unexpected_error_surfaces_here_as_without_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports, env = _site(tmp_path)
+    state = fixture_state()
+
+    def bug(*args: object, **kwargs: object) -> render.Pages:
+        raise ZeroDivisionError("a bug in rendering")
+
+    monkeypatch.setattr(render, "render_report", bug)
+    with pytest.raises(ZeroDivisionError, match="a bug in rendering"):
+        render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+
+
+def test_an_interrupted_render_ends_its_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports, env = _site(tmp_path)
+    state = fixture_state()
+    parent = os.getpid()
+    real = render.render_report
+
+    def interrupted_here(*args: object, **kwargs: object) -> render.Pages:
+        if os.getpid() == parent:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render, "render_report", interrupted_here)
+    with pytest.raises(KeyboardInterrupt):
+        render.render_reports(reports, state.aggregations, state.source, env, processes=3)
+    # no_child_left checks that both children were reaped.
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="children are forked on Linux only")
+def test_only_large_sites_use_more_than_one_process() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert render.process_count(0) == 1
+    assert render.process_count(render.PARALLEL_MIN_REPORTS - 1) == 1
+    assert render.process_count(render.PARALLEL_MIN_REPORTS) == 1
+    assert render.process_count(10 * render.PARALLEL_MIN_REPORTS) == min(cores, 10)
+    assert render.process_count(1000 * render.PARALLEL_MIN_REPORTS) == cores

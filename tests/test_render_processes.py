@@ -87,6 +87,36 @@ def test_children_render_the_same_pages_in_the_same_order(
     assert isinstance(broken, RenderError) and "titel" in broken.message
 
 
+def test_children_hold_no_inherited_file_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above all the state lock: a killed parent must not leave it held by a child."""
+    import fcntl
+
+    reports, env = _site(tmp_path)
+    state = fixture_state()
+    parent = os.getpid()
+    seen = tmp_path / "seen"
+    real = render.render_report
+    with (tmp_path / "state.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+        def checking_the_lock(*args: object, **kwargs: object) -> render.Pages:
+            if os.getpid() != parent:
+                try:
+                    os.fstat(lock.fileno())
+                    held = "open"
+                except OSError:
+                    held = "closed"
+                with seen.open("a") as note:
+                    note.write(f"{held}\n")
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(render, "render_report", checking_the_lock)
+        render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+    assert set(seen.read_text().split()) == {"closed"}
+
+
 def test_a_failed_child_has_its_share_rendered_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

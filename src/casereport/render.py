@@ -19,8 +19,9 @@ escapes everything else cannot let raw HTML or a ``javascript:`` link through.
 
 Template context
 ----------------
-Every name a template can use. Numbers are floats; timestamps are the ISO 8601 strings of
-state (``2026-11-26T19:00:00Z``); format them with the filters below. Dicts are read with
+Every name a template can use. Numbers are floats (counts read from history may be ints:
+format numbers with the filters below); timestamps are the ISO 8601 strings of state
+(``2026-11-26T19:00:00Z``); format them with the filters too. Dicts are read with
 ``a.b`` (a key wins over a dict method: ``row.values`` is the list of numbers).
 
 Ready-made fragments (names ending ``_html``, ``_svg``, ``_md``) hold the repeated rows of
@@ -73,7 +74,8 @@ Report pages (``report.html.j2``, ``report.md.j2``, or a report's own ``template
   - ``trend``: None without history, else ``runs``, ``start``, ``end`` (timestamps),
     ``caption`` ("Trend over the last 13 runs (14 Nov 2026 – 26 Nov 2026)"), ``viewbox``,
     ``width``/``height``, ``max``, ``title``, ``summary`` (text alternative),
-    ``paths_svg`` (axis and lines), ``legend_html`` (a list item per line and the scale)
+    ``paths_svg`` (axis and lines), ``legend_html`` (a list item per line and the scale),
+    ``table_md`` (a Markdown table row per line: label, sparkline, first, latest)
     and ``series`` (the total first, then up to three top groups): ``label``, ``kind``
     (``total`` or ``group``), ``css`` (class name), ``values`` (None where unknown),
     ``first``, ``last``, ``path`` (SVG path data in the viewBox), ``spark`` (a text
@@ -893,11 +895,13 @@ def _trend(
     summaries = []
     paths = []
     legend = []
+    md_rows = []
     for index, ((label, kind, values), (first, last, low, high, complete)) in enumerate(
         zip(series_values, ranges, strict=True)
     ):
         css = _SERIES_CSS[index]
         path = _path(values, top, complete)
+        spark = _spark(values, low, high, complete)
         series.append(
             {
                 "label": label,
@@ -907,11 +911,14 @@ def _trend(
                 "first": first,
                 "last": last,
                 "path": path,
-                "spark": _spark(values, low, high, complete),
+                "spark": spark,
             }
         )
         shown = escape(label) if label else "(empty)"
         first_text, last_text = number(first), number(last)
+        md_rows.append(
+            f"| {md_cell(label or '(empty)')} | `{spark}` | {first_text} | {last_text} |"
+        )
         summaries.append(f"{label or '(empty)'} from {first_text} to {last_text}")
         paths.append(f'<path class="line {css}" d="{path}"/>')
         legend.append(
@@ -940,6 +947,7 @@ def _trend(
         # The total is drawn last, on top of the groups.
         "paths_svg": Markup(_TREND_AXIS + "\n".join(reversed(paths))),
         "legend_html": Markup("\n".join(legend)),
+        "table_md": "\n".join(md_rows),
     }
 
 
@@ -1646,6 +1654,12 @@ def _fork_share(
         return _Child(pid, output)
     code = 1
     try:
+        # Let go of every file inherited but the output, the state lock above all: a lock
+        # is released when its last holder closes it, and if the parent is killed the
+        # next run must find it free at once, not when this child is done.
+        kept = output.fileno()
+        os.closerange(3, kept)
+        os.closerange(kept + 1, os.sysconf("SC_OPEN_MAX"))
         # Each report as it is done, so little is left to hand over when the last one is.
         for report in reports:
             try:

@@ -7,10 +7,12 @@ force the process count, so they run on any machine and on small sites.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -59,25 +61,57 @@ def _comparable(rendered: render.Rendered) -> dict[str, object]:
     }
 
 
+Hook = Callable[[], None]
+
+
+def _render_with_hooks(
+    monkeypatch: pytest.MonkeyPatch,
+    reports: list[ReportSpec],
+    env: jinja2.Environment,
+    processes: int,
+    *,
+    in_child: Hook | None = None,
+    in_parent: Hook | None = None,
+) -> render.Rendered:
+    """``render_reports`` with a hook run before each report, in a child or in this process."""
+    state = fixture_state()
+    parent = os.getpid()
+    real = render.render_report
+
+    def hooked(*args: Any, **kwargs: Any) -> render.Pages:
+        hook = in_parent if os.getpid() == parent else in_child
+        if hook is not None:
+            hook()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_report", hooked)
+    try:
+        return render.render_reports(
+            reports, state.aggregations, state.source, env, processes=processes
+        )
+    finally:
+        monkeypatch.undo()
+
+
 @pytest.mark.parametrize("processes", [2, 3])
 def test_children_render_the_same_pages_in_the_same_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
 ) -> None:
     reports, env = _site(tmp_path)
-    state = fixture_state()
     renderers = tmp_path / "renderers"
-    real = render.render_report
 
-    def noting_the_process(*args: object, **kwargs: object) -> render.Pages:
+    def note_the_process() -> None:
         with renderers.open("a") as note:
             note.write(f"{os.getpid()}\n")
-        return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(render, "render_report", noting_the_process)
-    rendered = render.render_reports(
-        reports, state.aggregations, state.source, env, processes=processes
+    rendered = _render_with_hooks(
+        monkeypatch,
+        reports,
+        env,
+        processes,
+        in_child=note_the_process,
+        in_parent=note_the_process,
     )
-    monkeypatch.undo()
     pids = renderers.read_text().split()
     assert len(set(pids)) == processes  # the children did render,
     assert len(pids) == len(reports)  # and what they rendered was used, not redone here
@@ -91,29 +125,21 @@ def test_children_hold_no_inherited_file_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Above all the state lock: a killed parent must not leave it held by a child."""
-    import fcntl
-
     reports, env = _site(tmp_path)
-    state = fixture_state()
-    parent = os.getpid()
     seen = tmp_path / "seen"
-    real = render.render_report
     with (tmp_path / "state.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-        def checking_the_lock(*args: object, **kwargs: object) -> render.Pages:
-            if os.getpid() != parent:
-                try:
-                    os.fstat(lock.fileno())
-                    held = "open"
-                except OSError:
-                    held = "closed"
-                with seen.open("a") as note:
-                    note.write(f"{held}\n")
-            return real(*args, **kwargs)  # type: ignore[arg-type]
+        def check_the_lock() -> None:
+            try:
+                os.fstat(lock.fileno())
+                held = "open"
+            except OSError:
+                held = "closed"
+            with seen.open("a") as note:
+                note.write(f"{held}\n")
 
-        monkeypatch.setattr(render, "render_report", checking_the_lock)
-        render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+        _render_with_hooks(monkeypatch, reports, env, 2, in_child=check_the_lock)
     assert set(seen.read_text().split()) == {"closed"}
 
 
@@ -121,17 +147,11 @@ def test_a_failed_child_has_its_share_rendered_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reports, env = _site(tmp_path)
-    state = fixture_state()
-    parent = os.getpid()
-    real = render.render_report
 
-    def dies_in_a_child(*args: object, **kwargs: object) -> render.Pages:
-        if os.getpid() != parent:
-            os._exit(3)  # a child crashing in the middle of its share
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+    def crash() -> None:
+        os._exit(3)  # a child dying in the middle of its share
 
-    monkeypatch.setattr(render, "render_report", dies_in_a_child)
-    rendered = render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+    rendered = _render_with_hooks(monkeypatch, reports, env, 2, in_child=crash)
     assert _comparable(rendered) == _serial(reports, env)
 
 
@@ -139,13 +159,14 @@ def test_when_no_process_can_be_forked_everything_is_rendered_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reports, env = _site(tmp_path)
-    state = fixture_state()
 
     def fork() -> int:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(os, "fork", fork)
+    state = fixture_state()
     rendered = render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+    monkeypatch.undo()
     assert _comparable(rendered) == _serial(reports, env)
 
 
@@ -153,32 +174,24 @@ def test_an_unexpected_error_surfaces_here_as_without_children(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reports, env = _site(tmp_path)
-    state = fixture_state()
 
-    def bug(*args: object, **kwargs: object) -> render.Pages:
+    def bug() -> None:
         raise ZeroDivisionError("a bug in rendering")
 
-    monkeypatch.setattr(render, "render_report", bug)
     with pytest.raises(ZeroDivisionError, match="a bug in rendering"):
-        render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+        _render_with_hooks(monkeypatch, reports, env, 2, in_child=bug, in_parent=bug)
 
 
 def test_an_interrupted_render_ends_its_children(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reports, env = _site(tmp_path)
-    state = fixture_state()
-    parent = os.getpid()
-    real = render.render_report
 
-    def interrupted_here(*args: object, **kwargs: object) -> render.Pages:
-        if os.getpid() == parent:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+    def interrupt() -> None:
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(render, "render_report", interrupted_here)
     with pytest.raises(KeyboardInterrupt):
-        render.render_reports(reports, state.aggregations, state.source, env, processes=3)
+        _render_with_hooks(monkeypatch, reports, env, 3, in_parent=interrupt)
     # no_child_left checks that both children were reaped.
 
 

@@ -1566,8 +1566,8 @@ def render_reports(
 def process_count(reports: int) -> int:
     """How many processes render a site of ``reports`` reports."""
     if reports < PARALLEL_MIN_REPORTS or sys.platform != "linux":
-        # fork is what makes this cheap (children share the loaded state); Linux only,
-        # where forking a process without running threads is well defined.
+        # fork is what makes this cheap: children share the loaded state without copying
+        # or pickling it. Linux only: elsewhere fork is missing or (macOS) unsafe.
         return 1
     return max(1, min(len(os.sched_getaffinity(0)), reports // PARALLEL_MIN_REPORTS))
 

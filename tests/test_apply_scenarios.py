@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -465,7 +466,9 @@ def test_a_drifted_output_file_is_rendered_again(applied: Workspace, how: str) -
     assert_converged(ws)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX only)")
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="casereport forks render processes on Linux only"
+)
 def test_rendering_in_several_processes_writes_the_same_site(
     applied: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -474,12 +477,22 @@ def test_rendering_in_several_processes_writes_the_same_site(
     site, state = ws.site_files(), ws.state_json()
     for page in ws.site.iterdir():
         page.unlink()
+    renderers = ws.root / "renderers"
+    real = render.render_report
 
+    def noting_the_process(*args: Any, **kwargs: Any) -> render.Pages:
+        with renderers.open("a") as note:
+            note.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_report", noting_the_process)
     monkeypatch.setattr(render, "process_count", lambda reports: 3)
     result, calls = ws.counted("render")
 
     assert result.exit_code == 0, result.output
     assert calls == 0
+    pids = renderers.read_text().split()
+    assert len(set(pids)) == 3 and len(pids) == 3  # a report each, none rendered twice
     assert ws.site_files() == site
     assert ws.state_json() == state
     assert_converged(ws)

@@ -10,6 +10,7 @@ import dataclasses
 import fcntl
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from casereport.errors import RenderError
 from casereport.expand import ReportSpec
 from test_render_golden import fixture_reports, fixture_state
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX only)")
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="casereport forks render processes on Linux only"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +64,7 @@ def _comparable(rendered: render.Rendered) -> dict[str, object]:
     }
 
 
-Hook = Callable[[], None]
+Hook = Callable[[ReportSpec], None]
 
 
 def _render_with_hooks(
@@ -81,7 +84,7 @@ def _render_with_hooks(
     def hooked(*args: Any, **kwargs: Any) -> render.Pages:
         hook = in_parent if os.getpid() == parent else in_child
         if hook is not None:
-            hook()
+            hook(args[0])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(render, "render_report", hooked)
@@ -100,7 +103,7 @@ def test_children_render_the_same_pages_in_the_same_order(
     reports, env = _site(tmp_path)
     renderers = tmp_path / "renderers"
 
-    def note_the_process() -> None:
+    def note_the_process(report: ReportSpec) -> None:
         with renderers.open("a") as note:
             note.write(f"{os.getpid()}\n")
 
@@ -130,7 +133,7 @@ def test_children_hold_no_inherited_file_open(
     with (tmp_path / "state.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-        def check_the_lock() -> None:
+        def check_the_lock(report: ReportSpec) -> None:
             try:
                 os.fstat(lock.fileno())
                 held = "open"
@@ -148,7 +151,7 @@ def test_a_failed_child_has_its_share_rendered_here(
 ) -> None:
     reports, env = _site(tmp_path)
 
-    def crash() -> None:
+    def crash(report: ReportSpec) -> None:
         os._exit(3)  # a child dying in the middle of its share
 
     rendered = _render_with_hooks(monkeypatch, reports, env, 2, in_child=crash)
@@ -173,33 +176,65 @@ def test_when_no_process_can_be_forked_everything_is_rendered_here(
 def test_an_unexpected_error_surfaces_here_as_without_children(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A bug in a child's share: the child fails, this process renders the share, and
+    the error is raised here (with its traceback under --debug), as without children."""
     reports, env = _site(tmp_path)
+    in_child_share = reports[1].name  # shares: [0::2] here, [1::2] in the child
 
-    def bug() -> None:
-        raise ZeroDivisionError("a bug in rendering")
+    def bug(report: ReportSpec) -> None:
+        if report.name == in_child_share:
+            raise ZeroDivisionError(f"a bug in rendering {report.name}")
 
-    with pytest.raises(ZeroDivisionError, match="a bug in rendering"):
+    with pytest.raises(ZeroDivisionError, match=f"a bug in rendering {in_child_share}"):
         _render_with_hooks(monkeypatch, reports, env, 2, in_child=bug, in_parent=bug)
 
 
 def test_an_interrupted_render_ends_its_children(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Ctrl-C here while the children are still busy: they are killed, not waited for."""
     reports, env = _site(tmp_path)
+    busy = tmp_path / "busy"
 
-    def interrupt() -> None:
+    def take_long(report: ReportSpec) -> None:
+        with busy.open("a") as note:
+            note.write(f"{os.getpid()}\n")
+        time.sleep(20)
+        with busy.open("a") as note:
+            note.write("finished\n")  # only if this child was left to run
+
+    def interrupt(report: ReportSpec) -> None:
+        while len(set(busy.read_text().split()) if busy.exists() else ()) < 2:
+            time.sleep(0.01)  # until both children are busy
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _render_with_hooks(monkeypatch, reports, env, 3, in_parent=interrupt)
-    # no_child_left checks that both children were reaped.
+        _render_with_hooks(monkeypatch, reports, env, 3, in_child=take_long, in_parent=interrupt)
+    notes = busy.read_text().split()
+    assert "finished" not in notes
+    for pid in {int(note) for note in notes}:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # gone, and (no_child_left) reaped
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="children are forked on Linux only")
-def test_only_large_sites_use_more_than_one_process() -> None:
+def test_only_large_sites_use_more_than_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "CGROUP_CPU_MAX", tmp_path / "absent")
     cores = len(os.sched_getaffinity(0))
     assert render.process_count(0) == 1
     assert render.process_count(render.PARALLEL_MIN_REPORTS - 1) == 1
     assert render.process_count(render.PARALLEL_MIN_REPORTS) == 1
     assert render.process_count(10 * render.PARALLEL_MIN_REPORTS) == min(cores, 10)
     assert render.process_count(1000 * render.PARALLEL_MIN_REPORTS) == cores
+
+
+@pytest.mark.parametrize(("cpu_max", "quota"), [("max 100000\n", None), ("150000 100000\n", 1)])
+def test_a_cgroup_cpu_quota_caps_the_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu_max: str, quota: int | None
+) -> None:
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    monkeypatch.setattr(render, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    cores = len(os.sched_getaffinity(0))
+    expected = cores if quota is None else min(cores, quota)
+    assert render.process_count(1000 * render.PARALLEL_MIN_REPORTS) == expected

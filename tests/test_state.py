@@ -18,6 +18,7 @@ from casereport.state import (
     HISTORY_GROUPS,
     HISTORY_LIMIT,
     AggregationState,
+    History,
     ReportState,
     Source,
     State,
@@ -639,3 +640,32 @@ def test_data_hash_changes_with_results_and_source_only() -> None:
     }
     assert base not in changed.values()
     assert len(set(changed.values())) == len(changed)
+
+
+def test_history_columns_read_as_its_entries_do() -> None:
+    """The column readers a page uses agree with the entries the history holds."""
+    entries = [
+        {"fetched_at": "2026-11-24T06:00:00Z", "total": 97.0, "groups": {"OPEN": 40.0}},
+        {"fetched_at": "2026-11-25T06:00:00Z", "total": 103.5, "groups": {"CLOSED": 12.0}},
+        {"fetched_at": "2026-11-26T06:00:00Z", "total": 0.0, "groups": {}},
+    ]
+    loaded = History(History.from_entries(entries).columns())  # as a loaded state holds it
+
+    assert loaded.stamps() == [e["fetched_at"] for e in entries]
+    assert loaded.totals() == [97, 103.5, 0]
+    assert loaded.group_counts("OPEN") == [40, None, None]
+    assert loaded.group_counts("CLOSED") == [None, 12, None]
+    assert loaded.group_counts("PENDING") is None
+    assert loaded.recorded_counts() == [1, 1, 0]
+    assert loaded.latest_total() == 0
+    assert loaded.latest_groups() == {}
+    assert History(History.from_entries(entries[:2]).columns()).latest_groups() == {"CLOSED": 12}
+    assert list(loaded) == entries
+
+
+def test_a_group_column_that_records_nothing_reads_as_never_recorded() -> None:
+    # Only a hand-edited state holds one, but it must not draw a trend line of gaps.
+    history = History({"fetched_at": "a b", "total": "1 2", "groups": {"A": "_ _", "B": "1 _"}})
+    assert history.group_counts("A") is None
+    assert history.group_counts("B") == [1, None]
+    assert History().totals() == [] and History().latest_total() is None

@@ -7,9 +7,11 @@ overrides it and a report's ``template: NAME`` picks ``NAME.html.j2`` / ``NAME.m
 template except Markdown ones (``*.md.j2``, ``*.txt.j2``), because group values come from
 the API; Markdown templates escape with the ``md`` and ``md_cell`` filters instead.
 
-Pages are built in memory, then each file is written atomically. Output is deterministic:
-the same state renders byte-identical files (no wall-clock time, only the ``fetched_at``
-of each result; groups, reports and history in a fixed order; no randomness in ids).
+Pages are built in memory, then each file is written atomically (a whole site is held in
+memory at once: about 100 KB per report). A large site is rendered by one process per core
+(``render_reports``), with the same result. Output is deterministic: the same state
+renders byte-identical files (no wall-clock time, only the ``fetched_at`` of each result;
+groups, reports and history in a fixed order; no randomness in ids).
 
 Jinja2 is imported inside the functions that render, so planning does not pay for it.
 Report descriptions are Markdown written by report authors, rendered by a small safe
@@ -19,8 +21,9 @@ escapes everything else cannot let raw HTML or a ``javascript:`` link through.
 
 Template context
 ----------------
-Every name a template can use. Numbers are floats (counts read from history may be ints:
-format numbers with the filters below); timestamps are the ISO 8601 strings of state
+Every name a template can use. Numbers are floats, but those read from history (the
+trend's ``values``, ``first``, ``last`` and ``max``) are ints when whole: print numbers
+through the filters below. Timestamps are the ISO 8601 strings of state
 (``2026-11-26T19:00:00Z``); format them with the filters too. Dicts are read with
 ``a.b`` (a key wins over a dict method: ``row.values`` is the list of numbers).
 
@@ -1233,7 +1236,11 @@ def aggregation_context(
         caption=f"Cases by {group_text}"
         + (f"; change since {date(stamps[-1])}" if previous else ""),
         total=total,
-        previous=({"fetched_at": stamps[-1], "total": previous_total} if previous else None),
+        previous=(
+            {"fetched_at": stamps[-1], "total": float(previous_total)}
+            if previous_total is not None
+            else None
+        ),
         delta=None if previous_total is None else total - previous_total,
         delta_ratio=((total - previous_total) / previous_total if previous_total else None),
         rows=rows,
@@ -1519,6 +1526,8 @@ def render_index(
 
 # Below this many reports a site renders in well under a second: not worth a process.
 PARALLEL_MIN_REPORTS = 64
+# A cgroup (v2) CPU quota: "max 100000" for none, "200000 100000" for two CPUs' worth.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 Rendered = dict[str, Pages | RenderError]
 
@@ -1543,23 +1552,23 @@ def render_reports(
     count = process_count(len(reports)) if processes is None else max(1, processes)
     if count == 1:
         return _render_share(reports, aggregations, source, env)
-    _preload_templates(env, reports)
+    _preload_templates(env)
     shares = [reports[index::count] for index in range(count)]
-    with collector_paused():
-        children = [_fork_share(share, aggregations, source, env) for share in shares[1:]]
-        try:
-            results = _render_share(shares[0], aggregations, source, env)
-            for child, share in zip(children, shares[1:], strict=True):
-                received = child.collect() if child is not None else None
-                results.update(
-                    received
-                    if received is not None
-                    else _render_share(share, aggregations, source, env)
-                )
-        finally:
-            for child in children:
-                if child is not None:
-                    child.stop()
+    children: list[_Child | None] = []
+    with collector_paused(), contextlib.ExitStack() as cleanup:
+        for share in shares[1:]:
+            child = _fork_share(share, aggregations, source, env)
+            if child is not None:
+                cleanup.callback(child.stop)  # however this ends, no child outlives it
+            children.append(child)
+        results = _render_share(shares[0], aggregations, source, env)
+        for child, share in zip(children, shares[1:], strict=True):
+            received = child.collect() if child is not None else None
+            results.update(
+                received
+                if received is not None
+                else _render_share(share, aggregations, source, env)
+            )
     return {report.name: results[report.name] for report in reports}
 
 
@@ -1569,7 +1578,18 @@ def process_count(reports: int) -> int:
         # fork is what makes this cheap: children share the loaded state without copying
         # or pickling it. Linux only: elsewhere fork is missing or (macOS) unsafe.
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)), reports // PARALLEL_MIN_REPORTS))
+    return max(1, min(_usable_cores(), reports // PARALLEL_MIN_REPORTS))
+
+
+def _usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota
+    (a container limited to 2 CPUs on a 64-core host sees 64 in its affinity)."""
+    cores = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    return cores
 
 
 def _render_share(
@@ -1587,15 +1607,14 @@ def _render_share(
     return results
 
 
-def _preload_templates(env: jinja2.Environment, reports: Sequence[ReportSpec]) -> None:
-    """Compile the templates once, before forking, rather than once in every process."""
+def _preload_templates(env: jinja2.Environment) -> None:
+    """Compile every template once, before forking, rather than once in every process."""
     import jinja2
 
-    for name in sorted({r.template for r in reports}):
-        for extension in _TEMPLATE_EXTENSIONS.values():
-            # A broken or missing template is reported by the render that needs it.
-            with contextlib.suppress(jinja2.TemplateError):
-                env.get_template(f"{name}.{extension}.j2")
+    for name in env.list_templates(extensions=["j2"]):
+        # A broken template is reported by the render that needs it.
+        with contextlib.suppress(jinja2.TemplateError):
+            env.get_template(name)
 
 
 class _Child:
@@ -1628,9 +1647,13 @@ class _Child:
         if self.running:  # this process is leaving early (Ctrl-C, an error): end the child
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
             self.running = False
         self.output.close()
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _fork_share(
@@ -1645,21 +1668,25 @@ def _fork_share(
         output = tempfile.TemporaryFile(prefix="casereport-render-")  # noqa: SIM115
     except OSError:
         return None
+    # Ctrl-C waits until the child has its own handling: a child interrupted before that
+    # would unwind this process's stack, and release the state lock the parent holds.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         pid = os.fork()
     except OSError:  # out of processes or memory: this process renders the share itself
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         output.close()
         return None
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return _Child(pid, output)
     code = 1
     try:
-        # Let go of every file inherited but the output, the state lock above all: a lock
-        # is released when its last holder closes it, and if the parent is killed the
-        # next run must find it free at once, not when this child is done.
-        kept = output.fileno()
-        os.closerange(3, kept)
-        os.closerange(kept + 1, os.sysconf("SC_OPEN_MAX"))
+        # A stop signal now ends the child at once, running no code of the parent's.
+        for number in _STOP_SIGNALS:
+            signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        _close_inherited_files(keep=output.fileno())
         # Each report as it is done, so little is left to hand over when the last one is.
         for report in reports:
             try:
@@ -1673,6 +1700,22 @@ def _fork_share(
     finally:
         # Straight out: no atexit handlers, no cleanup of what belongs to the parent.
         os._exit(code)
+
+
+def _close_inherited_files(keep: int) -> None:
+    """Close every file descriptor but 0-2 and ``keep``, the state lock above all: a lock
+    is released when its last holder closes it, and if the parent is killed the next run
+    must find it free at once, not when this child is done."""
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every possible number (slow only where the limit is huge)
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        return
+    for fd in open_fds:  # only the open ones
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, now closed
+                os.close(fd)
 
 
 # -- writing the site ---------------------------------------------------------------------

@@ -185,7 +185,8 @@ class History(Sequence[JsonObject]):
             return None
         parts = text.split()
         if _MISSING in parts:
-            return [None if p == _MISSING else _parse_number(p) for p in parts]
+            counts = [None if p == _MISSING else _parse_number(p) for p in parts]
+            return counts if any(c is not None for c in counts) else None
         return cast(list[float | None], _parse_numbers(parts))
 
     def recorded_counts(self) -> list[int]:

@@ -683,6 +683,18 @@ def test_missing_template_and_undefined_names_are_clear_errors(tmp_path: Path) -
     assert "titel" in undefined.value.message
 
 
+def test_a_template_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "report.md.j2").write_bytes(b"\xff\xfe{{ report.title }}")
+    with pytest.raises(RenderError) as error:
+        render.render_report(
+            report_spec(spec(), formats=("markdown",)), {}, None, render.environment(tmp_path)
+        )
+    assert error.value.message == (
+        "report.md.j2: a template is not UTF-8 text (byte 0xff at offset 0); "
+        "save the templates as UTF-8"
+    )
+
+
 def test_autoescape_is_on_for_html_and_off_for_markdown(tmp_path: Path) -> None:
     for name in ("x.html.j2", "x.svg.j2", "x.md.j2"):
         (tmp_path / name).write_text("{{ value }}")

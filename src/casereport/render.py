@@ -1474,6 +1474,11 @@ def _render(env: jinja2.Environment, template_name: str, context: Mapping[str, A
     except jinja2.TemplateError as exc:
         # Runtime errors (an undefined name under StrictUndefined) carry no position.
         raise RenderError(f"{template_name}: {exc}") from None
+    except UnicodeDecodeError as exc:  # a template file (this one or one it uses)
+        raise RenderError(
+            f"{template_name}: a template is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+            f"at offset {exc.start}); save the templates as UTF-8"
+        ) from None
 
 
 def render_report(
@@ -1613,7 +1618,7 @@ def _preload_templates(env: jinja2.Environment) -> None:
 
     for name in env.list_templates(extensions=["j2"]):
         # A broken template is reported by the render that needs it.
-        with contextlib.suppress(jinja2.TemplateError):
+        with contextlib.suppress(jinja2.TemplateError, UnicodeDecodeError):
             env.get_template(name)
 
 

@@ -110,7 +110,7 @@ import re
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -1597,19 +1597,27 @@ def _usable_cores() -> int:
     return cores
 
 
+def _each_rendered(
+    reports: Sequence[ReportSpec],
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+    env: jinja2.Environment,
+) -> Iterator[tuple[str, Pages | RenderError]]:
+    """Each report's name and pages (or render error), one at a time."""
+    for report in reports:
+        try:
+            yield report.name, render_report(report, aggregations, source, env)
+        except RenderError as exc:
+            yield report.name, exc
+
+
 def _render_share(
     reports: Sequence[ReportSpec],
     aggregations: Mapping[str, AggregationState],
     source: Source | None,
     env: jinja2.Environment,
 ) -> Rendered:
-    results: Rendered = {}
-    for report in reports:
-        try:
-            results[report.name] = render_report(report, aggregations, source, env)
-        except RenderError as exc:
-            results[report.name] = exc
-    return results
+    return dict(_each_rendered(reports, aggregations, source, env))
 
 
 def _preload_templates(env: jinja2.Environment) -> None:
@@ -1643,7 +1651,6 @@ class _Child:
                 name, value = pickle.load(self.output)
                 if name is None:  # the child's end mark: everything arrived
                     return results
-                # A render error travels as its message: exceptions do not pickle reliably.
                 results[name] = RenderError(value) if isinstance(value, str) else value
         except (pickle.UnpicklingError, EOFError, ValueError):
             return None
@@ -1693,12 +1700,10 @@ def _fork_share(
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         _close_inherited_files(keep=output.fileno())
         # Each report as it is done, so little is left to hand over when the last one is.
-        for report in reports:
-            try:
-                value: Pages | str = render_report(report, aggregations, source, env)
-            except RenderError as exc:
-                value = exc.message
-            pickle.dump((report.name, value), output, protocol=pickle.HIGHEST_PROTOCOL)
+        for name, value in _each_rendered(reports, aggregations, source, env):
+            # A render error travels as its message: exceptions do not pickle reliably.
+            shipped = value.message if isinstance(value, RenderError) else value
+            pickle.dump((name, shipped), output, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.dump((None, None), output)
         output.flush()
         code = 0

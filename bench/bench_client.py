@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from casereport.client import AggregateRequest, CasesClient, ClientSettings, Credentials
+from casereport.api.client import AggregateRequest, CasesClient, ClientSettings, Credentials
 from casereport.errors import ApiError
 from common import emulator_process, emulator_stats, figure
 

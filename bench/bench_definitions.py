@@ -85,7 +85,7 @@ def report_text(number: int) -> str:
 
 
 def main() -> None:
-    from casereport.expand import expand_workspace
+    from casereport.definitions.expand import expand_workspace
 
     with tempfile.TemporaryDirectory(prefix="casereport-bench-") as tmp:
         root = Path(tmp)

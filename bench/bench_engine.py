@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from casereport.expand import expand_workspace
-from casereport.plan import make_plan
-from casereport.render import template_hashes
+from casereport.definitions.expand import expand_workspace
+from casereport.engine.plan import make_plan
+from casereport.render.pages import template_hashes
 from casereport.site import INDEX_FILES, output_names
-from casereport.state import (
+from casereport.state.model import (
     HISTORY_LIMIT,
     AggregationState,
     ReportState,
@@ -127,7 +127,7 @@ def bench_plan() -> None:
 
         from datetime import UTC, datetime
 
-        from casereport import journal
+        from casereport.state import journal
 
         started = time.perf_counter()
         _, expansion = expand_workspace(root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from casereport.query import parse
+from casereport.definitions.query import parse
 from common import figure
 
 QUERY = (

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from casereport import render
-from casereport.expand import AggregationSpec, ReportSpec, fingerprint
+from casereport.definitions.expand import AggregationSpec, ReportSpec, fingerprint
+from casereport.render import pages as render
 from casereport.settings import DEFAULT_REFRESH
-from casereport.state import HISTORY_LIMIT, AggregationState, History, Source
+from casereport.state.model import HISTORY_LIMIT, AggregationState, History, Source
 from common import figure
 
 REPORTS = 1000

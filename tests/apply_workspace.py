@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from casereport.cli import cli
 from casereport.emulator.server import RunningEmulator
-from casereport.state import State, load_state
+from casereport.state.model import State, load_state
 
 EXAMPLE_REPORTS = Path(__file__).resolve().parents[1] / "reports"
 #: The pinned clock of the scenarios: 2027-01-15T08:00:00Z.

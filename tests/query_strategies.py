@@ -1,4 +1,4 @@
-"""Hypothesis strategies for search-query trees (``casereport.query``).
+"""Hypothesis strategies for search-query trees (``casereport.definitions.query``).
 
 ``nodes()`` draws normalised trees, the ones ``parse`` returns, so
 ``parse(to_string(tree)) == tree`` holds for every draw. Evaluation tests narrow it to the
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from casereport.query import And, MatchAll, Node, Not, Or, Term
+from casereport.definitions.query import And, MatchAll, Node, Not, Or, Term
 
 __all__ = ["field_names", "nodes", "terms", "tricky_values"]
 

@@ -27,10 +27,10 @@ import pytest
 from click.testing import CliRunner
 
 from apply_workspace import EPOCH, Workspace, api_calls, api_env, reset_stats
-from casereport import journal
 from casereport.cli import cli
 from casereport.emulator.server import RunningEmulator
-from casereport.state import State, load_state
+from casereport.state import journal
+from casereport.state.model import State, load_state
 
 Emulator = Callable[..., RunningEmulator]
 

@@ -28,9 +28,9 @@ from apply_workspace import (
     renders,
     reset_stats,
 )
-from casereport import render
 from casereport.emulator.server import EmulatorConfig, RunningEmulator, running_emulator
-from casereport.journal import journal_path
+from casereport.render import pages as render
+from casereport.state.journal import journal_path
 
 Emulator = Callable[..., RunningEmulator]
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from casereport.cli import cli
-from casereport.schema import schema_json
+from casereport.definitions.schema import schema_json
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "definitions" / "broken"

@@ -1,4 +1,4 @@
-"""Unit tests of ``casereport.client``: httpx.MockTransport, virtual time, loopback sockets.
+"""Unit tests of ``casereport.api.client``: httpx.MockTransport, virtual time, loopback sockets.
 
 Nothing here waits for real: ``sleep`` and ``clock`` are injected. Single requests use
 ``FakeTime`` (a sleep that just moves the clock); concurrent ones use ``VirtualTime``,
@@ -31,8 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casereport import __version__
-from casereport._ratelimit import MARGIN, RateLimiter, RateLimitHeaders, WaitTooLong
-from casereport.client import (
+from casereport.api.client import (
     SITES,
     AggregateGroup,
     AggregateRequest,
@@ -44,6 +43,7 @@ from casereport.client import (
     describe_error_body,
     redact,
 )
+from casereport.api.ratelimit import MARGIN, RateLimiter, RateLimitHeaders, WaitTooLong
 from casereport.errors import (
     ApiConnectionError,
     ApiError,
@@ -1570,21 +1570,23 @@ def test_client_works_without_async_with_and_closes() -> None:
 
 
 def test_debug_log_tells_the_story_of_a_retry(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="casereport.client")
+    caplog.set_level(logging.DEBUG, logger="casereport.api.client")
     call(respond(503), respond(200, OK))
     wait = jitter(0.25)[0]
-    assert [r.getMessage() for r in caplog.records if r.name == "casereport.client"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "casereport.api.client"] == [
         f"POST {URL} attempt 1: HTTP 503",
         f"POST {URL}: retrying in {wait:.3f} s",
         f"POST {URL} attempt 2: HTTP 200",
     ]
-    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "casereport.client")
+    assert all(
+        r.levelno == logging.DEBUG for r in caplog.records if r.name == "casereport.api.client"
+    )
 
 
 def test_nothing_is_logged_above_debug(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="casereport.client")
+    caplog.set_level(logging.INFO, logger="casereport.api.client")
     call(respond(503), respond(200, OK))
-    assert [r for r in caplog.records if r.name == "casereport.client"] == []
+    assert [r for r in caplog.records if r.name == "casereport.api.client"] == []
 
 
 # -- real sockets: resets, truncation, garbage ------------------------------------------------

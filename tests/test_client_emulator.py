@@ -1,4 +1,5 @@
-"""Integration: ``casereport.client`` over real HTTP against the emulator (``emulator`` fixture).
+"""Integration: ``casereport.api.client`` over real HTTP against the emulator (``emulator``
+fixture).
 
 Real sockets, real time: these check the client's requests, error messages, retries and
 pacing against a server that answers like Datadog, counting what it served.
@@ -14,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from casereport.client import (
+from casereport.api.client import (
     AggregateRequest,
     AggregateResult,
     CasesClient,

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from casereport.definitions.query import And, MatchAll, Node, Not, Or, Term
 from casereport.emulator.data import REFERENCE_TIME, export_cases, load_cases, synthetic_cases
 from casereport.emulator.store import CaseStore, parse_time
 from casereport.errors import EmulatorError
-from casereport.query import And, MatchAll, Node, Not, Or, Term
 
 SHAPES = 'expected a JSON object with "data", a JSON array of cases, or NDJSON (one case per line)'
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from casereport.definitions.query import And, MatchAll, Node, Not, Or, Term, parse, to_string
 from casereport.emulator.store import (
     Aggregation,
     CaseStore,
@@ -17,7 +18,6 @@ from casereport.emulator.store import (
     format_time,
     parse_time,
 )
-from casereport.query import And, MatchAll, Node, Not, Or, Term, parse, to_string
 from query_strategies import nodes
 
 ALICE = "0c7a1d52-0000-4000-8000-000000000001"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from casereport.expand import (
+from casereport.definitions.expand import (
     AggregationSpec,
     Expansion,
     address,
@@ -17,7 +17,7 @@ from casereport.expand import (
     fingerprint,
     validation_output,
 )
-from casereport.load import ReportDefinition, load_report
+from casereport.definitions.load import ReportDefinition, load_report
 from casereport.settings import Refresh
 
 REPORT = """\

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from casereport import fmt
-from casereport.load import YamlSyntaxError
+from casereport.definitions import fmt
+from casereport.definitions.load import YamlSyntaxError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from casereport.definitions.expand import expand_workspace
+from casereport.definitions.fmt import format_text
+from casereport.definitions.scaffold import EXAMPLE_REPORT, init_workspace
 from casereport.errors import ConfigError
-from casereport.expand import expand_workspace
-from casereport.fmt import format_text
-from casereport.scaffold import EXAMPLE_REPORT, init_workspace
 from casereport.settings import load_settings
 
 FILES = [

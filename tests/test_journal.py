@@ -12,8 +12,14 @@ from typing import Any
 import pytest
 
 from casereport.errors import StateError
-from casereport.journal import JOURNAL_VERSION, Journal, journal_path, load_with_journal, recover
-from casereport.state import (
+from casereport.state.journal import (
+    JOURNAL_VERSION,
+    Journal,
+    journal_path,
+    load_with_journal,
+    recover,
+)
+from casereport.state.model import (
     AggregationState,
     Source,
     State,

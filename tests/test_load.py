@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from casereport import load
-from casereport.expand import expand_workspace
-from casereport.load import (
+from casereport.definitions import load
+from casereport.definitions.expand import expand_workspace
+from casereport.definitions.load import (
     Diagnostic,
     MapNode,
     ScalarNode,

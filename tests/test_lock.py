@@ -20,17 +20,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from casereport import lock
 from casereport.cli import cli
 from casereport.errors import LockError
-from casereport.lock import LockInfo, current_lock, force_unlock, lock_path, state_lock
+from casereport.state import lock
+from casereport.state.lock import LockInfo, current_lock, force_unlock, lock_path, state_lock
 
 REPO = Path(__file__).resolve().parent.parent
 
 HOLDER = """
 import sys
 from pathlib import Path
-from casereport.lock import state_lock
+from casereport.state.lock import state_lock
 
 with state_lock(Path(sys.argv[1]), sys.argv[2]) as info:
     print(info.id, flush=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from casereport.expand import AggregationSpec, ReportSpec, address, fingerprint
-from casereport.plan import (
+from casereport.definitions.expand import AggregationSpec, ReportSpec, address, fingerprint
+from casereport.engine.plan import (
     CREATE,
     DELETE,
     NOOP,
@@ -38,7 +38,7 @@ from casereport.plan import (
 )
 from casereport.settings import parse_refresh
 from casereport.site import INDEX_FILES, output_names
-from casereport.state import AggregationState, ReportState, Source, State, data_hash
+from casereport.state.model import AggregationState, ReportState, Source, State, data_hash
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 FETCHED = NOW - timedelta(minutes=10)

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from casereport.cli import cli
 from casereport.errors import PublishError
-from casereport.publish import (
+from casereport.publish.stack import (
     ASSET_CACHE_CONTROL,
     PAGE_CACHE_CONTROL,
     DeploymentSpec,
@@ -38,7 +38,7 @@ from casereport.publish import (
     public_read_policy,
     publish,
 )
-from casereport.state import ReportState, Source, State, file_sha256, load_state, write_state
+from casereport.state.model import ReportState, Source, State, file_sha256, load_state, write_state
 
 pulumi = pytest.importorskip("pulumi")
 
@@ -117,7 +117,7 @@ def run_program(
 ) -> list[bool]:
     """Run site_program under the mocks; ``check(stack, outputs)`` runs inside ``apply``,
     once the stack outputs and every object and the policy are resolved."""
-    from casereport.publish import site_program
+    from casereport.publish.stack import site_program
 
     ran: list[bool] = []
 
@@ -349,7 +349,7 @@ def test_config_from_pulumi_reads_the_stack_config(mocks: Any, site: Path) -> No
 def test_a_plain_pulumi_project_publishes_the_workspace_named_in_its_config(
     mocks: Any, tmp_path: Path
 ) -> None:
-    from casereport.publish import pulumi_main
+    from casereport.publish.stack import pulumi_main
 
     site = write_workspace(tmp_path)
     ran: list[bool] = []
@@ -739,7 +739,7 @@ def test_the_automation_api_adapter_translates_config_changes_and_errors(
     from pulumi.automation import CommandError, ConfigValue, OpType
     from pulumi.automation._cmd import CommandResult
 
-    from casereport.publish import _AutomationDeployment
+    from casereport.publish.stack import _AutomationDeployment
 
     class Stack:
         def __init__(self) -> None:

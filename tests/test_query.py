@@ -1,4 +1,4 @@
-"""Search-query parser and printer (``casereport.query``)."""
+"""Search-query parser and printer (``casereport.definitions.query``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from casereport.query import (
+from casereport.definitions.query import (
     And,
     MatchAll,
     Node,

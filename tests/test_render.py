@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from casereport import pdf, render
+from casereport.definitions.expand import AggregationSpec, ReportSpec, fingerprint
+from casereport.definitions.query import parse, to_string
 from casereport.errors import RenderError
-from casereport.expand import AggregationSpec, ReportSpec, fingerprint
-from casereport.query import parse, to_string
+from casereport.render import pages as render
+from casereport.render import pdf
 from casereport.settings import DEFAULT_REFRESH
-from casereport.state import AggregationState, Source
+from casereport.state.model import AggregationState, Source
 from query_strategies import nodes
 from test_render_golden import fixture_reports, fixture_state, render_fixture_site
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from casereport import render
-from casereport.expand import ReportSpec, expand
-from casereport.load import load_reports
-from casereport.state import State, load_state
+from casereport.definitions.expand import ReportSpec, expand
+from casereport.definitions.load import load_reports
+from casereport.render import pages as render
+from casereport.state.model import State, load_state
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden" / "render"

@@ -18,9 +18,9 @@ from typing import Any
 import jinja2
 import pytest
 
-from casereport import render
+from casereport.definitions.expand import ReportSpec
 from casereport.errors import RenderError
-from casereport.expand import ReportSpec
+from casereport.render import pages as render
 from test_render_golden import fixture_reports, fixture_state
 
 pytestmark = pytest.mark.skipif(

@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from casereport.cli import cli
-from casereport.plan import Plan
-from casereport.render import BUILTIN_TEMPLATES
+from casereport.engine.plan import Plan
+from casereport.render.pages import BUILTIN_TEMPLATES
 
 EXAMPLE_REPORTS = Path(__file__).resolve().parents[1] / "reports"
 STATE = Path(".casereport/state.json")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from casereport import journal
 from casereport.cli import cli
-from casereport.state import Source, load_state
+from casereport.state import journal
+from casereport.state.model import Source, load_state
 
 EXAMPLE_REPORTS = Path(__file__).resolve().parents[1] / "reports"
 STATE = Path(".casereport/state.json")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from casereport import load
-from casereport.schema import SCHEMA_PATH, report_schema, schema_json
+from casereport.definitions import load
+from casereport.definitions.schema import SCHEMA_PATH, report_schema, schema_json
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "definitions" / "broken"
@@ -103,7 +103,7 @@ def test_shape_errors_break_the_schema_too(name: str) -> None:
 
 
 def test_init_writes_the_same_schema(tmp_path: Path) -> None:
-    from casereport.scaffold import init_workspace
+    from casereport.definitions.scaffold import init_workspace
 
     init_workspace(tmp_path / "ws")
     assert (tmp_path / "ws" / SCHEMA_PATH).read_text() == schema_json()

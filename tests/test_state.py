@@ -13,7 +13,7 @@ import pytest
 
 from casereport import __version__
 from casereport.errors import StateError
-from casereport.state import (
+from casereport.state.model import (
     FORMAT_VERSION,
     HISTORY_GROUPS,
     HISTORY_LIMIT,

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from casereport import journal
 from casereport.cli import cli
+from casereport.definitions.expand import expand_workspace
 from casereport.emulator.server import RunningEmulator
-from casereport.expand import expand_workspace
-from casereport.state import State, backup_path, load_state
+from casereport.state import journal
+from casereport.state.model import State, backup_path, load_state
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(".casereport/state.json")

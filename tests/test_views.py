@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from casereport.plan import (
+from casereport.engine.plan import (
     CREATE,
     DELETE,
     NOOP,
@@ -32,9 +32,9 @@ from casereport.plan import (
     Plan,
     ReportChange,
 )
+from casereport.engine.views import render_human, render_json, render_markdown, use_colour
 from casereport.site import INDEX_FILES
-from casereport.state import Source
-from casereport.views import render_human, render_json, render_markdown, use_colour
+from casereport.state.model import Source
 
 GOLDEN = Path(__file__).parent / "golden" / "plan"
 UPDATE_GOLDEN = os.environ.get("CASEREPORT_UPDATE_GOLDEN") == "1"

@@ -91,8 +91,8 @@ def query_command(
       casereport query 'service:case-api' --group-by status --limit 14 --emulator
       casereport query 'status:open priority:(P1 OR P2)' -g services --json
     """
-    from casereport import adhoc
-    from casereport.client import AggregateRequest
+    from casereport.api.client import AggregateRequest
+    from casereport.engine import adhoc
 
     request = AggregateRequest(query_filter=query_filter, groups=groups, limit=limit)
     result = adhoc.run_query(
@@ -232,7 +232,7 @@ def validate_command(
       casereport validate
       casereport validate --reports-dir reports --var environment=staging --json
     """
-    from casereport.expand import expand_workspace, validation_output
+    from casereport.definitions.expand import expand_workspace, validation_output
     from casereport.settings import parse_var_assignments
 
     cli_vars = parse_var_assignments(variables)
@@ -267,7 +267,7 @@ def fmt_command(
       casereport fmt
       casereport fmt --check --diff reports/support-backlog.yaml
     """
-    from casereport import fmt
+    from casereport.definitions import fmt
     from casereport.settings import load_settings
 
     if reports_dir is None and not files:
@@ -294,7 +294,7 @@ def schema_command() -> None:
     Example:
       casereport schema > schema/report.schema.json
     """
-    from casereport.schema import schema_json
+    from casereport.definitions.schema import schema_json
 
     click.echo(schema_json(), nl=False)
 
@@ -311,7 +311,7 @@ def init_command(directory: Path) -> None:
     Example:
       casereport init my-reports && cd my-reports && casereport validate
     """
-    from casereport.scaffold import init_workspace
+    from casereport.definitions.scaffold import init_workspace
 
     result = init_workspace(directory)
     for path in result.created:
@@ -391,7 +391,7 @@ def _notice(line: str) -> None:
 
 
 def _options(**values: Any) -> Any:
-    from casereport.apply import Options
+    from casereport.engine.apply import Options
     from casereport.settings import parse_var_assignments
 
     variables = values.pop("variables", ())
@@ -422,8 +422,8 @@ def plan_command(
       casereport plan --out plan.json && casereport apply plan.json
       casereport plan --markdown > plan.md   # for a pull-request comment
     """
-    from casereport import views
-    from casereport.apply import run_plan
+    from casereport.engine import views
+    from casereport.engine.apply import run_plan
 
     plan = run_plan(_options(**values), out=out, notice=_notice)
     if as_json:
@@ -458,8 +458,8 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
       casereport apply --emulator --auto-approve
       casereport apply plan.json
     """
-    from casereport import views
-    from casereport.apply import run_apply
+    from casereport.engine import views
+    from casereport.engine.apply import run_apply
 
     colour = views.use_colour(sys.stdout.isatty())
     stdin_tty = sys.stdin.isatty()
@@ -526,7 +526,7 @@ def render_command(**values: Any) -> None:
     Example:
       casereport render --site-dir public
     """
-    from casereport.apply import run_render
+    from casereport.engine.apply import run_render
 
     rendered = run_render(_options(**values), notice=_notice)
     click.echo(f"Rendered {len(rendered)} reports and the index.")
@@ -546,15 +546,15 @@ def show_command(plan_file: Path | None, state_path: Path | None, as_json: bool)
       casereport show
       casereport show plan.json
     """
-    from casereport import views
+    from casereport.engine import views
 
     if plan_file is not None:
-        from casereport.apply import read_plan
+        from casereport.engine.apply import read_plan
 
         plan = read_plan(plan_file)
         click.echo(views.render_json(plan) if as_json else views.render_human(plan), nl=False)
         return
-    from casereport.state_ops import describe_state
+    from casereport.state.ops import describe_state
 
     click.echo(describe_state(_state_path(state_path)))
 
@@ -587,7 +587,7 @@ def state_list(prefixes: tuple[str, ...], state_path: Path | None) -> None:
     Example:
       casereport state list support-backlog
     """
-    from casereport.state_ops import list_addresses
+    from casereport.state.ops import list_addresses
 
     for address in list_addresses(_state_path(state_path), prefixes):
         click.echo(address)
@@ -603,7 +603,7 @@ def state_show(address: str, state_path: Path | None) -> None:
     Example:
       casereport state show 'open-by-service.open_by_priority["billing"]'
     """
-    from casereport.state_ops import show_address
+    from casereport.state.ops import show_address
 
     click.echo(show_address(_state_path(state_path), address))
 
@@ -619,7 +619,7 @@ def state_rm(addresses: tuple[str, ...], state_path: Path | None, lock_timeout: 
     Example:
       casereport state rm support-backlog.by_status
     """
-    from casereport.state_ops import remove
+    from casereport.state.ops import remove
 
     removed = remove(_state_path(state_path), addresses, lock_timeout=lock_timeout)
     click.echo(f"Removed {len(removed)} from state: {', '.join(removed)}")
@@ -635,7 +635,7 @@ def force_unlock_command(lock_id: str, state_path: Path | None) -> None:
     Example:
       casereport force-unlock 0f5b2c1e-8d7a-4c2e-9a51-3c6f7e2d9b10
     """
-    from casereport.state_ops import unlock
+    from casereport.state.ops import unlock
 
     info = unlock(_state_path(state_path), lock_id)
     click.echo(f"Removed the lock {info.describe()}.")
@@ -673,8 +673,8 @@ def publish_command(**values: Any) -> None:
       casereport publish --preview
       PULUMI_CONFIG_PASSPHRASE=... casereport publish --yes   # in CI
     """
-    from casereport import views
-    from casereport.publish import PublishRequest, publish
+    from casereport.engine import views
+    from casereport.publish.stack import PublishRequest, publish
 
     request = PublishRequest(colour=views.use_colour(sys.stdout.isatty()), **values)
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from casereport import query as query_language
+from casereport.definitions import query as query_language
 from casereport.emulator.store import CaseStore
 
 Scope = MutableMapping[str, Any]

@@ -85,7 +85,7 @@ from typing import Any, Protocol, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-from casereport.query import And, MatchAll, Node, Not, Or, Term
+from casereport.definitions.query import And, MatchAll, Node, Not, Or, Term
 
 __all__ = [
     "ATTRIBUTE_ALIASES",

@@ -1,4 +1,4 @@
-"""Client-side pacing against Datadog's rate limits (private to ``casereport.client``).
+"""Client-side pacing against Datadog's rate limits (private to ``casereport.api.client``).
 
 Datadog counts requests per calendar-aligned window of ``X-RateLimit-Period`` seconds and
 reports on every response ``X-RateLimit-Limit`` (requests per window), ``-Remaining`` and

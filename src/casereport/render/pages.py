@@ -118,16 +118,16 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from markupsafe import Markup, escape
 
+from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.errors import RenderError
-from casereport.expand import AggregationSpec, ReportSpec
 from casereport.fsutil import atomic_write_bytes, atomic_write_text, collector_paused
 from casereport.site import FORMAT_SUFFIXES, INDEX_FILES
-from casereport.state import HISTORY_GROUPS, AggregationState, History, Source
+from casereport.state.model import HISTORY_GROUPS, AggregationState, History, Source
 
 if TYPE_CHECKING:
     import jinja2
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent / "templates"
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SITE_TITLE = "Case reports"
 DEMO_NOTICE = "Demo data from the local emulator: these numbers are synthetic, not from Datadog."
 # Formats rendered by a template, and the template extension of each.
@@ -665,7 +665,7 @@ def _term_words(term: Any, negated: bool) -> str:
 
 def _same_field_values(node: Any) -> tuple[str, list[str]] | None:
     """For ``f:a OR f:b`` (plain values of one field): the field and the values."""
-    from casereport.query import Term
+    from casereport.definitions.query import Term
 
     field = None
     values = []
@@ -683,7 +683,7 @@ def _same_field_values(node: Any) -> tuple[str, list[str]] | None:
 
 
 def _clause(node: Any, negated: bool = False) -> str:
-    from casereport.query import And, Not, Or, Term
+    from casereport.definitions.query import And, Not, Or, Term
 
     if isinstance(node, Term):
         return _term_words(node, negated)
@@ -711,7 +711,7 @@ def _clause(node: Any, negated: bool = False) -> str:
 
 
 def _nested(node: Any) -> str:
-    from casereport.query import And, Or
+    from casereport.definitions.query import And, Or
 
     text = _clause(node)
     return f"({text})" if isinstance(node, And | Or) and not text.startswith("(") else text
@@ -725,7 +725,7 @@ _SIMPLE_TERM = re.compile(r"(-?)([A-Za-z0-9_.][A-Za-z0-9_.\-]*):([^\s()\"\\:*]+)
 
 def simple_query_tree(query_filter: str) -> Any:
     """The tree ``query.parse`` gives for a query of plain ``[-]field:value`` terms, else None."""
-    from casereport.query import And, Not, Term
+    from casereport.definitions.query import And, Not, Term
 
     words = query_filter.split()
     if not words:
@@ -745,8 +745,8 @@ def simple_query_tree(query_filter: str) -> Any:
 def describe_query(query_filter: str) -> str:
     """A query in plain words: ``project:SEC -status:closed`` ->
     "Cases in project SEC whose status is not closed"."""
+    from casereport.definitions.query import And, MatchAll, Not, Or, Term, parse
     from casereport.errors import QuerySyntaxError
-    from casereport.query import And, MatchAll, Not, Or, Term, parse
 
     tree = simple_query_tree(query_filter)
     if tree is None:
@@ -1507,7 +1507,7 @@ def render_report(
                 html = text
             pages[name] = text
     if "pdf" in report.formats:
-        from casereport.pdf import print_pdf
+        from casereport.render.pdf import print_pdf
 
         if html is None:
             html = _render(env, f"{report.template}.html.j2", context)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from casereport.errors import StateError
-from casereport.state import (
+from casereport.state.model import (
     AggregationState,
     Source,
     State,

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from casereport.plan import (
+from casereport.engine.plan import (
     CREATE,
     DELETE,
     NOOP,

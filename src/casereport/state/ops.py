@@ -6,10 +6,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from casereport import journal
 from casereport.errors import StateError
-from casereport.lock import LockInfo, force_unlock, state_lock
-from casereport.state import State, remove_addresses, write_state
+from casereport.state import journal
+from casereport.state.lock import LockInfo, force_unlock, state_lock
+from casereport.state.model import State, remove_addresses, write_state
 
 
 def _require(state: State | None, path: Path) -> State:

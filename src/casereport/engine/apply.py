@@ -23,10 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from casereport import clock, journal
-from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
-from casereport.expand import Expansion, ReportSpec, expand_workspace
-from casereport.plan import (
+from casereport import clock
+from casereport.definitions.expand import Expansion, ReportSpec, expand_workspace
+from casereport.engine.plan import (
     DELETE,
     NOOP,
     PLAN_FORMAT_VERSION,
@@ -35,8 +34,10 @@ from casereport.plan import (
     inputs_hash,
     make_plan,
 )
+from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
 from casereport.settings import Settings
-from casereport.state import (
+from casereport.state import journal
+from casereport.state.model import (
     AggregationState,
     ReportState,
     Source,
@@ -136,7 +137,7 @@ def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Sour
     url = env.get("CASEREPORT_API_URL")
     if url:
         return Source("datadog", url.rstrip("/"))
-    from casereport.client import SITES
+    from casereport.api.client import SITES
 
     site = env.get("DD_SITE") or "datadoghq.com"
     if site not in SITES:
@@ -147,7 +148,7 @@ def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Sour
 
 
 def _template_hashes(workspace: Workspace) -> dict[str, str]:
-    from casereport.render import template_hashes
+    from casereport.render.pages import template_hashes
 
     return template_hashes(workspace.templates_dir, {r.template for r in workspace.reports})
 
@@ -178,8 +179,8 @@ def plan_workspace(
 
 
 def save_plan(plan: Plan, path: Path) -> None:
+    from casereport.engine.views import render_json
     from casereport.fsutil import atomic_write_text
-    from casereport.views import render_json
 
     atomic_write_text(path, render_json(plan))
 
@@ -277,7 +278,7 @@ Progress = Callable[[int, int], None]
 @contextlib.contextmanager
 def _client_settings(plan: Plan, workspace: Workspace) -> Iterator[Any]:
     """Client settings for the plan's source; starts the emulator for the block if needed."""
-    from casereport.adhoc import api_settings
+    from casereport.engine.adhoc import api_settings
 
     with api_settings(use_emulator=plan.source.kind == "emulator") as settings:
         yield replace(settings, parallelism=workspace.parallelism)
@@ -290,7 +291,7 @@ async def _fetch_all(
     parallelism: int,
 ) -> None:
     """Fetch every request (by fingerprint) with ``parallelism`` workers; report each."""
-    from casereport.client import AggregateRequest
+    from casereport.api.client import AggregateRequest
 
     pending = iter(sorted(requests))
 
@@ -414,7 +415,7 @@ def _fetch(
     Ctrl-C stops the fetching (requests in flight are dropped) and sets
     ``outcome.interrupted``; every result that arrived before it is kept.
     """
-    from casereport.client import CasesClient
+    from casereport.api.client import CasesClient
 
     requests = plan.fetch_requests
     by_fingerprint: dict[str, list[Any]] = {}
@@ -476,8 +477,8 @@ def _write_pages(
     A page equal to what the state records and what the file holds is left alone, so an
     apply touches only the files whose content changes.
     """
-    from casereport.render import content_hash, write_site_files
-    from casereport.state import file_sha256
+    from casereport.render.pages import content_hash, write_site_files
+    from casereport.state.model import file_sha256
 
     hashes = {name: content_hash(text) for name, text in pages.items()}
     stale = {
@@ -502,7 +503,7 @@ def _render(
     Returns ``state`` with the rendered reports and removed ones recorded; the caller
     writes it. A report that fails to render is put in ``failures`` and keeps its pages.
     """
-    from casereport.render import environment, remove_site_files, render_index, render_reports
+    from casereport.render.pages import environment, remove_site_files, render_index, render_reports
 
     site_dir = workspace.site_dir
     env = environment(workspace.templates_dir)
@@ -592,7 +593,7 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
 
 def _clean_partial_writes(workspace: Workspace) -> None:
     """Remove temporary files a killed run left beside the site's pages and the state."""
-    from casereport.render import clean_partial_writes
+    from casereport.render.pages import clean_partial_writes
 
     clean_partial_writes(workspace.site_dir)
     state_dir = workspace.state_path.parent
@@ -609,7 +610,7 @@ Notice = Callable[[str], None]
 
 
 def _lock(workspace: Workspace, operation: str, options: Options, notice: Notice | None) -> Any:
-    from casereport.lock import state_lock
+    from casereport.state.lock import state_lock
 
     if operation == "plan" and not workspace.state_path.parent.exists():
         # Nothing to lock yet, and a plan must leave no trace in a fresh workspace.

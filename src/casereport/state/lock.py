@@ -100,7 +100,7 @@ def _open_and_lock(path: Path) -> int | None:
 
 def _state_flag(state_path: Path) -> str:
     """`` --state PATH`` for hints, when the state is not at the default path."""
-    from casereport.state import DEFAULT_STATE_PATH
+    from casereport.state.model import DEFAULT_STATE_PATH
 
     return "" if state_path == DEFAULT_STATE_PATH else f" --state {shlex.quote(str(state_path))}"
 

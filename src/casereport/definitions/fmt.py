@@ -10,7 +10,7 @@ most one blank line in a row; a single trailing newline. Key order and comments 
 ``# yaml-language-server: $schema=...`` line included) stay as the author wrote them.
 
 ruamel.yaml's round-trip mode does the rewriting because it keeps comments; it is only
-used here (loading uses a faster path, see ``casereport.load``). Files that do not parse
+used here (loading uses a faster path, see ``casereport.definitions.load``). Files that do not parse
 (YAML syntax, duplicate keys) are reported and left untouched.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casereport.load import (
+from casereport.definitions.load import (
     Diagnostic,
     MapNode,
     Node,

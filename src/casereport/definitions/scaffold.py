@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from casereport.definitions.schema import SCHEMA_COMMENT, SCHEMA_PATH, schema_json
 from casereport.errors import ConfigError
-from casereport.schema import SCHEMA_COMMENT, SCHEMA_PATH, schema_json
 from casereport.settings import SETTINGS_FILE
 
 __all__ = ["EXAMPLE_REPORT", "InitResult", "init_workspace"]

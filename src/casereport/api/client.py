@@ -35,7 +35,7 @@ from urllib.parse import quote
 import httpx
 
 from casereport import __version__
-from casereport._ratelimit import RateLimiter, WaitTooLong
+from casereport.api.ratelimit import RateLimiter, WaitTooLong
 from casereport.errors import (
     ApiConnectionError,
     ApiError,
@@ -63,7 +63,7 @@ __all__ = [
     "redact",
 ]
 
-_log = logging.getLogger("casereport.client")
+_log = logging.getLogger("casereport.api.client")
 
 
 def _cache_missing_sniffio() -> None:

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from casereport.errors import PublishError
 from casereport.settings import did_you_mean, load_settings
-from casereport.state import State, file_sha256, load_state, state_dir_gitignore
+from casereport.state.model import State, file_sha256, load_state, state_dir_gitignore
 
 if TYPE_CHECKING:
     import pulumi

@@ -5,7 +5,7 @@ on, so one run reports every error in every file. Checked here: YAML syntax, dup
 the shape and types of every key (unknown keys get a "did you mean" hint), report and
 aggregation names, ``limit`` bounds, ``group_by`` fields, ``refresh`` durations, and the
 syntax of every ``query_filter`` that needs no variables. Strings with ``${...}`` are
-checked by ``casereport.expand`` once their variables are known.
+checked by ``casereport.definitions.expand`` once their variables are known.
 
 Parsing strategy: loading must stay fast for large workspaces (1,000 files in well under a
 second), and ruamel.yaml's pure-Python composer alone needs ~5 ms a file. So a small
@@ -278,7 +278,7 @@ class LoadResult:
 @functools.lru_cache(maxsize=8192)
 def check_query(text: str) -> tuple[str, int] | None:
     """``(reason, 0-based position)`` when ``text`` does not parse as a search query."""
-    from casereport import query
+    from casereport.definitions import query
 
     try:
         query.parse(text)

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casereport.fsutil import collector_paused
-from casereport.load import (
+from casereport.definitions.load import (
     AggregationDefinition,
     Diagnostic,
     ReportDefinition,
@@ -35,6 +34,7 @@ from casereport.load import (
     load_reports,
     sort_diagnostics,
 )
+from casereport.fsutil import collector_paused
 from casereport.settings import (
     DEFAULT_REFRESH,
     VAR_NAME_RE,
@@ -462,7 +462,7 @@ def _plural(count: int, word: str) -> str:
 def validation_output(expansion: Expansion, *, as_json: bool = False) -> str:
     """What ``validate`` prints: one line per diagnostic and a summary, or JSON."""
     if as_json:
-        from casereport.load import diagnostics_json
+        from casereport.definitions.load import diagnostics_json
 
         return json.dumps(diagnostics_json(expansion.diagnostics), indent=2) + "\n"
     lines = [str(d) for d in expansion.diagnostics]

@@ -1,6 +1,6 @@
 """The JSON Schema (draft 2020-12) of a report file, for editors and other tools.
 
-Built from the same names, patterns and limits as ``casereport.load`` so the two cannot
+Built from the same names, patterns and limits as ``casereport.definitions.load`` so the two cannot
 drift apart silently; ``casereport schema`` prints it, and a copy is committed at
 ``schema/report.schema.json`` (a test fails when that copy is out of date). Report files
 point editors at it with a first line such as
@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from casereport.load import (
+from casereport.definitions.load import (
     AGGREGATION_ID_RE,
     AGGREGATION_KEYS,
     FORMATS,

@@ -54,9 +54,9 @@ from pathlib import Path
 from typing import Any
 
 from casereport import __version__
-from casereport.expand import AggregationSpec, ReportSpec
+from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.site import INDEX_FILES, output_names
-from casereport.state import AggregationState, Source, State, data_hash, file_sha256
+from casereport.state.model import AggregationState, Source, State, data_hash, file_sha256
 
 PLAN_FORMAT_VERSION = 1
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from casereport.client import (
+from casereport.api.client import (
     AggregateRequest,
     AggregateResult,
     ClientSettings,

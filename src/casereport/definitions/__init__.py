@@ -1,0 +1,7 @@
+"""Report definitions: ``reports/*.yaml`` loaded, checked and expanded into requests.
+
+``load`` reads and validates files, ``expand`` resolves variables and ``for_each`` into
+aggregation requests with stable addresses, ``query`` is the Case Management search
+language (shared with the emulator and the page wording), ``fmt`` rewrites files in one
+style, ``schema`` is their JSON Schema and ``scaffold`` is ``casereport init``.
+"""

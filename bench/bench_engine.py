@@ -21,7 +21,7 @@ from pathlib import Path
 
 from casereport.definitions.expand import expand_workspace
 from casereport.engine.plan import make_plan
-from casereport.render.pages import template_hashes
+from casereport.render.templates import template_hashes
 from casereport.site import INDEX_FILES, output_names
 from casereport.state.model import (
     HISTORY_LIMIT,

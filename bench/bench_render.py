@@ -4,7 +4,7 @@ Each report has 10 aggregations, each with 10 groups and a full history (``HISTO
 earlier runs), the worst case for the tables, charts and trends. History is held as a
 loaded state holds it (its stored columns, nothing parsed yet), so the figure is what
 ``casereport render`` pays in a fresh process. Rendered as apply renders
-(``render.render_reports``: one process per core on a large site) with the built-in
+(``render_reports``: one process per core on a large site) with the built-in
 templates, to Markdown and HTML, plus the index; the best of three runs. The CPU figure
 adds up every process.
 Writing the files is timed apart (it depends on the disk, not on casereport).
@@ -18,7 +18,11 @@ import time
 from pathlib import Path
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec, fingerprint
-from casereport.render import pages as render
+from casereport.render.context import clear_caches
+from casereport.render.pages import render_index
+from casereport.render.templates import environment
+from casereport.render.workers import process_count, render_reports
+from casereport.render.write import write_site_files
 from casereport.settings import DEFAULT_REFRESH
 from casereport.state.model import HISTORY_LIMIT, AggregationState, History, Source
 from common import figure
@@ -101,13 +105,13 @@ def build() -> tuple[list[ReportSpec], dict[str, AggregationState], Source]:
 def render_all(
     reports: list[ReportSpec], states: dict[str, AggregationState], source: Source
 ) -> dict[str, str | bytes]:
-    env = render.environment(None)
+    env = environment(None)
     pages: dict[str, str | bytes] = {}
-    for name, rendered in render.render_reports(reports, states, source, env).items():
+    for name, rendered in render_reports(reports, states, source, env).items():
         if isinstance(rendered, Exception):
             raise SystemExit(f"{name}: {rendered}")
         pages.update(rendered)
-    pages.update(render.render_index(reports, states, source, env))
+    pages.update(render_index(reports, states, source, env))
     return pages
 
 
@@ -126,7 +130,7 @@ def main() -> None:
     pages: dict[str, str | bytes] = {}
     for _ in range(3):
         # A fresh process renders once: clear the caches that would flatter a second run.
-        render.clear_caches()
+        clear_caches()
         started, cpu = time.perf_counter(), _cpu_seconds()
         pages = render_all(reports, states, source)
         best = min(best, time.perf_counter() - started)
@@ -138,11 +142,11 @@ def main() -> None:
         "s",
         target=2.0,
         note=f"{AGGREGATIONS} aggregations each, {len(pages)} files, {size:.0f} MB, "
-        f"{render.process_count(REPORTS)} processes, CPU {best_cpu:.2f} s",
+        f"{process_count(REPORTS)} processes, CPU {best_cpu:.2f} s",
     )
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        render.write_site_files(Path(folder), pages)
+        write_site_files(Path(folder), pages)
         figure(f"render.write_{len(pages)}_files", time.perf_counter() - started, "s")
 
 

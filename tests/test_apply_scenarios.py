@@ -29,7 +29,8 @@ from apply_workspace import (
     reset_stats,
 )
 from casereport.emulator.server import EmulatorConfig, RunningEmulator, running_emulator
-from casereport.render import pages as render
+from casereport.render import workers
+from casereport.render.pages import Pages, render_report
 from casereport.state.journal import journal_path
 
 Emulator = Callable[..., RunningEmulator]
@@ -478,15 +479,15 @@ def test_rendering_in_several_processes_writes_the_same_site(
     for page in ws.site.iterdir():
         page.unlink()
     renderers = ws.root / "renderers"
-    real = render.render_report
+    real = render_report
 
-    def noting_the_process(*args: Any, **kwargs: Any) -> render.Pages:
+    def noting_the_process(*args: Any, **kwargs: Any) -> Pages:
         with renderers.open("a") as note:
             note.write(f"{os.getpid()}\n")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(render, "render_report", noting_the_process)
-    monkeypatch.setattr(render, "process_count", lambda reports: 3)
+    monkeypatch.setattr(workers, "render_report", noting_the_process)
+    monkeypatch.setattr(workers, "process_count", lambda reports: 3)
     result, calls = ws.counted("render")
 
     assert result.exit_code == 0, result.output

@@ -15,8 +15,36 @@ from hypothesis import strategies as st
 from casereport.definitions.expand import AggregationSpec, ReportSpec, fingerprint
 from casereport.definitions.query import parse, to_string
 from casereport.errors import RenderError
-from casereport.render import pages as render
 from casereport.render import pdf
+from casereport.render.context import aggregation_context, report_context
+from casereport.render.filters import (
+    date,
+    day,
+    delta,
+    delta_percent,
+    md,
+    md_cell,
+    md_code,
+    number,
+    percent,
+    sparkline,
+    textbar,
+)
+from casereport.render.markdown import (
+    description_html,
+    description_md,
+    description_text,
+    parse_description,
+)
+from casereport.render.pages import render_index, render_report
+from casereport.render.templates import BUILTIN_TEMPLATES, environment, template_hashes
+from casereport.render.words import describe_groups, describe_query, simple_query_tree
+from casereport.render.write import (
+    clean_partial_writes,
+    content_hash,
+    remove_site_files,
+    write_site_files,
+)
 from casereport.settings import DEFAULT_REFRESH
 from casereport.state.model import AggregationState, Source
 from query_strategies import nodes
@@ -108,7 +136,7 @@ def entry(fetched_at: str, total: float, groups: dict[str, float]) -> dict[str, 
      (2.125, "2.12"), (-3.0, "−3")],
 )  # fmt: skip
 def test_number(value: float | None, expected: str) -> None:
-    assert render.number(value) == expected
+    assert number(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -116,18 +144,18 @@ def test_number(value: float | None, expected: str) -> None:
     [(None, "–"), (0.0, "0%"), (1.0, "100%"), (0.4234, "42.3%"), (0.00001, "<0.1%")],
 )
 def test_percent(value: float | None, expected: str) -> None:
-    assert render.percent(value) == expected
+    assert percent(value) == expected
 
 
 def test_delta_and_delta_percent() -> None:
-    assert [render.delta(v) for v in (None, 0.0, 12.0, -3.0, 1500.0)] == [
+    assert [delta(v) for v in (None, 0.0, 12.0, -3.0, 1500.0)] == [
         "–",
         "±0",
         "+12",
         "−3",
         "+1,500",
     ]
-    assert [render.delta_percent(v) for v in (None, 0.0, 0.042, -1.0)] == [
+    assert [delta_percent(v) for v in (None, 0.0, 0.042, -1.0)] == [
         "–",
         "±0%",
         "+4.2%",
@@ -136,36 +164,36 @@ def test_delta_and_delta_percent() -> None:
 
 
 def test_dates_are_formatted_from_the_timestamp_alone() -> None:
-    assert render.date("2026-11-26T19:05:00Z") == "26 Nov 2026, 19:05 UTC"
-    assert render.date("2026-01-02T03:04:05+02:00") == "2 Jan 2026, 03:04 +0200"
-    assert render.date("not a date") == "not a date"
-    assert render.date(None) == "never"
-    assert render.day("2026-11-26T19:05:00Z") == "26 Nov 2026"
+    assert date("2026-11-26T19:05:00Z") == "26 Nov 2026, 19:05 UTC"
+    assert date("2026-01-02T03:04:05+02:00") == "2 Jan 2026, 03:04 +0200"
+    assert date("not a date") == "not a date"
+    assert date(None) == "never"
+    assert day("2026-11-26T19:05:00Z") == "26 Nov 2026"
 
 
 def test_markdown_escaping_keeps_text_readable() -> None:
-    assert render.md("IN_PROGRESS / P1") == "IN_PROGRESS / P1"  # intraword _ is plain
-    assert render.md("<script>alert(1)</script>") == "\\<script\\>alert(1)\\</script\\>"
-    assert render.md("a | b *c* _d_ [e](f) `g` ~h~") == (
+    assert md("IN_PROGRESS / P1") == "IN_PROGRESS / P1"  # intraword _ is plain
+    assert md("<script>alert(1)</script>") == "\\<script\\>alert(1)\\</script\\>"
+    assert md("a | b *c* _d_ [e](f) `g` ~h~") == (
         "a \\| b \\*c\\* \\_d\\_ \\[e\\](f) \\`g\\` \\~h\\~"
     )
-    assert render.md("1. first") == "1\\. first"
-    assert render.md("# not a heading") == "\\# not a heading"
-    assert render.md("R&D &amp; more") == "R&D \\&amp; more"
-    assert render.md("two\nlines") == "two lines"
-    assert render.md_cell("") == " "
-    assert render.md_code("a `b` c") == "``a `b` c``"
-    assert render.md_code("`x") == "`` `x ``"
+    assert md("1. first") == "1\\. first"
+    assert md("# not a heading") == "\\# not a heading"
+    assert md("R&D &amp; more") == "R&D \\&amp; more"
+    assert md("two\nlines") == "two lines"
+    assert md_cell("") == " "
+    assert md_code("a `b` c") == "``a `b` c``"
+    assert md_code("`x") == "`` `x ``"
 
 
 def test_text_bar_and_sparkline() -> None:
-    assert render.textbar(0.42) == "████████░░░░░░░░░░░░"
-    assert render.textbar(0.001) == "█" + "░" * 19  # a non-zero share is always visible
-    assert render.textbar(None, 4) == "░░░░"
-    assert render.textbar(1.5, 4) == "████"
-    assert render.sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
-    assert render.sparkline([5, None, 5]) == "▄ ▄"
-    assert render.sparkline([]) == ""
+    assert textbar(0.42) == "████████░░░░░░░░░░░░"
+    assert textbar(0.001) == "█" + "░" * 19  # a non-zero share is always visible
+    assert textbar(None, 4) == "░░░░"
+    assert textbar(1.5, 4) == "████"
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([5, None, 5]) == "▄ ▄"
+    assert sparkline([]) == ""
 
 
 # -- queries in plain words --------------------------------------------------------------
@@ -207,13 +235,13 @@ def test_text_bar_and_sparkline() -> None:
     ],
 )
 def test_queries_read_as_plain_words(query: str, words: str) -> None:
-    assert render.describe_query(query) == words
+    assert describe_query(query) == words
 
 
 @given(nodes())
 def test_the_quick_reading_of_simple_queries_agrees_with_the_parser(tree: Any) -> None:
     query = to_string(tree)
-    quick = render.simple_query_tree(query)
+    quick = simple_query_tree(query)
     assert quick is None or quick == parse(query)
 
 
@@ -230,30 +258,30 @@ def test_the_quick_reading_of_simple_queries_agrees_with_the_parser(tree: Any) -
 )
 def test_simple_queries_take_the_quick_path(terms: list[tuple[bool, str, str]]) -> None:
     query = " ".join(f"{'-' if negated else ''}{field}:{value}" for negated, field, value in terms)
-    quick = render.simple_query_tree(query)
+    quick = simple_query_tree(query)
     assert quick is not None and quick == parse(query)
 
 
 def test_unparsable_and_empty_queries_still_read() -> None:
-    assert render.describe_query("status:(open") == "Cases matching the search 'status:(open'"
-    assert render.describe_query("   ") == "All cases"
+    assert describe_query("status:(open") == "Cases matching the search 'status:(open'"
+    assert describe_query("   ") == "All cases"
 
 
 def test_group_by_in_plain_words() -> None:
-    assert render.describe_groups(["status"]) == "status"
-    assert render.describe_groups(["services", "priority"]) == "service and priority"
-    assert render.describe_groups(["a", "b", "c"]) == "a, b and c"
+    assert describe_groups(["status"]) == "status"
+    assert describe_groups(["services", "priority"]) == "service and priority"
+    assert describe_groups(["a", "b", "c"]) == "a, b and c"
 
 
 # -- descriptions: the safe Markdown subset ------------------------------------------------
 
 
 def _described(text: str) -> tuple[str, str, str]:
-    blocks = render.parse_description(text)
+    blocks = parse_description(text)
     return (
-        str(render.description_html(blocks)),
-        render.description_md(blocks),
-        render.description_text(blocks),
+        str(description_html(blocks)),
+        description_md(blocks),
+        description_text(blocks),
     )
 
 
@@ -314,7 +342,7 @@ def test_rows_changes_shares_and_notes() -> None:
     state = state_of(
         agg, [("OPEN", [60.0]), ("IN_PROGRESS", [25.0]), ("CLOSED", [15.0])], history=history
     )
-    context = render.aggregation_context(agg, state=state)
+    context = aggregation_context(agg, state=state)
     assert context["total"] == 100.0
     assert context["delta"] == 5.0
     assert context["delta_ratio"] == pytest.approx(5 / 95)
@@ -341,7 +369,7 @@ def test_a_group_missing_from_a_full_history_entry_has_an_unknown_change() -> No
     agg = spec(limit=2)
     history = (entry("2026-11-25T07:00:00Z", 10.0, {"A": 6.0, "B": 4.0}),)
     state = state_of(agg, [("A", [7.0]), ("C", [5.0])], history=history)
-    context = render.aggregation_context(agg, state=state)
+    context = aggregation_context(agg, state=state)
     row_c = context["rows"][1]
     assert row_c["change"] is None and not row_c["is_new"]
     assert context["dropped"] == [{"label": "B", "previous": 4.0}]
@@ -352,7 +380,7 @@ def test_a_group_missing_from_a_full_history_entry_has_an_unknown_change() -> No
 def test_groups_that_do_not_add_up_to_the_total_are_explained() -> None:
     agg = spec(groups=("services",), limit=10)
     state = state_of(agg, [("a", [6.0]), ("b", [6.0])], total=10.0)
-    notes = render.aggregation_context(agg, state=state)["notes"]
+    notes = aggregation_context(agg, state=state)["notes"]
     assert notes == [
         "The groups add up to 12, not 10: a case with no service is in no group and a case "
         "with several values is counted in each."
@@ -362,7 +390,7 @@ def test_groups_that_do_not_add_up_to_the_total_are_explained() -> None:
 def test_every_number_of_a_group_is_kept() -> None:
     agg = spec(groups=("status", "priority"))
     state = state_of(agg, [("OPEN / P1", [5.0, 2.0, 1.5]), ("OPEN / P2", [3.0])])
-    context = render.aggregation_context(agg, state=state)
+    context = aggregation_context(agg, state=state)
     assert context["extra_value_count"] == 2
     assert context["rows"][0]["values"] == [5.0, 2.0, 1.5]
     assert context["rows"][0]["extra_values"] == [2.0, 1.5]
@@ -377,7 +405,7 @@ def test_trend_series_follow_history_and_top_groups() -> None:
         entry(f"2026-11-{20 + i}T07:00:00Z", 10.0 + i, {"A": 5.0 + i, "B": 5.0}) for i in range(4)
     )
     state = state_of(agg, [("A", [10.0]), ("B", [4.0]), ("C", [1.0])], history=history)
-    trend = render.aggregation_context(agg, state=state)["trend"]
+    trend = aggregation_context(agg, state=state)["trend"]
     assert trend["runs"] == 5
     assert (trend["start"], trend["end"]) == ("2026-11-20T07:00:00Z", "2026-11-26T07:00:00Z")
     labels = [(s["label"], s["values"]) for s in trend["series"]]
@@ -400,7 +428,7 @@ def test_a_trend_line_breaks_where_a_count_is_unknown() -> None:
         entry("2026-11-25T07:00:00Z", 9.0, {"A": 7.0}),
     )
     state = state_of(agg, [("A", [8.0])], total=9.0, history=history)
-    series = render.aggregation_context(agg, state=state)["trend"]["series"]
+    series = aggregation_context(agg, state=state)["trend"]["series"]
     assert series[1]["values"] == [5.0, None, 7.0, 8.0]
     assert series[1]["path"].count("M") == 2  # two pieces of line around the gap
     assert series[1]["spark"] == "▁ ▆█"
@@ -408,9 +436,9 @@ def test_a_trend_line_breaks_where_a_count_is_unknown() -> None:
 
 def test_unfetched_and_empty_aggregations() -> None:
     agg = spec()
-    context = render.aggregation_context(agg)
+    context = aggregation_context(agg)
     assert not context["fetched"] and context["rows"] == [] and context["trend"] is None
-    empty = render.aggregation_context(agg, state=state_of(agg, [], total=0.0))
+    empty = aggregation_context(agg, state=state_of(agg, [], total=0.0))
     assert empty["fetched"] and empty["total"] == 0.0 and empty["chart"] is None
 
 
@@ -418,12 +446,12 @@ def test_html_ids_are_unique_and_safe() -> None:
     first = spec("open_by_priority", key="Billing & Co")
     second = spec("open_by_priority", key="billing-co")
     report = report_spec(first, second)
-    ids = [a["id"] for a in render.report_context(report, {}, None)["aggregations"]]
+    ids = [a["id"] for a in report_context(report, {}, None)["aggregations"]]
     assert ids == ["open-by-priority-billing-co", "open-by-priority-billing-co-2"]
 
 
 def test_dict_keys_win_over_dict_methods_in_templates() -> None:
-    env = render.environment(None)
+    env = environment(None)
     template = env.from_string("{{ row.values | join(',') }} {{ row.items }}")
     assert template.render(row={"values": [1, 2], "items": "x"}) == "1,2 x"
 
@@ -517,7 +545,7 @@ def _contrast(first: str, second: str) -> float:
 
 
 def test_colours_have_sufficient_contrast_in_both_schemes() -> None:
-    css = (render.BUILTIN_TEMPLATES / "partials" / "style.css.j2").read_text()
+    css = (BUILTIN_TEMPLATES / "partials" / "style.css.j2").read_text()
     light_block = re.search(r":root\{(color-scheme[^}]*)\}", css)
     dark_block = re.search(r"prefers-color-scheme:dark\)\{:root\{([^}]*)\}", css)
     assert light_block and dark_block
@@ -572,8 +600,8 @@ def test_the_demo_banner_is_on_every_page_of_emulator_data() -> None:
 def test_no_banner_for_datadog_data() -> None:
     agg = spec()
     report = report_spec(agg)
-    pages = render.render_report(
-        report, {agg.address: state_of(agg, [("OPEN", [3.0])])}, DATADOG, render.environment(None)
+    pages = render_report(
+        report, {agg.address: state_of(agg, [("OPEN", [3.0])])}, DATADOG, environment(None)
     )
     for page in pages.values():
         assert isinstance(page, str)
@@ -623,12 +651,12 @@ def test_the_index_lists_every_report_with_totals_and_freshness() -> None:
 
 
 def test_an_empty_site_and_a_report_never_fetched_still_render() -> None:
-    env = render.environment(None)
-    index = render.render_index([], {}, None, env)
+    env = environment(None)
+    index = render_index([], {}, None, env)
     assert "No reports yet: add one under" in index["index.html"]
     assert "_No reports yet: add one under `reports/`" in index["index.md"]
     assert "nothing fetched yet" in index["index.md"]
-    pages = render.render_report(report_spec(spec()), {}, None, env)
+    pages = render_report(report_spec(spec()), {}, None, env)
     html = pages["r.html"]
     assert isinstance(html, str)
     _structure(html)
@@ -644,7 +672,7 @@ def test_workspace_templates_override_the_built_in_ones(tmp_path: Path) -> None:
     (tmp_path / "partials").mkdir()
     (tmp_path / "partials" / "banner.html.j2").write_text("<p>custom banner</p>\n")
     agg = spec()
-    pages = render.render_report(report_spec(agg), {}, EMULATOR, render.environment(tmp_path))
+    pages = render_report(report_spec(agg), {}, EMULATOR, environment(tmp_path))
     assert pages["r.md"] == "# Report title (1)\n"
     html = pages["r.html"]
     assert isinstance(html, str) and "<p>custom banner</p>" in html
@@ -653,11 +681,11 @@ def test_workspace_templates_override_the_built_in_ones(tmp_path: Path) -> None:
 def test_a_report_template_picks_another_pair(tmp_path: Path) -> None:
     (tmp_path / "brief.md.j2").write_text("{{ report.name }}: {{ aggregations[0].query_text }}\n")
     agg = spec()
-    pages = render.render_report(
+    pages = render_report(
         report_spec(agg, formats=("markdown",), template="brief"),
         {},
         None,
-        render.environment(tmp_path),
+        environment(tmp_path),
     )
     assert pages == {"r.md": "r: Cases in project SUP\n"}
 
@@ -665,20 +693,18 @@ def test_a_report_template_picks_another_pair(tmp_path: Path) -> None:
 def test_missing_template_and_undefined_names_are_clear_errors(tmp_path: Path) -> None:
     agg = spec()
     with pytest.raises(RenderError) as missing:
-        render.render_report(
-            report_spec(agg, template="nope"), {}, None, render.environment(tmp_path)
-        )
+        render_report(report_spec(agg, template="nope"), {}, None, environment(tmp_path))
     assert missing.value.message == (
         "template nope.md.j2 not found in the workspace templates/ or the built-in ones; "
         "create it or fix the report's `template:`"
     )
     (tmp_path / "typo.md.j2").write_text("{{ report.titel }}\n")
     with pytest.raises(RenderError) as undefined:
-        render.render_report(
+        render_report(
             report_spec(agg, formats=("markdown",), template="typo"),
             {},
             None,
-            render.environment(tmp_path),
+            environment(tmp_path),
         )
     assert undefined.value.message.startswith("typo.md.j2: ")
     assert "titel" in undefined.value.message
@@ -687,9 +713,7 @@ def test_missing_template_and_undefined_names_are_clear_errors(tmp_path: Path) -
 def test_a_template_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "report.md.j2").write_bytes(b"\xff\xfe{{ report.title }}")
     with pytest.raises(RenderError) as error:
-        render.render_report(
-            report_spec(spec(), formats=("markdown",)), {}, None, render.environment(tmp_path)
-        )
+        render_report(report_spec(spec(), formats=("markdown",)), {}, None, environment(tmp_path))
     assert error.value.message == (
         "report.md.j2: a template is not UTF-8 text (byte 0xff at offset 0); "
         "save the templates as UTF-8"
@@ -699,7 +723,7 @@ def test_a_template_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
 def test_autoescape_is_on_for_html_and_off_for_markdown(tmp_path: Path) -> None:
     for name in ("x.html.j2", "x.svg.j2", "x.md.j2"):
         (tmp_path / name).write_text("{{ value }}")
-    env = render.environment(tmp_path)
+    env = environment(tmp_path)
     assert env.get_template("x.html.j2").render(value="<b>") == "&lt;b&gt;"
     assert env.get_template("x.svg.j2").render(value="<b>") == "&lt;b&gt;"
     assert env.get_template("x.md.j2").render(value="<b>") == "<b>"
@@ -709,42 +733,40 @@ def test_the_repo_templates_folder_is_the_packaged_one() -> None:
     root = Path(__file__).resolve().parent.parent
     link = root / "templates"
     assert link.is_symlink() and not Path(link.readlink()).is_absolute()
-    assert link.resolve() == render.BUILTIN_TEMPLATES
-    names = {p.name for p in render.BUILTIN_TEMPLATES.glob("*.j2")}
+    assert link.resolve() == BUILTIN_TEMPLATES
+    names = {p.name for p in BUILTIN_TEMPLATES.glob("*.j2")}
     assert {"base.html.j2", "report.html.j2", "report.md.j2", "index.html.j2"} <= names
     assert "index.md.j2" in names
 
 
 def test_template_hashes_change_with_any_template(tmp_path: Path) -> None:
-    before = render.template_hashes(tmp_path, ["report"])
+    before = template_hashes(tmp_path, ["report"])
     (tmp_path / "partials").mkdir()
     (tmp_path / "partials" / "x.html.j2").write_text("x")
-    assert render.template_hashes(tmp_path, ["report"]) != before
+    assert template_hashes(tmp_path, ["report"]) != before
 
 
 # -- writing the site -------------------------------------------------------------------
 
 
 def test_write_site_files_writes_text_and_bytes_atomically(tmp_path: Path) -> None:
-    hashes = render.write_site_files(tmp_path, {"a.md": "é\n", "b.pdf": b"%PDF-1.4"})
+    hashes = write_site_files(tmp_path, {"a.md": "é\n", "b.pdf": b"%PDF-1.4"})
     assert (tmp_path / "a.md").read_bytes() == "é\n".encode()
     assert (tmp_path / "b.pdf").read_bytes() == b"%PDF-1.4"
     assert hashes == {
-        "a.md": render.content_hash("é\n"),
-        "b.pdf": render.content_hash(b"%PDF-1.4"),
+        "a.md": content_hash("é\n"),
+        "b.pdf": content_hash(b"%PDF-1.4"),
     }
     assert not list(tmp_path.glob(".*.tmp"))
     (tmp_path / ".a.md.x1.tmp").write_text("partial")
-    render.clean_partial_writes(tmp_path)
-    render.remove_site_files(tmp_path, ["a.md", "gone.html"])
+    clean_partial_writes(tmp_path)
+    remove_site_files(tmp_path, ["a.md", "gone.html"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.pdf"]
 
 
 def test_unknown_format_is_an_error() -> None:
     with pytest.raises(RenderError, match="format 'docx' cannot be rendered"):
-        render.render_report(
-            report_spec(spec(), formats=("docx",)), {}, None, render.environment(None)
-        )
+        render_report(report_spec(spec(), formats=("docx",)), {}, None, environment(None))
 
 
 def test_rendering_pauses_the_garbage_collector_only_while_it_runs() -> None:
@@ -752,11 +774,11 @@ def test_rendering_pauses_the_garbage_collector_only_while_it_runs() -> None:
 
     agg = spec()
     assert gc.isenabled()
-    render.render_report(report_spec(agg), {}, None, render.environment(None))
+    render_report(report_spec(agg), {}, None, environment(None))
     assert gc.isenabled()
     gc.disable()
     try:
-        render.render_report(report_spec(agg), {}, None, render.environment(None))
+        render_report(report_spec(agg), {}, None, environment(None))
         assert not gc.isenabled()
     finally:
         gc.enable()
@@ -780,9 +802,7 @@ def test_pdf_without_a_browser_names_what_is_missing(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv(pdf.BROWSER_ENV, raising=False)
     agg = spec()
     with pytest.raises(RenderError) as error:
-        render.render_report(
-            report_spec(agg, formats=("html", "pdf")), {}, None, render.environment(None)
-        )
+        render_report(report_spec(agg, formats=("html", "pdf")), {}, None, environment(None))
     assert error.value.message == (
         "format pdf needs Chromium (or Google Chrome) to print the HTML page, and none was "
         "found on PATH (looked for chromium, chromium-browser, google-chrome, "
@@ -799,9 +819,9 @@ def test_pdf_is_printed_by_chromium_and_deterministic() -> None:
     agg = spec()
     state = {agg.address: state_of(agg, [("OPEN", [3.0])])}
     report = report_spec(agg, formats=("html", "pdf"))
-    env = render.environment(None)
-    first = render.render_report(report, state, EMULATOR, env)
-    second = render.render_report(report, state, EMULATOR, env)
+    env = environment(None)
+    first = render_report(report, state, EMULATOR, env)
+    second = render_report(report, state, EMULATOR, env)
     printed = first["r.pdf"]
     assert isinstance(printed, bytes) and printed.startswith(b"%PDF-")
     assert printed == second["r.pdf"]

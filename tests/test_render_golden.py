@@ -19,7 +19,9 @@ import pytest
 
 from casereport.definitions.expand import ReportSpec, expand
 from casereport.definitions.load import load_reports
-from casereport.render import pages as render
+from casereport.render.pages import render_index, render_report
+from casereport.render.templates import environment
+from casereport.render.write import write_site_files
 from casereport.state.model import State, load_state
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -43,18 +45,18 @@ def render_fixture_site(templates_dir: Path | None = None) -> dict[str, str | by
     """Every page of the fixture site, in memory."""
     reports = fixture_reports()
     state = fixture_state()
-    env = render.environment(templates_dir)
+    env = environment(templates_dir)
     pages: dict[str, str | bytes] = {}
     for report in reports:
-        pages.update(render.render_report(report, state.aggregations, state.source, env))
-    pages.update(render.render_index(reports, state.aggregations, state.source, env))
+        pages.update(render_report(report, state.aggregations, state.source, env))
+    pages.update(render_index(reports, state.aggregations, state.source, env))
     return pages
 
 
 def write_fixture_site(site_dir: Path) -> list[str]:
     """Render the fixture site into ``site_dir``; return the file names."""
     pages = render_fixture_site()
-    render.write_site_files(site_dir, pages)
+    write_site_files(site_dir, pages)
     return sorted(pages)
 
 

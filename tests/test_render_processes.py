@@ -1,6 +1,6 @@
 """Rendering a site in several processes gives exactly what rendering it in one gives.
 
-``render.render_reports`` forks one child per extra core on a large site. The tests here
+``render_reports`` forks one child per extra core on a large site. The tests here
 force the process count, so they run on any machine and on small sites.
 """
 
@@ -20,7 +20,10 @@ import pytest
 
 from casereport.definitions.expand import ReportSpec
 from casereport.errors import RenderError
-from casereport.render import pages as render
+from casereport.render import workers
+from casereport.render.pages import Pages, render_report
+from casereport.render.templates import environment
+from casereport.render.workers import PARALLEL_MIN_REPORTS, Rendered, process_count, render_reports
 from test_render_golden import fixture_reports, fixture_state
 
 pytestmark = pytest.mark.skipif(
@@ -41,7 +44,7 @@ def _site(tmp_path: Path) -> tuple[list[ReportSpec], jinja2.Environment]:
     reports = list(fixture_reports())
     # One report whose template fails at render time: its error must come back too.
     broken = dataclasses.replace(reports[0], name="broken", formats=("markdown",), template="typo")
-    return [*reports, broken], render.environment(tmp_path)
+    return [*reports, broken], environment(tmp_path)
 
 
 def _serial(reports: list[ReportSpec], env: jinja2.Environment) -> dict[str, object]:
@@ -49,15 +52,13 @@ def _serial(reports: list[ReportSpec], env: jinja2.Environment) -> dict[str, obj
     expected: dict[str, object] = {}
     for report in reports:
         try:
-            expected[report.name] = render.render_report(
-                report, state.aggregations, state.source, env
-            )
+            expected[report.name] = render_report(report, state.aggregations, state.source, env)
         except RenderError as exc:
             expected[report.name] = exc.message
     return expected
 
 
-def _comparable(rendered: render.Rendered) -> dict[str, object]:
+def _comparable(rendered: Rendered) -> dict[str, object]:
     return {
         name: value.message if isinstance(value, RenderError) else value
         for name, value in rendered.items()
@@ -75,23 +76,21 @@ def _render_with_hooks(
     *,
     in_child: Hook | None = None,
     in_parent: Hook | None = None,
-) -> render.Rendered:
+) -> Rendered:
     """``render_reports`` with a hook run before each report, in a child or in this process."""
     state = fixture_state()
     parent = os.getpid()
-    real = render.render_report
+    real = render_report
 
-    def hooked(*args: Any, **kwargs: Any) -> render.Pages:
+    def hooked(*args: Any, **kwargs: Any) -> Pages:
         hook = in_parent if os.getpid() == parent else in_child
         if hook is not None:
             hook(args[0])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(render, "render_report", hooked)
+    monkeypatch.setattr(workers, "render_report", hooked)
     try:
-        return render.render_reports(
-            reports, state.aggregations, state.source, env, processes=processes
-        )
+        return render_reports(reports, state.aggregations, state.source, env, processes=processes)
     finally:
         monkeypatch.undo()
 
@@ -168,7 +167,7 @@ def test_when_no_process_can_be_forked_everything_is_rendered_here(
 
     monkeypatch.setattr(os, "fork", fork)
     state = fixture_state()
-    rendered = render.render_reports(reports, state.aggregations, state.source, env, processes=2)
+    rendered = render_reports(reports, state.aggregations, state.source, env, processes=2)
     monkeypatch.undo()
     assert _comparable(rendered) == _serial(reports, env)
 
@@ -220,13 +219,13 @@ def test_an_interrupted_render_ends_its_children(
 def test_only_large_sites_use_more_than_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(render, "CGROUP_CPU_MAX", tmp_path / "absent")
+    monkeypatch.setattr(workers, "CGROUP_CPU_MAX", tmp_path / "absent")
     cores = len(os.sched_getaffinity(0))
-    assert render.process_count(0) == 1
-    assert render.process_count(render.PARALLEL_MIN_REPORTS - 1) == 1
-    assert render.process_count(render.PARALLEL_MIN_REPORTS) == 1
-    assert render.process_count(10 * render.PARALLEL_MIN_REPORTS) == min(cores, 10)
-    assert render.process_count(1000 * render.PARALLEL_MIN_REPORTS) == cores
+    assert process_count(0) == 1
+    assert process_count(PARALLEL_MIN_REPORTS - 1) == 1
+    assert process_count(PARALLEL_MIN_REPORTS) == 1
+    assert process_count(10 * PARALLEL_MIN_REPORTS) == min(cores, 10)
+    assert process_count(1000 * PARALLEL_MIN_REPORTS) == cores
 
 
 @pytest.mark.parametrize(("cpu_max", "quota"), [("max 100000\n", None), ("150000 100000\n", 1)])
@@ -234,7 +233,7 @@ def test_a_cgroup_cpu_quota_caps_the_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu_max: str, quota: int | None
 ) -> None:
     (tmp_path / "cpu.max").write_text(cpu_max)
-    monkeypatch.setattr(render, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(workers, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
     cores = len(os.sched_getaffinity(0))
     expected = cores if quota is None else min(cores, quota)
-    assert render.process_count(1000 * render.PARALLEL_MIN_REPORTS) == expected
+    assert process_count(1000 * PARALLEL_MIN_REPORTS) == expected

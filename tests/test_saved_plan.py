@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 
 from casereport.cli import cli
 from casereport.engine.plan import Plan
-from casereport.render.pages import BUILTIN_TEMPLATES
+from casereport.render.templates import BUILTIN_TEMPLATES
 
 EXAMPLE_REPORTS = Path(__file__).resolve().parents[1] / "reports"
 STATE = Path(".casereport/state.json")

@@ -2,9 +2,10 @@
 
 The package follows the pipeline, one subpackage per stage::
 
-    reports/*.yaml ─▶ definitions ─▶ engine.plan ─▶ engine.apply ─▶ api ─▶ state ─▶ render ─▶ publish
-                                        ▲                                    │
-                                        └──────────── state ◀────────────────┘
+    reports/*.yaml ─load─▶ definitions ─expand─▶ requests ─┐
+                                                            ├─plan─▶ Plan ─apply─▶ api ─▶ state
+    .casereport/state.json ─────────── state ──────────────┘                        │
+                                                      publish ◀─ site/ ◀─ render ◀─┘
 
 Layers, lowest first. A module imports only from its own layer or a lower one, and never
 from a module that imports it back (``tests/test_layout.py`` checks both):

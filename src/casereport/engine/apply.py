@@ -148,7 +148,7 @@ def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Sour
 
 
 def _template_hashes(workspace: Workspace) -> dict[str, str]:
-    from casereport.render.pages import template_hashes
+    from casereport.render.templates import template_hashes
 
     return template_hashes(workspace.templates_dir, {r.template for r in workspace.reports})
 
@@ -477,7 +477,7 @@ def _write_pages(
     A page equal to what the state records and what the file holds is left alone, so an
     apply touches only the files whose content changes.
     """
-    from casereport.render.pages import content_hash, write_site_files
+    from casereport.render.write import content_hash, write_site_files
     from casereport.state.model import file_sha256
 
     hashes = {name: content_hash(text) for name, text in pages.items()}
@@ -503,7 +503,10 @@ def _render(
     Returns ``state`` with the rendered reports and removed ones recorded; the caller
     writes it. A report that fails to render is put in ``failures`` and keeps its pages.
     """
-    from casereport.render.pages import environment, remove_site_files, render_index, render_reports
+    from casereport.render.pages import render_index
+    from casereport.render.templates import environment
+    from casereport.render.workers import render_reports
+    from casereport.render.write import remove_site_files
 
     site_dir = workspace.site_dir
     env = environment(workspace.templates_dir)
@@ -593,7 +596,7 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
 
 def _clean_partial_writes(workspace: Workspace) -> None:
     """Remove temporary files a killed run left beside the site's pages and the state."""
-    from casereport.render.pages import clean_partial_writes
+    from casereport.render.write import clean_partial_writes
 
     clean_partial_writes(workspace.site_dir)
     state_dir = workspace.state_path.parent

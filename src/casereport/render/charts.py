@@ -1,0 +1,174 @@
+"""Inline SVG charts: the trend of a result's history, and the bar chart's layout.
+
+The bar chart's rows are built in ``context`` in the same pass over the groups as the
+table rows; its layout constants and label shortening live here with the trend.
+Both are ready-made fragments (``paths_svg``, ``legend_html``, ``bars_svg``): a Jinja2
+expression costs about a microsecond, and 1,000 reports of 10 aggregations of 10 groups
+are a million of them. The templates keep the SVG elements and their text alternatives;
+the plain data (``trend.series``) is there for templates of one's own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from markupsafe import Markup, escape
+
+from casereport.render.filters import date, day, md_cell, number, spark
+from casereport.state.model import HISTORY_GROUPS, History
+
+CHART_ROW = 34  # px per bar: a label line, then the bar
+CHART_LABEL = 28  # characters of a group label shown in the chart (the table has all)
+_TREND_GROUPS = 3
+_TREND_WIDTH = 600
+_TREND_HEIGHT = 120
+_TREND_AXIS = (
+    f'<line class="axis" x1="0" y1="{_TREND_HEIGHT - 4}" x2="{_TREND_WIDTH}" '
+    f'y2="{_TREND_HEIGHT - 4}"/>\n'
+)
+_SERIES_CSS = tuple(f"s{i}" for i in range(_TREND_GROUPS + 1))
+
+
+def clear_caches() -> None:
+    """Forget memoised path layouts (for benchmarks and tests)."""
+    _x_positions.cache_clear()
+    _path_format.cache_clear()
+
+
+def short_label(label: str, width: int = CHART_LABEL) -> str:
+    """A label cut to ``width`` characters with an ellipsis, for the chart."""
+    return label if len(label) <= width else label[: width - 1].rstrip() + "…"
+
+
+@functools.lru_cache(maxsize=64)
+def _x_positions(count: int) -> tuple[int, ...]:
+    if count == 1:
+        return (_TREND_WIDTH // 2,)
+    step = (_TREND_WIDTH - 8) / (count - 1)
+    return tuple(round(4 + i * step) for i in range(count))
+
+
+@functools.lru_cache(maxsize=64)
+def _path_format(count: int) -> str:
+    # "M4 {} L24 {} ...": the x positions baked in, one format call fills in the heights.
+    return "M" + " L".join(f"{x} {{}}" for x in _x_positions(count))
+
+
+def _path(values: Sequence[float | None], top: float, complete: bool) -> str:
+    """SVG path data of a line through ``values`` (a gap where a value is unknown);
+    ``complete``: no value is unknown (the common case: one unbroken line)."""
+    base = _TREND_HEIGHT - 4
+    scale = (_TREND_HEIGHT - 8) / top if top > 0 else 0.0
+    if complete:
+        return _path_format(len(values)).format(*[base - int(v * scale + 0.5) for v in values])  # type: ignore[operator]
+    parts = []
+    pen_down = False
+    for x, value in zip(_x_positions(len(values)), values, strict=True):
+        if value is None:
+            pen_down = False
+            continue
+        parts.append(f"{'L' if pen_down else 'M'}{x} {base - int(value * scale + 0.5)}")
+        pen_down = True
+    return " ".join(parts)
+
+
+def trend(
+    title: str,
+    history: History,
+    stamps: Sequence[str],
+    earlier_totals: Sequence[float],
+    fetched_at: str,
+    total: float,
+    rows: Sequence[Mapping[str, Any]],
+    limit: int,
+) -> dict[str, Any] | None:
+    """The trend of the total and the top groups: earlier results, then this one."""
+    if not earlier_totals:
+        return None
+    totals: list[float | None] = [*earlier_totals, total]
+    series_values: list[tuple[str, str, list[float | None]]] = [("Total", "total", totals)]
+    # A group missing from a run had no cases then, unless that run recorded as many
+    # groups as it could hold: then it may have been cut, and its count is unknown.
+    capacity = min(limit, HISTORY_GROUPS)
+    recorded: list[int] | None = None
+    for row in rows:
+        if len(series_values) > _TREND_GROUPS:
+            break
+        label = row["label"]
+        values = history.group_counts(label)
+        if values is None:
+            continue
+        if None in values:
+            recorded = recorded or history.recorded_counts()
+            values = [
+                count if count is not None else None if held >= capacity else 0.0
+                for count, held in zip(values, recorded, strict=True)
+            ]
+        values.append(row["count"])
+        series_values.append((label, "group", values))
+    ranges = []
+    for _, _, values in series_values:
+        complete = None not in values
+        known = cast(list[float], values) if complete else [v for v in values if v is not None]
+        ranges.append((known[0], known[-1], min(known), max(known), complete))
+    top = max(high for _, _, _, high, _ in ranges)
+    series = []
+    summaries = []
+    paths = []
+    legend = []
+    md_rows = []
+    for index, ((label, kind, values), (first, last, low, high, complete)) in enumerate(
+        zip(series_values, ranges, strict=True)
+    ):
+        css = _SERIES_CSS[index]
+        path = _path(values, top, complete)
+        sparks = spark(values, low, high, complete)
+        series.append(
+            {
+                "label": label,
+                "kind": kind,
+                "css": css,
+                "values": values,
+                "first": first,
+                "last": last,
+                "path": path,
+                "spark": sparks,
+            }
+        )
+        shown = escape(label) if label else "(empty)"
+        first_text, last_text = number(first), number(last)
+        md_rows.append(
+            f"| {md_cell(label or '(empty)')} | `{sparks}` | {first_text} | {last_text} |"
+        )
+        summaries.append(f"{label or '(empty)'} from {first_text} to {last_text}")
+        paths.append(f'<path class="line {css}" d="{path}"/>')
+        legend.append(
+            f'<li><svg width="26" height="10" aria-hidden="true" focusable="false">'
+            f'<line class="line {css}" x1="1" y1="5" x2="25" y2="5"/></svg>'
+            f"{shown}: {first_text} → {last_text}</li>"
+        )
+    runs = len(totals)
+    start = stamps[0]
+    legend.append(f'<li class="muted">Scale 0 to {number(top)}</li>')
+    return {
+        "runs": runs,
+        "caption": f"Trend over the last {runs} runs ({day(start)} – {day(fetched_at)})",
+        "viewbox": f"0 0 {_TREND_WIDTH} {_TREND_HEIGHT}",
+        "start": start,
+        "end": fetched_at,
+        "width": _TREND_WIDTH,
+        "height": _TREND_HEIGHT,
+        "max": top,
+        "title": f"Trend over the last {runs} runs: {title}",
+        "summary": (
+            f"Over {runs} runs from {date(start)} to {date(fetched_at)}: "
+            f"{'; '.join(summaries)}. The vertical axis runs from 0 to {number(top)}."
+        ),
+        "series": series,
+        # The total is drawn last, on top of the groups.
+        "paths_svg": Markup(_TREND_AXIS + "\n".join(reversed(paths))),
+        "legend_html": Markup("\n".join(legend)),
+        "table_md": "\n".join(md_rows),
+    }

@@ -1,0 +1,497 @@
+"""The template context: what a template sees of a report, its aggregations and the index.
+
+Every name is documented in ``docs/templates.md``; a test checks that every name the
+built-in templates use is listed there.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from casereport.definitions.expand import AggregationSpec, ReportSpec
+from casereport.render import charts, filters
+from casereport.render.charts import CHART_LABEL, CHART_ROW, short_label, trend
+from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
+from casereport.render.markdown import (
+    description_html,
+    description_md,
+    description_text,
+    parse_description,
+)
+from casereport.render.words import (
+    describe_groups,
+    describe_query,
+    field_words,
+    group_header,
+    join_words,
+)
+from casereport.site import FORMAT_SUFFIXES
+from casereport.state.model import HISTORY_GROUPS, AggregationState, History, Source
+
+SITE_TITLE = "Case reports"
+DEMO_NOTICE = "Demo data from the local emulator: these numbers are synthetic, not from Datadog."
+_NO_VALUES = (0.0,)
+
+
+def clear_caches() -> None:
+    """Forget memoised formatting, query descriptions and labels (for benchmarks and tests)."""
+    filters.clear_caches()
+    charts.clear_caches()
+    describe_query.cache_clear()
+    _LABELS.clear()
+    _description.cache_clear()
+
+
+def _source_context(source: Source | None) -> dict[str, Any]:
+    if source is None:
+        return {
+            "kind": "none",
+            "site": "",
+            "detail": "",
+            "description": "no data fetched yet",
+            "is_demo": False,
+        }
+    return {
+        "kind": source.kind,
+        "site": source.site,
+        "detail": source.detail,
+        "description": source.describe(),
+        "is_demo": source.kind == "emulator",
+    }
+
+
+_ID_UNSAFE = re.compile(r"[^a-z0-9]+")
+# Where a long group label may wrap in a narrow table (after _ - / . in identifiers).
+_BREAKS = re.compile(r"([_/.-])(?=[^\s])")
+
+
+def _html_id(spec_id: str, taken: set[str]) -> str:
+    base = _ID_UNSAFE.sub("-", spec_id.lower()).strip("-") or "aggregation"
+    candidate, counter = base, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{base}-{counter}"
+    taken.add(candidate)
+    return candidate
+
+
+def _spec_anchor(spec: AggregationSpec, taken: set[str]) -> str:
+    key = spec.aggregation_id if spec.key is None else f"{spec.aggregation_id}-{spec.key}"
+    return _html_id(key, taken)
+
+
+def _notes(
+    groups: Sequence[str],
+    limit: int,
+    total: float,
+    groups_sum: float,
+    truncated: bool,
+    extra: int,
+    unknown_change: int,
+) -> list[str]:
+    """Plain-text explanations of what the table cannot say by itself.
+
+    ``unknown_change``: how many groups the previous run recorded, when a group's change
+    is unknown because it was not among them (0 otherwise).
+    """
+    notes = []
+    if truncated:
+        notes.append(
+            f"{limit} groups came back, as many as the limit allows: there may be more, "
+            "smaller ones that are not shown."
+        )
+    if total and groups_sum != total:
+        reasons = [
+            f"a case with no {join_words([field_words(g) for g in groups], 'or')} is in no group",
+            "a case with several values is counted in each",
+        ]
+        if truncated:
+            reasons.insert(0, "groups past the limit are not listed")
+        notes.append(
+            f"The groups add up to {number(groups_sum)}, not {number(total)}: "
+            f"{join_words(reasons)}."
+        )
+    if unknown_change:
+        notes.append(
+            "A change shown as – is unknown: the previous run recorded only its largest "
+            f"{unknown_change} groups, and this group was not among them."
+        )
+    if extra:
+        notes.append(
+            "Some groups came with more than one number from the API: the first is the "
+            "count, the others are shown as returned."
+        )
+    return notes
+
+
+# A group label as the table cell (escaped, may wrap), the Markdown cell and the chart
+# label: group values repeat across a site (statuses, priorities, services), so once each.
+_LABELS: dict[str, tuple[str, str, str, str]] = {}
+
+
+def _label_forms(label: str) -> tuple[str, str, str, str]:
+    if not label:
+        return ("(empty)",) * 4
+    shown = str(escape(label))
+    short = shown if len(label) <= CHART_LABEL else str(escape(short_label(label)))
+    forms = (shown, _BREAKS.sub(r"\1<wbr>", shown), md_cell(label), short)
+    if len(_LABELS) < 65536:
+        _LABELS[label] = forms
+    return forms
+
+
+def _group_sort_key(group: Mapping[str, Any]) -> tuple[float, str]:
+    values = group.get("value") or (0.0,)
+    label = group.get("group")
+    return (-float(values[0]), "" if label is None else str(label))
+
+
+def aggregation_context(
+    spec: AggregationSpec | str,
+    request: Mapping[str, Any] | None = None,
+    state: AggregationState | None = None,
+    *,
+    html_id: str = "",
+) -> dict[str, Any]:
+    """What a template sees of one aggregation (see docs/templates.md).
+
+    Takes the aggregation's spec, or (the older form) its title and request.
+    """
+    if isinstance(spec, AggregationSpec):
+        title, address = spec.title, spec.address
+        query_filter, groups, limit = spec.query_filter, list(spec.groups), spec.limit
+    else:
+        assert request is not None
+        title, address = spec, ""
+        query_filter = str(request["query_filter"])
+        groups, limit = [str(g) for g in request["groups"]], int(request["limit"])
+    query_text = describe_query(query_filter)
+    group_text = describe_groups(groups)
+    per = (
+        f"one row per combination of {group_text}"
+        if len(groups) > 1
+        else f"one row per {group_text}"
+    )
+    context: dict[str, Any] = {
+        "id": html_id or _html_id(address or title, set()),
+        "address": address,
+        "title": title,
+        "query_filter": query_filter,
+        "query_text": query_text,
+        "group_by": groups,
+        "group_by_text": group_text,
+        "group_header": group_header(groups),
+        "limit": limit,
+        "summary": f"{query_text}, counted by {group_text} ({per}, at most {limit}).",
+        "fetched": False,
+        "fetched_at": None,
+        "total": None,
+        "previous": None,
+        "delta": None,
+        "delta_ratio": None,
+        "rows": [],
+        "extra_value_count": 0,
+        "groups_sum": 0.0,
+        "truncated": False,
+        "dropped": [],
+        "notes": [],
+        "chart": None,
+        "trend": None,
+        "table_html": Markup(""),
+        "table_md": "",
+        "cases_word": "cases",
+        "change_text": "",
+        "caption": "",
+    }
+    if state is None:
+        return context
+    result = state.result
+    total = float(result["total"])
+    history = History.from_entries(state.history)
+    earlier_totals = history.totals()
+    stamps = history.stamps()
+    previous = bool(earlier_totals)
+    before = history.latest_groups()
+    # Absent from a full previous run: maybe cut, so unknown; else it had no cases.
+    absent_is_zero = previous and len(before) < min(limit, HISTORY_GROUPS)
+    raw_groups = sorted(result.get("groups") or (), key=_group_sort_key)
+    largest = float((raw_groups[0].get("value") or (0.0,))[0]) if raw_groups else 0.0
+    extra = max((len(g.get("value") or ()) - 1 for g in raw_groups), default=0)
+
+    rows = []
+    html_rows = []
+    svg_bars = []
+    md_rows = []
+    described = []
+    groups_sum = 0.0
+    unknown_change = 0
+    compare = previous
+    y = 13  # baseline of the first label in the bar chart
+    for group in raw_groups:
+        raw = group.get("group")
+        label = raw if type(raw) is str else "" if raw is None else str(raw)
+        values = group.get("value") or _NO_VALUES
+        count = values[0]
+        groups_sum += count
+        share = count / total if total else None
+        was = before.get(label)
+        previous_count: float | None
+        change: float | None
+        if was is not None:
+            previous_count, change = was, count - was
+        elif absent_is_zero:
+            previous_count, change = 0.0, count
+        else:
+            previous_count = change = None
+        bar = count / largest if largest else 0.0
+        rows.append(
+            {
+                "label": label,
+                "values": values,
+                "count": count,
+                "extra_values": values[1:],
+                "share": share,
+                "previous": previous_count,
+                "change": change,
+                "is_new": compare and was is None and absent_is_zero,
+                "bar": bar,
+            }
+        )
+        shown, cell, md_label, short = _LABELS.get(label) or _label_forms(label)
+        count_text = number(count)
+        share_text = percent(share)
+        cells = md_cells = ""
+        if compare:
+            change_text = "new" if was is None and absent_is_zero else delta(change)
+            if change is None:
+                unknown_change = len(before)
+            cells = f'<td class="num">{change_text}</td>'
+            md_cells = f" {change_text} |"
+        if extra:
+            others = ", ".join([number(v) for v in values[1:]]) or "–"
+            cells += f'<td class="num">{others}</td>'
+            md_cells += f" {others} |"
+        html_rows.append(
+            f'<tr><th scope="row">{cell}</th><td class="num">{count_text}</td>'
+            f'<td class="num">{share_text}</td>{cells}</tr>'
+        )
+        md_rows.append(f"| {md_label} | {count_text} | `{textbar(share)}` {share_text} |{md_cells}")
+        value_text = f"{count_text} ({share_text})"
+        svg_bars.append(
+            # A tooltip only where the label is cut short (the table has every label).
+            f"<g>{f'<title>{shown}</title>' if short is not shown else ''}"
+            f'<text x="0" y="{y}">{short}</text>'
+            f'<text class="value" x="100%" y="{y}" text-anchor="end">{value_text}</text>'
+            f'<rect class="track" x="0" y="{y + 5}" width="100%" height="10" rx="2"/>'
+            f'<rect class="bar" x="0" y="{y + 5}" width="{max(bar * 100, 0.5):.1f}%" '
+            'height="10" rx="2"/></g>'
+        )
+        described.append(f"{label or '(empty)'}: {count_text}")
+        y += CHART_ROW
+    listed = {row["label"] for row in rows}
+    dropped = [
+        {"label": str(label), "previous": float(count)}
+        for label, count in sorted(before.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
+        if str(label) not in listed
+    ]
+    truncated = len(rows) >= limit
+    previous_total = earlier_totals[-1] if previous else None
+    chart = None
+    if rows:
+        chart = {
+            "height": len(rows) * CHART_ROW + 2,
+            "title": f"Bar chart: {title}",
+            "summary": (
+                f"Cases per group, out of {number(total)} in total: {'; '.join(described)}."
+            ),
+            "bars_svg": Markup("\n".join(svg_bars)),
+        }
+    if previous_total is None:
+        change_text = "the first run: nothing to compare with yet"
+    else:
+        moved = total - previous_total
+        ratio = f" ({delta_percent(moved / previous_total)})" if previous_total else ""
+        change_text = (
+            f"{delta(moved)}{ratio}" if moved else "no change"
+        ) + f" since the previous run on {date(stamps[-1])}"
+    context.update(
+        fetched=True,
+        fetched_at=state.fetched_at,
+        cases_word="case" if total == 1 else "cases",
+        change_text=change_text,
+        caption=f"Cases by {group_text}"
+        + (f"; change since {date(stamps[-1])}" if previous else ""),
+        total=total,
+        previous=(
+            {"fetched_at": stamps[-1], "total": float(previous_total)}
+            if previous_total is not None
+            else None
+        ),
+        delta=None if previous_total is None else total - previous_total,
+        delta_ratio=((total - previous_total) / previous_total if previous_total else None),
+        rows=rows,
+        extra_value_count=extra,
+        groups_sum=groups_sum,
+        truncated=truncated,
+        dropped=dropped,
+        notes=_notes(groups, limit, total, groups_sum, truncated, extra, unknown_change),
+        chart=chart,
+        trend=trend(title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit),
+        table_html=Markup("\n".join(html_rows)),
+        table_md="\n".join(md_rows),
+    )
+    return context
+
+
+@functools.lru_cache(maxsize=4096)  # a report's page and the index show the same text
+def _description(text: str | None) -> dict[str, Any]:
+    blocks = parse_description(text) if text else ()
+    return {
+        "description": text,
+        "description_html": description_html(blocks),
+        "description_md": description_md(blocks),
+        "description_text": description_text(blocks),
+    }
+
+
+def _files(report: ReportSpec) -> dict[str, str]:
+    return {fmt: f"{report.name}{FORMAT_SUFFIXES[fmt]}" for fmt in report.formats}
+
+
+def _freshness(aggregations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    fetched = [a["fetched_at"] for a in aggregations if a["fetched"]]
+    return {
+        "newest": max(fetched) if fetched else None,
+        "oldest": min(fetched) if fetched else None,
+        "fetched": len(fetched),
+        "pending": len(aggregations) - len(fetched),
+    }
+
+
+def _totals_rows(items: Sequence[Mapping[str, Any]], links: Sequence[str]) -> tuple[Markup, str]:
+    """Rows of a "total per aggregation" table, as HTML (linked titles) and Markdown."""
+    html = []
+    markdown = []
+    for item, href in zip(items, links, strict=True):
+        if not item["fetched"]:
+            total, change = "not fetched", "–"
+        else:
+            total = number(item["total"])
+            change = delta(item["delta"]) if item["delta"] is not None else "first run"
+        title = item["title"]
+        html.append(
+            f'<tr><th scope="row"><a href="{escape(href)}">{escape(title)}</a></th>'
+            f'<td class="num">{total}</td><td class="num">{change}</td></tr>'
+        )
+        markdown.append(f"| {md_cell(title)} | {total} | {change} |")
+    return Markup("\n".join(html)), "\n".join(markdown)
+
+
+def report_context(
+    report: ReportSpec, aggregations: Mapping[str, AggregationState], source: Source | None
+) -> dict[str, Any]:
+    """The context of a report page (every name is listed in docs/templates.md)."""
+    taken: set[str] = set()
+    entries = [
+        aggregation_context(
+            spec,
+            state=aggregations.get(spec.address),
+            html_id=_spec_anchor(spec, taken),
+        )
+        for spec in report.aggregations
+    ]
+    files = _files(report)
+    source_context = _source_context(source)
+    summary_html, summary_md = _totals_rows(entries, [f"#{entry['id']}" for entry in entries])
+    return {
+        "site_title": SITE_TITLE,
+        "report": {
+            "name": report.name,
+            "title": report.title,
+            **_description(report.description),
+            "owner": report.owner,
+            "formats": list(report.formats),
+            "template": report.template,
+            "files": files,
+        },
+        "source": source_context,
+        "demo_notice": DEMO_NOTICE,
+        "freshness": _freshness(entries),
+        "compared": any(entry["previous"] for entry in entries),
+        "links": {
+            "index_html": "index.html",
+            "index_md": "index.md",
+            "html": files.get("html"),
+            "markdown": files.get("markdown"),
+            "pdf": files.get("pdf"),
+        },
+        "aggregations": entries,
+        "summary_html": summary_html,
+        "summary_md": summary_md,
+    }
+
+
+def _index_entry(
+    report: ReportSpec, aggregations: Mapping[str, AggregationState]
+) -> dict[str, Any]:
+    files = _files(report)
+    page_html = files.get("html") or files.get("markdown") or files.get("pdf") or ""
+    page_md = files.get("markdown") or page_html
+    taken: set[str] = set()
+    entries: list[dict[str, Any]] = []
+    for spec in report.aggregations:
+        state = aggregations.get(spec.address)
+        anchor = _spec_anchor(spec, taken)
+        total = float(state.result["total"]) if state is not None else None
+        previous = History.from_entries(state.history).latest_total() if state is not None else None
+        entries.append(
+            {
+                "id": anchor,
+                "title": spec.title,
+                "fetched": state is not None,
+                "fetched_at": state.fetched_at if state is not None else None,
+                "total": total,
+                "delta": (
+                    total - float(previous) if total is not None and previous is not None else None
+                ),
+                "link_html": f"{page_html}#{anchor}" if "html" in files else page_html,
+                "link_md": page_md,
+            }
+        )
+    table_html, table_md = _totals_rows(entries, [entry["link_html"] for entry in entries])
+    return {
+        "name": report.name,
+        "title": report.title,
+        **_description(report.description),
+        "owner": report.owner,
+        "files": files,
+        "link_html": page_html,
+        "link_md": page_md,
+        "freshness": _freshness(entries),
+        "aggregations": entries,
+        "table_html": table_html,
+        "table_md": table_md,
+    }
+
+
+def index_context(
+    reports: Sequence[ReportSpec],
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+) -> dict[str, Any]:
+    """The context of the index pages (every name is listed in docs/templates.md)."""
+    entries = [_index_entry(r, aggregations) for r in sorted(reports, key=lambda r: r.name)]
+    every = [a for entry in entries for a in entry["aggregations"]]
+    return {
+        "site_title": SITE_TITLE,
+        "source": _source_context(source),
+        "demo_notice": DEMO_NOTICE,
+        "freshness": _freshness(every),
+        "links": {"index_html": "index.html", "index_md": "index.md"},
+        "reports": entries,
+    }

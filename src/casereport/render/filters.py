@@ -1,0 +1,206 @@
+"""Jinja2 filters: numbers, changes, dates, Markdown escaping, text bars and sparklines.
+
+Each is also used by the context builders (``context``, ``charts``), which format the
+ready-made table rows with the same functions a template would use.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+_MINUS = "\u2212"  # a real minus sign: "−3" reads better than "-3" next to "+3"
+# Counts repeat across a site (small integers above all): format each value once.
+_NUMBERS: dict[float, str] = {}
+
+
+def clear_caches() -> None:
+    """Forget memoised number and date formatting (for benchmarks and tests)."""
+    _NUMBERS.clear()
+    for cached in (date, day, _parse_time, _bar_text):
+        cached.cache_clear()
+
+
+def number(value: float | None) -> str:
+    """``1234.0`` -> ``1,234``; a fraction keeps up to two decimals; None -> ``–``."""
+    if value is None:
+        return "–"
+    text = _NUMBERS.get(value)
+    if text is None:
+        if value.is_integer() if isinstance(value, float) else isinstance(value, int):
+            text = f"{int(value):,}"
+        else:
+            text = f"{value:,.2f}".rstrip("0").rstrip(".")
+        if value < 0:
+            text = text.replace("-", _MINUS)
+        if len(_NUMBERS) < 65536:
+            _NUMBERS[value] = text
+    return text
+
+
+def percent(value: float | None) -> str:
+    """A ratio as a percentage: ``0.423`` -> ``42.3%``; tiny non-zero shares say ``<0.1%``."""
+    if value is None:
+        return "–"
+    if 0 < abs(value) < 0.0005:
+        return "<0.1%"
+    text = f"{value:.1%}"
+    return text.replace(".0%", "%") if text in ("100.0%", "0.0%") else text
+
+
+def delta(value: float | None) -> str:
+    """A change: ``+12``, ``−3``, ``±0``; None (unknown) -> ``–``."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "±0"
+    return ("+" if value > 0 else _MINUS) + number(abs(value))
+
+
+def delta_percent(value: float | None) -> str:
+    """A relative change: ``0.042`` -> ``+4.2%``; None -> ``–``."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "±0%"
+    return ("+" if value > 0 else _MINUS) + percent(abs(value))
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_time(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def date(value: str | None) -> str:
+    """``2026-11-26T19:00:00Z`` -> ``26 Nov 2026, 19:00 UTC`` (other text as it is)."""
+    if value is None:
+        return "never"
+    moment = _parse_time(value)
+    if moment is None:
+        return value
+    offset = moment.utcoffset()
+    zone = "UTC" if offset is not None and not offset else moment.strftime("%z") or "UTC"
+    return (
+        f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, "
+        f"{moment.hour:02d}:{moment.minute:02d} {zone}"
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def day(value: str | None) -> str:
+    """``2026-11-26T19:00:00Z`` -> ``26 Nov 2026``."""
+    if value is None:
+        return "never"
+    moment = _parse_time(value)
+    if moment is None:
+        return value
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+# Markdown specials escaped in running text. ``_`` inside a word never makes emphasis in
+# GitHub-flavoured Markdown, so ``IN_PROGRESS`` stays readable as plain text.
+_MD_SPECIAL = re.compile(
+    r"[\\`*\[\]<>|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|&(?=#?\w+;)|^[#+=-]|^(\d+)[.)]"
+)
+_MD_SPACE = re.compile(r"\s*[\r\n]+\s*")
+
+
+def _md_escape_match(match: re.Match[str]) -> str:
+    if match.group(1) is not None:  # "1." at the start would begin a list
+        return f"{match.group(1)}\\{match.group(0)[-1]}"
+    return "\\" + match.group(0)
+
+
+_MD_MAYBE = re.compile(r"[\\`*\[\]<>|~_&\r\n]|^[#+=\d-]")
+
+
+def md_text(text: str) -> str:
+    """Escape Markdown specials in running text (line breaks fold to spaces)."""
+    if not _MD_MAYBE.search(text):  # the common case: nothing to escape
+        return text
+    return _MD_SPECIAL.sub(_md_escape_match, _MD_SPACE.sub(" ", text))
+
+
+def md(value: object) -> str:
+    """Escape text for Markdown so it shows as typed (newlines become spaces)."""
+    return md_text(str(value).strip())
+
+
+def md_cell(value: object) -> str:
+    """Escape text for a Markdown table cell (``md``, which escapes ``|`` too)."""
+    return md(value) or " "
+
+
+def md_code(value: object) -> str:
+    """Text as a Markdown code span, fenced so backticks inside it cannot end it."""
+    return code_span(_MD_SPACE.sub(" ", str(value)))
+
+
+def code_span(text: str) -> str:
+    """``text`` as a Markdown code span, fenced by one more backtick than it holds."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+@functools.lru_cache(maxsize=256)
+def _bar_text(full: int, width: int) -> str:
+    return "█" * full + "░" * (width - full)
+
+
+def textbar(fraction: float | None, width: int = 20) -> str:
+    """A text bar for Markdown: ``0.42`` -> ``████████░░░░░░░░░░░░``."""
+    if fraction is None or fraction != fraction:  # None or NaN
+        fraction = 0.0
+    full = round(max(0.0, min(1.0, fraction)) * width)
+    if full == 0 and fraction > 0:
+        full = 1  # a non-zero share is never drawn as nothing
+    return _bar_text(full, width)
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Iterable[float | None]) -> str:
+    """Numbers as a text sparkline, lowest to highest: ``▁▃▅█`` (a gap is a space)."""
+    numbers = list(values)
+    known = [v for v in numbers if v is not None]
+    return spark(numbers, min(known), max(known)) if known else ""
+
+
+def spark(values: Sequence[float | None], low: float, high: float, complete: bool = False) -> str:
+    """A sparkline on a given scale; ``complete``: no value is None (the fast path)."""
+    if high == low:
+        return "".join([" " if v is None else _SPARKS[3] for v in values])
+    scale = (len(_SPARKS) - 1) / (high - low)
+    # int(x + 0.5) rounds these non-negative numbers, faster than round().
+    offset = 0.5 - low * scale
+    if complete or None not in values:
+        return "".join([_SPARKS[int(v * scale + offset)] for v in values])  # type: ignore[operator]
+    return "".join([" " if v is None else _SPARKS[int(v * scale + offset)] for v in values])
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "number": number,
+    "percent": percent,
+    "delta": delta,
+    "delta_percent": delta_percent,
+    "date": date,
+    "day": day,
+    "md": md,
+    "md_cell": md_cell,
+    "md_code": md_code,
+    "textbar": textbar,
+    "sparkline": sparkline,
+}

@@ -42,10 +42,11 @@ publish: $(STAMP) ## publish site/ to S3 with Pulumi (needs the Pulumi CLI and A
 	$(BIN)/python -m pip install --quiet -e '.[publish]'
 	$(BIN)/casereport publish --yes
 
-lint: $(DEV_STAMP) ## ruff check, ruff format --check, mypy --strict on the package
+lint: $(DEV_STAMP) ## ruff check, ruff format --check, mypy --strict, the import layering
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: $(DEV_STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench

@@ -8,7 +8,8 @@ The package follows the pipeline, one subpackage per stage::
                                                       publish ◀─ site/ ◀─ render ◀─┘
 
 Layers, lowest first. A module imports only from its own layer or a lower one, and never
-from a module that imports it back (``tests/test_layout.py`` checks both):
+from a module that imports it back (``make lint`` checks both with import-linter; the
+contracts are in pyproject.toml):
 
     errors, clock, fsutil, settings, site   shared by every stage
     definitions/   report files: load, expand, query language, fmt, schema, init

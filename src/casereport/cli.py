@@ -674,7 +674,7 @@ def publish_command(**values: Any) -> None:
       PULUMI_CONFIG_PASSPHRASE=... casereport publish --yes   # in CI
     """
     from casereport.engine import views
-    from casereport.publish.stack import PublishRequest, publish
+    from casereport.publish.deploy import PublishRequest, publish
 
     request = PublishRequest(colour=views.use_colour(sys.stdout.isatty()), **values)
 

@@ -147,12 +147,18 @@ def _timestamp(attributes: Mapping[str, Any], name: str) -> int | None:
         ) from None
 
 
+def _optional_object(container: Mapping[str, Any], name: str, path: str) -> Mapping[str, Any]:
+    """``container[name]`` when it is an object, an empty one when absent or null."""
+    value = container.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _RecordError(f"{path} must be an object, got {_json_type(value)}")
+    return value
+
+
 def _reference(relationships: Mapping[str, Any], name: str) -> str | None:
-    relation = relationships.get(name)
-    if relation is None:
-        return None
-    if not isinstance(relation, Mapping):
-        raise _RecordError(f"relationships.{name} must be an object, got {_json_type(relation)}")
+    relation = _optional_object(relationships, name, f"relationships.{name}")
     data = relation.get("data")
     if data is None:
         return None
@@ -168,11 +174,7 @@ def _reference(relationships: Mapping[str, Any], name: str) -> str | None:
 
 def _free_form(attributes: Mapping[str, Any]) -> dict[str, list[str]]:
     """The ``attributes`` map, keys canonical (case-folded, aliases merged), values lists."""
-    raw = attributes.get("attributes")
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise _RecordError(f"attributes.attributes must be an object, got {_json_type(raw)}")
+    raw = _optional_object(attributes, "attributes", "attributes.attributes")
     merged: dict[str, list[str]] = {}
     for key, value in raw.items():
         if isinstance(value, str):
@@ -202,11 +204,7 @@ def _scalar_text(value: object) -> str | None:
 
 def _custom(attributes: Mapping[str, Any]) -> dict[str, list[str]]:
     """Custom attribute values as strings, by case-folded name."""
-    raw = attributes.get("custom_attributes")
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise _RecordError(f"attributes.custom_attributes must be an object, got {_json_type(raw)}")
+    raw = _optional_object(attributes, "custom_attributes", "attributes.custom_attributes")
     result: dict[str, list[str]] = {}
     for name, entry in raw.items():
         value = entry.get("value") if isinstance(entry, Mapping) else entry
@@ -253,11 +251,7 @@ class _Builder:
         archived_at = _string(attributes, "archived_at")
         free_form = _free_form(attributes)
         custom = _custom(attributes)
-        relationships = record.get("relationships")
-        if relationships is None:
-            relationships = {}
-        elif not isinstance(relationships, Mapping):
-            raise _RecordError(f"relationships must be an object, got {_json_type(relationships)}")
+        relationships = _optional_object(record, "relationships", "relationships")
         users = [_reference(relationships, name) for name in USER_RELATIONS]
         project = _reference(relationships, "project")
 

@@ -2,9 +2,9 @@
 
 The package follows the pipeline, one subpackage per stage::
 
-    reports/*.yaml ─▶ definitions ─▶ engine.plan ─▶ engine.apply ─▶ api ─▶ state ─▶ render ─▶ publish
-                                        ▲                                    │
-                                        └──────────── state ◀────────────────┘
+  reports/*.yaml ─▶ definitions ─▶ engine.plan ─▶ engine.apply ─▶ api ─▶ state ─▶ render ─▶ publish
+                                      ▲                                    │
+                                      └──────────── state ◀────────────────┘
 
 Layers, lowest first. A module imports only from its own layer or a lower one, and never
 from a module that imports it back (``tests/test_layout.py`` checks both):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from casereport.api.client import AggregateRequest, CasesClient, ClientSettings, Credentials
+from casereport.api.client import CasesClient
+from casereport.api.messages import AggregateRequest
+from casereport.api.settings import ClientSettings, Credentials
 from casereport.errors import ApiError
 from common import emulator_process, emulator_stats, figure
 

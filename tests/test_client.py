@@ -1,4 +1,5 @@
-"""Unit tests of ``casereport.api.client``: httpx.MockTransport, virtual time, loopback sockets.
+"""Unit tests of ``casereport.api`` (client, settings, messages): httpx.MockTransport, virtual
+time, loopback sockets.
 
 Nothing here waits for real: ``sleep`` and ``clock`` are injected. Single requests use
 ``FakeTime`` (a sleep that just moves the clock); concurrent ones use ``VirtualTime``,
@@ -31,19 +32,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casereport import __version__
-from casereport.api.client import (
-    SITES,
+from casereport.api.client import CasesClient, aggregate_sync
+from casereport.api.messages import (
     AggregateGroup,
     AggregateRequest,
     AggregateResult,
-    CasesClient,
-    ClientSettings,
-    Credentials,
-    aggregate_sync,
     describe_error_body,
     redact,
 )
 from casereport.api.ratelimit import MARGIN, RateLimiter, RateLimitHeaders, WaitTooLong
+from casereport.api.settings import SITES, ClientSettings, Credentials
 from casereport.errors import (
     ApiConnectionError,
     ApiError,

@@ -15,14 +15,9 @@ from typing import Any
 
 import httpx
 
-from casereport.api.client import (
-    AggregateRequest,
-    AggregateResult,
-    CasesClient,
-    ClientSettings,
-    Credentials,
-    aggregate_sync,
-)
+from casereport.api.client import CasesClient, aggregate_sync
+from casereport.api.messages import AggregateRequest, AggregateResult
+from casereport.api.settings import ClientSettings, Credentials
 from casereport.emulator.server import RunningEmulator
 from casereport.errors import ApiError, AuthenticationError, BadRequestError, ForbiddenError
 

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casereport.definitions.query import And, MatchAll, Node, Not, Or, Term
+from casereport.emulator.columns import parse_time
 from casereport.emulator.data import REFERENCE_TIME, export_cases, load_cases, synthetic_cases
-from casereport.emulator.store import CaseStore, parse_time
+from casereport.emulator.store import CaseStore
 from casereport.errors import EmulatorError
 
 SHAPES = 'expected a JSON object with "data", a JSON array of cases, or NDJSON (one case per line)'
@@ -31,7 +32,7 @@ def export(store: CaseStore, *, ndjson: bool = False) -> str:
 
 @pytest.fixture(scope="module")
 def synthetic() -> CaseStore:
-    return CaseStore.synthetic(2000, 3)
+    return synthetic_cases(2000, 3)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def reloaded(synthetic: CaseStore, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_same_seed_same_bytes_other_seed_other_data() -> None:
     first = export(synthetic_cases(300, 5))
-    assert export(CaseStore.synthetic(300, 5)) == first
+    assert export(synthetic_cases(300, 5)) == first
     assert export(synthetic_cases(300, 6)) != first
     assert export(synthetic_cases(300, 5), ndjson=True) == export(
         synthetic_cases(300, 5), ndjson=True
@@ -332,7 +333,7 @@ def test_synthetic_and_reloaded_stores_match_the_same_cases(
 
 # -- loading files --------------------------------------------------------------------------
 
-SMALL = CaseStore.synthetic(30, 1)
+SMALL = synthetic_cases(30, 1)
 SMALL_CASES = list(SMALL.cases())
 
 

@@ -10,14 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casereport.definitions.query import And, MatchAll, Node, Not, Or, Term, parse, to_string
-from casereport.emulator.store import (
-    Aggregation,
-    CaseStore,
-    FieldCounts,
-    InvalidCaseData,
-    format_time,
-    parse_time,
-)
+from casereport.emulator.columns import format_time, parse_time
+from casereport.emulator.data import synthetic_cases
+from casereport.emulator.records import InvalidCaseData
+from casereport.emulator.store import Aggregation, CaseStore, FieldCounts
 from query_strategies import nodes
 
 ALICE = "0c7a1d52-0000-4000-8000-000000000001"
@@ -702,7 +698,7 @@ def test_time_round_trip() -> None:
 
 # -- properties over synthetic data ---------------------------------------------------------
 
-SYNTHETIC = CaseStore.synthetic(2000, 11)
+SYNTHETIC = synthetic_cases(2000, 11)
 _SYNTHETIC_LIVE = int(np.count_nonzero(SYNTHETIC.evaluate(MatchAll())))
 
 FIELDS: list[str | None] = [

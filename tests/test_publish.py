@@ -22,22 +22,21 @@ from click.testing import CliRunner
 
 from casereport.cli import cli
 from casereport.errors import PublishError
-from casereport.publish.stack import (
-    ASSET_CACHE_CONTROL,
-    PAGE_CACHE_CONTROL,
-    DeploymentSpec,
+from casereport.publish.config import (
     PublishConfig,
-    PublishRequest,
-    check_site,
     config_from_pulumi,
     config_from_values,
-    first_error_line,
-    list_site,
     normalise_prefix,
-    object_resource_name,
-    public_read_policy,
-    publish,
 )
+from casereport.publish.deploy import DeploymentSpec, PublishRequest, first_error_line, publish
+from casereport.publish.files import (
+    ASSET_CACHE_CONTROL,
+    PAGE_CACHE_CONTROL,
+    check_site,
+    list_site,
+    object_resource_name,
+)
+from casereport.publish.program import public_read_policy
 from casereport.state.model import ReportState, Source, State, file_sha256, load_state, write_state
 
 pulumi = pytest.importorskip("pulumi")
@@ -117,7 +116,7 @@ def run_program(
 ) -> list[bool]:
     """Run site_program under the mocks; ``check(stack, outputs)`` runs inside ``apply``,
     once the stack outputs and every object and the policy are resolved."""
-    from casereport.publish.stack import site_program
+    from casereport.publish.program import site_program
 
     ran: list[bool] = []
 
@@ -349,7 +348,7 @@ def test_config_from_pulumi_reads_the_stack_config(mocks: Any, site: Path) -> No
 def test_a_plain_pulumi_project_publishes_the_workspace_named_in_its_config(
     mocks: Any, tmp_path: Path
 ) -> None:
-    from casereport.publish.stack import pulumi_main
+    from casereport.publish.program import pulumi_main
 
     site = write_workspace(tmp_path)
     ran: list[bool] = []
@@ -739,7 +738,7 @@ def test_the_automation_api_adapter_translates_config_changes_and_errors(
     from pulumi.automation import CommandError, ConfigValue, OpType
     from pulumi.automation._cmd import CommandResult
 
-    from casereport.publish.stack import _AutomationDeployment
+    from casereport.publish.deploy import _AutomationDeployment
 
     class Stack:
         def __init__(self) -> None:

@@ -91,7 +91,7 @@ def query_command(
       casereport query 'service:case-api' --group-by status --limit 14 --emulator
       casereport query 'status:open priority:(P1 OR P2)' -g services --json
     """
-    from casereport.api.client import AggregateRequest
+    from casereport.api.messages import AggregateRequest
     from casereport.engine import adhoc
 
     request = AggregateRequest(query_filter=query_filter, groups=groups, limit=limit)
@@ -674,7 +674,7 @@ def publish_command(**values: Any) -> None:
       PULUMI_CONFIG_PASSPHRASE=... casereport publish --yes   # in CI
     """
     from casereport.engine import views
-    from casereport.publish.stack import PublishRequest, publish
+    from casereport.publish.deploy import PublishRequest, publish
 
     request = PublishRequest(colour=views.use_colour(sys.stdout.isatty()), **values)
 

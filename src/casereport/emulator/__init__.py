@@ -1,1 +1,9 @@
-"""The local Case Management emulator: a columnar case store behind an HTTP server."""
+"""The local Case Management emulator: a columnar case store behind an HTTP server.
+
+``columns`` lays cases out in dictionary-encoded numpy columns; ``records`` builds those
+columns from Case records, checking each; ``store`` answers aggregate, count and search
+queries over them; ``data`` makes the synthetic set and reads and writes data files;
+``app`` is the ASGI app that speaks the API; ``config`` is what the emulator is told (free
+of numpy, so a plan can name its data source cheaply); ``server`` runs it. Each module
+imports only modules listed before it.
+"""

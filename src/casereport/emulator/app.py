@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from casereport.definitions import query as query_language
-from casereport.emulator.store import CaseStore
+from casereport.emulator.store import SORT_FIELDS, CaseStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -58,7 +58,6 @@ _PATHS = {
     "/api/v2/cases/count": {"GET"},
     "/_emulator/stats": {"GET", "DELETE"},
 }
-_SORT_FIELDS = ("created_at", "priority", "status")
 _MAX_LIMIT = 1000
 _MAX_BODY = 1 << 20
 # Above this size a store's aggregation runs in a worker thread so the event loop keeps
@@ -277,26 +276,24 @@ class EmulatorApp:
             result = await asyncio.to_thread(self.store.aggregate, tree, groups, limit)
         else:
             result = self.store.aggregate(tree, groups, limit)
-        return {
-            "data": {
-                "id": f"agg-{self._run_tag}-{next(self._ids):06d}",
-                "type": "aggregate",
-                "attributes": {
-                    "total": float(result.total),
-                    "groups": [
-                        {"group": group, "value": [float(count)]} for group, count in result.groups
-                    ],
-                },
-            }
-        }
+        return self._document(
+            "aggregate",
+            "agg",
+            {
+                "total": float(result.total),
+                "groups": [
+                    {"group": group, "value": [float(count)]} for group, count in result.groups
+                ],
+            },
+        )
 
     def _search(self, params: Mapping[str, str]) -> dict[str, Any]:
         size = _int_param(params, "page[size]", default=10, low=1, high=100)
         number = _int_param(params, "page[number]", default=1, low=1, high=None)
         sort_field = params.get("sort[field]", "created_at")
-        if sort_field not in _SORT_FIELDS:
+        if sort_field not in SORT_FIELDS:
             raise _bad_request(
-                f"sort[field] must be one of {', '.join(_SORT_FIELDS)}, got {sort_field!r}",
+                f"sort[field] must be one of {', '.join(SORT_FIELDS)}, got {sort_field!r}",
                 None,
             )
         sort_asc = _bool_param(params, "sort[asc]", default=False)
@@ -323,22 +320,29 @@ class EmulatorApp:
         )
         tree = _parse_query(params.get("query_filter", ""), None, "query_filter")
         counts = self.store.count(tree, group_bys, limit)
+        return self._document(
+            "count",
+            "count",
+            {
+                "groups": [
+                    {
+                        "group": field_counts.field,
+                        "group_values": [
+                            {"value": value, "count": count} for value, count in field_counts.values
+                        ],
+                    }
+                    for field_counts in counts
+                ]
+            },
+        )
+
+    def _document(self, kind: str, id_prefix: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        """A JSON:API document of one ``kind`` resource, with an id unique to this run."""
         return {
             "data": {
-                "id": f"count-{self._run_tag}-{next(self._ids):06d}",
-                "type": "count",
-                "attributes": {
-                    "groups": [
-                        {
-                            "group": field_counts.field,
-                            "group_values": [
-                                {"value": value, "count": count}
-                                for value, count in field_counts.values
-                            ],
-                        }
-                        for field_counts in counts
-                    ]
-                },
+                "id": f"{id_prefix}-{self._run_tag}-{next(self._ids):06d}",
+                "type": kind,
+                "attributes": attributes,
             }
         }
 

@@ -49,11 +49,9 @@ from typing import Any, TextIO
 import numpy as np
 from numpy.typing import NDArray
 
-from casereport.emulator.store import (
+from casereport.emulator.columns import (
     CaseColumns,
-    CaseStore,
     Column,
-    InvalidCaseData,
     LazyColumn,
     MultiColumn,
     Pattern,
@@ -61,6 +59,8 @@ from casereport.emulator.store import (
     SingleColumn,
     format_time,
 )
+from casereport.emulator.records import InvalidCaseData
+from casereport.emulator.store import CaseStore
 from casereport.errors import EmulatorError
 
 __all__ = ["REFERENCE_TIME", "export_cases", "load_cases", "synthetic_cases"]

@@ -20,6 +20,7 @@ from urllib.request import urlopen
 
 from casereport.emulator.app import EmulatorApp
 from casereport.emulator.config import EmulatorConfig
+from casereport.emulator.data import export_cases, load_cases, synthetic_cases
 from casereport.emulator.store import CaseStore
 from casereport.errors import EmulatorError
 
@@ -36,10 +37,8 @@ __all__ = [
 def build_store(config: EmulatorConfig) -> CaseStore:
     """The cases the emulator serves: a data file, or the deterministic synthetic set."""
     if config.data is not None:
-        from casereport.emulator.data import load_cases
-
         return load_cases(config.data)
-    return CaseStore.synthetic(config.cases, config.seed)
+    return synthetic_cases(config.cases, config.seed)
 
 
 def build_app(config: EmulatorConfig, store: CaseStore | None = None) -> EmulatorApp:
@@ -145,7 +144,6 @@ def export_synthetic(output: Path | None, *, cases: int, seed: int, ndjson: bool
     """Write the synthetic set (``GET /api/v2/cases`` shape, or NDJSON) to a file or stdout."""
     import sys
 
-    from casereport.emulator.data import export_cases
     from casereport.fsutil import atomic_writer
 
     store = build_store(EmulatorConfig(cases=cases, seed=seed))

@@ -8,13 +8,9 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from casereport.api.client import (
-    AggregateRequest,
-    AggregateResult,
-    ClientSettings,
-    Credentials,
-    aggregate_sync,
-)
+from casereport.api.client import aggregate_sync
+from casereport.api.messages import AggregateRequest, AggregateResult
+from casereport.api.settings import ClientSettings, Credentials
 
 # The emulator accepts any keys unless started with its own; these only satisfy the protocol.
 EMULATOR_CREDENTIALS = Credentials(api_key="emulator", app_key="emulator", bearer_token=None)

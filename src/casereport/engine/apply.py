@@ -137,7 +137,7 @@ def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Sour
     url = env.get("CASEREPORT_API_URL")
     if url:
         return Source("datadog", url.rstrip("/"))
-    from casereport.api.client import SITES
+    from casereport.api.settings import SITES
 
     site = env.get("DD_SITE") or "datadoghq.com"
     if site not in SITES:
@@ -291,7 +291,7 @@ async def _fetch_all(
     parallelism: int,
 ) -> None:
     """Fetch every request (by fingerprint) with ``parallelism`` workers; report each."""
-    from casereport.api.client import AggregateRequest
+    from casereport.api.messages import AggregateRequest
 
     pending = iter(sorted(requests))
 

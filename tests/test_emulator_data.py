@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from casereport.definitions.query import And, MatchAll, Node, Not, Or, Term
 from casereport.emulator.columns import parse_time
-from casereport.emulator.data import REFERENCE_TIME, export_cases, load_cases, synthetic_cases
+from casereport.emulator.datafiles import export_cases, load_cases
 from casereport.emulator.store import CaseStore
+from casereport.emulator.synthetic import REFERENCE_TIME, synthetic_cases
 from casereport.errors import EmulatorError
 
 SHAPES = 'expected a JSON object with "data", a JSON array of cases, or NDJSON (one case per line)'

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from casereport.definitions.query import And, MatchAll, Node, Not, Or, Term, parse, to_string
 from casereport.emulator.columns import format_time, parse_time
-from casereport.emulator.data import synthetic_cases
 from casereport.emulator.records import InvalidCaseData
 from casereport.emulator.store import Aggregation, CaseStore, FieldCounts
+from casereport.emulator.synthetic import synthetic_cases
 from query_strategies import nodes
 
 ALICE = "0c7a1d52-0000-4000-8000-000000000001"

@@ -18,7 +18,7 @@ columns: from the original records for loaded data, from the columns for synthet
 Timestamps are milliseconds since the epoch (:func:`parse_time`, :func:`format_time`).
 
 Apart from the store because two builders fill these columns, ``emulator.records`` from
-loaded Case records and ``emulator.data`` for the synthetic set, and neither needs the
+loaded Case records and ``emulator.synthetic`` for the synthetic set, and neither needs the
 store's query code; the store (``emulator.store``) only reads them.
 """
 

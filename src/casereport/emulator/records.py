@@ -8,7 +8,7 @@ strings; custom attribute values are compared as strings. ``included`` objects (
 projects) need an ``id`` and a ``type``; the first of each is kept.
 
 :func:`build_columns` checks every record and raises :class:`InvalidCaseData` naming the
-first that is not usable and why; ``emulator.data`` turns that into a message naming the
+first that is not usable and why; ``emulator.datafiles`` turns that into a message naming the
 file and line. Apart from the store because validation and interning are one concern, run
 once at load time, and the store never needs them to answer a query.
 """

@@ -20,8 +20,9 @@ from urllib.request import urlopen
 
 from casereport.emulator.app import EmulatorApp
 from casereport.emulator.config import EmulatorConfig
-from casereport.emulator.data import export_cases, load_cases, synthetic_cases
+from casereport.emulator.datafiles import export_cases, load_cases
 from casereport.emulator.store import CaseStore
+from casereport.emulator.synthetic import synthetic_cases
 from casereport.errors import EmulatorError
 
 __all__ = [

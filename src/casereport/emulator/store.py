@@ -2,7 +2,7 @@
 
 :class:`CaseStore` answers queries over a case set laid out in columns (``emulator.columns``
 describes the layout), built from Case records (:meth:`CaseStore.from_cases`, through
-``emulator.records``) or handed in whole (``emulator.data`` builds the synthetic set). The
+``emulator.records``) or handed in whole (``emulator.synthetic`` builds the synthetic set). The
 store is read-only once built, so concurrent readers (the HTTP app's worker threads) need no
 locking; its lazily built caches are assigned whole, at worst computed twice.
 

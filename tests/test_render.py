@@ -4,6 +4,7 @@ and safety, template overrides, writing the site, and PDF (descriptions:
 
 from __future__ import annotations
 
+import itertools
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec, fingerprint
 from casereport.definitions.query import parse, to_string
@@ -467,6 +469,52 @@ def test_html_pages_are_well_formed_accessible_and_self_contained(name: str) -> 
     assert "url(" not in html and "@import" not in html
     assert '<html lang="en">' in html and '<meta name="viewport"' in html
     assert "prefers-color-scheme:dark" in html and "@media print" in html
+
+
+RICH_DESCRIPTION = (
+    "## Context\n\nWhy this report exists.\n\n#### Detail <b>\n\n# Steps\n\n1. one\n2. two\n\n"
+    "| a | b |\n|---|---|\n| <i>x</i> | [y](javascript:alert(1)) |\n\n"
+    "```\n# not a heading <script>\n```"
+)
+
+
+def _md_headings(markdown: str) -> list[tuple[int, str]]:
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return [
+        (int(token.tag[1]), tokens[i + 1].content)
+        for i, token in enumerate(tokens)
+        if token.type == "heading_open"
+    ]
+
+
+def test_description_headings_sit_below_the_page_headings_and_skip_no_level() -> None:
+    aggs = (spec(), spec("by_priority", title="Cases by priority", groups=("priority",)))
+    report = report_spec(*aggs, description=RICH_DESCRIPTION)
+    pages = {
+        **render_report(report, {}, None, environment(None)),
+        **render_index([report], {}, None, environment(None)),
+    }
+    headings = {}
+    for name, page in pages.items():
+        assert isinstance(page, str)
+        if name.endswith(".html"):
+            parsed = _structure(page)
+            levels = parsed.headings
+            assert all(attrs.get("scope") for tag, attrs in parsed.tags if tag == "th")
+        else:
+            levels = [level for level, _ in _md_headings(page)]
+        assert levels.count(1) == 1 and levels[0] == 1, name
+        for before, after in itertools.pairwise(levels):
+            assert after <= before + 1, f"{name}: heading level jumps from {before} to {after}"
+        headings[name] = levels
+    # The report: its title, the description from <h2>, then the summary and aggregations.
+    assert headings["r.html"] == headings["r.md"] == [1, 2, 3, 2, 2, 2, 2]
+    # The index: the site, the report's <h2>, the description from <h3>.
+    assert headings["index.html"] == headings["index.md"] == [1, 2, 3, 4, 3]
+    assert "<h2>Context</h2>" in pages["r.html"] and "<h3>Context</h3>" in pages["index.html"]
+    assert _md_headings(str(pages["r.md"]))[1:4] == [
+        (2, "Context"), (3, "Detail \\<b\\>"), (2, "Steps")
+    ]  # fmt: skip
 
 
 def _contrast(first: str, second: str) -> float:

@@ -21,9 +21,10 @@ few inlines. What comes through:
 The tokens are written three ways: HTML (markdown-it's renderer, with rules that keep
 lists on one line and paragraphs' line breaks as spaces, as these pages always had them),
 Markdown for GitHub (written here, every text escaped by ``filters.md_text``, so no raw
-HTML and no other link can come through: mdformat writes Markdown from the same tokens,
-but leaves ``>`` and a lone ``*`` unescaped, keeps line breaks, needs a plugin for tables
-and pins markdown-it-py below 4) and one line of plain text for ``<meta name="description">``.
+HTML and no other link can come through; mdformat, measured on the same tokens, escapes
+only the first bracket of ``<script>``, leaves ``2 * 3`` unescaped and keeps line breaks,
+so today's pages would change, and it needs a plugin for tables and markdown-it-py below
+4) and one line of plain text for ``<meta name="description">``.
 markdown-it-py is imported on the first description, not when ``casereport`` starts.
 """
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
@@ -113,8 +114,6 @@ def _code(content: str) -> str:
 
 # -- HTML: markdown-it's renderer, with these rules -------------------------------------
 
-_Rule = Any  # (renderer, tokens, idx, options, env) -> str
-
 
 def _text(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: Any) -> str:
     return str(escape(tokens[idx].content))  # markupsafe's escaping, as every page's text
@@ -154,7 +153,7 @@ def _table(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: Any) -> st
     return '<div class="wrap"><table>\n' if tokens[idx].nesting == 1 else "</table></div>\n"
 
 
-_HTML_RULES: dict[str, _Rule] = {
+_HTML_RULES: dict[str, Callable[..., str]] = {  # (renderer, tokens, idx, options, env)
     "text": _text,
     "code_inline": _code_inline,
     "code_block": _code_block,
@@ -257,7 +256,7 @@ def _md_row(row: SyntaxTreeNode) -> str:
 
 
 def _md_inline(nodes: Sequence[SyntaxTreeNode], where: str = "text") -> str:
-    """Inline nodes as Markdown, ``where`` is ``text``, or one line: a ``heading`` or ``cell``."""
+    """Inline nodes as Markdown; ``where``: ``text``, or a one-line ``heading`` or ``cell``."""
     out = []
     for node in nodes:
         kind = node.type

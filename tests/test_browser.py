@@ -14,6 +14,8 @@ Needs Debian's Chromium (``/usr/bin/chromium``, installed by ``.ci/run``) and th
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import os
 import shutil
 import subprocess
@@ -25,7 +27,10 @@ from typing import Any
 
 import pytest
 
-from test_render_golden import write_fixture_site
+from casereport.render.pages import render_index, render_report
+from casereport.render.templates import environment
+from casereport.render.write import write_site_files
+from test_render_golden import fixture_reports, fixture_state, write_fixture_site
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,3 +272,65 @@ def test_links_between_pages_resolve_to_rendered_files(
             if "#" in href and target.suffix == ".html":
                 anchor = href.split("#", 1)[1]
                 assert f'id="{anchor}"' in target.read_text(), (path.name, href)
+
+
+RICH_DESCRIPTION = (
+    "## Why <script>alert(1)</script>\n\n"
+    "Owned by the *support* team: see https://runbook.example/support_backlog.\n\n"
+    "### Steps\n\n"
+    "1. Open the [queue](https://queue.example/q) and not [this](javascript:alert(1)).\n"
+    "2. Check:\n"
+    "   - <img src=x onerror=alert(1)>\n"
+    "   - ![tracker](https://tracker.example/pixel.png)\n\n"
+    "| Priority | What it means, in a cell long enough to need more than one line |\n"
+    "|---|---|\n"
+    "| <b>P1</b> | Customers cannot work; someone is paged and the case is looked at now. |\n\n"
+    "```\n" + "a_long_line_of_code_that_does_not_wrap " * 6 + "\n```\n\n"
+    "> <svg onload=alert(1)>"
+)
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_a_rich_description_shows_as_written_and_runs_nothing(
+    browser: Browser, tmp_path: Path, width: int
+) -> None:
+    (report,) = [r for r in fixture_reports() if r.name == "support-backlog"]
+    report = dataclasses.replace(report, description=RICH_DESCRIPTION)
+    state = fixture_state()
+    env = environment(None)
+    pages = render_report(report, state.aggregations, state.source, env)
+    pages.update(render_index([report], state.aggregations, state.source, env))
+    write_site_files(tmp_path, pages)
+    for name, top in (("support-backlog.html", 2), ("index.html", 3)):
+        path = tmp_path / name
+        visit = _open(browser, path, width=width)
+        try:
+            page = visit.page
+            page.wait_for_timeout(300)  # time for an onerror or onload handler to have fired
+            assert visit.dialogs == [] and visit.console_errors == [], name
+            assert visit.requests == [path.as_uri()], name  # the image was not fetched
+            lede = page.locator(".lede")
+            assert lede.locator("img, script, svg, iframe").count() == 0
+            assert lede.locator(f"h{top}").first.inner_text() == "Why <script>alert(1)</script>"
+            assert lede.locator(f"h{top + 1}").inner_text() == "Steps"
+            assert lede.locator("ol > li").count() == 2 and lede.locator("ol ul > li").count() == 2
+            assert "tracker" in lede.inner_text() and "[this](javascript:alert(1))" in (
+                lede.inner_text()
+            )
+            hrefs = page.eval_on_selector_all(".lede a", "links => links.map(a => a.href)")
+            assert hrefs == [
+                "https://runbook.example/support_backlog",
+                "https://queue.example/q",
+            ]
+            levels = page.eval_on_selector_all(
+                "h1, h2, h3, h4, h5, h6", "hs => hs.map(h => Number(h.tagName[1]))"
+            )
+            assert levels.count(1) == 1 and levels[0] == 1
+            assert all(b <= a + 1 for a, b in itertools.pairwise(levels)), levels
+            scroll_width, client_width = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            assert scroll_width <= client_width, (name, scroll_width, client_width)
+            _shot(visit, f"rich-description-{path.stem}-{width}.png")
+        finally:
+            _close(visit)

@@ -1,8 +1,10 @@
-"""Rendering: filters, queries in plain words, safe descriptions, the template context,
-the pages' structure and safety, template overrides, writing the site, and PDF."""
+"""Rendering: filters, queries in plain words, the template context, the pages' structure
+and safety, template overrides, writing the site, and PDF (descriptions:
+``test_render_markdown``)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec, fingerprint
 from casereport.definitions.query import parse, to_string
@@ -29,12 +32,6 @@ from casereport.render.filters import (
     percent,
     sparkline,
     textbar,
-)
-from casereport.render.markdown import (
-    description_html,
-    description_md,
-    description_text,
-    parse_description,
 )
 from casereport.render.pages import render_index, render_report
 from casereport.render.templates import BUILTIN_TEMPLATES, environment, template_hashes
@@ -273,63 +270,6 @@ def test_group_by_in_plain_words() -> None:
     assert describe_groups(["a", "b", "c"]) == "a, b and c"
 
 
-# -- descriptions: the safe Markdown subset ------------------------------------------------
-
-
-def _described(text: str) -> tuple[str, str, str]:
-    blocks = parse_description(text)
-    return (
-        str(description_html(blocks)),
-        description_md(blocks),
-        description_text(blocks),
-    )
-
-
-def test_description_subset_renders_to_html() -> None:
-    html, markdown, text = _described(
-        "Cases in the **SUP** project, *not* `closed`.\nSee [the runbook](https://x.example/r?a=1&b=2)."
-        "\n\n- one\n- two_three"
-    )
-    assert html == (
-        "<p>Cases in the <strong>SUP</strong> project, <em>not</em> <code>closed</code>. "
-        'See <a href="https://x.example/r?a=1&amp;b=2">the runbook</a>.</p>\n'
-        "<ul><li>one</li><li>two_three</li></ul>"
-    )
-    assert markdown == (
-        "Cases in the **SUP** project, *not* `closed`. "
-        "See [the runbook](https://x.example/r?a=1&b=2).\n\n- one\n- two_three"
-    )
-    assert text == "Cases in the SUP project, not closed. See the runbook. one two_three"
-
-
-@pytest.mark.parametrize(
-    "hostile",
-    [
-        "<script>alert(1)</script>",
-        "<img src=x onerror=alert(1)>",
-        "[click](javascript:alert(1))",
-        "[click](JavaScript:alert`1`)",
-        "[click](data:text/html,<script>alert(1)</script>)",
-        '[x](https://ok.example" onmouseover="alert(1))',
-        "`<b>` **<i>bold</i>**",
-        "<a href='javascript:alert(1)'>x</a>",
-    ],
-)
-def test_description_never_lets_markup_or_unsafe_links_through(hostile: str) -> None:
-    html, markdown, _ = _described(hostile)
-    assert "<script" not in html and "<img" not in html and "<i>" not in html
-    assert "javascript:" not in re.sub(r">[^<]*<", "><", html)  # never inside a tag
-    assert not re.search(r'href="(?!https?://)', html)
-    assert "onmouseover=" not in re.sub(r">[^<]*<", "><", html)
-    assert "<" not in re.sub(r"`[^`]*`", "", markdown.replace("\\<", ""))
-
-
-def test_description_keeps_unclosed_markers_as_text() -> None:
-    html, markdown, _ = _described("2 * 3 = 6 and a_b_c, **open")
-    assert html == "<p>2 * 3 = 6 and a_b_c, **open</p>"
-    assert markdown == "2 \\* 3 = 6 and a_b_c, \\*\\*open"
-
-
 # -- the template context --------------------------------------------------------------
 
 
@@ -529,6 +469,52 @@ def test_html_pages_are_well_formed_accessible_and_self_contained(name: str) -> 
     assert "url(" not in html and "@import" not in html
     assert '<html lang="en">' in html and '<meta name="viewport"' in html
     assert "prefers-color-scheme:dark" in html and "@media print" in html
+
+
+RICH_DESCRIPTION = (
+    "## Context\n\nWhy this report exists.\n\n#### Detail <b>\n\n# Steps\n\n1. one\n2. two\n\n"
+    "| a | b |\n|---|---|\n| <i>x</i> | [y](javascript:alert(1)) |\n\n"
+    "```\n# not a heading <script>\n```"
+)
+
+
+def _md_headings(markdown: str) -> list[tuple[int, str]]:
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return [
+        (int(token.tag[1]), tokens[i + 1].content)
+        for i, token in enumerate(tokens)
+        if token.type == "heading_open"
+    ]
+
+
+def test_description_headings_sit_below_the_page_headings_and_skip_no_level() -> None:
+    aggs = (spec(), spec("by_priority", title="Cases by priority", groups=("priority",)))
+    report = report_spec(*aggs, description=RICH_DESCRIPTION)
+    pages = {
+        **render_report(report, {}, None, environment(None)),
+        **render_index([report], {}, None, environment(None)),
+    }
+    headings = {}
+    for name, page in pages.items():
+        assert isinstance(page, str)
+        if name.endswith(".html"):
+            parsed = _structure(page)
+            levels = parsed.headings
+            assert all(attrs.get("scope") for tag, attrs in parsed.tags if tag == "th")
+        else:
+            levels = [level for level, _ in _md_headings(page)]
+        assert levels.count(1) == 1 and levels[0] == 1, name
+        for before, after in itertools.pairwise(levels):
+            assert after <= before + 1, f"{name}: heading level jumps from {before} to {after}"
+        headings[name] = levels
+    # The report: its title, the description from <h2>, then the summary and aggregations.
+    assert headings["r.html"] == headings["r.md"] == [1, 2, 3, 2, 2, 2, 2]
+    # The index: the site, the report's <h2>, the description from <h3>.
+    assert headings["index.html"] == headings["index.md"] == [1, 2, 3, 4, 3]
+    assert "<h2>Context</h2>" in pages["r.html"] and "<h3>Context</h3>" in pages["index.html"]
+    assert _md_headings(str(pages["r.md"]))[1:4] == [
+        (2, "Context"), (3, "Detail \\<b\\>"), (2, "Steps")
+    ]  # fmt: skip
 
 
 def _contrast(first: str, second: str) -> float:

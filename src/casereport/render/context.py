@@ -349,13 +349,14 @@ def aggregation_context(
 
 
 @functools.lru_cache(maxsize=4096)  # a report's page and the index show the same text
-def _description(text: str | None) -> dict[str, Any]:
-    blocks = parse_description(text) if text else ()
+def _description(text: str | None, heading_level: int) -> dict[str, Any]:
+    """The description's context; its headings start at ``heading_level``, below the page's."""
+    tokens = parse_description(text) if text else ()
     return {
         "description": text,
-        "description_html": description_html(blocks),
-        "description_md": description_md(blocks),
-        "description_text": description_text(blocks),
+        "description_html": description_html(tokens, heading_level),
+        "description_md": description_md(tokens, heading_level),
+        "description_text": description_text(tokens),
     }
 
 
@@ -413,7 +414,7 @@ def report_context(
         "report": {
             "name": report.name,
             "title": report.title,
-            **_description(report.description),
+            **_description(report.description, 2),  # under the page's <h1>
             "owner": report.owner,
             "formats": list(report.formats),
             "template": report.template,
@@ -467,7 +468,7 @@ def _index_entry(
     return {
         "name": report.name,
         "title": report.title,
-        **_description(report.description),
+        **_description(report.description, 3),  # under the entry's <h2>
         "owner": report.owner,
         "files": files,
         "link_html": page_html,

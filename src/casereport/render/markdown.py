@@ -1,232 +1,302 @@
 """Report descriptions: the Markdown report authors write, rendered safely.
 
-A small safe subset (paragraphs, ``- `` lists, ``**bold**``, ``*em*``, `` `code` ``, links
-to http(s) only, bare http(s) URLs) that escapes everything else, so raw HTML or a
-``javascript:`` link cannot get through.
+markdown-it-py parses them (CommonMark, as GitHub does), so a description shows what its
+author saw in the pull request: headings, numbered and nested lists, tables, code blocks,
+quotes. It replaced a hand-written subset that knew only paragraphs, ``- `` lists and a
+few inlines. What comes through:
+
+- CommonMark with raw HTML off: HTML anywhere (inline, a block, a table cell, a heading,
+  link text) shows as text;
+- GitHub's tables, and bare ``http(s)://`` URLs as links (linkify-it-py, markdown-it-py's
+  own engine for them, which knows where a URL ends: trailing punctuation, parentheses);
+- links and autolinks to ``http``, ``https`` and ``mailto`` only: any other link
+  (``javascript:``, ``data:``, ``vbscript:``, ``file:``, relative) keeps its words and
+  loses the link (``_allowed_link``, markdown-it's ``validateLink``, which sees the URL
+  with entities decoded);
+- an image shows its alt text: a page loads nothing from elsewhere;
+- headings move below the page's own: the description's first heading level becomes the
+  ``heading_level`` the page asks for (``h2`` under a report's ``h1``, ``h3`` under an
+  index entry's ``h2``), a level never skips and none goes past ``h6``.
+
+The tokens are written three ways: HTML (markdown-it's renderer, with rules that keep
+lists on one line and paragraphs' line breaks as spaces, as these pages always had them),
+Markdown for GitHub (written here, every text escaped by ``filters.md_text``, so no raw
+HTML and no other link can come through; mdformat, measured on the same tokens, escapes
+only the first bracket of ``<script>``, leaves ``2 * 3`` unescaped and keeps line breaks,
+so today's pages would change, and it needs a plugin for tables and markdown-it-py below
+4) and one line of plain text for ``<meta name="description">``.
+markdown-it-py is imported on the first description, not when ``casereport`` starts.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
 from casereport.render.filters import code_span, md_text
 
-# Blocks are paragraphs and "- " lists; inlines are text, code, strong, em and links.
-# Parsed once, then written out as HTML (escaped), as Markdown (re-escaped) or as text.
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.renderer import RendererHTML
+    from markdown_it.token import Token
+    from markdown_it.tree import SyntaxTreeNode
+
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
+# In a link destination "(", ")" and an entity would change the URL GitHub reads.
+_MD_HREF_SPECIAL = re.compile(r"[()\\]|&(?=#?\w+;)")
+_ASCII_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+_SPACES = re.compile(r"[ \t\r\n]+")
+_CLOSING_HASHES = re.compile(r"(^|[ \t])(#+)$")  # would end an ATX heading: not its text
+_LIST_TAGS = ("bullet_list", "ordered_list", "list_item")
 
 
-@dataclass(frozen=True, slots=True)
-class _Inline:
-    kind: str  # "text", "code", "strong", "em", "link"
-    text: str = ""  # text and code
-    children: tuple[_Inline, ...] = ()
-    href: str = ""
+def _allowed_link(url: str) -> bool:
+    """``http``, ``https`` and ``mailto`` links only (``url`` has its entities decoded)."""
+    return url.strip().lower().startswith(_LINK_SCHEMES)
 
 
-_Block = tuple[str, tuple[tuple[_Inline, ...], ...]]  # ("p" | "ul", one or more items)
+@functools.cache
+def _parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
 
-_BACKSLASH_ESCAPABLE = frozenset("\\`*_{}[]()#+-.!<>|~")
-_LINK = re.compile(r"\[([^\]\n]+)\]\(\s*([^\s()<>]+)\s*\)")
-_BARE_URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+", re.IGNORECASE)
-_SAFE_SCHEME = re.compile(r"https?://", re.IGNORECASE)
-_LIST_ITEM = re.compile(r"^\s{0,3}[-*+]\s+(.*)$")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
-_MAX_NESTING = 8
-
-
-def _find_closing(text: str, marker: str, start: int) -> int:
-    """Index of the closing ``marker`` for emphasis opened before ``start``, or -1."""
-    position = start
-    while True:
-        found = text.find(marker, position)
-        if found < 0:
-            return -1
-        if found > start and not text[found - 1].isspace() and text[found - 1] != "\\":
-            if marker == "_" and found + 1 < len(text) and text[found + 1].isalnum():
-                position = found + 1
-                continue
-            if marker == "*" and text.startswith("**", found):
-                position = found + 2
-                continue
-            return found
-        position = found + 1
+    md = MarkdownIt("commonmark", {"html": False, "linkify": True, "xhtmlOut": False})
+    md.enable(["table", "linkify"])
+    assert md.linkify is not None, "linkify-it-py is a dependency"
+    md.linkify.set({"fuzzy_link": False, "fuzzy_email": False})  # "x.com", "a@b.c": text
+    for schema in ("ftp:", "//", "mailto:"):  # bare http(s) URLs only, as before
+        md.linkify.add(schema, None)
+    md.validateLink = _allowed_link  # type: ignore[method-assign]
+    for name, rule in _HTML_RULES.items():
+        md.add_render_rule(name, rule)
+    return md
 
 
-def _parse_inline(text: str, depth: int = 0) -> tuple[_Inline, ...]:
-    nodes: list[_Inline] = []
-    plain: list[str] = []
-
-    def flush() -> None:
-        if plain:
-            nodes.append(_Inline("text", "".join(plain)))
-            plain.clear()
-
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text) and text[i + 1] in _BACKSLASH_ESCAPABLE:
-            plain.append(text[i + 1])
-            i += 2
-            continue
-        if char == "`":
-            run = len(text) - i - len(text[i:].lstrip("`"))
-            fence = "`" * run
-            end = text.find(fence, i + run)
-            while end >= 0 and text.startswith("`", end + run):
-                end = text.find(fence, end + run + 1)
-            if end >= 0:
-                code = text[i + run : end]
-                if len(code) > 1 and code[0] == " " and code[-1] == " " and code.strip():
-                    code = code[1:-1]
-                flush()
-                nodes.append(_Inline("code", code))
-                i = end + run
-                continue
-            plain.append(fence)
-            i += run
-            continue
-        if depth < _MAX_NESTING and text.startswith(("**", "__"), i):
-            marker = text[i : i + 2]
-            end = _find_closing(text, marker, i + 2)
-            if end > i + 2 and not text[i + 2].isspace():
-                flush()
-                nodes.append(
-                    _Inline("strong", children=_parse_inline(text[i + 2 : end], depth + 1))
-                )
-                i = end + 2
-                continue
-        if depth < _MAX_NESTING and char in "*_":
-            opens_word = char == "*" or i == 0 or not text[i - 1].isalnum()
-            end = _find_closing(text, char, i + 1) if opens_word else -1
-            if end > i + 1 and not text[i + 1].isspace():
-                flush()
-                nodes.append(_Inline("em", children=_parse_inline(text[i + 1 : end], depth + 1)))
-                i = end + 1
-                continue
-        if char == "[":
-            match = _LINK.match(text, i)
-            if match:
-                flush()
-                label = _parse_inline(match.group(1), _MAX_NESTING)
-                href = match.group(2)
-                if _SAFE_SCHEME.match(href):
-                    nodes.append(_Inline("link", children=label, href=href))
-                else:  # javascript:, data:, relative paths: keep the words, drop the link
-                    nodes.extend(label)
-                i = match.end()
-                continue
-        if char in "hH":
-            match = _BARE_URL.match(text, i)
-            if match and (i == 0 or not text[i - 1].isalnum()):
-                url = match.group(0).rstrip(".,;:!?")
-                flush()
-                nodes.append(_Inline("link", children=(_Inline("text", url),), href=url))
-                i += len(url)
-                continue
-        plain.append(char)
-        i += 1
-    flush()
-    return tuple(nodes)
+def parse_description(text: str) -> tuple[Token, ...]:
+    """Parse a description; each heading's depth below the description's top is in its ``meta``."""
+    tokens = tuple(_parser().parse(text))
+    headings = [t for t in tokens if t.type in ("heading_open", "heading_close")]
+    top = min((int(t.tag[1:]) for t in headings), default=1)
+    depth = -1
+    for token in headings:
+        if token.type == "heading_open":
+            depth = min(int(token.tag[1:]) - top, depth + 1)  # never a level skipped
+        token.meta["depth"] = depth
+    for token in tokens:
+        if token.type == "th_open":
+            token.attrSet("scope", "col")  # as on the page's own tables
+    return tokens
 
 
-def parse_description(text: str) -> tuple[_Block, ...]:
-    """Parse a description into paragraphs and lists of inline nodes."""
-    blocks: list[_Block] = []
-    paragraph: list[str] = []
-    items: list[list[str]] = []
-
-    def close() -> None:
-        if paragraph:
-            blocks.append(("p", (_parse_inline(" ".join(paragraph)),)))
-            paragraph.clear()
-        if items:
-            blocks.append(("ul", tuple(_parse_inline(" ".join(item)) for item in items)))
-            items.clear()
-
-    for raw in text.replace("\r\n", "\n").split("\n"):
-        line = raw.strip()
-        if not line:
-            close()
-            continue
-        item = _LIST_ITEM.match(raw)
-        heading = _HEADING.match(raw)
-        if item:
-            if paragraph:
-                close()
-            items.append([item.group(1).strip()])
-        elif heading:  # a heading inside a description would break the page's outline
-            close()
-            blocks.append(("p", ((_Inline("strong", children=_parse_inline(heading[1])),),)))
-        elif items:
-            items[-1].append(line)
-        else:
-            paragraph.append(line)
-    close()
-    return tuple(blocks)
+def _heading_level(token: Token | SyntaxTreeNode, heading_level: int) -> int:
+    return min(heading_level + int(token.meta["depth"]), 6)
 
 
-def _inline_html(nodes: Iterable[_Inline]) -> str:
-    out = []
-    for node in nodes:
-        if node.kind == "text":
-            out.append(str(escape(node.text)))
-        elif node.kind == "code":
-            out.append(f"<code>{escape(node.text)}</code>")
-        elif node.kind == "link":
-            out.append(f'<a href="{escape(node.href)}">{_inline_html(node.children)}</a>')
-        else:
-            out.append(f"<{node.kind}>{_inline_html(node.children)}</{node.kind}>")
-    return "".join(out)
-
-
-def description_html(blocks: Sequence[_Block]) -> Markup:
-    """Blocks as HTML; every piece of text is escaped, only http(s) links are kept."""
-    out = []
-    for kind, items in blocks:
-        if kind == "p":
-            out.append(f"<p>{_inline_html(items[0])}</p>")
-        else:
-            lis = "".join(f"<li>{_inline_html(item)}</li>" for item in items)
-            out.append(f"<ul>{lis}</ul>")
-    return Markup("\n".join(out))
-
-
-def _inline_md(nodes: Iterable[_Inline]) -> str:
-    out = []
-    for node in nodes:
-        if node.kind == "text":
-            out.append(md_text(node.text))
-        elif node.kind == "code":
-            out.append(code_span(node.text.replace("\n", " ")))
-        elif node.kind == "link":
-            out.append(f"[{_inline_md(node.children)}]({node.href})")
-        else:
-            mark = "**" if node.kind == "strong" else "*"
-            out.append(f"{mark}{_inline_md(node.children)}{mark}")
-    return "".join(out)
-
-
-def description_md(blocks: Sequence[_Block]) -> str:
-    """Blocks as Markdown that shows the same thing (and no raw HTML) on GitHub."""
-    out = []
-    for kind, items in blocks:
-        if kind == "p":
-            out.append(_inline_md(items[0]))
-        else:
-            out.append("\n".join(f"- {_inline_md(item)}" for item in items))
-    return "\n\n".join(out)
-
-
-def _inline_text(nodes: Iterable[_Inline]) -> str:
+def _plain(tokens: Sequence[Token] | None) -> str:
+    """Inline tokens as plain text: the words, code, and the alt text of images."""
     return "".join(
-        n.text if n.kind in ("text", "code") else _inline_text(n.children) for n in nodes
+        t.content
+        if t.type in ("text", "code_inline")
+        else " "
+        if t.type in ("softbreak", "hardbreak")
+        else _plain(t.children)
+        for t in tokens or ()
     )
 
 
-def description_text(blocks: Sequence[_Block]) -> str:
-    """Blocks as plain text on one line (for a ``<meta name="description">``)."""
-    return " ".join(_inline_text(item) for _, items in blocks for item in items)
+def _code(content: str) -> str:
+    """A code block's text ending in a newline (a fence left open at the end has none)."""
+    return content if not content or content.endswith("\n") else content + "\n"
+
+
+# -- HTML: markdown-it's renderer, with these rules -------------------------------------
+
+
+def _text(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    return str(escape(tokens[idx].content))  # markupsafe's escaping, as every page's text
+
+
+def _code_inline(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    return f"<code>{escape(tokens[idx].content)}</code>"
+
+
+def _code_block(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    # Fenced or indented alike, in a scrolling box like the page's tables.
+    return f'<div class="wrap"><pre><code>{escape(_code(tokens[idx].content))}</code></pre></div>\n'
+
+
+def _softbreak(*_: Any) -> str:
+    return " "  # a paragraph's line breaks are spaces, as GitHub shows them
+
+
+def _image(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    return str(escape(_plain(tokens[idx].children)))  # the alt text, never an <img>
+
+
+def _heading(self: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    level = _heading_level(token, env["heading_level"])
+    return f"<h{level}>" if token.nesting == 1 else f"</h{level}>\n"
+
+
+def _list_tag(self: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    # A list on one line (<ul><li>a</li><li>b</li></ul>), as the pages always showed it.
+    token = tokens[idx]
+    html = self.renderToken(tokens, idx, options, env).strip("\n")
+    return html + "\n" if token.nesting == -1 and token.level == 0 else html
+
+
+def _table(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    return '<div class="wrap"><table>\n' if tokens[idx].nesting == 1 else "</table></div>\n"
+
+
+_HTML_RULES: dict[str, Callable[..., str]] = {  # (renderer, tokens, idx, options, env)
+    "text": _text,
+    "code_inline": _code_inline,
+    "code_block": _code_block,
+    "fence": _code_block,
+    "softbreak": _softbreak,
+    "image": _image,
+    "heading_open": _heading,
+    "heading_close": _heading,
+    "table_open": _table,
+    "table_close": _table,
+    **{f"{tag}_{end}": _list_tag for tag in _LIST_TAGS for end in ("open", "close")},
+}
+
+
+def description_html(tokens: Sequence[Token], heading_level: int = 2) -> Markup:
+    """The description as HTML: text escaped, only allowed links, headings from ``h{level}``."""
+    md = _parser()
+    html = md.renderer.render(tokens, md.options, {"heading_level": heading_level})
+    return Markup(html.rstrip("\n"))
+
+
+# -- Markdown: written from the tokens --------------------------------------------------
+
+
+def description_md(tokens: Sequence[Token], heading_level: int = 2) -> str:
+    """The description as Markdown that GitHub shows the same way, with no raw HTML."""
+    from markdown_it.tree import SyntaxTreeNode
+
+    return _md_blocks(SyntaxTreeNode(tokens).children, heading_level, tight=False)
+
+
+def _md_blocks(nodes: Sequence[SyntaxTreeNode], heading_level: int, tight: bool) -> str:
+    out: list[str] = []
+    previous = ""
+    alternate = False
+    for node in nodes:
+        # Two lists in a row take turns with "-"/"*" (or "."/")"): one marker would merge them.
+        alternate = node.type == previous and not alternate
+        out.append(_md_block(node, heading_level, alternate))
+        previous = node.type
+    return ("\n" if tight else "\n\n").join(out)
+
+
+def _md_block(node: SyntaxTreeNode, heading_level: int, alternate: bool) -> str:
+    kind = node.type
+    if kind == "paragraph":
+        return _md_inline(node.children[0].children)
+    if kind == "heading":
+        text = _CLOSING_HASHES.sub(r"\1\\\2", _md_inline(node.children[0].children, "heading"))
+        return f"{'#' * _heading_level(node, heading_level)} {text}".rstrip()
+    if kind in ("bullet_list", "ordered_list"):
+        return _md_list(node, heading_level, alternate)
+    if kind == "blockquote":
+        body = _md_blocks(node.children, heading_level, tight=False)
+        return "\n".join(f"> {line}" if line else ">" for line in body.split("\n"))
+    if kind in ("fence", "code_block"):
+        content = _code(node.content)
+        longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
+        fence = "`" * max(3, longest + 1)
+        return f"{fence}\n{content}{fence}"  # content ends with a newline, or is empty
+    if kind == "table":
+        return _md_table(node)
+    return "***"  # hr, the only block left: "---" under a line of text makes a heading
+
+
+def _md_list(node: SyntaxTreeNode, heading_level: int, alternate: bool) -> str:
+    items = node.children
+    tight = any(c.type == "paragraph" and c.hidden for item in items for c in item.children)
+    start = int(node.attrs.get("start", 1))
+    out = []
+    for number, item in enumerate(items, start):
+        if node.type == "bullet_list":
+            marker = "*" if alternate else "-"
+        else:
+            marker = f"{number}{')' if alternate else '.'}"
+        body = _md_blocks(item.children, heading_level, tight).split("\n")
+        indent = " " * (len(marker) + 1)
+        lines = [f"{marker} {body[0]}".rstrip()]
+        lines.extend(indent + line if line else "" for line in body[1:])
+        out.append("\n".join(lines))
+    return ("\n" if tight else "\n\n").join(out)
+
+
+def _md_table(node: SyntaxTreeNode) -> str:
+    rows = [row for section in node.children for row in section.children]
+    lines = [_md_row(row) for row in rows]
+    delimiters = []
+    for cell in rows[0].children:
+        align = str(cell.attrs.get("style", "")).removeprefix("text-align:")
+        left = ":" if align in ("left", "center") else ""
+        right = ":" if align in ("right", "center") else ""
+        delimiters.append(f"{left}---{right}")
+    lines.insert(1, "|" + "|".join(delimiters) + "|")
+    return "\n".join(lines)
+
+
+def _md_row(row: SyntaxTreeNode) -> str:
+    cells = [_md_inline(c.children[0].children, "cell") if c.children else "" for c in row.children]
+    return "| " + " | ".join(cell or " " for cell in cells) + " |"
+
+
+def _md_inline(nodes: Sequence[SyntaxTreeNode], where: str = "text") -> str:
+    """Inline nodes as Markdown; ``where``: ``text``, or a one-line ``heading`` or ``cell``."""
+    out = []
+    for node in nodes:
+        kind = node.type
+        if kind == "text":
+            out.append(md_text(node.content))
+        elif kind == "code_inline":
+            code = code_span(node.content)
+            out.append(code.replace("|", "\\|") if where == "cell" else code)  # "|" ends a cell
+        elif kind == "softbreak":
+            out.append(" ")
+        elif kind == "hardbreak":
+            out.append("\\\n" if where == "text" else " ")
+        elif kind in ("em", "strong"):
+            inner = _md_inline(node.children, where)
+            # "*" against an inner "*" would merge with it ("*" + "*u*" + "*" reads as bold).
+            mark = "_" if inner[:1] == "*" or inner[-1:] == "*" else "*"
+            mark = mark * 2 if kind == "strong" else mark
+            out.append(f"{mark}{inner}{mark}")
+        elif kind == "link":
+            href = _MD_HREF_SPECIAL.sub(lambda m: "\\" + m[0], str(node.attrs["href"]))
+            title = str(node.attrs.get("title", ""))
+            if title:
+                title = ' "' + _ASCII_PUNCTUATION.sub(r"\\\g<0>", _SPACES.sub(" ", title)) + '"'
+            if out and out[-1].endswith("!"):  # "![" would make it an image
+                out[-1] = out[-1][:-1] + "\\!"
+            out.append(f"[{_md_inline(node.children, where)}]({href}{title})")
+        elif kind == "image":
+            out.append(md_text(_plain(node.token.children if node.token else None)))
+    return "".join(out)
+
+
+# -- Plain text ---------------------------------------------------------------------------
+
+
+def description_text(tokens: Sequence[Token]) -> str:
+    """The description as plain text on one line (for a ``<meta name="description">``)."""
+    words = []
+    for token in tokens:
+        if token.type == "inline":
+            words.append(_plain(token.children))
+        elif token.type in ("fence", "code_block"):
+            words.append(token.content)
+    return _SPACES.sub(" ", " ".join(words)).strip()

@@ -23,14 +23,13 @@ from casereport.definitions.expand import expand_workspace
 from casereport.engine.plan import make_plan
 from casereport.render.templates import template_hashes
 from casereport.site import INDEX_FILES, output_names
+from casereport.state.history import HISTORY_LIMIT, history_entry
 from casereport.state.model import (
-    HISTORY_LIMIT,
     AggregationState,
     ReportState,
     Source,
     data_hash,
     file_sha256,
-    history_entry,
     new_state,
     serialise,
 )

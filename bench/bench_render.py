@@ -24,7 +24,8 @@ from casereport.render.templates import environment
 from casereport.render.workers import process_count, render_reports
 from casereport.render.write import write_site_files
 from casereport.settings import DEFAULT_REFRESH
-from casereport.state.model import HISTORY_LIMIT, AggregationState, History, Source
+from casereport.state.history import HISTORY_LIMIT, History
+from casereport.state.model import AggregationState, Source
 from common import figure
 
 REPORTS = 1000

@@ -13,18 +13,15 @@ import pytest
 
 from casereport import __version__
 from casereport.errors import StateError
+from casereport.state.history import HISTORY_GROUPS, HISTORY_LIMIT, History, history_entry
 from casereport.state.model import (
     FORMAT_VERSION,
-    HISTORY_GROUPS,
-    HISTORY_LIMIT,
     AggregationState,
-    History,
     ReportState,
     Source,
     State,
     backup_path,
     data_hash,
-    history_entry,
     load_state,
     new_state,
     parse_state,

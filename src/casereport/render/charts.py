@@ -17,7 +17,7 @@ from typing import Any, cast
 from markupsafe import Markup, escape
 
 from casereport.render.filters import date, day, md_cell, number, spark
-from casereport.state.model import HISTORY_GROUPS, History
+from casereport.state.history import HISTORY_GROUPS, History
 
 CHART_ROW = 34  # px per bar: a label line, then the bar
 CHART_LABEL = 28  # characters of a group label shown in the chart (the table has all)

@@ -31,7 +31,8 @@ from casereport.render.words import (
     join_words,
 )
 from casereport.site import FORMAT_SUFFIXES
-from casereport.state.model import HISTORY_GROUPS, AggregationState, History, Source
+from casereport.state.history import HISTORY_GROUPS, History
+from casereport.state.model import AggregationState, Source
 
 SITE_TITLE = "Case reports"
 DEMO_NOTICE = "Demo data from the local emulator: these numbers are synthetic, not from Datadog."

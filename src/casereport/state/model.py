@@ -29,9 +29,7 @@ one line of its own, so a diff shows one line per changed address (spread out he
 
 Results and history stay plain JSON (mappings and lists) rather than objects: a full state
 holds 10,000 aggregations with their history, and building objects for all of them would
-cost more than planning itself. History is bounded (``HISTORY_LIMIT`` earlier results, each
-with its total and the counts of its top ``HISTORY_GROUPS`` groups), oldest first, and stored
-by column (see ``History``).
+cost more than planning itself. History is bounded and stored by column (``history``).
 
 Writes are atomic (temp file, fsync, rename) after the previous file becomes
 ``<state>.backup`` (a hard link renamed into place, so the backup is never torn either).
@@ -48,27 +46,29 @@ import glob
 import hashlib
 import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import Any
 
 import orjson
 
 from casereport import __version__
 from casereport.errors import StateError
 from casereport.fsutil import atomic_write_text, collector_paused
+from casereport.state.history import (
+    HISTORY_LIMIT,
+    History,
+    JsonObject,
+    history_entry,
+    valid_columns,
+)
 
 FORMAT_VERSION = 1
 DEFAULT_STATE_PATH = Path(".casereport/state.json")
-HISTORY_LIMIT = 30
-HISTORY_GROUPS = 5
-
-JsonObject = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -90,177 +90,6 @@ class Source:
 
     def to_json(self) -> dict[str, str]:
         return {"kind": self.kind, "site": self.site, "detail": self.detail}
-
-
-_MISSING = "_"
-
-
-def _format_number(value: float) -> str:
-    number = float(value)
-    return str(int(number)) if number.is_integer() else repr(number)
-
-
-def _parse_number(text: str) -> float | int:
-    return int(text) if text.isdigit() else float(text)
-
-
-def _parse_numbers(parts: list[str]) -> list[float]:
-    try:
-        # Counts are whole numbers, stored without a decimal point: int() reads those
-        # twice as fast as float(), and an int is a float wherever a page uses it.
-        return cast(list[float], list(map(int, parts)))
-    except ValueError:
-        return list(map(float, parts))
-
-
-class History(Sequence[JsonObject]):
-    """Earlier results of one aggregation, oldest first: ``{fetched_at, total, groups}`` each.
-
-    Stored by column, each column one space-separated string, ``_`` where a group was not
-    among that result's top groups::
-
-        {"fetched_at": "2026-11-24T06:00:00Z 2026-11-25T06:00:00Z", "total": "97 103",
-         "groups": {"OPEN": "40 44", "CLOSED": "_ 12"}}
-
-    A full state holds 10,000 aggregations with 30 earlier results each: as JSON lists that
-    would be millions of objects to build at every load, here it is a handful of strings
-    per aggregation, checked by one regular expression each, and entries are only built
-    when a page is rendered. Planning never pays for history it does not read.
-    """
-
-    __slots__ = ("_columns", "_entries")
-
-    def __init__(self, columns: JsonObject | None = None) -> None:
-        self._columns: JsonObject = columns or {"fetched_at": "", "total": "", "groups": {}}
-        self._entries: tuple[JsonObject, ...] | None = None
-
-    @classmethod
-    def from_entries(cls, entries: Iterable[JsonObject]) -> History:
-        if isinstance(entries, History):
-            return entries
-        entries = list(entries)
-        names: dict[str, None] = {}
-        for entry in entries:
-            names.update(dict.fromkeys(entry.get("groups", {})))
-
-        def series(name: str) -> str:
-            counts = (e.get("groups", {}).get(name) for e in entries)
-            return " ".join(_MISSING if c is None else _format_number(c) for c in counts)
-
-        history = cls(
-            {
-                "fetched_at": " ".join(str(e["fetched_at"]) for e in entries),
-                "total": " ".join(_format_number(e["total"]) for e in entries),
-                "groups": {name: series(name) for name in names},
-            }
-        )
-        history._entries = tuple(entries)
-        return history
-
-    def latest_fetched_at(self) -> str | None:
-        """When the newest earlier result was fetched (without building entries)."""
-        stamps: str = self._columns["fetched_at"]
-        return stamps.rsplit(" ", 1)[-1] if stamps else None
-
-    # Column readers: what a page needs (a line per series, the run before this one) read
-    # straight from the stored strings, without building an entry per run.
-
-    def stamps(self) -> list[str]:
-        """``fetched_at`` of each earlier result, oldest first."""
-        return str(self._columns["fetched_at"]).split()
-
-    def totals(self) -> list[float]:
-        """The total of each earlier result, oldest first."""
-        return _parse_numbers(str(self._columns["total"]).split())
-
-    def group_names(self) -> list[str]:
-        """Every group recorded in some earlier result, in stored order."""
-        return list(self._columns["groups"])
-
-    def group_counts(self, name: str) -> list[float | None] | None:
-        """A group's count in each earlier result (None where it was not among that
-        result's top groups), or None if no result recorded it."""
-        text = self._columns["groups"].get(name)
-        if text is None:
-            return None
-        parts = text.split()
-        if _MISSING in parts:
-            counts = [None if p == _MISSING else _parse_number(p) for p in parts]
-            return counts if any(c is not None for c in counts) else None
-        return cast(list[float | None], _parse_numbers(parts))
-
-    def recorded_counts(self) -> list[int]:
-        """How many groups each earlier result recorded."""
-        counts = [0] * len(self)
-        for text in self._columns["groups"].values():
-            for index, part in enumerate(text.split()):
-                if part != _MISSING:
-                    counts[index] += 1
-        return counts
-
-    def latest_total(self) -> float | None:
-        """The total of the newest earlier result."""
-        totals: str = self._columns["total"]
-        return _parse_number(totals.rsplit(" ", 1)[-1]) if totals else None
-
-    def latest_groups(self) -> dict[str, float]:
-        """The groups the newest earlier result recorded: name -> count."""
-        latest = {}
-        for name, text in self._columns["groups"].items():
-            last = text[text.rfind(" ") + 1 :]
-            if last != _MISSING:
-                latest[name] = _parse_number(last)
-        return latest
-
-    def columns(self) -> dict[str, Any]:
-        """The JSON form written to state."""
-        return {
-            "fetched_at": self._columns["fetched_at"],
-            "total": self._columns["total"],
-            "groups": dict(self._columns["groups"]),
-        }
-
-    def _materialise(self) -> tuple[JsonObject, ...]:
-        if self._entries is None:
-            stamps = self._columns["fetched_at"].split()
-            totals = [_parse_number(t) for t in self._columns["total"].split()]
-            groups = {name: text.split() for name, text in self._columns["groups"].items()}
-            self._entries = tuple(
-                {
-                    "fetched_at": stamp,
-                    "total": totals[index],
-                    "groups": {
-                        name: _parse_number(series[index])
-                        for name, series in groups.items()
-                        if series[index] != _MISSING
-                    },
-                }
-                for index, stamp in enumerate(stamps)
-            )
-        return self._entries
-
-    def __len__(self) -> int:
-        stamps: str = self._columns["fetched_at"]
-        return stamps.count(" ") + 1 if stamps else 0
-
-    @overload
-    def __getitem__(self, index: int) -> JsonObject: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[JsonObject, ...]: ...
-    def __getitem__(self, index: int | slice) -> JsonObject | tuple[JsonObject, ...]:
-        return self._materialise()[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, History):
-            return self.columns() == other.columns()
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable-looking contents, like a list
-
-    def __repr__(self) -> str:
-        return f"History({list(self)!r})"
 
 
 @dataclass(frozen=True)
@@ -349,21 +178,6 @@ class State:
 def new_state() -> State:
     """An empty state with a fresh lineage."""
     return State(lineage=str(uuid.uuid4()))
-
-
-def count(value: float) -> float | int:
-    """A count as stored: whole numbers as ints (``42``, not ``42.0``), to keep state small."""
-    number = float(value)
-    return int(number) if number.is_integer() else number
-
-
-def history_entry(result: JsonObject, fetched_at: str) -> dict[str, Any]:
-    """The compact form of a result kept in history: total and its top groups' first counts."""
-    groups = {}
-    for group in list(result.get("groups", ()))[:HISTORY_GROUPS]:
-        values = group.get("value") or [0]
-        groups[str(group["group"])] = count(values[0])
-    return {"fetched_at": fetched_at, "total": count(result["total"]), "groups": groups}
 
 
 _SORTED = orjson.OPT_SORT_KEYS
@@ -480,32 +294,6 @@ def _are_groups(groups: Any) -> bool:
     return True
 
 
-_NUMBER = r"(?:[0-9]+|[0-9]*\.[0-9]+(?:e[-+]?[0-9]+)?|[0-9]+(?:\.[0-9]*)?e[-+]?[0-9]+|inf|nan)"
-_STAMPS_RE = re.compile(r"(?:\S+(?: \S+)*)?")
-_TOTALS_RE = re.compile(rf"(?:{_NUMBER}(?: {_NUMBER})*)?")
-_COUNTS_RE = re.compile(rf"(?:(?:{_NUMBER}|_)(?: (?:{_NUMBER}|_))*)?")
-
-
-def _is_history(history: Any) -> bool:
-    """History columns (see ``History``): strings of equal item counts, numbers where due."""
-    if type(history) is not dict:
-        return False
-    stamps, totals, groups = history.get("fetched_at"), history.get("total"), history.get("groups")
-    if type(stamps) is not str or type(totals) is not str or type(groups) is not dict:
-        return False
-    size = stamps.count(" ")
-    if not _STAMPS_RE.fullmatch(stamps) or not _TOTALS_RE.fullmatch(totals):
-        return False
-    if totals.count(" ") != size or bool(totals) != bool(stamps):
-        return False
-    for series in groups.values():
-        if type(series) is not str or series.count(" ") != size or not stamps:
-            return False
-        if not _COUNTS_RE.fullmatch(series):
-            return False
-    return True
-
-
 def _aggregation_problem(raw: dict[str, Any]) -> str | None:
     """What is wrong with one aggregation entry, or None when it is sound."""
     for key in ("report", "request", "fingerprint", "result", "fetched_at"):
@@ -525,7 +313,7 @@ def _aggregation_problem(raw: dict[str, Any]) -> str | None:
         return "result.groups is not a list of {group, value: [numbers]}"
     if not _is_timestamp(raw["fetched_at"]):
         return f"fetched_at {raw['fetched_at']!r} is not a timestamp"
-    if "history" in raw and not _is_history(raw["history"]):
+    if "history" in raw and not valid_columns(raw["history"]):
         return 'history is not {fetched_at: "...", total: "...", groups: {name: "..."}}'
     return None
 

@@ -9,20 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from casereport.definitions import load
+from casereport.definitions import yamlnodes
 from casereport.definitions.expand import expand_workspace
-from casereport.definitions.load import (
-    Diagnostic,
-    MapNode,
-    ScalarNode,
-    SeqNode,
-    SourceString,
-    YamlSyntaxError,
-    check_group,
-    diagnostics_json,
-    load_report,
-    load_reports,
-)
+from casereport.definitions.load import check_group, load_report, load_reports
+from casereport.definitions.models import Diagnostic, SourceString, diagnostics_json
+from casereport.definitions.yamlnodes import MapNode, ScalarNode, SeqNode, YamlSyntaxError
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "definitions" / "broken"
@@ -248,7 +239,7 @@ def test_group_fields() -> None:
 
 def located(text: str) -> SourceString:
     """The SourceString of the `q:` value in ``text``."""
-    root = load.compose(text)
+    root = yamlnodes.compose(text)
     assert isinstance(root, MapNode)
     node = root.pairs[0][1]
     assert isinstance(node, ScalarNode)
@@ -297,15 +288,15 @@ def flat(node: object) -> object:
 
 def slow(text: str) -> object:
     try:
-        return flat(load._ruamel_compose(text))
+        return flat(yamlnodes._ruamel_compose(text))
     except YamlSyntaxError as exc:
         return ("error", exc.line, exc.column, exc.message)
 
 
 def fast(text: str) -> object:
     try:
-        return flat(load._FastComposer(text).compose())
-    except load._Unsupported:
+        return flat(yamlnodes._FastComposer(text).compose())
+    except yamlnodes._Unsupported:
         return "unsupported"
 
 

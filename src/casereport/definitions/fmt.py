@@ -10,7 +10,7 @@ most one blank line in a row; a single trailing newline. Key order and comments 
 ``# yaml-language-server: $schema=...`` line included) stay as the author wrote them.
 
 ruamel.yaml's round-trip mode does the rewriting because it keeps comments; it is only
-used here (loading uses a faster path, see ``casereport.definitions.yamlnodes``).
+used here (loading uses PyYAML's faster C composer, see ``casereport.definitions.yamlnodes``).
 Files that do not parse (YAML syntax, duplicate keys) are reported and left untouched.
 """
 

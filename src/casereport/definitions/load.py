@@ -7,7 +7,10 @@ aggregation names, ``limit`` bounds, ``group_by`` fields, ``refresh`` durations,
 syntax of every ``query_filter`` that needs no variables. Strings with ``${...}`` are
 checked by ``casereport.definitions.expand`` once their variables are known.
 
-YAML text becomes position-carrying nodes in ``casereport.definitions.yamlnodes``; the
+YAML text becomes position-carrying nodes in ``casereport.definitions.yamlnodes``, by
+PyYAML's C composer (libyaml): fast enough for 1,000 files in well under a second, and it
+marks the line and column of every node. ruamel.yaml, about 30 times slower in pure Python,
+is used only by ``casereport.definitions.fmt``, whose round trip must keep comments. The
 models that come out are in ``casereport.definitions.models``.
 """
 

@@ -1,21 +1,40 @@
 """YAML text → nodes that know where they were written; YAML syntax errors, located.
 
-Parsing strategy: loading must stay fast for large workspaces (1,000 files in well under a
-second), and ruamel.yaml's pure-Python composer alone needs ~5 ms a file. So a small
-composer here reads the plain block YAML that reports are written in (block mappings and
-sequences, one-line plain or quoted scalars, one-line flow lists of scalars) straight into
-position-carrying nodes, and hands any file that uses anything else (block scalars,
-anchors, tags, multi-line scalars, flow mappings, ...) or that might be malformed to
-ruamel.yaml's composer, which also produces every syntax error message. Both give the same
-node tree, which ``tests/test_load.py`` checks against ruamel.yaml on generated documents.
+Report files are composed, not constructed: validation needs every key and value with its
+line and column, its source text, the tag it resolved to, and repeated keys kept (a dict
+would drop them). PyYAML's composer gives that tree, and with libyaml (``CSafeLoader``'s C
+parser and composer) it composes a typical report in about 0.15 ms, with the start and end
+mark of every node, for all of YAML. ruamel.yaml, which loading used before, needs ~5 ms a
+file in pure Python, too slow for workspaces of 1,000 files; it stays only in
+``casereport.definitions.fmt``, whose round trip must keep comments.
+
+What PyYAML leaves to this module, done the way ruamel.yaml did it so no message changed:
+
+- Tags of plain scalars follow YAML 1.2 (``yes`` is a string, ``0o17`` an integer, ``1e3``
+  a number), unless the file declares ``%YAML 1.1``; PyYAML alone resolves YAML 1.1.
+- Aliases are followed when the nodes are converted: a recursive alias, or more than
+  ``MAX_NODES`` values once aliases are expanded ("billion laughs"), is an error; so is
+  nesting deeper than ``MAX_FLOW_DEPTH``. libyaml refuses 1,000 levels itself, which keeps
+  its C composer (it recurses once per level) within the stack; the pure-Python composer
+  runs out of recursion sooner. Either way the first level too deep is then found by
+  walking the parser's events, a loop.
+- Syntax errors: libyaml's messages are terse ("did not find expected key") and do not
+  name what was found, so a file libyaml rejects is parsed again by PyYAML's pure-Python
+  parser, which words the error as ruamel.yaml did; only broken files pay for it.
+
+Without libyaml, the pure-Python parser does everything (about 20 times slower) and a
+one-line notice says so on stderr.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
+
+import yaml
 
 __all__ = [
     "MAX_FLOW_DEPTH",
@@ -32,7 +51,16 @@ __all__ = [
     "yaml_syntax_error",
 ]
 
+# Aliases can make a small file expand to a huge tree ("billion laughs"); no report needs
+# anywhere near this many values.
+MAX_NODES = 50_000
+# No report nests more than a few levels; deeper nesting is a mistake or an attack.
+MAX_FLOW_DEPTH = 100
+
 _STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
 
 
 class ScalarNode:
@@ -110,74 +138,207 @@ def to_int(text: str) -> int:
     return sign * int(digits, 10)
 
 
-# Aliases can make a small file expand to a huge tree ("billion laughs"); no report needs
-# anywhere near this many values.
-MAX_NODES = 50_000
-# ruamel.yaml slows down quadratically with flow nesting ("[[[[..."), then overflows the
-# stack; no report nests more than a few levels.
-MAX_FLOW_DEPTH = 100
+# --------------------------------------------------------------------------- composing
 
 
 def compose(text: str) -> Node | None:
     """Parse ``text`` into a node tree (None for an empty document)."""
+    loader = _loader()
     try:
-        return _FastComposer(text).compose()
-    except _Unsupported:
-        pass
-    _check_flow_depth(text)
-    try:
-        return _ruamel_compose(text)
-    except RecursionError:
-        raise YamlSyntaxError(1, 1, "invalid YAML: nested too deeply") from None
-
-
-def _check_flow_depth(text: str) -> None:
-    """Refuse brackets nested deeper than ``MAX_FLOW_DEPTH`` (quotes and comments skipped,
-    roughly: this is a guard, not a parser)."""
-    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
-        return
-    depth = 0
-    quote = ""
-    line = 1
-    start = 0
-    comment = False
-    for index, char in enumerate(text):
-        if char == "\n":
-            line, start, comment = line + 1, index + 1, False
-        elif comment:
-            continue
-        elif quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (index == start or text[index - 1] in " \t"):
-            comment = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_FLOW_DEPTH:
-                column = index - start + 1
-                message = f"invalid YAML: nested more than {MAX_FLOW_DEPTH} levels deep"
-                raise YamlSyntaxError(line, column, message)
-        elif char in "]}":
-            depth = max(0, depth - 1)
-
-
-def _ruamel_compose(text: str) -> Node | None:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    yaml = YAML(typ="safe", pure=True)
-    try:
-        node = yaml.compose(text)
-    except YAMLError as exc:
-        raise yaml_syntax_error(exc, text) from None
-    if node is None:
+        root = yaml.compose(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc, text) from None
+    except RecursionError:  # the pure-Python composer recurses once per level
+        raise _syntax_error(None, text) from None
+    if root is None:
         return None
-    return _convert(node, text, set(), [MAX_NODES])
+    # libyaml does not count a byte order mark in its marks' indexes; PyYAML does.
+    shift = 1 if text.startswith("\ufeff") and loader is not _PyLoader else 0
+    return _convert(root, text, shift)
 
 
-# ruamel.yaml's wording for the most common mistakes, and what to tell a person instead.
+def _convert(root: Any, text: str, shift: int) -> Node:
+    """PyYAML's nodes → ours. PyYAML composes an alias as the aliased node itself, so
+    following aliases counts values against ``MAX_NODES`` and refuses recursion."""
+    budget = MAX_NODES
+    aliases = "*" in text  # without one, no node is met twice: skip the bookkeeping
+    active: set[int] = set()
+    scalar_type, mapping_type = yaml.ScalarNode, yaml.MappingNode
+
+    def convert(node: Any, depth: int) -> Node:
+        nonlocal budget
+        start = node.start_mark
+        if aliases:
+            if id(node) in active:
+                message = "invalid YAML: recursive alias"
+                raise YamlSyntaxError(start.line + 1, start.column + 1, message)
+            budget -= 1
+            if budget < 0:
+                message = f"invalid YAML: more than {MAX_NODES} values once aliases are expanded"
+                raise YamlSyntaxError(start.line + 1, start.column + 1, message)
+        if type(node) is scalar_type:
+            raw = text[start.index + shift : node.end_mark.index + shift]
+            return ScalarNode(node.value, node.tag, node.style or "", raw, start.line, start.column)
+        if depth > MAX_FLOW_DEPTH:
+            raise _too_deep(start)
+        active.add(id(node))
+        depth += 1
+        result: Node
+        if type(node) is mapping_type:
+            pairs = [(convert(key, depth), convert(value, depth)) for key, value in node.value]
+            result = MapNode(pairs, start.line, start.column)
+        else:
+            result = SeqNode(
+                [convert(item, depth) for item in node.value], start.line, start.column
+            )
+        active.discard(id(node))
+        return result
+
+    return convert(root, 1)
+
+
+def _too_deep(mark: Any) -> YamlSyntaxError:
+    message = f"invalid YAML: nested more than {MAX_FLOW_DEPTH} levels deep"
+    return YamlSyntaxError(mark.line + 1, mark.column + 1, message)
+
+
+def _first_too_deep(text: str) -> YamlSyntaxError | None:
+    """The error for the first collection nested deeper than ``MAX_FLOW_DEPTH``, if any.
+
+    Events come from a loop, not recursion, so any depth is safe. libyaml reads up to
+    1,024 characters ahead and may stop at its own limit before that collection: then
+    PyYAML's pure-Python parser, which has no limit, walks the events instead.
+    """
+    for loader in dict.fromkeys((_loader(), _PY_LOADER)):
+        depth = 0
+        try:
+            for event in yaml.parse(text, Loader=loader):
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
+                    if depth > MAX_FLOW_DEPTH:
+                        return _too_deep(event.start_mark)
+                elif isinstance(event, yaml.CollectionEndEvent):
+                    depth -= 1
+        except yaml.YAMLError:
+            continue
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------- loaders
+
+# ruamel.yaml's YAML 1.2 rules for plain scalars (first characters, tag, pattern).
+_YAML12_TAGS = (
+    ("tTfF", "bool", r"(?:true|True|TRUE|false|False|FALSE)\Z"),
+    (
+        "-+0123456789.",
+        "float",
+        r"""(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))\Z""",
+    ),
+    (
+        "-+0123456789",
+        "int",
+        r"""(?:[-+]?0b[0-1_]+
+        |[-+]?0o?[0-7_]+
+        |[-+]?[0-9_]+
+        |[-+]?0x[0-9a-fA-F_]+)\Z""",
+    ),
+    ("<", "merge", r"<<\Z"),
+    ("~nN", "null", r"(?:~|null|Null|NULL)\Z"),
+    (
+        "0123456789",
+        "timestamp",
+        r"""(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+        |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
+        (?:[Tt]|[\ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
+        (?:[\ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)\Z""",
+    ),
+    ("=", "value", r"=\Z"),
+)
+_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+for _first, _name, _pattern in _YAML12_TAGS:
+    for _char in _first:
+        _RESOLVERS.setdefault(_char, []).append(
+            (f"tag:yaml.org,2002:{_name}", re.compile(_pattern, re.X))
+        )
+# A "%YAML 1.1" directive before the document, after blank, comment or %TAG lines.
+_YAML11 = re.compile(r"\ufeff?(?:[ \t]*(?:#[^\r\n]*)?\r?\n|%TAG[^\r\n]*\r?\n)*%YAML[ \t]+1\.1\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def _yaml12_tag(value: str) -> str:
+    if not value:
+        return _NULL
+    for tag, pattern in _RESOLVERS.get(value[0], ()):
+        if pattern.match(value):
+            return tag
+    return _STR
+
+
+@functools.lru_cache(maxsize=4096)
+def _yaml11_tag(value: str) -> str:
+    resolver = yaml.resolver.Resolver()
+    return str(resolver.resolve(yaml.ScalarNode, value, (True, False)))  # type: ignore[no-untyped-call]
+
+
+class _Resolver(yaml.resolver.BaseResolver):
+    """Resolves plain scalars as ruamel.yaml did (see the module docstring)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        yaml11 = "%YAML" in text and _YAML11.match(text) is not None
+        self.plain_tag = _yaml11_tag if yaml11 else _yaml12_tag
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            return self.plain_tag(value) if implicit[0] else _STR
+        return _MAP if kind is yaml.MappingNode else _SEQ
+
+
+class _PyLoader(
+    yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Resolver
+):
+    """PyYAML's ``SafeLoader`` up to composing (nodes, not Python objects), in Python."""
+
+    def __init__(self, text: str) -> None:
+        yaml.reader.Reader.__init__(self, text)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Resolver.__init__(self, text)
+
+
+_PY_LOADER: Any = _PyLoader  # (PyYAML's stubs know only its own loader classes)
+
+
+@functools.lru_cache(maxsize=1)
+def _loader() -> type[Any]:
+    """PyYAML's ``CSafeLoader`` up to composing; the pure-Python one without libyaml."""
+    if getattr(yaml, "CSafeLoader", None) is None:
+        print(
+            "casereport: libyaml is not available, so YAML is read by PyYAML's slower "
+            "pure-Python parser",
+            file=sys.stderr,
+        )
+        return _PyLoader
+
+    from yaml._yaml import CParser
+
+    class CLoader(CParser, _Resolver):
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            _Resolver.__init__(self, text)
+
+    return CLoader
+
+
+# --------------------------------------------------------------------------- errors
+
+# The wording of the most common mistakes, and what to tell a person instead.
 _FRIENDLIER = (
     ("found character '\\t' that cannot start any token", "tab character: indent with spaces"),
     ("expected <block end>", "bad indentation: this line does not line up with the lines above"),
@@ -188,24 +349,51 @@ _FRIENDLIER = (
 )
 
 
-def yaml_syntax_error(exc: Exception, text: str) -> YamlSyntaxError:
-    """One located, one-line ``YamlSyntaxError`` for any ruamel.yaml error."""
-    from ruamel.yaml.error import MarkedYAMLError
+def _syntax_error(exc: yaml.YAMLError | None, text: str) -> YamlSyntaxError:
+    """``exc`` as one located message; None: a composer ran out of recursion.
 
-    if isinstance(exc, MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        context = " ".join(str(exc.context or "").split())
-        for ruamel_text, friendlier in _FRIENDLIER:
-            if problem.startswith(ruamel_text):
+    Nesting too deep for a composer (libyaml refuses 1,000 levels) is located in the
+    parser's events. libyaml's other messages are terse ("did not find expected key"), so
+    PyYAML's pure-Python parser reads the file again to word the error as ruamel.yaml did.
+    """
+    if exc is None or "nesting depth" in str(getattr(exc, "problem", "")):
+        too_deep = _first_too_deep(text)
+        if too_deep is not None:
+            return too_deep
+    elif _loader() is not _PyLoader:
+        try:
+            yaml.compose(text, Loader=_PY_LOADER)
+        except yaml.YAMLError as pure:
+            exc = pure
+        except RecursionError:
+            too_deep = _first_too_deep(text)
+            if too_deep is not None:
+                return too_deep
+    if exc is None:
+        return YamlSyntaxError(1, 1, "invalid YAML: nested too deeply")
+    return yaml_syntax_error(exc, text)
+
+
+def yaml_syntax_error(exc: Exception, text: str) -> YamlSyntaxError:
+    """One located, one-line ``YamlSyntaxError`` for a PyYAML or ruamel.yaml error (both
+    mark errors the same way)."""
+    if hasattr(exc, "problem_mark"):
+        mark = exc.problem_mark or getattr(exc, "context_mark", None)
+        started = getattr(exc, "context_mark", None)
+        problem = " ".join(str(getattr(exc, "problem", None) or "invalid YAML").split())
+        context = " ".join(str(getattr(exc, "context", None) or "").split())
+        for their_text, friendlier in _FRIENDLIER:
+            if problem.startswith(their_text):
                 problem = friendlier
                 if context == "while scanning for the next token":
                     context = ""
-        if context and exc.problem:
+        if context.startswith("found duplicate anchor") and started is not None:
+            anchor = context.removeprefix("found ").removesuffix("; first occurrence")
+            problem = f"{anchor} (first defined at line {started.line + 1})"
+        elif context and getattr(exc, "problem", None):
             if problem.startswith("but "):
                 problem = f"{context}, {problem}"
             else:
-                started = exc.context_mark
                 where = ""
                 if started is not None and mark is not None and started.line != mark.line:
                     where = f" started at line {started.line + 1}, column {started.column + 1}"
@@ -224,275 +412,6 @@ def yaml_syntax_error(exc: Exception, text: str) -> YamlSyntaxError:
         column = position - (before.rfind("\n") + 1) + 1
         return YamlSyntaxError(line, column, f"invalid YAML: {message}")
     return YamlSyntaxError(1, 1, f"invalid YAML: {message}")
-
-
-def _convert(node: Any, text: str, active: set[int], budget: list[int]) -> Node:
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
-    from ruamel.yaml.nodes import ScalarNode as RScalar
-
-    mark = node.start_mark
-    if id(node) in active:
-        raise YamlSyntaxError(mark.line + 1, mark.column + 1, "invalid YAML: recursive alias")
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise YamlSyntaxError(
-            mark.line + 1,
-            mark.column + 1,
-            f"invalid YAML: more than {MAX_NODES} values once aliases are expanded",
-        )
-    line, column = mark.line, mark.column
-    tag = str(node.tag.value if hasattr(node.tag, "value") else node.tag)
-    if isinstance(node, RScalar):
-        raw = text[node.start_mark.index : node.end_mark.index]
-        return ScalarNode(node.value, tag, node.style or "", raw, line, column)
-    active.add(id(node))
-    try:
-        if isinstance(node, MappingNode):
-            return MapNode(
-                [
-                    (_convert(k, text, active, budget), _convert(v, text, active, budget))
-                    for k, v in node.value
-                ],
-                line,
-                column,
-            )
-        if isinstance(node, SequenceNode):
-            items = [_convert(item, text, active, budget) for item in node.value]
-            return SeqNode(items, line, column)
-    finally:
-        active.discard(id(node))
-    raise YamlSyntaxError(line + 1, column + 1, "invalid YAML: unexpected node")
-
-
-class _Unsupported(Exception):
-    """The fast composer does not handle this text; ruamel.yaml will."""
-
-
-# Characters the fast path leaves to ruamel.yaml: tabs, CR, odd line breaks, BOM, and
-# anything YAML does not allow in a stream (ruamel.yaml reports those).
-_ODD_CHARS = re.compile(
-    "[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]"
-)
-_KEY_RE = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-/ ]*?) *:(?: +|$)")
-_PLAIN_BAD_START = frozenset("[]{},#&*!|>'\"%@`")
-_FLOW_PLAIN_RE = re.compile(r"[^,\[\]{}#:'\"]+")
-_DQ_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "/": "/"}
-
-
-@functools.lru_cache(maxsize=1)
-def _resolver() -> Any:
-    from ruamel.yaml import YAML
-
-    return YAML(typ="safe", pure=True).resolver
-
-
-@functools.lru_cache(maxsize=4096)
-def _plain_tag(value: str) -> str:
-    from ruamel.yaml.nodes import ScalarNode as RScalar
-
-    return str(_resolver().resolve(RScalar, value, (True, False)))
-
-
-class _FastComposer:
-    """Composes the plain block YAML of report files; raises ``_Unsupported`` otherwise."""
-
-    def __init__(self, text: str) -> None:
-        if _ODD_CHARS.search(text):
-            raise _Unsupported
-        self.lines = lines = text.split("\n")
-        significant: list[tuple[int, int]] = []
-        for number, line in enumerate(lines):
-            stripped = line.lstrip(" ")
-            if not stripped or stripped[0] == "#":
-                continue
-            indent = len(line) - len(stripped)
-            # Directives and document markers ("---", "...") are left to ruamel.yaml.
-            if indent == 0 and (
-                line[0] == "%" or (line[:3] in ("---", "...") and line[3:4] in ("", " "))
-            ):
-                raise _Unsupported
-            significant.append((number, indent))
-        self.sig = significant
-        self.pos = 0
-
-    def compose(self) -> Node | None:
-        if not self.sig:
-            return None
-        node = self.node(self.sig[0][1])
-        if self.pos != len(self.sig):
-            raise _Unsupported
-        return node
-
-    def is_item(self, number: int, indent: int) -> bool:
-        line = self.lines[number]
-        return line.startswith("-", indent) and (len(line) == indent + 1 or line[indent + 1] == " ")
-
-    def node(self, indent: int) -> Node:
-        number, _ = self.sig[self.pos]
-        if self.is_item(number, indent):
-            return self.sequence(indent)
-        return self.mapping(indent)
-
-    def mapping(self, indent: int) -> MapNode:
-        sig, lines = self.sig, self.lines
-        first_number = sig[self.pos][0]
-        pairs: list[tuple[Node, Node]] = []
-        while self.pos < len(sig):
-            number, at = sig[self.pos]
-            if at < indent:
-                break
-            if at > indent:
-                raise _Unsupported
-            line = lines[number]
-            match = _KEY_RE.match(line, at)
-            if match is None:
-                raise _Unsupported
-            text = match.group(1)
-            key = ScalarNode(text, _plain_tag(text), "", text, number, at)
-            self.pos += 1
-            start = match.end()
-            if start < len(line) and line[start] != "#":
-                value = self.inline(line, start, number)
-                if self.pos < len(sig) and sig[self.pos][1] > indent:
-                    raise _Unsupported
-            elif self.pos < len(sig) and sig[self.pos][1] > indent:
-                value = self.node(sig[self.pos][1])
-            elif (
-                self.pos < len(sig)
-                and sig[self.pos][1] == indent
-                and self.is_item(sig[self.pos][0], indent)
-            ):
-                value = self.sequence(indent)
-            else:
-                raise _Unsupported
-            pairs.append((key, value))
-        return MapNode(pairs, first_number, indent)
-
-    def sequence(self, indent: int) -> SeqNode:
-        sig, lines = self.sig, self.lines
-        first_number = sig[self.pos][0]
-        items: list[Node] = []
-        while self.pos < len(sig):
-            number, at = sig[self.pos]
-            if at < indent or (at == indent and not self.is_item(number, at)):
-                break
-            if at > indent:
-                raise _Unsupported
-            line = lines[number]
-            start = at + 1
-            while start < len(line) and line[start] == " ":
-                start += 1
-            if start >= len(line) or line[start] == "#":
-                raise _Unsupported
-            items.append(self.inline(line, start, number))
-            self.pos += 1
-            if self.pos < len(sig) and sig[self.pos][1] > indent:
-                raise _Unsupported
-        return SeqNode(items, first_number, indent)
-
-    def inline(self, line: str, start: int, number: int) -> Node:
-        """A value that starts at ``line[start]`` and ends on this line."""
-        first = line[start]
-        if first == '"' or first == "'":
-            node, end = self.quoted(line, start, number)
-            self.end_of_line(line, end)
-            return node
-        if first == "[":
-            return self.flow_sequence(line, start, number)
-        if first in _PLAIN_BAD_START:
-            raise _Unsupported
-        end = line.find(" #", start)
-        value = line[start : end if end >= 0 else len(line)].rstrip(" ")
-        if first in "-?:" and (len(value) == 1 or value[1] == " "):
-            raise _Unsupported
-        if ": " in value or value.endswith(":"):
-            raise _Unsupported
-        return ScalarNode(value, _plain_tag(value), "", value, number, start)
-
-    def quoted(self, line: str, start: int, number: int) -> tuple[ScalarNode, int]:
-        quote = line[start]
-        i = start + 1
-        parts: list[str] = []
-        if quote == "'":
-            while True:
-                close = line.find("'", i)
-                if close < 0:
-                    raise _Unsupported
-                parts.append(line[i:close])
-                if line.startswith("''", close):
-                    parts.append("'")
-                    i = close + 2
-                    continue
-                break
-        else:
-            while True:
-                close = line.find('"', i)
-                escape = line.find("\\", i)
-                if close < 0:
-                    raise _Unsupported
-                if 0 <= escape < close:
-                    parts.append(line[i:escape])
-                    char = line[escape + 1 : escape + 2]
-                    if char not in _DQ_ESCAPES:
-                        raise _Unsupported
-                    parts.append(_DQ_ESCAPES[char])
-                    i = escape + 2
-                    continue
-                parts.append(line[i:close])
-                break
-        end = close + 1
-        raw = line[start:end]
-        return ScalarNode("".join(parts), _STR, quote, raw, number, start), end
-
-    def end_of_line(self, line: str, end: int) -> None:
-        rest = line[end:]
-        if rest and (rest[0] != " " or rest.strip(" ")[:1] not in ("", "#")):
-            raise _Unsupported
-
-    def flow_sequence(self, line: str, start: int, number: int) -> SeqNode:
-        items: list[Node] = []
-        i = start + 1
-        length = len(line)
-        while i < length and line[i] == " ":
-            i += 1
-        if i < length and line[i] == "]":
-            self.end_of_line(line, i + 1)
-            return SeqNode(items, number, start)
-        while True:
-            while i < length and line[i] == " ":
-                i += 1
-            if i >= length:
-                raise _Unsupported
-            if line[i] in "'\"":
-                item, i = self.quoted(line, i, number)
-                items.append(item)
-            else:
-                match = _FLOW_PLAIN_RE.match(line, i)
-                if match is None:
-                    raise _Unsupported
-                value = match.group().rstrip(" ")
-                if (
-                    not value
-                    or value[0] in _PLAIN_BAD_START
-                    or (value[0] in "-?" and (len(value) == 1 or value[1] == " "))
-                ):
-                    raise _Unsupported
-                items.append(ScalarNode(value, _plain_tag(value), "", value, number, i))
-                i += len(value)
-            while i < length and line[i] == " ":
-                i += 1
-            if i >= length:
-                raise _Unsupported
-            if line[i] == "]":
-                self.end_of_line(line, i + 1)
-                return SeqNode(items, number, start)
-            if line[i] != ",":
-                raise _Unsupported
-            i += 1
-            while i < length and line[i] == " ":
-                i += 1
-            if i >= length or line[i] == "]":
-                raise _Unsupported
 
 
 # --------------------------------------------------------------------------- positions

@@ -55,6 +55,32 @@ def emulator() -> Iterator[EmulatorFactory]:
         yield start
 
 
+# -- YAML without libyaml (tests/test_load.py, tests/test_yamlnodes.py) -------------------
+
+
+@pytest.fixture
+def without_libyaml(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """PyYAML as it is when libyaml is missing (no ``CSafeLoader``): loading falls back to
+    the pure-Python parser."""
+    import yaml
+
+    from casereport.definitions import yamlnodes
+
+    monkeypatch.delattr(yaml, "CSafeLoader")
+    yamlnodes._loader.cache_clear()
+    yield
+    monkeypatch.undo()
+    yamlnodes._loader.cache_clear()
+
+
+@pytest.fixture(params=["libyaml", "pure-python"])
+def yaml_loader(request: pytest.FixtureRequest) -> str:
+    """Each test runs with libyaml, then with PyYAML's pure-Python parser."""
+    if request.param == "pure-python":
+        request.getfixturevalue("without_libyaml")
+    return str(request.param)
+
+
 # -- Pulumi mocks (tests/test_publish.py) --------------------------------------------
 
 

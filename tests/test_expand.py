@@ -17,7 +17,8 @@ from casereport.definitions.expand import (
     fingerprint,
     validation_output,
 )
-from casereport.definitions.load import ReportDefinition, load_report
+from casereport.definitions.load import load_report
+from casereport.definitions.models import ReportDefinition
 from casereport.settings import Refresh
 
 REPORT = """\

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from casereport.definitions import fmt
-from casereport.definitions.load import YamlSyntaxError
+from casereport.definitions.yamlnodes import YamlSyntaxError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Loading report files: the broken-file corpus, the fast YAML path, positions, models."""
+"""Loading report files: the broken-file corpus (with and without libyaml), models."""
 
 from __future__ import annotations
 
@@ -6,23 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from casereport.definitions import load
 from casereport.definitions.expand import expand_workspace
-from casereport.definitions.load import (
-    Diagnostic,
-    MapNode,
-    ScalarNode,
-    SeqNode,
-    SourceString,
-    YamlSyntaxError,
-    check_group,
-    diagnostics_json,
-    load_report,
-    load_reports,
-)
+from casereport.definitions.load import check_group, load_report, load_reports
+from casereport.definitions.models import Diagnostic, diagnostics_json
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "definitions" / "broken"
@@ -54,6 +41,18 @@ def test_broken_file_gives_exact_diagnostics(tmp_path: Path, file: Path) -> None
     expected = file.with_suffix(".expected").read_text().splitlines()
     assert expected, "every corpus file expects at least one diagnostic"
     assert validate_copy(tmp_path, file) == expected
+
+
+@pytest.mark.parametrize("file", CORPUS, ids=[f.stem for f in CORPUS])
+def test_without_libyaml_a_broken_file_gives_the_same_diagnostics(
+    without_libyaml: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], file: Path
+) -> None:
+    expected = file.with_suffix(".expected").read_text().splitlines()
+    assert validate_copy(tmp_path, file) == expected
+    assert capsys.readouterr().err == (
+        "casereport: libyaml is not available, so YAML is read by PyYAML's slower "
+        "pure-Python parser\n"
+    )
 
 
 def test_every_error_of_every_file_in_one_run(tmp_path: Path) -> None:
@@ -241,272 +240,3 @@ def test_group_fields() -> None:
     )
     problem = check_group("has space")
     assert problem is not None and problem[0] == "error"
-
-
-# --------------------------------------------------------------------------- positions
-
-
-def located(text: str) -> SourceString:
-    """The SourceString of the `q:` value in ``text``."""
-    root = load.compose(text)
-    assert isinstance(root, MapNode)
-    node = root.pairs[0][1]
-    assert isinstance(node, ScalarNode)
-    return SourceString(node.value, node.line + 1, node.column + 1, node.style, node.raw)
-
-
-@pytest.mark.parametrize(
-    ("text", "index", "position"),
-    [
-        ("q: abc def\n", 4, (1, 8)),
-        ("q: 'it''s x'\n", 6, (1, 12)),  # after the doubled quote
-        ('q: "a\\"b c"\n', 4, (1, 10)),  # after the escaped quote
-        ('q: "\\u00e9t\\u00e9 x"\n', 4, (1, 19)),
-        ("q: |\n  one\n  two three\n", 8, (3, 7)),
-        ("q: >-\n  one\n  two\n", 6, (3, 5)),
-        ("q: one\n  two\n", 5, (2, 4)),  # a plain scalar folded over two lines
-        ("q: 'one\n\n  two'\n", 5, (3, 4)),  # an empty line folds to a newline
-        ('q: "one\\\n  two"\n', 4, (2, 4)),  # an escaped line break joins the lines
-        ("q: abc\n", 3, (1, 7)),  # just past the end
-    ],
-)
-def test_location_of_a_character_in_each_scalar_style(
-    text: str, index: int, position: tuple[int, int]
-) -> None:
-    assert located(text).location_of(index) == position
-
-
-def test_location_falls_back_to_the_scalar_start_when_unsure() -> None:
-    source = SourceString("abc", 4, 9, '"', '"xyz"')  # a raw text that does not match
-    assert source.location_of(2) == (4, 9)
-
-
-# --------------------------------------------------------------------------- fast YAML path
-
-
-def flat(node: object) -> object:
-    if node is None:
-        return None
-    if isinstance(node, ScalarNode):
-        return ("scalar", node.value, node.tag, node.style, node.raw, node.line, node.column)
-    if isinstance(node, MapNode):
-        return ("map", node.line, node.column, [(flat(k), flat(v)) for k, v in node.pairs])
-    assert isinstance(node, SeqNode)
-    return ("seq", node.line, node.column, [flat(i) for i in node.items])
-
-
-def slow(text: str) -> object:
-    try:
-        return flat(load._ruamel_compose(text))
-    except YamlSyntaxError as exc:
-        return ("error", exc.line, exc.column, exc.message)
-
-
-def fast(text: str) -> object:
-    try:
-        return flat(load._FastComposer(text).compose())
-    except load._Unsupported:
-        return "unsupported"
-
-
-SCALARS = st.sampled_from(
-    [
-        "abc",
-        "case-api",
-        "status:open priority:(P1 OR P2)",
-        "${var.service}",
-        "12",
-        "0x1F",
-        "1_000",
-        "-3",
-        "+4",
-        "1e3",
-        "1.5",
-        ".inf",
-        "true",
-        "False",
-        "yes",
-        "null",
-        "~",
-        "2024-01-01",
-        "@team",
-        "a: b",
-        "a:b",
-        "a #b",
-        "a#b",
-        "- a",
-        "-a",
-        "? x",
-        ":x",
-        "'q'",
-        "'it''s'",
-        '"dq"',
-        '"a\\"b"',
-        '"a\\u00e9"',
-        "'open",
-        '"open',
-        "[a, b]",
-        "[a, 'b c', \"d\"]",
-        "[]",
-        "[a,]",
-        "[a, [b]]",
-        "[a: b]",
-        "{a: 1}",
-        "&anchor x",
-        "*alias",
-        "!tag x",
-        "|",
-        "x  # comment",
-        "'q' # comment",
-        "[a] # comment",
-        "'q'x",
-        "%x",
-        "`x",
-        "a\tb",
-    ]
-)
-# Scalars the fast path reads (so nested documents take it often).
-FAST_SCALARS = st.sampled_from(
-    [
-        "abc",
-        "case-api",
-        "status:open priority:(P1 OR P2)",
-        "${var.service}",
-        "12",
-        "0x1F",
-        "1_000",
-        "1e3",
-        ".inf",
-        "true",
-        "yes",
-        "null",
-        "~",
-        "2024-01-01",
-        "a:b",
-        "a#b",
-        "-a",
-        "'it''s'",
-        '"a\\"b"',
-        "[a, 'b c', \"d\"]",
-        "[]",
-        "x  # comment",
-    ]
-)
-KEYS = st.sampled_from(["a", "title", "group_by", "b c", "1", "true", "x-y", "k.e/y", "-k", "'k'"])
-INDENTS = st.sampled_from(["", " ", "  ", "    "])
-
-
-@st.composite
-def documents(draw: st.DrawFn) -> str:
-    lines: list[str] = []
-    for _ in range(draw(st.integers(1, 8))):
-        indent = draw(INDENTS)
-        kind = draw(st.sampled_from(["pair", "pair", "key", "item", "comment", "blank", "raw"]))
-        if kind == "pair":
-            lines.append(f"{indent}{draw(KEYS)}: {draw(SCALARS)}")
-        elif kind == "key":
-            lines.append(f"{indent}{draw(KEYS)}:" + draw(st.sampled_from(["", "  # c", " "])))
-        elif kind == "item":
-            lines.append(f"{indent}- {draw(SCALARS)}")
-        elif kind == "comment":
-            lines.append(f"{indent}# note")
-        elif kind == "blank":
-            lines.append("")
-        else:
-            lines.append(draw(st.sampled_from(["---", "...", "%YAML 1.2", "-", "key:value"])))
-    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n\n"]))
-
-
-@st.composite
-def tree_documents(draw: st.DrawFn) -> str:
-    """Mostly well-formed block documents: nested mappings and lists, comments, blanks."""
-
-    def noise() -> list[str]:
-        return draw(st.sampled_from([[], [], [""], ["  "], [draw(INDENTS) + "# c"]]))
-
-    def mapping(indent: int, depth: int) -> list[str]:
-        lines: list[str] = []
-        pad = " " * indent
-        for key in draw(st.lists(KEYS, min_size=1, max_size=4)):
-            lines += noise()
-            shapes = ["scalar", "scalar", "map", "seq", "flat-seq"] if depth < 3 else ["scalar"]
-            shape = draw(st.sampled_from(shapes))
-            comment = draw(st.sampled_from(["", "", "  # c", " #c"]))
-            if shape == "scalar":
-                lines.append(f"{pad}{key}: {draw(st.one_of(FAST_SCALARS, SCALARS))}{comment}")
-                continue
-            lines.append(f"{pad}{key}:{comment}")
-            inner = indent + draw(st.sampled_from([1, 2, 4]))
-            if shape == "map":
-                lines += mapping(inner, depth + 1)
-            else:
-                item_pad = " " * (inner if shape == "seq" else indent)
-                scalars = st.one_of(FAST_SCALARS, SCALARS)
-                for item in draw(st.lists(scalars, min_size=1, max_size=3)):
-                    lines += noise()
-                    lines.append(f"{item_pad}- {item}")
-        return lines
-
-    return "\n".join(mapping(draw(st.sampled_from([0, 0, 2])), 0)) + "\n"
-
-
-@settings(max_examples=1000, deadline=None)
-@given(tree_documents())
-def test_fast_composer_agrees_with_ruamel_yaml_on_nested_documents(text: str) -> None:
-    quick = fast(text)
-    if quick == "unsupported":
-        return
-    assert quick == slow(text)
-
-
-@settings(max_examples=800, deadline=None)
-@given(documents())
-def test_fast_composer_agrees_with_ruamel_yaml(text: str) -> None:
-    quick = fast(text)
-    if quick == "unsupported":
-        return
-    assert quick == slow(text)
-
-
-def test_fast_composer_handles_the_example_reports() -> None:
-    for file in sorted((ROOT / "reports").glob("*.yaml")):
-        text = file.read_text()
-        if "|" in text:  # block scalars are left to ruamel.yaml
-            continue
-        assert fast(text) == slow(text) != "unsupported"
-
-
-def test_fast_composer_leaves_block_scalars_and_anchors_to_ruamel() -> None:
-    assert fast("a: |\n  x\n") == "unsupported"
-    assert fast("a: &x 1\nb: *x\n") == "unsupported"
-    # An anchored scalar starts at its anchor; an alias is the same node again.
-    assert slow("a: &x 1\nb: *x\n") == (
-        "map",
-        0,
-        0,
-        [
-            (
-                ("scalar", "a", "tag:yaml.org,2002:str", "", "a", 0, 0),
-                ("scalar", "1", "tag:yaml.org,2002:int", "", "&x 1", 0, 3),
-            ),
-            (
-                ("scalar", "b", "tag:yaml.org,2002:str", "", "b", 1, 0),
-                ("scalar", "1", "tag:yaml.org,2002:int", "", "&x 1", 0, 3),
-            ),
-        ],
-    )
-
-
-def test_generated_documents_exercise_the_fast_path() -> None:
-    """Guard for the agreement test above: many generated documents take the fast path."""
-    taken = 0
-
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
-    @given(tree_documents())
-    def count(text: str) -> None:
-        nonlocal taken
-        if fast(text) != "unsupported":
-            taken += 1
-
-    count()
-    assert taken >= 60

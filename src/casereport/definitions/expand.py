@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casereport.definitions.load import (
+from casereport.definitions.load import check_group, check_query, load_reports
+from casereport.definitions.models import (
     AggregationDefinition,
     Diagnostic,
     ReportDefinition,
     SourceString,
-    check_group,
-    check_query,
-    load_reports,
+    diagnostics_json,
     sort_diagnostics,
 )
 from casereport.fsutil import collector_paused
@@ -462,8 +461,6 @@ def _plural(count: int, word: str) -> str:
 def validation_output(expansion: Expansion, *, as_json: bool = False) -> str:
     """What ``validate`` prints: one line per diagnostic and a summary, or JSON."""
     if as_json:
-        from casereport.definitions.load import diagnostics_json
-
         return json.dumps(diagnostics_json(expansion.diagnostics), indent=2) + "\n"
     lines = [str(d) for d in expansion.diagnostics]
     warnings = expansion.warning_count

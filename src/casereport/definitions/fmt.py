@@ -10,8 +10,8 @@ most one blank line in a row; a single trailing newline. Key order and comments 
 ``# yaml-language-server: $schema=...`` line included) stay as the author wrote them.
 
 ruamel.yaml's round-trip mode does the rewriting because it keeps comments; it is only
-used here (loading uses a faster path, see ``casereport.definitions.load``). Files that do not parse
-(YAML syntax, duplicate keys) are reported and left untouched.
+used here (loading uses PyYAML's faster C composer, see ``casereport.definitions.yamlnodes``).
+Files that do not parse (YAML syntax, duplicate keys) are reported and left untouched.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casereport.definitions.load import (
-    Diagnostic,
+from casereport.definitions.models import Diagnostic
+from casereport.definitions.yamlnodes import (
     MapNode,
     Node,
     ScalarNode,

@@ -1,0 +1,188 @@
+"""The report model: what a report file means once validated, and located diagnostics.
+
+Plain, immutable data passed from loading (``casereport.definitions.load``) to expansion
+and planning; every position is 1-based and points into the report file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from casereport.definitions.yamlnodes import value_positions
+from casereport.settings import Refresh
+
+__all__ = [
+    "DEFAULT_FORMATS",
+    "DEFAULT_TEMPLATE",
+    "AggregationDefinition",
+    "Diagnostic",
+    "ForEach",
+    "ForEachItem",
+    "LoadResult",
+    "ReportDefinition",
+    "Severity",
+    "SourceString",
+    "Variable",
+    "diagnostics_json",
+    "sort_diagnostics",
+]
+
+# PDF needs Chromium, so a report asks for it explicitly.
+DEFAULT_FORMATS = ("markdown", "html")
+DEFAULT_TEMPLATE = "report"
+
+Severity = Literal["error", "warning"]
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One located message. ``line`` and ``column`` are 1-based; ``None`` when the
+    message is not about a place in a file (e.g. a ``--var`` option)."""
+
+    severity: Severity
+    summary: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        parts = (self.file, self.line, self.column)
+        where = "".join(f"{part}:" for part in parts if part)
+        return f"{where} {self.severity}: {self.summary}".lstrip()
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``validate --json`` shape of one diagnostic."""
+        return {
+            "severity": self.severity,
+            "summary": self.summary,
+            "detail": self.detail,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+        }
+
+
+def diagnostics_json(diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
+    """``{valid, error_count, warning_count, diagnostics}`` for ``validate --json``."""
+    errors = sum(1 for d in diagnostics if d.severity == "error")
+    return {
+        "valid": errors == 0,
+        "error_count": errors,
+        "warning_count": len(diagnostics) - errors,
+        "diagnostics": [d.to_json() for d in diagnostics],
+    }
+
+
+def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
+    """Order by file, line and column, dropping exact repeats (for_each instances)."""
+    unique = dict.fromkeys(diagnostics)
+    return tuple(sorted(unique, key=lambda d: (d.file or "", d.line or 0, d.column or 0)))
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True, slots=True)
+class SourceString:
+    """A string from a report file, with where it was written.
+
+    ``raw`` is the scalar's source text (quotes included) and ``style`` its YAML style
+    (``""`` plain, ``'``, ``"``, ``|`` or ``>``), so a position inside the value can be
+    traced to a column in the file (``location_of``).
+    """
+
+    value: str
+    line: int
+    column: int
+    style: str = ""
+    raw: str = ""
+
+    def location_of(self, index: int) -> tuple[int, int]:
+        """The 1-based (line, column) in the file of character ``index`` of ``value``.
+
+        ``index == len(value)`` is the position just after the value (for "unexpected end
+        of query"). Falls back to the start of the scalar when the mapping is unclear.
+        """
+        positions = value_positions(self.value, self.raw, self.style, self.line, self.column)
+        if positions is None:
+            return self.line, self.column
+        return positions[max(0, min(index, len(positions) - 1))]
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """A report variable: its value as written, and where."""
+
+    name: str
+    value: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForEachItem:
+    """One ``for_each`` instance: ``key`` (``each.key``) and ``value`` (``each.value``)."""
+
+    key: str
+    value: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForEach:
+    """A ``for_each`` list (key == value) or mapping, in the order written."""
+
+    items: tuple[ForEachItem, ...]
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class AggregationDefinition:
+    """An aggregation as written, before variables and ``for_each`` are applied."""
+
+    id: str
+    line: int
+    column: int
+    title: SourceString | None
+    query_filter: SourceString
+    group_by: tuple[SourceString, ...]
+    limit: int
+    for_each: ForEach | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDefinition:
+    """A report file that passed validation (its invalid aggregations are left out)."""
+
+    name: str
+    path: Path
+    title: SourceString
+    aggregations: tuple[AggregationDefinition, ...]
+    description: SourceString | None = None
+    owner: str | None = None
+    refresh: Refresh | None = None
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    template: str = DEFAULT_TEMPLATE
+    vars: tuple[Variable, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """Every report that loaded, and every diagnostic of every file."""
+
+    reports: tuple[ReportDefinition, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    files: tuple[Path, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)

@@ -83,17 +83,12 @@ def _parse_time(value: str) -> datetime | None:
 @functools.lru_cache(maxsize=4096)
 def date(value: str | None) -> str:
     """``2026-11-26T19:00:00Z`` -> ``26 Nov 2026, 19:00 UTC`` (other text as it is)."""
-    if value is None:
-        return "never"
-    moment = _parse_time(value)
+    moment = None if value is None else _parse_time(value)
     if moment is None:
-        return value
+        return day(value)  # "never", or the text as it is
     offset = moment.utcoffset()
     zone = "UTC" if offset is not None and not offset else moment.strftime("%z") or "UTC"
-    return (
-        f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, "
-        f"{moment.hour:02d}:{moment.minute:02d} {zone}"
-    )
+    return f"{day(value)}, {moment.hour:02d}:{moment.minute:02d} {zone}"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,8 +7,11 @@ import functools
 import gc
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO, TextIO
 
 
@@ -58,6 +61,107 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class AtomicFiles:
+    """Many files written into one directory, each atomically and durably, at disk speed.
+
+    ``write`` puts the bytes in a temporary file beside the name and returns; a few
+    threads then fsync each temporary file and rename it over its name. One fsync per
+    file is what makes a file durable, and it is what writing a site costs (about as
+    much as rendering it, one fsync at a time): here the disk flushes while the caller
+    renders the next page, and concurrent fsyncs share the file system's journal
+    commits. ``close`` waits for every file, then fsyncs the directory (the renames):
+    once it returns, every file is durable under its name. A file is renamed only after
+    its fsync, so a reader or a crash sees the old file or the new one, never a part.
+
+    Leaving the ``with`` block on an exception (or ``abort``) removes the temporary
+    files not renamed yet; a killed process leaves ``.<name>.*.tmp`` files, which the
+    next run removes (``casereport.render.write.clean_partial_writes``). Writing is
+    durable, not ordered: files may reach their names in any order.
+    """
+
+    _THREADS = 4
+    _OPEN_AT_MOST = 64  # temporary files written, not yet renamed (each holds a descriptor)
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._slots = threading.BoundedSemaphore(self._OPEN_AT_MOST)
+        self._syncing: list[Future[None]] = []
+        self._aborted = False
+        self._threads = ThreadPoolExecutor(self._THREADS, thread_name_prefix="casereport-fsync")
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write ``data`` as ``directory/name``: now into a temporary file, soon under its name."""
+        self._slots.acquire()
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            # mkstemp creates 0600; published files must be readable like any other file.
+            os.fchmod(fd, 0o666 & ~_umask())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            self._discard(fd, tmp_name)
+            raise
+        self._syncing.append(
+            self._threads.submit(self._finish, fd, tmp_name, self.directory / name)
+        )
+
+    def _finish(self, fd: int, tmp_name: str, path: Path) -> None:
+        """In a thread: fsync the temporary file, then rename it over ``path``."""
+        if self._aborted:
+            self._discard(fd, tmp_name)
+            return
+        try:
+            os.fsync(fd)
+            os.replace(tmp_name, path)  # only now: the name never shows part of a file
+        except BaseException:
+            self._discard(fd, tmp_name)
+            raise
+        os.close(fd)
+        self._slots.release()
+
+    def _discard(self, fd: int, tmp_name: str) -> None:
+        os.close(fd)
+        self._slots.release()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+
+    def close(self) -> None:
+        """Wait until every file is under its name, then make the renames durable."""
+        self._threads.shutdown(wait=True)
+        for syncing in self._syncing:
+            syncing.result()  # the first failure (a full disk, say) is raised here
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def abort(self) -> None:
+        """Stop: remove the temporary files not renamed yet (files renamed stay, whole)."""
+        self._aborted = True
+        self._threads.shutdown(wait=True)
+
+    def __enter__(self) -> AtomicFiles:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
 
 @functools.cache

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -473,7 +474,8 @@ def test_a_drifted_output_file_is_rendered_again(applied: Workspace, how: str) -
 def test_rendering_in_several_processes_writes_the_same_site(
     applied: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A large site is rendered by forked children: same files, same state, 0 API calls."""
+    """A large site is rendered and written by forked workers: same files, same state,
+    0 API calls."""
     ws = applied
     site, state = ws.site_files(), ws.state_json()
     for page in ws.site.iterdir():
@@ -484,6 +486,10 @@ def test_rendering_in_several_processes_writes_the_same_site(
     def noting_the_process(*args: Any, **kwargs: Any) -> Pages:
         with renderers.open("a") as note:
             note.write(f"{os.getpid()}\n")
+        # Until all three render: one worker cannot take another's share on this small site.
+        deadline = time.monotonic() + 30
+        while len(set(renderers.read_text().split())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(workers, "render_report", noting_the_process)

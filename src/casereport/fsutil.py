@@ -6,6 +6,7 @@ import contextlib
 import functools
 import gc
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -66,19 +67,25 @@ def atomic_write_text(path: Path, text: str) -> None:
 class AtomicFiles:
     """Many files written into one directory, each atomically and durably, at disk speed.
 
-    ``write`` puts the bytes in a temporary file beside the name and returns; a few
-    threads then fsync each temporary file and rename it over its name. One fsync per
-    file is what makes a file durable, and it is what writing a site costs (about as
-    much as rendering it, one fsync at a time): here the disk flushes while the caller
-    renders the next page, and concurrent fsyncs share the file system's journal
-    commits. ``close`` waits for every file, then fsyncs the directory (the renames):
-    once it returns, every file is durable under its name. A file is renamed only after
-    its fsync, so a reader or a crash sees the old file or the new one, never a part.
+    ``write`` puts the bytes in a temporary file and returns; a few threads then fsync
+    each temporary file and rename it over its name. ``close`` waits for every file,
+    then fsyncs the directory (the renames): once it returns, every file is durable
+    under its name. A file is renamed only after its fsync, so a reader or a crash sees
+    the old file or the new one, never a part of one. Files may reach their names in any
+    order.
+
+    Why so: one fsync per file is what makes it durable, and one at a time they cost
+    writing a 1,000-report site about as much as rendering it; here the disk flushes
+    while the caller renders the next page, and concurrent fsyncs share the file
+    system's journal commits. (``syncfs`` once would flush every other writer's data on
+    the file system too, at a cost nobody here controls.) The temporary files are made
+    in a folder of this writer's own inside the directory, not beside their names:
+    making a file holds its directory's lock, and on ext4 making the inode is most of
+    the cost of a small file, so processes writing into one directory would take turns.
 
     Leaving the ``with`` block on an exception (or ``abort``) removes the temporary
-    files not renamed yet; a killed process leaves ``.<name>.*.tmp`` files, which the
-    next run removes (``casereport.render.write.clean_partial_writes``). Writing is
-    durable, not ordered: files may reach their names in any order.
+    files not renamed yet; a killed process leaves its ``.writing-*.tmp`` folder, which
+    the next run removes (``casereport.render.write.clean_partial_writes``).
     """
 
     _THREADS = 4
@@ -87,22 +94,28 @@ class AtomicFiles:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        self._staging: Path | None = None  # made at the first write
         self._slots = threading.BoundedSemaphore(self._OPEN_AT_MOST)
         self._syncing: list[Future[None]] = []
         self._aborted = False
         self._threads = ThreadPoolExecutor(self._THREADS, thread_name_prefix="casereport-fsync")
 
     def write(self, name: str, data: bytes) -> None:
-        """Write ``data`` as ``directory/name``: now into a temporary file, soon under its name."""
+        """Write ``data`` as ``directory/name`` (each name once): now into a temporary
+        file, soon under its name."""
+        if self._staging is None:
+            self._staging = Path(
+                tempfile.mkdtemp(prefix=".writing-", suffix=".tmp", dir=self.directory)
+            )
+        tmp_name = str(self._staging / name)
         self._slots.acquire()
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
+            # Readable like any other file (the umask applies), unlike mkstemp's 0600.
+            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except BaseException:
             self._slots.release()
             raise
         try:
-            # mkstemp creates 0600; published files must be readable like any other file.
-            os.fchmod(fd, 0o666 & ~_umask())
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -136,18 +149,26 @@ class AtomicFiles:
     def close(self) -> None:
         """Wait until every file is under its name, then make the renames durable."""
         self._threads.shutdown(wait=True)
-        for syncing in self._syncing:
-            syncing.result()  # the first failure (a full disk, say) is raised here
-        fd = os.open(self.directory, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            for syncing in self._syncing:
+                syncing.result()  # the first failure (a full disk, say) is raised here
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            self._remove_staging()
 
     def abort(self) -> None:
         """Stop: remove the temporary files not renamed yet (files renamed stay, whole)."""
         self._aborted = True
         self._threads.shutdown(wait=True)
+        self._remove_staging()
+
+    def _remove_staging(self) -> None:
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
 
     def __enter__(self) -> AtomicFiles:
         return self

@@ -1,14 +1,15 @@
 """Writing the site: pages written atomically and durably, with their content hashes.
 
 Every process that renders pages writes them (``write_pages``), each through its own
-``AtomicFiles``: a page is fsynced before it is renamed over its name, and the fsyncs
-run while the next page renders, instead of one by one after it.
+``AtomicFiles`` (see there why): a page is fsynced before it is renamed over its name,
+the fsyncs run while the next page renders, and the directory is fsynced at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -58,8 +59,12 @@ def remove_site_files(site_dir: Path, names: Iterable[str]) -> None:
 
 
 def clean_partial_writes(site_dir: Path) -> None:
-    """Remove temporary files left by an interrupted atomic write (``.<name>.*.tmp``)."""
+    """Remove what interrupted atomic writes left: ``.<name>.*.tmp`` files and the
+    ``.writing-*.tmp`` folders of ``AtomicFiles``."""
     if site_dir.is_dir():
         for leftover in site_dir.glob(".*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()

@@ -44,7 +44,7 @@ from casereport.state.model import (
     new_state,
     serialise,
 )
-from common import CASEREPORT, figure
+from common import CASEREPORT, aggregation_state, figure
 
 REPORTS = 1000
 AGGREGATIONS = 10
@@ -81,16 +81,7 @@ def _aggregation_state(spec: AggregationSpec, serial: int) -> AggregationState:
     )
     # As a loaded state holds it: the stored columns only, no entries built yet.
     history = History(History.from_entries(entries).columns())
-    return AggregationState(
-        address=spec.address,
-        report=spec.report,
-        title=spec.title,
-        request=spec.request(),
-        fingerprint=spec.fingerprint,
-        result=result,
-        fetched_at="2026-11-26T06:00:00Z",
-        history=history,
-    )
+    return aggregation_state(spec, result, history, "2026-11-26T06:00:00Z")
 
 
 DESCRIPTION = "Report **{number}** of the benchmark, with `code` and a [link](https://example.com)."

@@ -410,9 +410,10 @@ def workspace(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
     return root, reference
 
 
-def _start_render(root: Path, stall: str) -> subprocess.Popen[str]:
-    """The render, in a process group of its own (as a terminal's foreground job is)."""
-    return subprocess.Popen(
+def _start_render(root: Path, stall: str) -> tuple[subprocess.Popen[str], list[int]]:
+    """The render, in a process group of its own (as a terminal's foreground job is), and
+    its two workers' pids, once both have started rendering."""
+    process = subprocess.Popen(
         [sys.executable, "-c", RENDER],
         cwd=root,
         env={**os.environ, "STALL": stall},
@@ -421,6 +422,9 @@ def _start_render(root: Path, stall: str) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
+    notes = root / "workers"
+    _wait_for(lambda: notes.exists() and len(set(notes.read_text().split())) == 2, process)
+    return process, sorted({int(pid) for pid in notes.read_text().split()})
 
 
 def _wait_for(predicate: Callable[[], bool], process: subprocess.Popen[str]) -> None:
@@ -429,13 +433,6 @@ def _wait_for(predicate: Callable[[], bool], process: subprocess.Popen[str]) -> 
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the render did not get there"
         time.sleep(0.01)
-
-
-def _workers_started(root: Path, process: subprocess.Popen[str]) -> list[int]:
-    """The two workers' pids, once both have started rendering."""
-    notes = root / "workers"
-    _wait_for(lambda: notes.exists() and len(set(notes.read_text().split())) == 2, process)
-    return sorted({int(pid) for pid in notes.read_text().split()})
 
 
 def _alive(pid: int) -> bool:
@@ -460,8 +457,7 @@ def test_ctrl_c_stops_every_process_and_leaves_no_partial_page(
     workspace: tuple[Path, dict[str, bytes]],
 ) -> None:
     root, reference = workspace
-    process = _start_render(root, stall="fsync")
-    pids = _workers_started(root, process)
+    process, pids = _start_render(root, stall="fsync")
     site = root / "site"
     # Until one worker stalls with a page half-way, the other is done and this process
     # has written a page of its own share.
@@ -489,8 +485,7 @@ def test_a_killed_renders_workers_die_with_it_and_the_next_render_takes_the_lock
     workspace: tuple[Path, dict[str, bytes]],
 ) -> None:
     root, reference = workspace
-    process = _start_render(root, stall="render")
-    stalled = _workers_started(root, process)
+    process, stalled = _start_render(root, stall="render")
 
     process.kill()  # the parent alone, as the OOM killer or a `kill -9` would
     process.communicate(timeout=30)

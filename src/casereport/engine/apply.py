@@ -568,7 +568,10 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
     outcome = Outcome()
     failures: dict[str, str] = {}
     rendered = _render(forced, workspace, state, set(), failures, outcome)
-    write_state(workspace.state_path, rendered, state)
+    # Rendering changes only what state records of pages; when none changed, the state is
+    # as it was, and saying so here is cheaper than write_state comparing all its content.
+    if (rendered.reports, rendered.site_outputs) != (state.reports, state.site_outputs):
+        write_state(workspace.state_path, rendered, state)
     if failures:
         name, message = min(failures.items())
         raise RenderError(f"{'site index' if name == INDEX else f'report {name}'}: {message}")

@@ -165,9 +165,7 @@ def test_workers_write_the_same_site_and_hashes_in_the_same_order(
     assert isinstance(broken, RenderError) and "titel" in broken.message
 
 
-def test_only_pages_that_changed_are_written_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_only_pages_that_changed_are_written_again(tmp_path: Path) -> None:
     """A page equal to what state records and to its file is left alone, in every process."""
     reports, env = _site(tmp_path)
     state = fixture_state()
@@ -234,7 +232,7 @@ def test_a_dead_workers_share_is_rendered_here(
 
     def fsync(fd: int) -> None:
         if os.getpid() != parent:
-            if synced.exists():  # a page renamed, the next one written, not renamed
+            if synced.exists():  # its first page on its way, the next written, not renamed
                 os.kill(os.getpid(), signal.SIGKILL)
             synced.touch()
         real_fsync(fd)

@@ -77,9 +77,10 @@ class AtomicFiles:
     Why so: one fsync per file is what makes it durable; one at a time, the caller
     waits for the disk at every file (writing 2,002 pages took 1.6-2.3 s so, 1.1-1.3 s
     without fsync). Here the disk flushes while the caller renders the next page, and
-    concurrent fsyncs share the file system's journal commits. ``syncfs`` once, then the renames, was measured
-    too: it saves little CPU, as the cost is mostly in making the files, and it would
-    flush every other writer's data on the file system, at a cost nobody here controls.
+    concurrent fsyncs share the file system's journal commits. ``syncfs`` once, then the
+    renames, was measured too: it saves little CPU, as the cost is mostly in making the
+    files, and it would flush every other writer's data on the file system, at a cost
+    nobody here controls.
     The temporary files are made in a folder of this writer's own inside the directory,
     not beside their names: making a file holds its directory's lock, and making the
     inode can be most of a small file's cost (ext4 without a journal scans past recently

@@ -25,7 +25,6 @@ from casereport.render.templates import template_hashes
 from casereport.site import INDEX_FILES, output_names
 from casereport.state.history import HISTORY_LIMIT, history_entry
 from casereport.state.model import (
-    AggregationState,
     ReportState,
     Source,
     data_hash,
@@ -33,7 +32,7 @@ from casereport.state.model import (
     new_state,
     serialise,
 )
-from common import CASEREPORT, ROOT, emulator_process, figure
+from common import CASEREPORT, ROOT, aggregation_state, emulator_process, figure
 
 REPORTS = 1000
 AGGREGATIONS = 10
@@ -68,16 +67,7 @@ def full_state(root: Path, source: Source) -> None:
         for i in range(HISTORY_LIMIT)
     )
     aggregations = {
-        spec.address: AggregationState(
-            address=spec.address,
-            report=spec.report,
-            title=spec.title,
-            request=spec.request(),
-            fingerprint=spec.fingerprint,
-            result=result,
-            fetched_at="2026-11-26T00:00:00Z",
-            history=history,
-        )
+        spec.address: aggregation_state(spec, result, history, "2026-11-26T00:00:00Z")
         for spec in expansion.aggregations
     }
     # Every report rendered from exactly this state: a plan against it is a true no-op.

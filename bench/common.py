@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: a subprocess emulator, timing and figure printing."""
+"""Helpers shared by the benchmarks: a subprocess emulator, timing, figure printing and
+state entries."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.request import urlopen
+
+from casereport.definitions.expand import AggregationSpec
+from casereport.state.history import JsonObject
+from casereport.state.model import AggregationState
 
 ROOT = Path(__file__).resolve().parent.parent
 CASEREPORT = [sys.executable, "-m", "casereport"]
@@ -29,6 +34,22 @@ def figure(
         parts.append(note)
     suffix = f" ({'; '.join(parts)})" if parts else ""
     print(f"{name}: {value:.3f} {unit}{suffix}", flush=True)
+
+
+def aggregation_state(
+    spec: AggregationSpec, result: JsonObject, history: Sequence[JsonObject], fetched_at: str
+) -> AggregationState:
+    """The state entry of ``spec`` as a fetch that returned ``result`` leaves it."""
+    return AggregationState(
+        address=spec.address,
+        report=spec.report,
+        title=spec.title,
+        request=spec.request(),
+        fingerprint=spec.fingerprint,
+        result=result,
+        fetched_at=fetched_at,
+        history=history,
+    )
 
 
 def peak_rss_mib() -> float:

@@ -7,7 +7,9 @@ proved with a fake clock whose ``sleep`` is observed, never with wall-clock asse
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -170,6 +172,27 @@ def test_the_lock_file_names_the_holder_and_is_removed_on_release(state_path: Pa
         assert current_lock(state_path) == info
     assert not lock_path(state_path).exists()
     assert sorted(p.name for p in state_path.parent.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_forked_child_leaving_the_block_keeps_the_parents_lock(state_path: Path) -> None:
+    """A child forked while the lock is held (a render worker) holds no copy of it, and
+    leaving the ``with`` block there (as an exception unwinding it would) neither removes
+    the lock file nor closes a descriptor the child does not own."""
+    with contextlib.ExitStack() as block:
+        info = block.enter_context(state_lock(state_path, "render"))
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            code = 1
+            try:
+                block.close()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert current_lock(state_path) == info  # the file is there, and held
+    assert not lock_path(state_path).exists()
 
 
 def test_current_lock_does_not_create_a_lock_file(state_path: Path) -> None:

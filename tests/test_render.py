@@ -745,6 +745,8 @@ def test_write_site_files_writes_text_and_bytes_atomically(tmp_path: Path) -> No
     }
     assert not list(tmp_path.glob(".*.tmp"))
     (tmp_path / ".a.md.x1.tmp").write_text("partial")
+    (tmp_path / ".writing-x2.tmp").mkdir()  # a killed writer's folder of temporary files
+    (tmp_path / ".writing-x2.tmp" / "a.md").write_text("partial")
     clean_partial_writes(tmp_path)
     remove_site_files(tmp_path, ["a.md", "gone.html"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.pdf"]

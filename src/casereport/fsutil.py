@@ -6,9 +6,13 @@ import contextlib
 import functools
 import gc
 import os
+import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO, TextIO
 
 
@@ -58,6 +62,131 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class AtomicFiles:
+    """Many files written into one directory, each atomically and durably, at disk speed.
+
+    ``write`` puts the bytes in a temporary file and returns; a few threads then fsync
+    each temporary file and rename it over its name. ``close`` waits for every file,
+    then fsyncs the directory (the renames): once it returns, every file is durable
+    under its name. A file is renamed only after its fsync, so a reader or a crash sees
+    the old file or the new one, never a part of one. Files may reach their names in any
+    order.
+
+    Why so: one fsync per file is what makes it durable; one at a time, the caller
+    waits for the disk at every file (writing 2,002 pages took 1.6-2.3 s so, 1.1-1.3 s
+    without fsync). Here the disk flushes while the caller renders the next page, and
+    concurrent fsyncs share the file system's journal commits. ``syncfs`` once, then the
+    renames, was measured too: it saves little CPU, as the cost is mostly in making the
+    files, and it would flush every other writer's data on the file system, at a cost
+    nobody here controls.
+    The temporary files are made in a folder of this writer's own inside the directory,
+    not beside their names: making a file holds its directory's lock, and making the
+    inode can be most of a small file's cost (ext4 without a journal scans past recently
+    freed inodes, ~0.5 ms a file after a site was removed), so processes writing into
+    one directory would take turns.
+
+    Leaving the ``with`` block on an exception (or ``abort``) removes the temporary
+    files not renamed yet; a killed process leaves its ``.writing-*.tmp`` folder, which
+    the next run removes (``casereport.render.write.clean_partial_writes``).
+    """
+
+    _THREADS = 4
+    _OPEN_AT_MOST = 64  # temporary files written, not yet renamed (each holds a descriptor)
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._staging: Path | None = None  # made at the first write
+        self._slots = threading.BoundedSemaphore(self._OPEN_AT_MOST)
+        self._syncing: list[Future[None]] = []
+        self._aborted = False
+        self._threads = ThreadPoolExecutor(self._THREADS, thread_name_prefix="casereport-fsync")
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write ``data`` as ``directory/name`` (each name once): now into a temporary
+        file, soon under its name."""
+        if self._staging is None:
+            self._staging = Path(
+                tempfile.mkdtemp(prefix=".writing-", suffix=".tmp", dir=self.directory)
+            )
+        tmp_name = str(self._staging / name)
+        self._slots.acquire()
+        try:
+            # Readable like any other file (the umask applies), unlike mkstemp's 0600.
+            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            self._discard(fd, tmp_name)
+            raise
+        self._syncing.append(
+            self._threads.submit(self._finish, fd, tmp_name, self.directory / name)
+        )
+
+    def _finish(self, fd: int, tmp_name: str, path: Path) -> None:
+        """In a thread: fsync the temporary file, then rename it over ``path``."""
+        if self._aborted:
+            self._discard(fd, tmp_name)
+            return
+        try:
+            os.fsync(fd)
+            os.replace(tmp_name, path)  # only now: the name never shows part of a file
+        except BaseException:
+            self._discard(fd, tmp_name)
+            raise
+        os.close(fd)
+        self._slots.release()
+
+    def _discard(self, fd: int, tmp_name: str) -> None:
+        os.close(fd)
+        self._slots.release()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+
+    def close(self) -> None:
+        """Wait until every file is under its name, then make the renames durable."""
+        self._threads.shutdown(wait=True)
+        try:
+            for syncing in self._syncing:
+                syncing.result()  # the first failure (a full disk, say) is raised here
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            self._remove_staging()
+
+    def abort(self) -> None:
+        """Stop: remove the temporary files not renamed yet (files renamed stay, whole)."""
+        self._aborted = True
+        self._threads.shutdown(wait=True)
+        self._remove_staging()
+
+    def _remove_staging(self) -> None:
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+
+    def __enter__(self) -> AtomicFiles:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
 
 @functools.cache

@@ -469,27 +469,6 @@ def _fetch(
         log.close()
 
 
-def _write_pages(
-    site_dir: Path, pages: Mapping[str, str | bytes], recorded: Mapping[str, str]
-) -> dict[str, str]:
-    """Write the pages that differ from the files on disk; return name -> content hash.
-
-    A page equal to what the state records and what the file holds is left alone, so an
-    apply touches only the files whose content changes.
-    """
-    from casereport.render.write import content_hash, write_site_files
-    from casereport.state.model import file_sha256
-
-    hashes = {name: content_hash(text) for name, text in pages.items()}
-    stale = {
-        name: text
-        for name, text in pages.items()
-        if recorded.get(name) != hashes[name] or file_sha256(site_dir / name) != hashes[name]
-    }
-    write_site_files(site_dir, stale)
-    return hashes
-
-
 def _render(
     plan: Plan,
     workspace: Workspace,
@@ -506,12 +485,14 @@ def _render(
     from casereport.render.pages import render_index
     from casereport.render.templates import environment
     from casereport.render.workers import render_reports
-    from casereport.render.write import remove_site_files
+    from casereport.render.write import remove_site_files, write_site_files
 
     site_dir = workspace.site_dir
     env = environment(workspace.templates_dir)
     hashes = _template_hashes(workspace)
     reports_by_name = {r.name: r for r in workspace.reports}
+    reports: dict[str, ReportState] = dict(state.reports)
+    # Each report's pages are written as they are rendered; what comes back is their hashes.
     rendered = render_reports(
         [
             reports_by_name[change.name]
@@ -521,8 +502,9 @@ def _render(
         state.aggregations,
         state.source,
         env,
+        site_dir,
+        {name: report.outputs for name, report in reports.items()},
     )
-    reports: dict[str, ReportState] = dict(state.reports)
     for change in plan.reports:
         if change.action == DELETE:
             remove_site_files(site_dir, change.outputs)
@@ -532,12 +514,11 @@ def _render(
         if change.name not in rendered:
             continue
         spec = reports_by_name[change.name]
-        pages = rendered[change.name]
-        if isinstance(pages, RenderError):
-            failures[change.name] = pages.message
+        written = rendered[change.name]
+        if isinstance(written, RenderError):
+            failures[change.name] = written.message
             continue
         recorded = reports[spec.name].outputs if spec.name in reports else {}
-        written = _write_pages(site_dir, pages, recorded)
         remove_site_files(site_dir, set(recorded) - set(written))
         reports[spec.name] = ReportState(
             name=spec.name,
@@ -556,7 +537,7 @@ def _render(
         except RenderError as exc:
             failures[INDEX] = exc.message
         else:
-            site_outputs = _write_pages(site_dir, pages, state.site_outputs)
+            site_outputs = write_site_files(site_dir, pages, state.site_outputs)
     return replace(state, reports=reports, site_outputs=site_outputs)
 
 
@@ -587,7 +568,10 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
     outcome = Outcome()
     failures: dict[str, str] = {}
     rendered = _render(forced, workspace, state, set(), failures, outcome)
-    write_state(workspace.state_path, rendered, state)
+    # Rendering changes only what state records of pages; when none changed, the state is
+    # as it was, and saying so here is cheaper than write_state comparing all its content.
+    if (rendered.reports, rendered.site_outputs) != (state.reports, state.site_outputs):
+        write_state(workspace.state_path, rendered, state)
     if failures:
         name, message = min(failures.items())
         raise RenderError(f"{'site index' if name == INDEX else f'report {name}'}: {message}")

@@ -7,10 +7,11 @@
     charts      the inline SVG trend and the bar chart's layout
     context     what a template sees (documented in docs/templates.md)
     pages       a report's pages and the index, in memory
-    workers     a large site rendered by one process per core
-    write       pages written atomically into the site directory
+    workers     reports rendered and written, a large site by one process per core
+    write       pages written atomically and durably, only those that changed
     pdf         the HTML page printed by headless Chromium
 
-Pages are built in memory, then written atomically. Output is deterministic: the same
-state renders byte-identical files.
+A report's pages are built in memory, then written atomically by the process that
+rendered them, which hands back only their names and hashes. Output is deterministic:
+the same state renders byte-identical files, however many processes render it.
 """

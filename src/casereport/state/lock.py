@@ -29,6 +29,25 @@ from casereport.errors import LockError
 
 _POLL_SECONDS = 0.1
 
+# The descriptors of the locks this process holds.
+_HELD: set[int] = set()
+
+
+def _close_in_child() -> None:
+    """In a forked child (a render worker): close its copies of the held locks.
+
+    ``flock`` is released when the last descriptor of the lock is closed: a child that
+    kept a copy would hold the lock after the parent was killed, and the next run would
+    have to wait for it. Closing the child's copy leaves the parent's lock held.
+    """
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
 
 @dataclass(frozen=True)
 class LockInfo:
@@ -141,17 +160,20 @@ def state_lock(
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         path=str(state_path),
     )
+    _HELD.add(fd)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(asdict(info), indent=2) + "\n").encode(), 0)
         os.fsync(fd)
         yield info
     finally:
-        current = _read_info(path)
-        if current is not None and current.id == info.id:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        os.close(fd)
+        if fd in _HELD:  # not in a forked child unwinding its parent's stack
+            _HELD.discard(fd)
+            current = _read_info(path)
+            if current is not None and current.id == info.id:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            os.close(fd)
 
 
 def force_unlock(state_path: Path, lock_id: str) -> LockInfo:

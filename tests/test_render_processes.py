@@ -26,9 +26,15 @@ import pytest
 from casereport.definitions.expand import ReportSpec
 from casereport.errors import RenderError
 from casereport.render import workers
-from casereport.render.pages import Pages, render_report
+from casereport.render.pages import Pages, render_index, render_report
 from casereport.render.templates import environment
-from casereport.render.workers import PARALLEL_MIN_REPORTS, Written, process_count, render_reports
+from casereport.render.workers import (
+    PARALLEL_MIN_REPORTS,
+    Written,
+    process_count,
+    render_reports,
+    render_site_pages,
+)
 from casereport.render.write import content_hash
 from casereport.state.lock import lock_path, state_lock
 from test_render_golden import FIXTURES, fixture_reports, fixture_state
@@ -163,6 +169,54 @@ def test_workers_write_the_same_site_and_hashes_in_the_same_order(
     assert _files(tmp_path / "site") == files
     broken = rendered["broken"]
     assert isinstance(broken, RenderError) and "titel" in broken.message
+
+
+@pytest.mark.parametrize("dies", [False, True])
+def test_the_index_is_rendered_by_a_worker_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies: bool
+) -> None:
+    """The index renders alongside the reports, in a worker; if that worker dies, here."""
+    reports, env = _site(tmp_path)
+    state = fixture_state()
+    parent = os.getpid()
+    renderers = tmp_path / "index-renderers"
+    real = render_index
+
+    def noted(*args: Any, **kwargs: Any) -> dict[str, str]:
+        with renderers.open("a") as note:
+            note.write(f"{os.getpid()}\n")
+        if dies and os.getpid() != parent:
+            os._exit(3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workers, "render_index", noted)
+    site = render_site_pages(
+        reports,
+        state.aggregations,
+        state.source,
+        env,
+        tmp_path / "site",
+        {},
+        index=reports,
+        processes=2,
+    )
+    monkeypatch.undo()
+    pids = [int(pid) for pid in renderers.read_text().split()]
+    assert pids[0] != parent  # a worker rendered it first,
+    assert pids[1:] == ([parent] if dies else [])  # and only if it died, here again
+    assert site.index == render_index(reports, state.aggregations, state.source, env)
+    assert _comparable(site.reports) == _serial(reports, env)[0]
+    assert not (tmp_path / "site" / "index.html").exists()  # rendered, not written
+
+
+def test_no_index_is_rendered_unless_asked_for(tmp_path: Path) -> None:
+    reports, env = _site(tmp_path)
+    state = fixture_state()
+    site = render_site_pages(
+        reports, state.aggregations, state.source, env, tmp_path / "site", {}, processes=2
+    )
+    assert site.index is None
+    assert _comparable(site.reports) == _serial(reports, env)[0]
 
 
 def test_only_pages_that_changed_are_written_again(tmp_path: Path) -> None:

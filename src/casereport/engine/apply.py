@@ -13,7 +13,6 @@ failed fetch keeps its last good output and each failed address is named in the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -291,6 +290,8 @@ async def _fetch_all(
     parallelism: int,
 ) -> None:
     """Fetch every request (by fingerprint) with ``parallelism`` workers; report each."""
+    import asyncio  # here, not at the top: plan and render never need it (~35 ms)
+
     from casereport.api.messages import AggregateRequest
 
     pending = iter(sorted(requests))
@@ -461,6 +462,8 @@ def _fetch(
         async with CasesClient(settings) as client:
             await _fetch_all(client, requests, on_result, workspace.parallelism)
 
+    import asyncio
+
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
@@ -482,9 +485,8 @@ def _render(
     Returns ``state`` with the rendered reports and removed ones recorded; the caller
     writes it. A report that fails to render is put in ``failures`` and keeps its pages.
     """
-    from casereport.render.pages import render_index
     from casereport.render.templates import environment
-    from casereport.render.workers import render_reports
+    from casereport.render.workers import render_site_pages
     from casereport.render.write import remove_site_files, write_site_files
 
     site_dir = workspace.site_dir
@@ -492,19 +494,29 @@ def _render(
     hashes = _template_hashes(workspace)
     reports_by_name = {r.name: r for r in workspace.reports}
     reports: dict[str, ReportState] = dict(state.reports)
+    to_render = [
+        reports_by_name[change.name]
+        for change in plan.reports
+        if change.action not in (DELETE, NOOP) and change.name not in skip
+    ]
+    # Whether the index is written is known once the reports are done (below); it is
+    # rendered alongside them whenever it may be, since that costs no extra time.
+    index_may_change = (
+        plan.index.action != NOOP
+        or bool(to_render)
+        or any(change.action == DELETE for change in plan.reports)
+    )
     # Each report's pages are written as they are rendered; what comes back is their hashes.
-    rendered = render_reports(
-        [
-            reports_by_name[change.name]
-            for change in plan.reports
-            if change.action not in (DELETE, NOOP) and change.name not in skip
-        ],
+    site = render_site_pages(
+        to_render,
         state.aggregations,
         state.source,
         env,
         site_dir,
         {name: report.outputs for name, report in reports.items()},
+        index=workspace.reports if index_may_change else None,
     )
+    rendered = site.reports
     for change in plan.reports:
         if change.action == DELETE:
             remove_site_files(site_dir, change.outputs)
@@ -532,12 +544,11 @@ def _render(
         outcome.rendered.append(spec.name)
     site_outputs = dict(state.site_outputs)
     if plan.index.action != NOOP or outcome.rendered or reports != state.reports:
-        try:
-            pages = render_index(workspace.reports, state.aggregations, state.source, env)
-        except RenderError as exc:
-            failures[INDEX] = exc.message
+        assert site.index is not None, "rendered whenever it may change"
+        if isinstance(site.index, RenderError):
+            failures[INDEX] = site.index.message
         else:
-            site_outputs = write_site_files(site_dir, pages, state.site_outputs)
+            site_outputs = write_site_files(site_dir, site.index, state.site_outputs)
     return replace(state, reports=reports, site_outputs=site_outputs)
 
 

@@ -4,7 +4,10 @@ Rendering is CPU-bound Python, so a large site is shared out: report ``i`` goes 
 process ``i % n``. Shares 1..n-1 go to a standard-library process pool; this process
 renders share 0 meanwhile (all of a small site). Every process writes the pages it
 renders (``write_pages``: atomic, durable, only what changed) and hands back only file
-names and content hashes, so no process ever holds more than a report's pages.
+names and content hashes, so no process ever holds more than a report's pages. The
+index, when asked for, is one more task for the pool, rendered while the reports are
+(in memory: whether it is written is the caller's decision, made once the reports are
+done); the operating system shares the cores among the processes.
 
 The pool forks (``multiprocessing`` "fork", Linux only): the workers share the loaded
 state, the environment and its compiled templates, passed in a module global set
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING
 from casereport.definitions.expand import ReportSpec
 from casereport.errors import RenderError
 from casereport.fsutil import AtomicFiles, collector_paused
-from casereport.render.pages import render_report
+from casereport.render.pages import Pages, render_index, render_report
 from casereport.render.write import clean_partial_writes, write_pages
 from casereport.state.model import AggregationState, Source
 
@@ -57,6 +60,16 @@ class _Site:
     env: jinja2.Environment
     site_dir: Path
     recorded: Mapping[str, Mapping[str, str]]
+    index: Sequence[ReportSpec] | None = None  # the reports the index lists, if asked for
+
+
+@dataclass(frozen=True)
+class RenderedSite:
+    """What ``render_site_pages`` did: each report's written pages (or its error), and the
+    index's pages in memory (or its error; None when it was not asked for)."""
+
+    reports: dict[str, Written | RenderError]
+    index: Pages | RenderError | None
 
 
 # The site the pool's workers render: set before they are forked, which is how they get it.
@@ -73,31 +86,54 @@ def render_reports(
     *,
     processes: int | None = None,
 ) -> dict[str, Written | RenderError]:
-    """Render and write many reports: report name -> its pages' hashes, or its RenderError.
+    """Render and write many reports: report name -> its pages' hashes, or its RenderError
+    (``render_site_pages`` without the index)."""
+    return render_site_pages(
+        reports, aggregations, source, env, site_dir, recorded, processes=processes
+    ).reports
+
+
+def render_site_pages(
+    reports: Sequence[ReportSpec],
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+    env: jinja2.Environment,
+    site_dir: Path,
+    recorded: Mapping[str, Mapping[str, str]],
+    *,
+    index: Sequence[ReportSpec] | None = None,
+    processes: int | None = None,
+) -> RenderedSite:
+    """Render and write many reports, and render the index of ``index`` if given.
 
     ``recorded`` holds each report's pages as the state records them (name -> hash): a
     page equal to that and to its file is not written again. ``processes`` overrides the
-    process count (1: all here). A worker that dies has its share rendered here, with
-    the same result; an unexpected error in a worker is raised here. The caller holds
-    the state lock: temporary files left in ``site_dir`` by workers that did not finish
-    are this run's, and are removed.
+    process count (1: all here). A worker that dies has its share (or the index)
+    rendered here, with the same result; an unexpected error in a worker is raised here.
+    The caller holds the state lock: temporary files left in ``site_dir`` by workers that
+    did not finish are this run's, and are removed.
     """
     count = process_count(len(reports)) if processes is None else max(1, processes)
-    shares = [reports[index::count] for index in range(count)]
-    site = _Site(shares, aggregations, source, env, site_dir, recorded)
+    shares = [reports[share::count] for share in range(count)]
+    site = _Site(shares, aggregations, source, env, site_dir, recorded, index)
     if count == 1:
         with AtomicFiles(site_dir) as files:
-            return dict(_each_written(reports, site, files))
-    _preload_templates(env)
+            written = dict(_each_written(reports, site, files))
+        return RenderedSite(written, _index_pages(site))
+    _prepare_before_fork(env)
     results: dict[str, Written | RenderError] = {}
     with collector_paused(), _workers(site) as workers, AtomicFiles(site_dir) as files:
         results.update(_each_written(shares[0], site, files))
-        for index in range(1, count):
-            received = workers.collect(index)
+        for share in range(1, count):
+            received = workers.collect(share)
             if received is None:  # the worker died (or never started): its share here
-                received = dict(_each_written(shares[index], site, files))
+                received = dict(_each_written(shares[share], site, files))
             results.update(received)
-    return {report.name: results[report.name] for report in reports}
+        index_pages = workers.collect_index()
+        if index_pages is None:  # its worker died: the index here
+            index_pages = _index_pages(site)
+    ordered = {report.name: results[report.name] for report in reports}
+    return RenderedSite(ordered, index_pages)
 
 
 def process_count(reports: int) -> int:
@@ -133,14 +169,28 @@ def _each_written(
             yield report.name, write_pages(files, pages, site.recorded.get(report.name, {}))
 
 
-def _preload_templates(env: jinja2.Environment) -> None:
-    """Compile every template once, before forking, rather than once in every process."""
+def _index_pages(site: _Site) -> Pages | RenderError | None:
+    """The index's pages in memory (or the error that stopped them), if asked for."""
+    if site.index is None:
+        return None
+    try:
+        return render_index(site.index, site.aggregations, site.source, site.env)
+    except RenderError as exc:
+        return exc
+
+
+def _prepare_before_fork(env: jinja2.Environment) -> None:
+    """Compile every template and build the description parser once, before forking,
+    rather than once in every process (markdown-it-py's import and parser: ~60 ms)."""
     import jinja2
+
+    from casereport.render.markdown import parse_description
 
     for name in env.list_templates(extensions=["j2"]):
         # A broken template is reported by the render that needs it.
         with contextlib.suppress(jinja2.TemplateError, UnicodeDecodeError):
             env.get_template(name)
+    parse_description("")
 
 
 # -- in a worker ------------------------------------------------------------------------
@@ -177,6 +227,13 @@ def _render_share(index: int) -> list[tuple[str, Written | str]]:
         ]
 
 
+def _render_index() -> Pages | str | None:
+    """The index rendered in a worker; a render error travels as its message."""
+    assert _SITE is not None, "set before the workers are forked"
+    pages = _index_pages(_SITE)
+    return pages.message if isinstance(pages, RenderError) else pages
+
+
 # -- in the parent ----------------------------------------------------------------------
 
 
@@ -191,7 +248,7 @@ def _workers(site: _Site) -> Iterator[_Workers]:
     _SITE = site
     workers = _Workers()
     try:
-        workers.start(len(site.shares) - 1)
+        workers.start(len(site.shares) - 1, index=site.index is not None)
         yield workers
     except BaseException:
         workers.stop(kill=True)
@@ -211,11 +268,13 @@ class _Workers:
     def __init__(self) -> None:
         self.pool: ProcessPoolExecutor | None = None
         self.shares: dict[int, Future[list[tuple[str, Written | str]]]] = {}
+        self.index: Future[Pages | str | None] | None = None
         self.failed = False  # a worker died, or none could be started
 
-    def start(self, count: int) -> None:
+    def start(self, count: int, *, index: bool) -> None:
+        """Fork ``count`` workers for shares 1..count, and one more for the index."""
         pool = ProcessPoolExecutor(
-            count,
+            count + index,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_started,
             initargs=(os.getpid(),),
@@ -228,9 +287,10 @@ class _Workers:
             self.pool = pool
             # The first submit forks every worker.
             self.shares = {i: pool.submit(_render_share, i) for i in range(1, count + 1)}
+            self.index = pool.submit(_render_index) if index else None
         except OSError:  # out of processes or memory: this process renders every share
             self.failed = True
-            self.shares = {}
+            self.shares, self.index = {}, None
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
@@ -244,6 +304,18 @@ class _Workers:
             self.failed = True
             return None
         return {name: RenderError(v) if isinstance(v, str) else v for name, v in done}
+
+    def collect_index(self) -> Pages | RenderError | None:
+        """The index as its worker rendered it, or None if it was not asked for or the
+        worker died (then it is rendered here)."""
+        if self.index is None:
+            return None
+        try:
+            done = self.index.result()
+        except BrokenProcessPool:
+            self.failed = True
+            return None
+        return RenderError(done) if isinstance(done, str) else done
 
     def stop(self, *, kill: bool) -> None:
         """Shut the pool down, every worker reaped; ``kill``: without letting them finish."""

@@ -82,6 +82,8 @@ site_dir = "public"
 state_path = "state/casereport.json"
 refresh = "30m"
 parallelism = 8
+timeout = 2.5
+max_rate_limit_wait = 600
 
 [vars]
 service = "case-api"
@@ -96,8 +98,59 @@ strict = true
     assert settings.state_path == tmp_path / "state/casereport.json"
     assert settings.refresh == Refresh(1800, "30m")
     assert settings.parallelism == 8
+    assert (settings.timeout, settings.max_rate_limit_wait) == (2.5, 600.0)
     assert settings.vars == {"service": "case-api", "threshold": "5", "strict": "true"}
     assert settings.source == tmp_path / "casereport.toml"
+
+
+def test_client_defaults_bound_every_wait(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    assert (settings.timeout, settings.max_rate_limit_wait) == (30.0, 120.0)
+    assert settings.with_overrides(timeout=0.5, max_rate_limit_wait=0).timeout == 0.5
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "timeout = 0",
+            '"timeout" must be a number of seconds, more than 0 (e.g. timeout = 30), got 0',
+        ),
+        (
+            "timeout = -1.5",
+            '"timeout" must be a number of seconds, more than 0 (e.g. timeout = 30), got -1.5',
+        ),
+        (
+            "timeout = nan",
+            '"timeout" must be a number of seconds, more than 0 (e.g. timeout = 30), got nan',
+        ),
+        (
+            'timeout = "30s"',
+            "\"timeout\" must be a number of seconds, more than 0 (e.g. timeout = 30), got '30s'",
+        ),
+        (
+            "max_rate_limit_wait = inf",
+            '"max_rate_limit_wait" must be a number of seconds, 0 or '
+            "more (e.g. max_rate_limit_wait = 30), got inf",
+        ),
+        (
+            "max_rate_limit_wait = true",
+            '"max_rate_limit_wait" must be a number of seconds, 0 or '
+            "more (e.g. max_rate_limit_wait = 30), got True",
+        ),
+    ],
+)
+def test_client_waits_are_checked(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "casereport.toml"
+    path.write_text(f"# client\n{line}\n")
+    settings, problems = read_settings(tmp_path)
+    assert [str(p) for p in problems] == [f"{path}:2:1: error: {message}"]
+    assert (settings.timeout, settings.max_rate_limit_wait) == (30.0, 120.0)
+
+
+def test_a_rate_limit_cap_of_zero_means_never_wait(tmp_path: Path) -> None:
+    (tmp_path / "casereport.toml").write_text("max_rate_limit_wait = 0\n")
+    assert load_settings(tmp_path).max_rate_limit_wait == 0.0
 
 
 def test_command_line_overrides(tmp_path: Path) -> None:

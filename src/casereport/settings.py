@@ -10,6 +10,8 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     state_path = ".casereport/state.json"    # the state file
     refresh = "1h"                           # default age after which a result is re-fetched
     parallelism = 16                         # concurrent API requests during apply
+    timeout = 30                             # seconds one API attempt may take, all told
+    max_rate_limit_wait = 120                # longest rate-limit reset (s) worth waiting for
 
     [vars]                                   # variables for every report, as ${var.NAME}
     service = "case-api"
@@ -26,6 +28,7 @@ on every apply). ``tomllib`` (standard library) reads the file.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -36,8 +39,10 @@ from typing import Any
 from casereport.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_MAX_RATE_LIMIT_WAIT",
     "DEFAULT_PARALLELISM",
     "DEFAULT_REFRESH",
+    "DEFAULT_TIMEOUT",
     "SETTINGS_FILE",
     "VAR_NAME_RE",
     "Refresh",
@@ -53,6 +58,10 @@ __all__ = [
 SETTINGS_FILE = "casereport.toml"
 DEFAULT_PARALLELISM = 16
 MAX_PARALLELISM = 64
+#: Seconds one API attempt may take as a whole: connecting, sending, reading the answer.
+DEFAULT_TIMEOUT = 30.0
+#: The longest ``X-RateLimit-Reset`` worth waiting for; a longer one fails the request.
+DEFAULT_MAX_RATE_LIMIT_WAIT = 120.0
 VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -119,6 +128,8 @@ class Settings:
     state_path: Path = Path(".casereport/state.json")
     refresh: Refresh = DEFAULT_REFRESH
     parallelism: int = DEFAULT_PARALLELISM
+    timeout: float = DEFAULT_TIMEOUT
+    max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT
     vars: Mapping[str, str] = field(default_factory=dict)
     # The settings file that was read, if any (for messages).
     source: Path | None = None
@@ -132,6 +143,8 @@ class Settings:
         state_path: Path | None = None,
         refresh: Refresh | None = None,
         parallelism: int | None = None,
+        timeout: float | None = None,
+        max_rate_limit_wait: float | None = None,
     ) -> Settings:
         """A copy with command-line values applied (``None`` keeps the file's value)."""
         changes: dict[str, Any] = {
@@ -141,6 +154,8 @@ class Settings:
             "state_path": state_path,
             "refresh": refresh,
             "parallelism": parallelism,
+            "timeout": timeout,
+            "max_rate_limit_wait": max_rate_limit_wait,
         }
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -159,7 +174,8 @@ class SettingsProblem:
 
 
 _PATH_KEYS = ("reports_dir", "templates_dir", "site_dir", "state_path")
-_KEYS = (*_PATH_KEYS, "refresh", "parallelism", "vars")
+_SECONDS_KEYS = ("timeout", "max_rate_limit_wait")
+_KEYS = (*_PATH_KEYS, "refresh", "parallelism", *_SECONDS_KEYS, "vars")
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
 
@@ -213,6 +229,12 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
                 problem(key, f'"parallelism" must be between 1 and {MAX_PARALLELISM}, got {value}')
             else:
                 values[key] = value
+        elif key in _SECONDS_KEYS:
+            wrong = _seconds_problem(key, value)
+            if wrong:
+                problem(key, wrong)
+            else:
+                values[key] = float(value)
         elif not isinstance(value, dict):
             problem(key, '"vars" must be a table ([vars] with NAME = "value" lines)')
         else:
@@ -229,6 +251,21 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
             values["vars"] = variables
     joined = _join(root, values)
     return Settings(root=root, source=path, **joined), tuple(problems)
+
+
+def _seconds_problem(key: str, value: object) -> str | None:
+    """Why ``value`` is not a number of seconds for ``key``, or None when it is."""
+    # A timeout of 0 would fail every request; a cap of 0 means "never wait for a reset".
+    positive = key == "timeout"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or (value <= 0 if positive else value < 0)
+    ):
+        need = "more than 0" if positive else "0 or more"
+        return f'"{key}" must be a number of seconds, {need} (e.g. {key} = 30), got {value!r}'
+    return None
 
 
 def load_settings(root: Path = Path(".")) -> Settings:

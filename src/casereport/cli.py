@@ -62,6 +62,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # -- query ---------------------------------------------------------------------------
 
 
+def _client_options(function: Any) -> Any:
+    """How long API calls may take (flags override casereport.toml): query and apply."""
+    decorators = [
+        click.option(
+            "--timeout",
+            type=click.FloatRange(0, min_open=True),
+            metavar="SECONDS",
+            help="Longest one API attempt may take, all told (timeout in casereport.toml; 30).",
+        ),
+        click.option(
+            "--max-rate-limit-wait",
+            type=click.FloatRange(0),
+            metavar="SECONDS",
+            help="Longest rate-limit reset to wait for; a longer one fails the request at "
+            "once (max_rate_limit_wait in casereport.toml; 120).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
 @cli.command("query")
 @click.argument("query_filter", metavar="QUERY")
 @click.option(
@@ -79,8 +101,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--emulator", is_flag=True, help="Start a local emulator for this command (demo data)."
 )
+@_client_options
 def query_command(
-    query_filter: str, groups: tuple[str, ...], limit: int, as_json: bool, emulator: bool
+    query_filter: str,
+    groups: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+    emulator: bool,
+    timeout: float | None,
+    max_rate_limit_wait: float | None,
 ) -> None:
     """Run one ad-hoc aggregate over cases and print the groups.
 
@@ -90,6 +119,7 @@ def query_command(
     Examples:
       casereport query 'service:case-api' --group-by status --limit 14 --emulator
       casereport query 'status:open priority:(P1 OR P2)' -g services --json
+      casereport query 'status:open' -g team --timeout 10 --max-rate-limit-wait 300
     """
     from casereport.api.messages import AggregateRequest
     from casereport.engine import adhoc
@@ -100,6 +130,8 @@ def query_command(
         use_emulator=emulator,
         env=adhoc.environment(),
         notice=lambda line: click.echo(line, err=True),
+        timeout=timeout,
+        max_rate_limit_wait=max_rate_limit_wait,
     )
     click.echo(adhoc.format_json(result) if as_json else adhoc.format_table(request, result))
 
@@ -445,6 +477,7 @@ def plan_command(
 )
 @_workspace_options
 @_selection_options
+@_client_options
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> None:
     """Fetch what the plan needs, record state and render the site.
@@ -457,6 +490,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
     Examples:
       casereport apply --emulator --auto-approve
       casereport apply plan.json
+      casereport apply --auto-approve --timeout 10 --max-rate-limit-wait 300
     """
     from casereport.engine import views
     from casereport.engine.apply import run_apply

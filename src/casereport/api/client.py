@@ -12,6 +12,17 @@ Transport: httpx, already a dependency; its transport is injectable, so tests us
 rather than taken from tenacity or backoff because their waits come from Datadog's
 ``X-RateLimit-*`` headers, which every concurrent request shares (see ``api.ratelimit``).
 
+Nothing hangs and nothing grows without bound: each attempt as a whole (connect, send,
+every byte of the answer, however slowly it drips) is bounded by ``timeout``; a rate-limit
+reset longer than ``max_rate_limit_wait`` fails the request at once instead of sleeping;
+the parallelism semaphore is held only while an attempt is on the wire, never during a
+wait; once ``UNREACHABLE_AFTER`` attempts in a row get no answer at all (refused, timed
+out), the server is taken as down and the requests left fail at once rather than each
+timing out in turn. Bodies are read as a stream within ``max_response_bytes`` (see
+``api.body``) and decoded strictly (``messages.decode_json``). A 429 is not a failure of
+the request: it is waited out (within the cap) and counts against the deadline, not
+against ``max_attempts``.
+
 Failures are the ``ApiError`` subclasses of ``casereport.errors``; each message names the
 HTTP status, the URL and what to do. No key or token ever appears in a message, a log
 line or a repr: :func:`~casereport.api.messages.redact` scrubs anything that came from
@@ -27,23 +38,26 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import httpx
 
 from casereport import __version__
+from casereport.api.body import BodyGate, BodyTooLarge, UnreadableBody, read_body
 from casereport.api.messages import (
     AggregateRequest,
     AggregateResult,
+    decode_json,
     describe_error_body,
     redact,
 )
-from casereport.api.ratelimit import RateLimiter, WaitTooLong
+from casereport.api.ratelimit import MARGIN, RateLimiter, WaitTooLong
 from casereport.api.settings import ClientSettings
 from casereport.errors import (
     ApiConnectionError,
@@ -80,6 +94,14 @@ def _cache_missing_sniffio() -> None:
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 #: First backoff wait; each further attempt doubles the ceiling (full jitter below it).
 BACKOFF_BASE = 0.25
+#: Attempts in a row, client-wide, that get no answer at all (connection refused, timed
+#: out) before the server is taken as down and the requests left fail without trying.
+UNREACHABLE_AFTER = 3
+#: The most of an error body read: its message is all that is wanted of it.
+ERROR_BODY_BYTES = 64 * 1024
+#: ``X-RateLimit-Reset`` is whole seconds rounded in an undocumented direction, so the
+#: limiter waits up to a second (and its margin) past it: a reset at the cap still fits.
+_RESET_SLACK = 1.0 + MARGIN
 
 _USER_AGENT = (
     f"casereport/{__version__} "
@@ -99,6 +121,20 @@ def _rate_limit_reset(headers: httpx.Headers) -> float | None:
 
 
 # -- the client -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An HTTP answer, its body read; ``refused`` says why a 2xx body was not."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes | bytearray
+    refused: BodyTooLarge | UnreadableBody | None = None
+
+
+class _AttemptTimeout(httpx.TimeoutException):
+    """The attempt as a whole outlived its timeout (a silent or dripping server)."""
 
 
 class CasesClient:
@@ -127,8 +163,14 @@ class CasesClient:
         self._clock = clock
         self._url = settings.aggregate_url
         self._secrets = settings.credentials.secrets()
+        # Bounds the attempts on the wire, not the requests: a request waiting out a rate
+        # limit or a backoff holds no slot.
         self._semaphore = asyncio.Semaphore(settings.parallelism)
         self._limiter = RateLimiter(clock, sleep)
+        self._gate = BodyGate()
+        self._silent = 0  # attempts in a row, client-wide, that got no answer at all
+        self._silence: tuple[httpx.TransportError, float] | None = None  # the last of them
+        self._progress: float | None = None  # when a request last got through
         self._http: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> CasesClient:
@@ -161,7 +203,9 @@ class CasesClient:
                     "Accept-Encoding": "gzip",
                     "User-Agent": _USER_AGENT,
                 },
-                timeout=httpx.Timeout(settings.timeout),
+                # No timeout of httpx's own: it would bound each read, and race the one
+                # bound that counts, on the attempt as a whole (see _attempt).
+                timeout=None,
                 limits=httpx.Limits(
                     max_connections=settings.parallelism,
                     max_keepalive_connections=settings.parallelism,
@@ -175,22 +219,22 @@ class CasesClient:
     async def aggregate(self, request: AggregateRequest) -> AggregateResult:
         """Run one aggregation; raises an ``ApiError`` subclass on failure."""
         body = json.dumps(request.to_body(), separators=(",", ":")).encode()
-        async with self._semaphore:
-            response = await self._post(body)
+        answer = await self._post(body)
         try:
-            payload = json.loads(response.content)
+            payload = decode_json(answer.content)
         except ValueError as exc:
-            kind = response.headers.get("content-type", "no content type")
+            kind = answer.headers.get("content-type", "no content type")
             raise ResponseFormatError(
                 self._redact(
-                    f"unexpected response from {self._url} (HTTP {response.status_code}): "
+                    f"unexpected response from {self._url} (HTTP {answer.status}): "
                     f"the body is not valid JSON ({kind}: {exc}); "
                     "check CASEREPORT_API_URL points at the Datadog API"
                 ),
-                status=response.status_code,
+                status=answer.status,
                 url=self._url,
             ) from None
-        return AggregateResult.from_response(payload, self._url)
+        del answer  # the body: only the payload is needed from here
+        return AggregateResult.from_response(payload, self._url, request.limit)
 
     async def aggregate_many(
         self, requests: Sequence[AggregateRequest]
@@ -224,65 +268,86 @@ class CasesClient:
 
     # -- one request with retries ---------------------------------------------------------
 
-    async def _post(self, body: bytes) -> httpx.Response:
+    async def _post(self, body: bytes) -> _Answer:
         settings = self._settings
         http = self._client()
         clock = self._clock
         debug = _log.isEnabledFor(logging.DEBUG)
         started = clock()
+        if self._progress is None:
+            self._progress = started
         deadline = started + settings.deadline
-        attempt = 0
+        attempt = 0  # every attempt sent
+        failures = 0  # attempts that failed, 429s apart: bounded by max_attempts
+        throttled = 0  # 429s in a row
         while True:
-            attempt += 1
+            self._check_reachable()
             try:
-                ticket = await self._limiter.acquire(deadline)
+                ticket = await self._limiter.acquire(
+                    deadline, settings.max_rate_limit_wait + _RESET_SLACK
+                )
             except WaitTooLong as exc:
-                raise RateLimitedError(
-                    f"rate limit budget exhausted at {self._url}: it returns in {exc.wait:.0f} s, "
-                    f"after this request's {settings.deadline:g} s deadline; "
-                    "lower the parallelism or try again later",
-                    status=429,
-                    url=self._url,
-                ) from None
+                over_cap = exc.wait > settings.max_rate_limit_wait + _RESET_SLACK
+                raise self._wait_too_long(exc.wait, over_cap=over_cap) from None
+            if self._silent >= UNREACHABLE_AFTER:  # found down while this one waited
+                self._limiter.done(ticket, None, None, clock())
+                self._check_reachable()
+            attempt += 1
             # No attempt may outlive the deadline.
             timeout = min(settings.timeout, max(deadline - clock(), 0.001))
-            per_request: Any = httpx.USE_CLIENT_DEFAULT if timeout == settings.timeout else timeout
-            response: httpx.Response | None = None
+            answer: _Answer | None = None
             failure: httpx.TransportError | None = None
             try:
-                response = await http.post(self._url, content=body, timeout=per_request)
+                answer = await self._attempt(http, body, timeout)
             except httpx.TransportError as exc:
                 failure = exc
-            except httpx.DecodingError as exc:
-                raise ResponseFormatError(
-                    self._redact(f"unreadable response from {self._url}: {exc}"), url=self._url
-                ) from exc
+            except httpx.DecodingError as exc:  # a response httpx built and decoded itself
+                answer = _Answer(200, httpx.Headers(), b"", refused=UnreadableBody(str(exc)))
             finally:
                 self._limiter.done(
                     ticket,
-                    response.headers if response is not None else None,
-                    response.status_code if response is not None else None,
+                    answer.headers if answer is not None else None,
+                    answer.status if answer is not None else None,
                     clock(),
                 )
 
-            if response is not None:
-                status = response.status_code
+            if answer is not None:
+                self._silent = 0
+                status = answer.status
                 if debug:
                     _log.debug("POST %s attempt %d: HTTP %d", self._url, attempt, status)
                 if 200 <= status < 300:
-                    return response
+                    self._progress = clock()
+                    if answer.refused is not None:
+                        raise self._refused(answer.refused, status)
+                    return answer
                 if status == 429:
-                    reset = _rate_limit_reset(response.headers)
-                    wait = (
-                        min(reset, settings.max_retry_wait)
-                        if reset is not None
-                        else self._backoff(attempt)
-                    )
+                    reset = _rate_limit_reset(answer.headers)
+                    if reset is not None and reset > settings.max_rate_limit_wait:
+                        raise self._wait_too_long(reset, over_cap=True)
+                    throttled += 1
+                    wait = reset if reset is not None else self._backoff(throttled)
                     self._limiter.pause(clock() + wait)
-                elif status in RETRY_STATUSES:
-                    wait = self._backoff(attempt)
-                else:
-                    raise self._status_error(response)
+                    # Not a failure: waited out within the deadline, and within a deadline
+                    # of the last request that got through (a server that only says 429).
+                    assert self._progress is not None
+                    stalled = self._progress + settings.deadline
+                    if clock() + wait > min(deadline, stalled):
+                        why = (
+                            f"the {settings.deadline:g} s deadline leaves no time for another"
+                            if deadline <= stalled
+                            else f"no request has got through for {settings.deadline:g} s"
+                        )
+                        raise self._final_error(answer, None, timeout, attempt, why)
+                    if debug:
+                        _log.debug("POST %s: rate limited, retrying in %.3f s", self._url, wait)
+                    await self._sleep(wait)
+                    continue
+                throttled = 0
+                if status not in RETRY_STATUSES:
+                    raise self._status_error(answer)
+                failures += 1
+                wait = self._backoff(failures)
             else:
                 assert failure is not None
                 if debug:
@@ -300,15 +365,99 @@ class CasesClient:
                         ),
                         url=self._url,
                     ) from failure
-                wait = self._backoff(attempt)
+                if isinstance(failure, (httpx.TimeoutException, httpx.ConnectError)):
+                    self._silent += 1
+                    self._silence = (failure, timeout)
+                failures += 1
+                wait = self._backoff(failures)
 
-            if attempt >= settings.max_attempts:
-                raise self._final_error(response, failure, timeout, attempt, None)
+            if failures >= settings.max_attempts:
+                raise self._final_error(answer, failure, timeout, attempt, None)
+            self._check_reachable()
             if clock() + wait > deadline:
-                raise self._final_error(response, failure, timeout, attempt, settings.deadline)
+                why = f"the {settings.deadline:g} s deadline leaves no time for another"
+                raise self._final_error(answer, failure, timeout, attempt, why)
             if debug:
                 _log.debug("POST %s: retrying in %.3f s", self._url, wait)
             await self._sleep(wait)
+
+    async def _attempt(self, http: httpx.AsyncClient, body: bytes, timeout: float) -> _Answer:
+        """One POST, its answer read whole, within ``timeout`` seconds all told."""
+        request = http.build_request("POST", self._url, content=body)
+        async with self._semaphore:
+            try:
+                # httpx's timeouts bound each read, so a server dripping a byte at a time
+                # would never trip them: this bounds the attempt as a whole.
+                async with asyncio.timeout(timeout):
+                    response = await http.send(request, stream=True)
+                    try:
+                        return await self._read(response)
+                    finally:
+                        await response.aclose()
+            except TimeoutError:
+                raise _AttemptTimeout("no complete answer in time", request=request) from None
+
+    async def _read(self, response: httpx.Response) -> _Answer:
+        status, headers = response.status_code, response.headers
+        if not 200 <= status < 300:
+            # Only the message is wanted from an error body: its start, whatever its size.
+            try:
+                content = await read_body(response, ERROR_BODY_BYTES, truncate=True)
+            except UnreadableBody:
+                content = bytearray()
+            return _Answer(status, headers, content)
+        try:
+            content = await read_body(response, self._settings.max_response_bytes, gate=self._gate)
+        except (BodyTooLarge, UnreadableBody) as exc:
+            return _Answer(status, headers, b"", refused=exc)
+        return _Answer(status, headers, content)
+
+    def _refused(self, problem: BodyTooLarge | UnreadableBody, status: int) -> ApiError:
+        if isinstance(problem, BodyTooLarge):
+            message = (
+                f"refused the response from {self._url} (HTTP {status}): {problem}; an "
+                "aggregate answer is far smaller, so check CASEREPORT_API_URL points at the "
+                "Datadog API"
+            )
+        else:
+            message = (
+                f"unreadable response from {self._url}: {problem}; "
+                "check CASEREPORT_API_URL points at the Datadog API"
+            )
+        return ResponseFormatError(self._redact(message), status=status, url=self._url)
+
+    def _check_reachable(self) -> None:
+        """Fail at once when the last attempts, client-wide, got no answer at all."""
+        if self._silent < UNREACHABLE_AFTER or self._silence is None:
+            return
+        failure, timeout = self._silence
+        raise ApiConnectionError(
+            self._redact(
+                f"could not reach {self._url}: it answered none of the last "
+                f"{UNREACHABLE_AFTER} attempts ({self._describe(failure, timeout)}), "
+                "so no more are made; "
+                f"{self._what_to_check(failure)}"
+            ),
+            url=self._url,
+        )
+
+    def _wait_too_long(self, wait: float, *, over_cap: bool) -> RateLimitedError:
+        """The error for a rate-limit wait longer than the cap, or than the deadline left."""
+        settings = self._settings
+        if over_cap:
+            message = (
+                f"rate limited at {self._url}: the limit resets in {wait:.0f} s, longer than "
+                f"the {settings.max_rate_limit_wait:g} s casereport waits; try again later, "
+                "or raise the cap with --max-rate-limit-wait (max_rate_limit_wait in "
+                "casereport.toml)"
+            )
+        else:
+            message = (
+                f"rate limit budget exhausted at {self._url}: it returns in {wait:.0f} s, "
+                f"after this request's {settings.deadline:g} s deadline; "
+                "lower the parallelism or try again later"
+            )
+        return RateLimitedError(self._redact(message), status=429, url=self._url)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._settings.max_retry_wait, BACKOFF_BASE * 2.0 ** (attempt - 1))
@@ -318,22 +467,35 @@ class CasesClient:
         return redact(text, self._secrets)
 
     def _describe(self, failure: httpx.TransportError, timeout: float) -> str:
+        if isinstance(failure, _AttemptTimeout):
+            return f"no complete answer within {timeout:.3g} s"
         if isinstance(failure, httpx.TimeoutException):
             return f"timed out after {timeout:.3g} s ({type(failure).__name__})"
-        # httpx often wraps the OS error ("Connection reset by peer") with no text of its own.
+        # httpx often wraps the OS error ("Connection reset by peer") with no text of its
+        # own, or with a vaguer one ("All connection attempts failed"): the OS error wins.
         cause: BaseException | None = failure
         text = ""
         for _ in range(8):  # a bounded walk: chains are short, and need not be acyclic
-            if cause is None or text:
+            if cause is None:
                 break
-            text = str(cause)
+            if isinstance(cause, OSError) and cause.errno:
+                text = f"[Errno {cause.errno}] {os.strerror(cause.errno)}"
+                break
+            text = text or str(cause)
             cause = cause.__cause__ or cause.__context__
         return f"{type(failure).__name__}: {text}" if text else type(failure).__name__
 
-    def _status_error(self, response: httpx.Response) -> ApiError:
+    @staticmethod
+    def _what_to_check(failure: httpx.TransportError) -> str:
+        advice = "check the network, DD_SITE or CASEREPORT_API_URL"
+        if isinstance(failure, httpx.TimeoutException):
+            advice += ", or raise --timeout"
+        return advice
+
+    def _status_error(self, answer: _Answer) -> ApiError:
         """The error for a status that is not retried."""
-        status, url, site = response.status_code, self._url, self._settings.site
-        detail = describe_error_body(response.content)
+        status, url, site = answer.status, self._url, self._settings.site
+        detail = describe_error_body(answer.content)
         said = f": {detail}" if detail else ""
         error: type[ApiError] = ApiError
         if status == 400:
@@ -361,7 +523,7 @@ class CasesClient:
                 "or CASEREPORT_API_URL points at the Datadog API"
             )
         elif 300 <= status < 400:
-            where = response.headers.get("location", "elsewhere")
+            where = answer.headers.get("location", "elsewhere")
             message = (
                 f"unexpected redirect (HTTP {status}) from {url} to {where}; "
                 "set CASEREPORT_API_URL to the API's own base URL"
@@ -374,28 +536,28 @@ class CasesClient:
 
     def _final_error(
         self,
-        response: httpx.Response | None,
+        answer: _Answer | None,
         failure: httpx.TransportError | None,
         timeout: float,
         attempts: int,
-        deadline: float | None,
+        why: str | None,
     ) -> ApiError:
         """The error once retries are over (attempts used up, or the deadline reached)."""
         url = self._url
         tried = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
-        if deadline is not None:
-            tried += f" (the {deadline:g} s deadline leaves no time for another)"
-        if response is None:
+        if why is not None:
+            tried += f" ({why})"
+        if answer is None:
             assert failure is not None
             return ApiConnectionError(
                 self._redact(
                     f"could not reach {url} {tried}: {self._describe(failure, timeout)}; "
-                    "check the network, DD_SITE or CASEREPORT_API_URL"
+                    f"{self._what_to_check(failure)}"
                 ),
                 url=url,
             )
-        status = response.status_code
-        detail = describe_error_body(response.content)
+        status = answer.status
+        detail = describe_error_body(answer.content)
         said = f": {detail}" if detail else ""
         if status == 429:
             return RateLimitedError(

@@ -1,8 +1,11 @@
 """What the client sends and receives: the aggregate request, its result, error bodies.
 
 :class:`AggregateRequest` checks itself and builds the JSON body Datadog expects;
+:func:`decode_json` reads a body strictly (no ``NaN`` or ``Infinity``, no number out of a
+double's range, no nesting deep enough to exhaust the stack);
 :meth:`AggregateResult.from_response` parses a 200 body, naming the field path of anything
-missing or mistyped; :func:`describe_error_body` sums up an error body in one line; and
+missing or mistyped, and keeps at most the request's ``limit`` groups;
+:func:`describe_error_body` sums up an error body in one line; and
 :func:`redact` keeps keys and tokens out of any text that came from the network. Apart from
 the client because none of it does I/O: these are pure functions of a body, testable
 without a transport.
@@ -11,6 +14,8 @@ without a transport.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,9 +28,12 @@ __all__ = [
     "AggregateGroup",
     "AggregateRequest",
     "AggregateResult",
+    "decode_json",
     "describe_error_body",
     "redact",
 ]
+
+_log = logging.getLogger("casereport.api.messages")
 
 MAX_AGGREGATE_LIMIT = 1000
 _MAX_DETAIL = 300
@@ -46,6 +54,33 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, "***")
     return text
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"invalid number {name} (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"invalid number {text[:40]} (out of a double's range)")
+    return number
+
+
+def decode_json(content: bytes | bytearray | str) -> object:
+    """Decode a JSON body strictly; raise ``ValueError`` with a short reason otherwise.
+
+    Python's ``json`` takes ``NaN``, ``Infinity`` and ``1e999`` (as infinity), which no
+    count can be, and recurses once per nesting level, so a body of 100,000 ``[`` raises
+    ``RecursionError``: each is a ``ValueError`` here, a problem of that one response.
+    """
+    try:
+        return json.loads(content, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply to be an API response") from None
 
 
 # -- requests and results -------------------------------------------------------------------
@@ -110,11 +145,12 @@ class AggregateResult:
     groups: tuple[AggregateGroup, ...]
 
     @classmethod
-    def from_response(cls, payload: object, url: str) -> AggregateResult:
-        """Parse a decoded 200 body, ignoring unknown fields.
+    def from_response(cls, payload: object, url: str, limit: int | None = None) -> AggregateResult:
+        """Parse a decoded 200 body, ignoring unknown fields, keeping at most ``limit`` groups.
 
         Raises ``ResponseFormatError`` naming the field path when a required field is
-        missing or has the wrong type.
+        missing or has the wrong type. Groups past ``limit`` (a server sending more than
+        asked) are dropped unread, and a debug log line says so.
         """
         data = _object(_member(payload, "data", "", url), "data", url)
         ident = _text(_member(data, "id", "data", url), "data.id", url)
@@ -125,6 +161,15 @@ class AggregateResult:
         raw_groups = _member(attributes, "groups", "data.attributes", url)
         if not isinstance(raw_groups, list):
             _format_error(url, f"data.attributes.groups is {_kind(raw_groups)}, expected a list")
+        if limit is not None and len(raw_groups) > limit:
+            _log.debug(
+                "%s sent %d groups for a limit of %d: the last %d dropped",
+                url,
+                len(raw_groups),
+                limit,
+                len(raw_groups) - limit,
+            )
+            raw_groups = raw_groups[:limit]
         groups = []
         for index, raw in enumerate(raw_groups):
             path = f"data.attributes.groups[{index}]"
@@ -181,7 +226,13 @@ def _object(value: object, path: str, url: str) -> dict[str, object]:
 def _number(value: object, path: str, url: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         _format_error(url, f"{path} is {_kind(value)}, expected a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond a double's range
+        number = math.inf
+    if not math.isfinite(number):
+        _format_error(url, f"{path} is an invalid number (not finite)")
+    return number
 
 
 def _text(value: object, path: str, url: str) -> str:
@@ -196,14 +247,14 @@ def _text(value: object, path: str, url: str) -> str:
 # -- error bodies and messages --------------------------------------------------------------
 
 
-def describe_error_body(content: bytes) -> str:
+def describe_error_body(content: bytes | bytearray) -> str:
     """One line summing up an error body: ``{"errors": [...]}`` of strings or JSON:API
     objects, another JSON shape, or text (HTML tags stripped). Empty when there is none."""
     text = content.decode("utf-8", "replace").strip()
     if not text:
         return ""
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except ValueError:
         if text.startswith("<"):
             text = _HTML_TAG.sub(" ", text)

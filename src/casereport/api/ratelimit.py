@@ -49,7 +49,8 @@ MARGIN = 0.005
 
 
 class WaitTooLong(Exception):
-    """Raised by :meth:`RateLimiter.acquire` when the budget returns only after the deadline."""
+    """Raised by :meth:`RateLimiter.acquire` when the budget returns only after the deadline,
+    or later than the longest wait allowed."""
 
     def __init__(self, wait: float) -> None:
         super().__init__(f"rate-limit budget returns in {wait:.1f} s")
@@ -142,8 +143,9 @@ class RateLimiter:
         """Hold every request until ``until`` (a 429 without usable headers)."""
         self._paused_until = max(self._paused_until, until)
 
-    async def acquire(self, deadline: float = math.inf) -> Ticket:
-        """Wait until a request may be sent; raise :class:`WaitTooLong` past ``deadline``."""
+    async def acquire(self, deadline: float = math.inf, max_wait: float = math.inf) -> Ticket:
+        """Wait until a request may be sent; raise :class:`WaitTooLong` rather than wait
+        past ``deadline`` or longer than ``max_wait`` seconds."""
         while True:
             now = self._clock()
             wake = self._paused_until
@@ -164,7 +166,7 @@ class RateLimiter:
                 if budget is not None and budget > 0:
                     return self._grant()
                 wake = self._window_end + MARGIN
-            if wake > deadline:
+            if wake > deadline or wake - now > max_wait:
                 raise WaitTooLong(wake - now)
             await self._sleep(wake - now)
 

@@ -6,11 +6,14 @@ import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from casereport.api.client import aggregate_sync
 from casereport.api.messages import AggregateRequest, AggregateResult
 from casereport.api.settings import ClientSettings, Credentials
+from casereport.settings import load_settings
 
 # The emulator accepts any keys unless started with its own; these only satisfy the protocol.
 EMULATOR_CREDENTIALS = Credentials(api_key="emulator", app_key="emulator", bearer_token=None)
@@ -38,9 +41,20 @@ def run_query(
     use_emulator: bool,
     env: Mapping[str, str] | None = None,
     notice: Callable[[str], None] | None = None,
+    timeout: float | None = None,
+    max_rate_limit_wait: float | None = None,
 ) -> AggregateResult:
-    """Run one aggregate request against Datadog (from the environment) or the emulator."""
+    """Run one aggregate request against Datadog (from the environment) or the emulator.
+
+    ``timeout`` and ``max_rate_limit_wait`` default to the workspace's ``casereport.toml``.
+    """
+    if timeout is None or max_rate_limit_wait is None:
+        workspace = load_settings(Path("."))
+        timeout = workspace.timeout if timeout is None else timeout
+        if max_rate_limit_wait is None:
+            max_rate_limit_wait = workspace.max_rate_limit_wait
     with api_settings(use_emulator=use_emulator, env=env) as settings:
+        settings = replace(settings, timeout=timeout, max_rate_limit_wait=max_rate_limit_wait)
         if use_emulator and notice is not None:
             notice(f"Using the local emulator at {settings.base_url} (demo data).")
         return aggregate_sync(settings, request)

@@ -34,7 +34,7 @@ from casereport.engine.plan import (
     make_plan,
 )
 from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
-from casereport.settings import Settings
+from casereport.settings import DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, Settings
 from casereport.state import journal
 from casereport.state.model import (
     AggregationState,
@@ -66,6 +66,8 @@ class Options:
     use_emulator: bool = False
     parallelism: int | None = None
     lock_timeout: float = 0.0
+    timeout: float | None = None
+    max_rate_limit_wait: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class Workspace:
     site_dir: Path
     templates_dir: Path
     parallelism: int
+    timeout: float = DEFAULT_TIMEOUT
+    max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT
 
     @property
     def reports(self) -> tuple[ReportSpec, ...]:
@@ -102,6 +106,12 @@ def load_workspace(options: Options) -> Workspace:
         site_dir=options.site_dir or settings.site_dir,
         templates_dir=options.templates_dir or settings.templates_dir,
         parallelism=options.parallelism or settings.parallelism,
+        timeout=options.timeout if options.timeout is not None else settings.timeout,
+        max_rate_limit_wait=(
+            options.max_rate_limit_wait
+            if options.max_rate_limit_wait is not None
+            else settings.max_rate_limit_wait
+        ),
     )
 
 
@@ -135,7 +145,10 @@ def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Sour
     env = os.environ if env is None else env
     url = env.get("CASEREPORT_API_URL")
     if url:
-        return Source("datadog", url.rstrip("/"))
+        from casereport.api.settings import check_api_url
+
+        # Refused here, before a plan or state could record it, if it carries credentials.
+        return Source("datadog", check_api_url(url))
     from casereport.api.settings import SITES
 
     site = env.get("DD_SITE") or "datadoghq.com"
@@ -280,7 +293,12 @@ def _client_settings(plan: Plan, workspace: Workspace) -> Iterator[Any]:
     from casereport.engine.adhoc import api_settings
 
     with api_settings(use_emulator=plan.source.kind == "emulator") as settings:
-        yield replace(settings, parallelism=workspace.parallelism)
+        yield replace(
+            settings,
+            parallelism=workspace.parallelism,
+            timeout=workspace.timeout,
+            max_rate_limit_wait=workspace.max_rate_limit_wait,
+        )
 
 
 async def _fetch_all(

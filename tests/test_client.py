@@ -551,6 +551,12 @@ def test_the_rate_limit_cap_is_a_setting() -> None:
     assert never.error.message == CAP_MESSAGE.format(url=URL, wait=1, cap=0)
 
 
+def test_429_with_a_reset_of_0_still_waits_a_little() -> None:
+    outcome = call(respond(429, headers={"X-RateLimit-Reset": "0"}), respond(200, OK))
+    assert outcome.result == OK_RESULT
+    assert outcome.sleeps == [0.25]
+
+
 def test_429_without_reset_backs_off() -> None:
     outcome = call(
         respond(429), respond(429, headers={"X-RateLimit-Reset": "soon"}), respond(200, OK)
@@ -719,6 +725,45 @@ def test_connection_errors_exhaust_the_attempts() -> None:
         f"could not reach {URL} after 2 attempts: ConnectError: [Errno 111] Connection refused; "
         "check the network, DD_SITE or CASEREPORT_API_URL"
     )
+
+
+def test_the_os_error_under_a_connection_error_is_named() -> None:
+    refused = httpx.ConnectError("All connection attempts failed")
+    refused.__cause__ = ConnectionRefusedError(111, "Connect call failed ('10.0.0.1', 443)")
+    unknown = httpx.ConnectError("")
+    unknown.__context__ = socket.gaierror(-2, "Name or service not known")
+    for failure, named in (
+        (refused, "ConnectError: [Errno 111] Connection refused"),
+        (unknown, "ConnectError: [Errno -2] Name or service not known"),
+    ):
+        outcome = call(failure, max_attempts=1)
+        assert isinstance(outcome.error, ApiConnectionError)
+        assert outcome.error.message == (
+            f"could not reach {URL} after 1 attempt: {named}; "
+            "check the network, DD_SITE or CASEREPORT_API_URL"
+        )
+
+
+def test_a_server_that_answers_no_attempt_is_given_up_on() -> None:
+    # Three attempts in a row without an answer: the fourth is not made.
+    outcome = call(httpx.ConnectTimeout("connect timed out"), max_attempts=6)
+    assert isinstance(outcome.error, ApiConnectionError)
+    assert outcome.error.message == (
+        f"could not reach {URL}: it answered none of the last 3 attempts (timed out after 30 s "
+        "(ConnectTimeout)), so no more are made; check the network, DD_SITE or "
+        "CASEREPORT_API_URL, or raise --timeout"
+    )
+    assert len(outcome.requests) == 3
+    # An answer of any kind in between shows the server is there.
+    mixed = call(
+        httpx.ConnectError("refused"),
+        httpx.ConnectError("refused"),
+        respond(503),
+        httpx.ConnectError("refused"),
+        httpx.ConnectError("refused"),
+        respond(200, OK),
+    )
+    assert mixed.result == OK_RESULT
 
 
 def test_unsupported_protocol_is_not_retried() -> None:

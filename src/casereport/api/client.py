@@ -326,7 +326,10 @@ class CasesClient:
                     if reset is not None and reset > settings.max_rate_limit_wait:
                         raise self._wait_too_long(reset, over_cap=True)
                     throttled += 1
-                    wait = reset if reset is not None else self._backoff(throttled)
+                    # A reset of 0 must not turn into a loop of requests: a short wait at least.
+                    wait = (
+                        max(reset, BACKOFF_BASE) if reset is not None else self._backoff(throttled)
+                    )
                     self._limiter.pause(clock() + wait)
                     # Not a failure: waited out within the deadline, and within a deadline
                     # of the last request that got through (a server that only says 429).
@@ -479,7 +482,9 @@ class CasesClient:
             if cause is None:
                 break
             if isinstance(cause, OSError) and cause.errno:
-                text = f"[Errno {cause.errno}] {os.strerror(cause.errno)}"
+                # Negative numbers are getaddrinfo's (socket.gaierror), with their own text.
+                reason = os.strerror(cause.errno) if cause.errno > 0 else cause.strerror
+                text = f"[Errno {cause.errno}] {reason}"
                 break
             text = text or str(cause)
             cause = cause.__cause__ or cause.__context__

@@ -718,30 +718,39 @@ def test_connection_resets_are_retried(error: httpx.TransportError) -> None:
     assert len(outcome.requests) == 3
 
 
-def test_connection_errors_exhaust_the_attempts() -> None:
-    outcome = call(httpx.ConnectError("[Errno 111] Connection refused"), max_attempts=2)
+def _caused(failure: httpx.TransportError, cause: BaseException) -> httpx.TransportError:
+    failure.__cause__ = cause
+    return failure
+
+
+@pytest.mark.parametrize(
+    ("failure", "named"),
+    [
+        (
+            httpx.ConnectError("[Errno 111] Connection refused"),
+            "ConnectError: [Errno 111] Connection refused",
+        ),
+        # The OS error under httpx's own words names it better.
+        (
+            _caused(
+                httpx.ConnectError("All connection attempts failed"),
+                ConnectionRefusedError(111, "Connect call failed ('10.0.0.1', 443)"),
+            ),
+            "ConnectError: [Errno 111] Connection refused",
+        ),
+        (
+            _caused(httpx.ConnectError(""), socket.gaierror(-2, "Name or service not known")),
+            "ConnectError: [Errno -2] Name or service not known",
+        ),
+    ],
+)
+def test_connection_errors_exhaust_the_attempts(failure: httpx.TransportError, named: str) -> None:
+    outcome = call(failure, max_attempts=2)
     assert isinstance(outcome.error, ApiConnectionError)
     assert outcome.error.message == (
-        f"could not reach {URL} after 2 attempts: ConnectError: [Errno 111] Connection refused; "
+        f"could not reach {URL} after 2 attempts: {named}; "
         "check the network, DD_SITE or CASEREPORT_API_URL"
     )
-
-
-def test_the_os_error_under_a_connection_error_is_named() -> None:
-    refused = httpx.ConnectError("All connection attempts failed")
-    refused.__cause__ = ConnectionRefusedError(111, "Connect call failed ('10.0.0.1', 443)")
-    unknown = httpx.ConnectError("")
-    unknown.__context__ = socket.gaierror(-2, "Name or service not known")
-    for failure, named in (
-        (refused, "ConnectError: [Errno 111] Connection refused"),
-        (unknown, "ConnectError: [Errno -2] Name or service not known"),
-    ):
-        outcome = call(failure, max_attempts=1)
-        assert isinstance(outcome.error, ApiConnectionError)
-        assert outcome.error.message == (
-            f"could not reach {URL} after 1 attempt: {named}; "
-            "check the network, DD_SITE or CASEREPORT_API_URL"
-        )
 
 
 def test_a_server_that_answers_no_attempt_is_given_up_on() -> None:

@@ -594,6 +594,42 @@ def test_429s_are_not_failures_and_only_the_deadline_bounds_them() -> None:
     assert len(storm.requests) == 21  # at 0, 1, ... 20 s: one more wait passes the deadline
 
 
+def test_a_server_that_only_ever_says_429_is_given_up_on_after_a_deadline() -> None:
+    # The first request waits out its deadline; the next, on the same client, sees that no
+    # request got through for a deadline and stops at its first 429, so a queue of requests
+    # never waits a deadline each.
+    fake = FakeTime()
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            429, json={"errors": ["Too Many Requests"]}, headers={"X-RateLimit-Reset": "1"}
+        )
+
+    async def go() -> list[ApiError]:
+        errors = []
+        async with CasesClient(
+            make_settings(deadline=10.0),
+            transport=httpx.MockTransport(handler),
+            sleep=fake.sleep,
+            clock=fake.clock,
+        ) as client:
+            for request in distinct_requests(2):
+                with pytest.raises(RateLimitedError) as caught:
+                    await client.aggregate(request)
+                errors.append(caught.value)
+        return errors
+
+    first, second = asyncio.run(go())
+    assert first.message.startswith(f"still rate limited (HTTP 429) at {URL} after 11 attempts (")
+    assert second.message == (
+        f"still rate limited (HTTP 429) at {URL} after 1 attempt (no request has got through "
+        "for 10 s): Too Many Requests; lower the parallelism or try again later"
+    )
+    assert len(seen) == 12
+
+
 def test_a_rate_limit_window_past_the_cap_fails_at_once() -> None:
     headers = {
         "X-RateLimit-Limit": "100",

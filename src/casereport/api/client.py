@@ -322,26 +322,8 @@ class CasesClient:
                         raise self._refused(answer.refused, status)
                     return answer
                 if status == 429:
-                    reset = _rate_limit_reset(answer.headers)
-                    if reset is not None and reset > settings.max_rate_limit_wait:
-                        raise self._wait_too_long(reset, over_cap=True)
                     throttled += 1
-                    # A reset of 0 must not turn into a loop of requests: a short wait at least.
-                    wait = (
-                        max(reset, BACKOFF_BASE) if reset is not None else self._backoff(throttled)
-                    )
-                    self._limiter.pause(clock() + wait)
-                    # Not a failure: waited out within the deadline, and within a deadline
-                    # of the last request that got through (a server that only says 429).
-                    assert self._progress is not None
-                    stalled = self._progress + settings.deadline
-                    if clock() + wait > min(deadline, stalled):
-                        why = (
-                            f"the {settings.deadline:g} s deadline leaves no time for another"
-                            if deadline <= stalled
-                            else f"no request has got through for {settings.deadline:g} s"
-                        )
-                        raise self._final_error(answer, None, timeout, attempt, why)
+                    wait = self._rate_limit_wait(answer, throttled, deadline, timeout, attempt)
                     if debug:
                         _log.debug("POST %s: rate limited, retrying in %.3f s", self._url, wait)
                     await self._sleep(wait)
@@ -383,6 +365,30 @@ class CasesClient:
             if debug:
                 _log.debug("POST %s: retrying in %.3f s", self._url, wait)
             await self._sleep(wait)
+
+    def _rate_limit_wait(
+        self, answer: _Answer, throttled: int, deadline: float, timeout: float, attempt: int
+    ) -> float:
+        """How long to wait after a 429, which is not a failure: the reset, waited out
+        within the cap, the deadline, and a deadline of the last request that got through
+        (a server that only ever says 429); raise ``RateLimitedError`` past any of them."""
+        settings, clock = self._settings, self._clock
+        reset = _rate_limit_reset(answer.headers)
+        if reset is not None and reset > settings.max_rate_limit_wait:
+            raise self._wait_too_long(reset, over_cap=True)
+        # A reset of 0 must not turn into a loop of requests: a short wait at least.
+        wait = max(reset, BACKOFF_BASE) if reset is not None else self._backoff(throttled)
+        self._limiter.pause(clock() + wait)
+        assert self._progress is not None
+        stalled = self._progress + settings.deadline
+        if clock() + wait > min(deadline, stalled):
+            why = (
+                f"the {settings.deadline:g} s deadline leaves no time for another"
+                if deadline <= stalled
+                else f"no request has got through for {settings.deadline:g} s"
+            )
+            raise self._final_error(answer, None, timeout, attempt, why)
+        return wait
 
     async def _attempt(self, http: httpx.AsyncClient, body: bytes, timeout: float) -> _Answer:
         """One POST, its answer read whole, within ``timeout`` seconds all told."""

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import gzip
 import json
-import re
 import threading
 import time
 import zlib
@@ -45,6 +44,12 @@ class Request:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    @property
+    def query(self) -> str:
+        """The ``query_filter`` of an aggregate request."""
+        query: str = self.json()["data"]["attributes"]["query_filter"]
+        return query
 
 
 Behaviour = Callable[["HostileServer", Request, asyncio.StreamWriter], Awaitable[bool]]
@@ -180,8 +185,7 @@ def by_query(answers: dict[str, Behaviour], default: Behaviour) -> Behaviour:
     """The behaviour for the request's ``query_filter``, or ``default``."""
 
     async def behaviour(server: HostileServer, request: Request, w: asyncio.StreamWriter) -> bool:
-        query = request.json()["data"]["attributes"]["query_filter"]
-        return await answers.get(query, default)(server, request, w)
+        return await answers.get(request.query, default)(server, request, w)
 
     return behaviour
 
@@ -279,6 +283,18 @@ def shared_limit(storm: float, period: float) -> Behaviour:
     return behaviour
 
 
+def throttled_first(reset: str) -> Behaviour:
+    """A 429 with ``X-RateLimit-Reset: reset`` (and no other rate-limit header) for the
+    first request, 200s after."""
+
+    async def behaviour(server: HostileServer, request: Request, w: asyncio.StreamWriter) -> bool:
+        if len(server.requests) == 1:
+            return await send(w, b"{}", 429, {"X-RateLimit-Reset": reset})
+        return await send(w, OK_BYTES)
+
+    return behaviour
+
+
 def first_attempt_fails(status: int = 503) -> Behaviour:
     """``status`` for the first attempt of each distinct request body, 200 after."""
 
@@ -290,12 +306,3 @@ def first_attempt_fails(status: int = 503) -> Behaviour:
         return await send(w, OK_BYTES)
 
     return behaviour
-
-
-def query_of(request: Request) -> str:
-    query: str = request.json()["data"]["attributes"]["query_filter"]
-    return query
-
-
-def path_of(url: str) -> str:
-    return re.sub(r"^https?://[^/]+", "", url)

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,6 @@ from casereport.errors import ApiConnectionError, ApiError, ResponseFormatError
 from casereport.state.model import load_state
 from hostile_server import (
     OK_BYTES,
-    HostileServer,
     answer,
     by_query,
     drip,
@@ -48,6 +48,7 @@ from hostile_server import (
     hostile_server,
     shared_limit,
     silent,
+    throttled_first,
 )
 
 API_KEY = "hostile-api-0d15c0ff-SECRET"
@@ -142,12 +143,15 @@ def environment(url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
 class Run:
     """A finished ``casereport`` process: exit code, output, seconds, peak RSS (bytes)."""
 
-    def __init__(self, code: int, stdout: str, stderr: str, seconds: float, peak: int) -> None:
-        self.code, self.stdout, self.stderr = code, stdout, stderr
-        self.seconds, self.peak = seconds, peak
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak: int
 
 
 def casereport(cwd: Path, env: dict[str, str], *args: str, limit: float = 90.0) -> Run:
@@ -294,24 +298,13 @@ def test_a_rate_limit_reset_past_the_cap_fails_at_once(workspace: Path) -> None:
     assert run.seconds < 30, run.seconds
 
 
-def throttled_once(reset: str) -> Any:
-    async def behaviour(server: HostileServer, request: Any, w: asyncio.StreamWriter) -> bool:
-        from hostile_server import send
-
-        if len(server.requests) == 1:
-            return await send(w, b"{}", 429, {"X-RateLimit-Reset": reset})
-        return await send(w, OK_BYTES)
-
-    return behaviour
-
-
 def test_the_rate_limit_cap_is_a_setting_and_the_flag_wins(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(workspace)
     (workspace / "casereport.toml").write_text("max_rate_limit_wait = 0.5\n", encoding="utf-8")
     query = ("query", "status:open", "-g", "status")
-    with hostile_server(throttled_once("1")) as server:
+    with hostile_server(throttled_first("1")) as server:
         env = environment(server.url)
         capped = CliRunner().invoke(cli, list(query), env=env)
         assert capped.exit_code == 1
@@ -358,7 +351,7 @@ def test_a_request_waiting_to_retry_holds_no_slot() -> None:
 
     with hostile_server(first_attempt_fails(503)) as server:
         results = asyncio.run(both(server.url))
-        order = [r.json()["data"]["attributes"]["query_filter"] for r in server.requests]
+        order = [r.query for r in server.requests]
     assert all(isinstance(r, AggregateResult) for r in results)
     # B went while A waited out its backoff, not after A was done.
     assert order == [a.query_filter, b.query_filter, a.query_filter, b.query_filter]

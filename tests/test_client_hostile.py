@@ -11,6 +11,7 @@ that the memory of the process can be measured.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import os
 import random
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -414,6 +416,51 @@ def test_a_gzipped_answer_within_the_cap_is_read() -> None:
         result, _ = call(server.url, AggregateRequest("", ("key",), 1000))
     assert isinstance(result, AggregateResult)
     assert len(result.groups) == 1000
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", gzip.compress(OK_BYTES[:40]) + gzip.compress(OK_BYTES[40:])),  # two members
+        ("deflate", zlib.compress(OK_BYTES)),
+        ("deflate", _raw_deflate(OK_BYTES)),  # as some servers send it
+        ("identity", OK_BYTES),
+    ],
+    ids=["gzip members", "deflate", "raw deflate", "identity"],
+)
+def test_every_encoding_a_server_may_use_is_read(encoding: str, body: bytes) -> None:
+    with hostile_server(answer(body, Content_Encoding=encoding)) as server:
+        result, _ = call(server.url)
+    assert isinstance(result, AggregateResult)
+    assert result.total == 100.0
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "problem"),
+    [
+        ("br", OK_BYTES, "unsupported Content-Encoding 'br'"),
+        ("gzip, gzip", OK_BYTES, "unsupported Content-Encoding 'gzip, gzip'"),
+        (
+            "gzip",
+            b"not gzip at all",
+            "corrupt gzip data (Error -3 while decompressing data: incorrect header check)",
+        ),
+    ],
+)
+def test_an_unreadable_encoding_is_one_line(encoding: str, body: bytes, problem: str) -> None:
+    with hostile_server(answer(body, Content_Encoding=encoding)) as server:
+        error, _ = call(server.url)
+    assert isinstance(error, ResponseFormatError)
+    assert error.message == (
+        f"unreadable response from {aggregate_url(server.url)}: {problem}; "
+        "check CASEREPORT_API_URL points at the Datadog API"
+    )
+    assert len(server.requests) == 1
 
 
 def test_the_client_keeps_at_most_limit_groups(caplog: pytest.LogCaptureFixture) -> None:

@@ -132,7 +132,7 @@ class ClientSettings:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "base_url", _check_base_url(self.base_url, "base_url"))
+        object.__setattr__(self, "base_url", check_api_url(self.base_url, "base_url"))
         for name, minimum, strict in (
             ("timeout", 0.0, True),
             ("deadline", 0.0, True),
@@ -189,10 +189,10 @@ class ClientSettings:
             return value
 
         if "base_url" in overrides:
-            base_url = _check_base_url(str(overrides["base_url"]), "base_url")
+            base_url = check_api_url(str(overrides["base_url"]), "base_url")
             site = str(overrides.get("site", base_url))
         elif api_url := read("CASEREPORT_API_URL"):
-            base_url = _check_base_url(api_url, "CASEREPORT_API_URL")
+            base_url = check_api_url(api_url, "CASEREPORT_API_URL")
             site = str(overrides.get("site", base_url))
         elif "site" in overrides:
             site = _check_site(str(overrides["site"]), "site")
@@ -226,12 +226,6 @@ def _check_site(raw: str | None, name: str) -> str:
     raise ConfigError(f"unknown {name} {raw!r}{hint}: use one of {', '.join(SITES)}")
 
 
-def check_api_url(raw: str, name: str = "CASEREPORT_API_URL") -> str:
-    """``raw`` as a base URL (no trailing slash); ``ConfigError`` naming ``name`` when it is
-    not an http(s) URL or carries credentials, a query or a fragment (never shown)."""
-    return _check_base_url(raw, name)
-
-
 # The user-info part of a URL (``user:pass@``), as written: masked before any message.
 _USERINFO = re.compile(r"(?<=://)[^/?#]*@")
 
@@ -242,7 +236,9 @@ def _shown_url(raw: str) -> str:
     return re.sub(r"([?#]).*", r"\1***", shown, flags=re.DOTALL)
 
 
-def _check_base_url(raw: str, name: str) -> str:
+def check_api_url(raw: str, name: str = "CASEREPORT_API_URL") -> str:
+    """``raw`` as a base URL (no trailing slash); ``ConfigError`` naming ``name`` when it is
+    not an http(s) URL or carries credentials, a query or a fragment (never shown)."""
     url = raw.strip().rstrip("/")
     try:
         parsed = httpx.URL(url)

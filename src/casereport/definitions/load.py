@@ -122,6 +122,8 @@ def check_query(text: str) -> tuple[str, int] | None:
     """``(reason, 0-based position)`` when ``text`` does not parse as a search query."""
     from casereport.definitions import query
 
+    if query.is_plainly_valid(text):  # most queries: no tree to build
+        return None
     try:
         query.parse(text)
     except QuerySyntaxError as exc:

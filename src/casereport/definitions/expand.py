@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from casereport.definitions.load import check_group, check_query, load_reports
 from casereport.definitions.models import (
     AggregationDefinition,
@@ -128,15 +130,24 @@ class Expansion:
         return {key: tuple(specs) for key, specs in groups.items()}
 
 
+def _canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: what the fingerprint and the definition hash digest.
+
+    orjson writes exactly the bytes of ``json.dumps(value, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` encoded as UTF-8 (tested), ten times
+    faster, and this runs for every aggregation of every report.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate: the same UnicodeEncodeError as ever
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8")
+
+
 def fingerprint(query_filter: str, groups: Sequence[str], limit: int) -> str:
     """SHA-256 hex of the canonical JSON of ``{query_filter, groups, limit}``."""
-    canonical = json.dumps(
-        {"query_filter": query_filter, "groups": list(groups), "limit": limit},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    request = {"query_filter": query_filter, "groups": list(groups), "limit": limit}
+    return hashlib.sha256(_canonical_json(request)).hexdigest()
 
 
 def address(report: str, aggregation_id: str, key: str | None = None) -> str:
@@ -257,7 +268,7 @@ class _Expander:
         if self.failed or title is None:
             return None
         digest = hashlib.sha256(
-            json.dumps(
+            _canonical_json(
                 {
                     "name": report.name,
                     "title": title,
@@ -266,11 +277,8 @@ class _Expander:
                     "formats": list(report.formats),
                     "template": report.template,
                     "aggregations": [[a.address, a.title, a.fingerprint] for a in aggregations],
-                },
-                sort_keys=True,
-                separators=(",", ":"),
-                ensure_ascii=False,
-            ).encode("utf-8")
+                }
+            )
         ).hexdigest()
         return ReportSpec(
             name=report.name,

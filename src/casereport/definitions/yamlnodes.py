@@ -32,7 +32,7 @@ import functools
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -63,18 +63,19 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 
 
-class ScalarNode:
-    """A YAML scalar: its text, resolved tag, style and source (0-based line/column)."""
+class ScalarNode(NamedTuple):
+    """A YAML scalar: its text, resolved tag, style and source (0-based line/column).
 
-    __slots__ = ("column", "line", "raw", "style", "tag", "value")
+    A named tuple, not a class with slots: most nodes are scalars, and a tuple is built
+    in C (see ``_convert``), a third of the cost of converting a report's nodes.
+    """
 
-    def __init__(self, value: str, tag: str, style: str, raw: str, line: int, column: int):
-        self.value = value
-        self.tag = tag
-        self.style = style
-        self.raw = raw
-        self.line = line
-        self.column = column
+    value: str
+    tag: str
+    style: str
+    raw: str
+    line: int
+    column: int
 
 
 class MapNode:
@@ -129,6 +130,8 @@ def iter_strings(node: Node | None) -> Iterator[ScalarNode]:
 
 def to_int(text: str) -> int:
     """The value of a YAML 1.2 integer scalar (``0x1F``, ``0o17``, ``1_000``, ...)."""
+    if text.isdigit() and text.isascii():  # the usual "14"
+        return int(text)
     digits = text.replace("_", "")
     sign = -1 if digits.startswith("-") else 1
     digits = digits.lstrip("+-")
@@ -164,6 +167,7 @@ def _convert(root: Any, text: str, shift: int) -> Node:
     aliases = "*" in text  # without one, no node is met twice: skip the bookkeeping
     active: set[int] = set()
     scalar_type, mapping_type = yaml.ScalarNode, yaml.MappingNode
+    new_tuple = tuple.__new__
 
     def convert(node: Any, depth: int) -> Node:
         nonlocal budget
@@ -178,11 +182,13 @@ def _convert(root: Any, text: str, shift: int) -> Node:
                 raise YamlSyntaxError(start.line + 1, start.column + 1, message)
         if type(node) is scalar_type:
             raw = text[start.index + shift : node.end_mark.index + shift]
-            return ScalarNode(node.value, node.tag, node.style or "", raw, start.line, start.column)
+            fields = (node.value, node.tag, node.style or "", raw, start.line, start.column)
+            return new_tuple(ScalarNode, fields)  # (skips the Python-level __new__)
         if depth > MAX_FLOW_DEPTH:
             raise _too_deep(start)
-        active.add(id(node))
         depth += 1
+        if aliases:
+            active.add(id(node))
         result: Node
         if type(node) is mapping_type:
             pairs = [(convert(key, depth), convert(value, depth)) for key, value in node.value]
@@ -191,7 +197,8 @@ def _convert(root: Any, text: str, shift: int) -> Node:
             result = SeqNode(
                 [convert(item, depth) for item in node.value], start.line, start.column
             )
-        active.discard(id(node))
+        if aliases:
+            active.discard(id(node))
         return result
 
     return convert(root, 1)
@@ -297,6 +304,14 @@ class _Resolver(yaml.resolver.BaseResolver):
         if kind is yaml.ScalarNode:
             return self.plain_tag(value) if implicit[0] else _STR
         return _MAP if kind is yaml.MappingNode else _SEQ
+
+    # PyYAML's path resolvers (tags by position in the tree) are not used: their
+    # bookkeeping, two calls per node, does nothing.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
 class _PyLoader(

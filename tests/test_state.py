@@ -723,7 +723,9 @@ def history_columns(draw: st.DrawFn) -> dict[str, Any]:
     numbers = st.sampled_from(["0", "12", "3.5", ".5", "1e3", "2.e-1", "inf", "nan"])
     odd = st.sampled_from([".", "_", "1_2", "-1", "+1", "1.", "e5", "1e", "Inf", "\u0661", "\xb2"])
     odd |= st.text("0193.e+-_naiZ", max_size=3)
-    stamps = column(st.sampled_from(["2026-11-24T06:00:00Z", "x", "a\tb"]) | odd)
+    stamps = column(
+        st.sampled_from(["2026-11-24T06:00:00Z", "x", "a\tb", "a\x1cb", "\u2028"]) | odd
+    )
     totals = column(numbers | odd)
     names = draw(st.lists(st.sampled_from(["OPEN", "CLOSED", "P1"]), unique=True, max_size=3))
     groups: dict[str, Any] = {
@@ -736,6 +738,9 @@ def history_columns(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=1000)
 @given(history_columns())
 @example({"fetched_at": " a", "total": " 1", "groups": {"OPEN": " 2"}})
+@example({"fetched_at": "a\x1fb", "total": "1", "groups": {}})
+@example({"fetched_at": "a\x85b", "total": "1", "groups": {}})
+@example({"fetched_at": "a\x7fb \xe9", "total": "1 2", "groups": {}})
 @example({"fetched_at": "a ", "total": "1 ", "groups": {}})
 @example({"fetched_at": "a", "total": "\u0661", "groups": {}})
 @example({"fetched_at": "a", "total": "1", "groups": {"OPEN": "\u0661"}})

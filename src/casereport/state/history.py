@@ -208,13 +208,29 @@ _NUMBER = r"(?:[0-9]+|[0-9]*\.[0-9]+(?:e[-+]?[0-9]+)?|[0-9]+(?:\.[0-9]*)?e[-+]?[
 _STAMPS_RE = re.compile(r"(?:\S+(?: \S+)*)?")
 _TOTALS_RE = re.compile(rf"(?:{_NUMBER}(?: {_NUMBER})*)?")
 _COUNTS_RE = re.compile(rf"(?:(?:{_NUMBER}|_)(?: (?:{_NUMBER}|_))*)?")
-# A full state holds 10,000 aggregations, each with a column per group: a regular
-# expression that tries ``_NUMBER``'s alternatives at every item costs most of the time
-# it takes to load. Counts as apply writes them, whole numbers, are therefore recognised
-# by structure, several times faster: nothing but ASCII digits and spaces (deleting those
-# bytes leaves nothing), single spaces between non-empty items. Anything else (decimals,
-# "_", damage) is then decided by the grammar.
+# A full state holds 10,000 aggregations, each with a column of stamps and one per group.
+# The regular expressions, which try ``_NUMBER``'s alternatives at every item and step
+# through every character of a stamp, would cost most of the time a state takes to load,
+# so columns are first read by structure, several times faster: stamps are ASCII without
+# whitespace but spaces, counts ASCII digits and spaces (both seen by deleting bytes), and
+# items are single-spaced. What fails that (decimals, "_", other text, damage) is decided
+# by the grammar: ``_stamps`` accepts exactly what it does, ``_whole_numbers`` a part.
 _DIGITS_AND_SPACE = b"0123456789 "
+_ASCII_WHITESPACE_BUT_SPACE = bytes(c for c in range(128) if chr(c).isspace() and c != 32)
+
+
+def _single_spaced(text: str) -> bool:
+    return "  " not in text and not text.startswith(" ") and not text.endswith(" ")
+
+
+def _stamps(text: str) -> bool:
+    """``fetched_at`` items, single-spaced, without other whitespace: ``_STAMPS_RE``."""
+    if not text.isascii():
+        return _STAMPS_RE.fullmatch(text) is not None
+    data = text.encode("ascii")
+    return len(data.translate(None, _ASCII_WHITESPACE_BUT_SPACE)) == len(data) and (
+        _single_spaced(text)
+    )
 
 
 def _whole_numbers(text: str) -> bool:
@@ -223,9 +239,7 @@ def _whole_numbers(text: str) -> bool:
     return (
         text.isascii()
         and not text.encode("ascii").translate(None, _DIGITS_AND_SPACE)
-        and "  " not in text
-        and not text.startswith(" ")
-        and not text.endswith(" ")
+        and _single_spaced(text)
     )
 
 
@@ -237,7 +251,7 @@ def valid_columns(history: Any) -> bool:
     if type(stamps) is not str or type(totals) is not str or type(groups) is not dict:
         return False
     size = stamps.count(" ")
-    if not _STAMPS_RE.fullmatch(stamps):
+    if not _stamps(stamps):
         return False
     if not _whole_numbers(totals) and not _TOTALS_RE.fullmatch(totals):
         return False

@@ -164,7 +164,10 @@ def _convert(root: Any, text: str, shift: int) -> Node:
     """PyYAML's nodes → ours. PyYAML composes an alias as the aliased node itself, so
     following aliases counts values against ``MAX_NODES`` and refuses recursion."""
     budget = MAX_NODES
-    aliases = "*" in text  # without one, no node is met twice: skip the bookkeeping
+    # An alias ("*name") leads to the node of its anchor ("&name"): without a "*" no node
+    # is met twice, and without a "&" too none can hold itself. Skip what they need.
+    counted = "*" in text
+    tracked = counted and "&" in text
     active: set[int] = set()
     scalar_type, mapping_type = yaml.ScalarNode, yaml.MappingNode
     new_tuple = tuple.__new__
@@ -172,8 +175,8 @@ def _convert(root: Any, text: str, shift: int) -> Node:
     def convert(node: Any, depth: int) -> Node:
         nonlocal budget
         start = node.start_mark
-        if aliases:
-            if id(node) in active:
+        if counted:
+            if tracked and id(node) in active:
                 message = "invalid YAML: recursive alias"
                 raise YamlSyntaxError(start.line + 1, start.column + 1, message)
             budget -= 1
@@ -187,7 +190,7 @@ def _convert(root: Any, text: str, shift: int) -> Node:
         if depth > MAX_FLOW_DEPTH:
             raise _too_deep(start)
         depth += 1
-        if aliases:
+        if tracked:
             active.add(id(node))
         result: Node
         if type(node) is mapping_type:
@@ -197,7 +200,7 @@ def _convert(root: Any, text: str, shift: int) -> Node:
             result = SeqNode(
                 [convert(item, depth) for item in node.value], start.line, start.column
             )
-        if aliases:
+        if tracked:
             active.discard(id(node))
         return result
 
@@ -292,6 +295,9 @@ def _yaml11_tag(value: str) -> str:
     return str(resolver.resolve(yaml.ScalarNode, value, (True, False)))  # type: ignore[no-untyped-call]
 
 
+_SCALAR_NODE, _MAPPING_NODE = yaml.ScalarNode, yaml.MappingNode  # (once per node: no lookups)
+
+
 class _Resolver(yaml.resolver.BaseResolver):
     """Resolves plain scalars as ruamel.yaml did (see the module docstring)."""
 
@@ -301,9 +307,9 @@ class _Resolver(yaml.resolver.BaseResolver):
         self.plain_tag = _yaml11_tag if yaml11 else _yaml12_tag
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if kind is yaml.ScalarNode:
+        if kind is _SCALAR_NODE:
             return self.plain_tag(value) if implicit[0] else _STR
-        return _MAP if kind is yaml.MappingNode else _SEQ
+        return _MAP if kind is _MAPPING_NODE else _SEQ
 
     # PyYAML's path resolvers (tags by position in the tree) are not used: their
     # bookkeeping, two calls per node, does nothing.

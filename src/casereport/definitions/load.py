@@ -35,6 +35,8 @@ from casereport.definitions.models import (
     Variable,
     sort_diagnostics,
 )
+from casereport.definitions.query import is_plainly_valid
+from casereport.definitions.query import parse as parse_query
 from casereport.definitions.yamlnodes import (
     MapNode,
     Node,
@@ -117,15 +119,17 @@ _KNOWN_GROUP_SET = frozenset(KNOWN_GROUP_FIELDS)
 # --------------------------------------------------------------------------- shared checks
 
 
-@functools.lru_cache(maxsize=8192)
 def check_query(text: str) -> tuple[str, int] | None:
     """``(reason, 0-based position)`` when ``text`` does not parse as a search query."""
-    from casereport.definitions import query
-
-    if query.is_plainly_valid(text):  # most queries: no tree to build
+    if is_plainly_valid(text):  # most queries: no tree to build
         return None
+    return _query_problem(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _query_problem(text: str) -> tuple[str, int] | None:
     try:
-        query.parse(text)
+        parse_query(text)
     except QuerySyntaxError as exc:
         return exc.reason, exc.position
     return None

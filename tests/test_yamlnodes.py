@@ -16,6 +16,7 @@ from casereport.definitions import yamlnodes
 from casereport.definitions.models import SourceString
 from casereport.definitions.yamlnodes import (
     MAX_FLOW_DEPTH,
+    MAX_NODES,
     MapNode,
     ScalarNode,
     SeqNode,
@@ -497,6 +498,30 @@ def test_aliases_are_followed_within_the_limits(yaml_loader: str) -> None:
         compose("a: &a [x, *a]\n")
     assert (caught.value.line, caught.value.column) == (1, 4)
     assert caught.value.message == "invalid YAML: recursive alias"
+
+
+def test_a_document_with_a_star_counts_its_values_as_ever(yaml_loader: str) -> None:
+    # A "*" but no anchor: nothing is expanded, yet the count held since aliases were
+    # first followed still refuses a document of too many values, at the same value.
+    many = ",".join(["1"] * (MAX_NODES + 10))
+    with pytest.raises(YamlSyntaxError) as caught:
+        compose(f'a: "*"\nb: [{many}]\n')
+    # Value MAX_NODES + 1: after the mapping, its 3 scalars and the list, the list's item
+    # MAX_NODES - 4, at column 5 + 2 * (MAX_NODES - 5).
+    assert (caught.value.line, caught.value.column) == (2, 2 * MAX_NODES - 5)
+    assert caught.value.message == (
+        f"invalid YAML: more than {MAX_NODES} values once aliases are expanded"
+    )
+    assert isinstance(compose(f"b: [{many}]\n"), MapNode)  # (no "*": never counted)
+    # Whichever comes first is refused: the count, or nesting too deep.
+    deep = "[" * (MAX_FLOW_DEPTH + 5) + "]" * (MAX_FLOW_DEPTH + 5)
+    fewer = ",".join(["1"] * (MAX_NODES - 10))
+    with pytest.raises(YamlSyntaxError) as caught:
+        compose(f'a: "*"\nb: [{fewer}]\nc: {deep}\n')
+    assert (caught.value.line, caught.value.column) == (3, 8)
+    with pytest.raises(YamlSyntaxError) as caught:
+        compose(f'a: "*"\nc: {deep}\nb: [{fewer}]\n')
+    assert caught.value.message == f"invalid YAML: nested more than {MAX_FLOW_DEPTH} levels deep"
 
 
 # --------------------------------------------------------------------------- syntax errors

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import yaml
@@ -163,14 +163,80 @@ def compose(text: str) -> Node | None:
 def _convert(root: Any, text: str, shift: int) -> Node:
     """PyYAML's nodes → ours. PyYAML composes an alias as the aliased node itself, so
     following aliases counts values against ``MAX_NODES`` and refuses recursion."""
+    scalar = _scalar_converter(text, shift)
+    if "*" in text and "&" in text:  # an alias ("*name") of an anchor ("&name"), maybe
+        return _follow(root, scalar, counted=True, tracked=True)
+    # Without both, no node is met twice: the tree is converted as it is, each scalar
+    # straight from its parent. A document nested too deep, or one with a "*" and more
+    # values than aliases may expand to (always refused), is walked again by ``_follow``
+    # to refuse it where it always was.
+    tree = _tree(root, scalar)
+    if tree is None or ("*" in text and tree[1] > MAX_NODES):
+        return _follow(root, scalar, counted="*" in text, tracked=False)
+    return tree[0]
+
+
+def _scalar_converter(text: str, shift: int) -> Callable[[Any], ScalarNode]:
+    new_tuple = tuple.__new__
+
+    def scalar(node: Any) -> ScalarNode:
+        start = node.start_mark
+        raw = text[start.index + shift : node.end_mark.index + shift]
+        fields = (node.value, node.tag, node.style or "", raw, start.line, start.column)
+        return new_tuple(ScalarNode, fields)  # (skips the Python-level __new__)
+
+    return scalar
+
+
+def _tree(root: Any, scalar: Callable[[Any], ScalarNode]) -> tuple[Node, int] | None:
+    """The tree of a document in which no node is met twice, and its number of values;
+    None when it is nested more than ``MAX_FLOW_DEPTH`` levels deep."""
+    scalar_type, mapping_type = yaml.ScalarNode, yaml.MappingNode
+    size = 1
+
+    def collection(node: Any, depth: int) -> Node:
+        nonlocal size
+        if depth > MAX_FLOW_DEPTH:
+            raise _TooDeep
+        depth += 1
+        start, children = node.start_mark, node.value
+        if type(node) is mapping_type:
+            size += 2 * len(children)
+            pairs = [
+                (
+                    scalar(key) if type(key) is scalar_type else collection(key, depth),
+                    scalar(value) if type(value) is scalar_type else collection(value, depth),
+                )
+                for key, value in children
+            ]
+            return MapNode(pairs, start.line, start.column)
+        size += len(children)
+        items = [
+            scalar(item) if type(item) is scalar_type else collection(item, depth)
+            for item in children
+        ]
+        return SeqNode(items, start.line, start.column)
+
+    if type(root) is scalar_type:
+        return scalar(root), size
+    try:
+        return collection(root, 1), size
+    except _TooDeep:
+        return None
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _follow(
+    root: Any, scalar: Callable[[Any], ScalarNode], *, counted: bool, tracked: bool
+) -> Node:
+    """The tree with aliases followed: ``counted``, every value counts against
+    ``MAX_NODES``; ``tracked``, a node met inside itself is refused."""
     budget = MAX_NODES
-    # An alias ("*name") leads to the node of its anchor ("&name"): without a "*" no node
-    # is met twice, and without a "&" too none can hold itself. Skip what they need.
-    counted = "*" in text
-    tracked = counted and "&" in text
     active: set[int] = set()
     scalar_type, mapping_type = yaml.ScalarNode, yaml.MappingNode
-    new_tuple = tuple.__new__
 
     def convert(node: Any, depth: int) -> Node:
         nonlocal budget
@@ -184,9 +250,7 @@ def _convert(root: Any, text: str, shift: int) -> Node:
                 message = f"invalid YAML: more than {MAX_NODES} values once aliases are expanded"
                 raise YamlSyntaxError(start.line + 1, start.column + 1, message)
         if type(node) is scalar_type:
-            raw = text[start.index + shift : node.end_mark.index + shift]
-            fields = (node.value, node.tag, node.style or "", raw, start.line, start.column)
-            return new_tuple(ScalarNode, fields)  # (skips the Python-level __new__)
+            return scalar(node)
         if depth > MAX_FLOW_DEPTH:
             raise _too_deep(start)
         depth += 1

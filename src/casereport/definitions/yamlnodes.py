@@ -29,6 +29,7 @@ one-line notice says so on stderr.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -375,13 +376,11 @@ class _Resolver(yaml.resolver.BaseResolver):
             return self.plain_tag(value) if implicit[0] else _STR
         return _MAP if kind is _MAPPING_NODE else _SEQ
 
-    # PyYAML's path resolvers (tags by position in the tree) are not used: their
-    # bookkeeping, two calls per node, does nothing.
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        pass
-
-    def ascend_resolver(self) -> None:
-        pass
+    # PyYAML's path resolvers (tags by position in the tree) are not used, but composing
+    # calls these two hooks for every node: built-ins whose result is ignored cost less
+    # than any Python function (3% of loading a workspace).
+    descend_resolver = staticmethod(operator.is_)  # type: ignore[assignment]  # (node, index)
+    ascend_resolver = staticmethod(tuple)  # type: ignore[assignment]  # ()
 
 
 class _PyLoader(

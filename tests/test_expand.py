@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from casereport.definitions.expand import (
     AggregationSpec,
@@ -115,6 +117,25 @@ def test_fingerprint_is_sha256_of_canonical_json() -> None:
     assert fingerprint("service:caf\u00e9", ("status", "priority"), 14) == (
         hashlib.sha256(canonical.encode()).hexdigest()
     )
+
+
+@given(st.text(), st.lists(st.text(), max_size=3), st.integers(1, 1000))
+@example('\x00\x1f\x7f"\\\u2028\U0001f600', ["\t", "\n"], 3)
+def test_fingerprint_json_is_what_json_dumps_writes(
+    query: str, groups: list[str], limit: int
+) -> None:
+    try:
+        canonical = json.dumps(
+            {"query_filter": query, "groups": groups, "limit": limit},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        with pytest.raises(UnicodeEncodeError):
+            fingerprint(query, groups, limit)
+    else:
+        assert fingerprint(query, groups, limit) == hashlib.sha256(canonical).hexdigest()
 
 
 def test_changing_query_groups_or_limit_changes_the_fingerprint() -> None:

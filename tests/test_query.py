@@ -17,6 +17,7 @@ from casereport.definitions.query import (
     QuerySyntaxError,
     Term,
     fields,
+    is_plainly_valid,
     parse,
     to_string,
 )
@@ -413,3 +414,52 @@ def test_parse_only_raises_query_syntax_error(text: str) -> None:
     else:
         # Whatever parses prints canonically, and the canonical text means the same tree.
         assert parse(to_string(tree)) == tree
+
+
+# -- the plain shape ------------------------------------------------------------------
+
+PLAIN = [
+    "",
+    "  ",
+    "service:case-api -status:closed project:P10",
+    "project:SUP service:case-api status:(open OR in_progress) env:prod team:team-5",
+    'project:SUP -status:closed priority:(P1 OR P2) title:"disk full"',
+    "a OR b AND -c",
+    'tag:(a -b "c d")',
+    "url:http://x a:b:c NOTx :x",
+]
+# Besides every query of ERRORS: errors close to the plain shape, and valid queries that
+# only the parser reads.
+NOT_PLAIN = [
+    "tag:(a:b OR c)",
+    'tag:(a "b\\")',
+    'a "\\" b',
+    "a: b",
+    "(a OR b) c",
+    "--a",
+    "a NOT b",
+    "a\\ b",
+    'tag:(a)b "a"b',
+    "a+b:",
+]
+
+
+@pytest.mark.parametrize("text", PLAIN)
+def test_plain_queries_are_valid_without_a_tree(text: str) -> None:
+    assert is_plainly_valid(text)
+    parse(text)
+
+
+@pytest.mark.parametrize("text", [query for query, _, _ in ERRORS] + NOT_PLAIN)
+def test_errors_and_other_queries_are_left_to_the_parser(text: str) -> None:
+    assert not is_plainly_valid(text)
+
+
+@settings(max_examples=2000)
+@given(st.one_of(st.text(), _SYNTAX_TEXT, nodes().map(to_string)))
+@example(" " * 50_000 + "(")  # linear time: whitespace is never matched two ways
+@example("x:(a" + " " * 50_000 + "(")
+@example("a " * 20_000 + "a:")
+def test_a_plainly_valid_query_parses(text: str) -> None:
+    if is_plainly_valid(text):
+        parse(text)

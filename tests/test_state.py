@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from casereport import __version__
 from casereport.errors import StateError
-from casereport.state.history import HISTORY_GROUPS, HISTORY_LIMIT, History, history_entry
+from casereport.state.history import (
+    HISTORY_GROUPS,
+    HISTORY_LIMIT,
+    History,
+    history_entry,
+    valid_columns,
+)
 from casereport.state.model import (
     FORMAT_VERSION,
     AggregationState,
@@ -666,3 +675,98 @@ def test_a_group_column_that_records_nothing_reads_as_never_recorded() -> None:
     assert history.group_counts("A") is None
     assert history.group_counts("B") == [1, None]
     assert History().totals() == [] and History().latest_total() is None
+
+
+# The column grammar as regular expressions, as loading checked it before it read columns
+# by structure: what it accepts must not change.
+_NUMBER = r"(?:[0-9]+|[0-9]*\.[0-9]+(?:e[-+]?[0-9]+)?|[0-9]+(?:\.[0-9]*)?e[-+]?[0-9]+|inf|nan)"
+_STAMPS = re.compile(r"(?:\S+(?: \S+)*)?")
+_TOTALS = re.compile(rf"(?:{_NUMBER}(?: {_NUMBER})*)?")
+_COUNTS = re.compile(rf"(?:(?:{_NUMBER}|_)(?: (?:{_NUMBER}|_))*)?")
+
+
+def grammar_accepts(history: dict[str, Any]) -> bool:
+    stamps, totals, groups = history["fetched_at"], history["total"], history["groups"]
+    size = stamps.count(" ")
+    if not _STAMPS.fullmatch(stamps) or not _TOTALS.fullmatch(totals):
+        return False
+    if totals.count(" ") != size or bool(totals) != bool(stamps):
+        return False
+    return all(
+        type(series) is str
+        and series.count(" ") == size
+        and bool(stamps)
+        and _COUNTS.fullmatch(series) is not None
+        for series in groups.values()
+    )
+
+
+@st.composite
+def history_columns(draw: st.DrawFn) -> dict[str, Any]:
+    """Columns built from items that are mostly valid, joined mostly by the same gaps (so
+    their counts agree), and now and then a double space, a tab or a space at an end."""
+    gap = st.sampled_from([" "] * 4 + ["  ", "\t", "", "\xa0"])
+    items = draw(st.integers(0, 3))
+    gaps = [draw(gap) for _ in range(items - 1)]
+    edges = st.sampled_from([("", "")] * 8 + [(" ", ""), ("", " ")])
+    edge = draw(edges)
+
+    def column(item: st.SearchStrategy[str]) -> str:
+        own = draw(st.integers(0, 4)) == 0
+        parts = [draw(item) for _ in range(items + (draw(st.integers(-1, 1)) if own else 0))]
+        text = parts[0] if parts else ""
+        for index, part in enumerate(parts[1:]):
+            text += (draw(gap) if own or index >= len(gaps) else gaps[index]) + part
+        before, after = draw(edges) if own else edge
+        return before + text + after
+
+    numbers = st.sampled_from(["0", "12", "3.5", ".5", "1e3", "2.e-1", "inf", "nan"])
+    odd = st.sampled_from([".", "_", "1_2", "-1", "+1", "1.", "e5", "1e", "Inf", "\u0661", "\xb2"])
+    odd |= st.text("0193.e+-_naiZ", max_size=3)
+    stamps = column(
+        st.sampled_from(["2026-11-24T06:00:00Z", "x", "a\tb", "a\x1cb", "\u2028"]) | odd
+    )
+    totals = column(numbers | odd)
+    names = draw(st.lists(st.sampled_from(["OPEN", "CLOSED", "P1"]), unique=True, max_size=3))
+    groups: dict[str, Any] = {
+        name: column(numbers | st.just("_") | odd) if draw(st.integers(0, 9)) else 7
+        for name in names
+    }
+    return {"fetched_at": stamps, "total": totals, "groups": groups}
+
+
+@settings(max_examples=1000)
+@given(history_columns())
+@example({"fetched_at": " a", "total": " 1", "groups": {"OPEN": " 2"}})
+@example({"fetched_at": "a\x1fb", "total": "1", "groups": {}})
+@example({"fetched_at": "a\x85b", "total": "1", "groups": {}})
+@example({"fetched_at": "a\x7fb \xe9", "total": "1 2", "groups": {}})
+@example({"fetched_at": "a ", "total": "1 ", "groups": {}})
+@example({"fetched_at": "a", "total": "\u0661", "groups": {}})
+@example({"fetched_at": "a", "total": "1", "groups": {"OPEN": "\u0661"}})
+@example({"fetched_at": "a", "total": "\ud800", "groups": {"OPEN": "1\ud800"}})
+@example({"fetched_at": "a b c", "total": "1  2", "groups": {}})
+@example({"fetched_at": "a b c", "total": "1 2 3", "groups": {"OPEN": "1  2"}})
+@example({"fetched_at": "a b", "total": " 1", "groups": {}})
+@example({"fetched_at": "a b", "total": "1 ", "groups": {}})
+@example({"fetched_at": "a b", "total": "1 2", "groups": {"P1": " 1"}})
+@example({"fetched_at": "a b", "total": "1 2", "groups": {"P1": "1 "}})
+@example({"fetched_at": "a b", "total": "1 2", "groups": {"OPEN": "1 _", "P1": "1_2 3"}})
+@example({"fetched_at": "", "total": "", "groups": {"OPEN": ""}})
+@example({"fetched_at": "a", "total": "1", "groups": {"OPEN": ""}})
+def test_history_columns_are_checked_by_their_grammar(history: dict[str, Any]) -> None:
+    assert valid_columns(history) == grammar_accepts(history)
+
+
+def test_history_columns_as_apply_writes_them_are_valid() -> None:
+    columns = History.from_entries(
+        [
+            {"fetched_at": "2026-11-24T06:00:00Z", "total": 97.0, "groups": {"OPEN": 40.0}},
+            {"fetched_at": "2026-11-25T06:00:00Z", "total": 103.5, "groups": {"CLOSED": 12}},
+        ]
+    ).columns()
+    assert valid_columns(columns)
+    assert valid_columns({**columns, "groups": {"OPEN": "40 41", "CLOSED": "1 2"}})
+    assert not valid_columns({**columns, "groups": {"OPEN": "40 41", "CLOSED": "1  2"}})
+    assert not valid_columns({**columns, "groups": {"OPEN": "40", "CLOSED": "1 2 3"}})
+    assert not valid_columns({**columns, "groups": {"OPEN": "40 41", "CLOSED": 12}})

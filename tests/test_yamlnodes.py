@@ -16,6 +16,7 @@ from casereport.definitions import yamlnodes
 from casereport.definitions.models import SourceString
 from casereport.definitions.yamlnodes import (
     MAX_FLOW_DEPTH,
+    MAX_NODES,
     MapNode,
     ScalarNode,
     SeqNode,
@@ -254,9 +255,12 @@ def agrees_with_ruamel_yaml(text: str) -> bool:
     positions), or both reject it with the same message at the same place; unless they
     differ for a known reason. True when both accepted it."""
     expected, got = ruamel_compose(text), ours(text)
-    if not rejected(expected) and rejected(got):
-        # ruamel.yaml only warned about an anchor defined twice.
-        assert "duplicate anchor" in str(got), got
+    if rejected(got) and "duplicate anchor" in str(got):
+        # ruamel.yaml only warned about an anchor defined twice, and read on: it accepted
+        # the file, or refused it further on.
+        assert not rejected(expected) or tuple(expected)[1:3] >= tuple(got)[1:3], expected
+    elif not rejected(expected) and rejected(got):
+        raise AssertionError(got)
     elif rejected(expected) and not rejected(got):
         # Valid YAML that ruamel.yaml refused: a tab inside a plain scalar (libyaml reads
         # it), a block scalar whose first line is blank, a second "..." (ruamel.yaml read
@@ -494,6 +498,30 @@ def test_aliases_are_followed_within_the_limits(yaml_loader: str) -> None:
         compose("a: &a [x, *a]\n")
     assert (caught.value.line, caught.value.column) == (1, 4)
     assert caught.value.message == "invalid YAML: recursive alias"
+
+
+def test_a_document_with_a_star_counts_its_values_as_ever(yaml_loader: str) -> None:
+    # A "*" but no anchor: nothing is expanded, yet the count held since aliases were
+    # first followed still refuses a document of too many values, at the same value.
+    many = ",".join(["1"] * (MAX_NODES + 10))
+    with pytest.raises(YamlSyntaxError) as caught:
+        compose(f'a: "*"\nb: [{many}]\n')
+    # Value MAX_NODES + 1: after the mapping, its 3 scalars and the list, the list's item
+    # MAX_NODES - 4, at column 5 + 2 * (MAX_NODES - 5).
+    assert (caught.value.line, caught.value.column) == (2, 2 * MAX_NODES - 5)
+    assert caught.value.message == (
+        f"invalid YAML: more than {MAX_NODES} values once aliases are expanded"
+    )
+    assert isinstance(compose(f"b: [{many}]\n"), MapNode)  # (no "*": never counted)
+    # Whichever comes first is refused: the count, or nesting too deep.
+    deep = "[" * (MAX_FLOW_DEPTH + 5) + "]" * (MAX_FLOW_DEPTH + 5)
+    fewer = ",".join(["1"] * (MAX_NODES - 10))
+    with pytest.raises(YamlSyntaxError) as caught:
+        compose(f'a: "*"\nb: [{fewer}]\nc: {deep}\n')
+    assert (caught.value.line, caught.value.column) == (3, 8)
+    with pytest.raises(YamlSyntaxError) as caught:
+        compose(f'a: "*"\nc: {deep}\nb: [{fewer}]\n')
+    assert caught.value.message == f"invalid YAML: nested more than {MAX_FLOW_DEPTH} levels deep"
 
 
 # --------------------------------------------------------------------------- syntax errors

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from casereport.definitions.load import check_group, check_query, load_reports
 from casereport.definitions.models import (
     AggregationDefinition,
@@ -55,9 +57,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AggregationSpec:
-    """One fully resolved aggregation request, at a stable address."""
+    """One fully resolved aggregation request, at a stable address.
+
+    (No slots: expansion builds one per aggregation into its ``__dict__``, see
+    ``_Expander.aggregation``.)
+    """
 
     address: str
     report: str
@@ -128,15 +134,24 @@ class Expansion:
         return {key: tuple(specs) for key, specs in groups.items()}
 
 
+def _canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: what the fingerprint and the definition hash digest.
+
+    orjson writes exactly the bytes of ``json.dumps(value, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` encoded as UTF-8 (tested), ten times
+    faster, and this runs for every aggregation of every report.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate: the same UnicodeEncodeError as ever
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8")
+
+
 def fingerprint(query_filter: str, groups: Sequence[str], limit: int) -> str:
     """SHA-256 hex of the canonical JSON of ``{query_filter, groups, limit}``."""
-    canonical = json.dumps(
-        {"query_filter": query_filter, "groups": list(groups), "limit": limit},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    request = {"query_filter": query_filter, "groups": list(groups), "limit": limit}
+    return hashlib.sha256(_canonical_json(request)).hexdigest()
 
 
 def address(report: str, aggregation_id: str, key: str | None = None) -> str:
@@ -257,7 +272,7 @@ class _Expander:
         if self.failed or title is None:
             return None
         digest = hashlib.sha256(
-            json.dumps(
+            _canonical_json(
                 {
                     "name": report.name,
                     "title": title,
@@ -266,11 +281,8 @@ class _Expander:
                     "formats": list(report.formats),
                     "template": report.template,
                     "aggregations": [[a.address, a.title, a.fingerprint] for a in aggregations],
-                },
-                sort_keys=True,
-                separators=(",", ":"),
-                ensure_ascii=False,
-            ).encode("utf-8")
+                }
+            )
         ).hexdigest()
         return ReportSpec(
             name=report.name,
@@ -331,7 +343,10 @@ class _Expander:
         digest = self.fingerprints.get(request)
         if digest is None:
             digest = self.fingerprints[request] = fingerprint(*request)
-        return AggregationSpec(
+        # Built as __init__ would build it, without its cost: a frozen dataclass sets every
+        # field through object.__setattr__, a fifth of expanding 10,000 aggregations.
+        spec = object.__new__(AggregationSpec)
+        spec.__dict__.update(
             address=where,
             report=self.definition.name,
             aggregation_id=definition.id,
@@ -342,6 +357,7 @@ class _Expander:
             limit=definition.limit,
             fingerprint=digest,
         )
+        return spec
 
     def interpolate(
         self, source: SourceString, what: str, each: tuple[str, str] | None

@@ -35,6 +35,8 @@ from casereport.definitions.models import (
     Variable,
     sort_diagnostics,
 )
+from casereport.definitions.query import is_plainly_valid
+from casereport.definitions.query import parse as parse_query
 from casereport.definitions.yamlnodes import (
     MapNode,
     Node,
@@ -117,13 +119,17 @@ _KNOWN_GROUP_SET = frozenset(KNOWN_GROUP_FIELDS)
 # --------------------------------------------------------------------------- shared checks
 
 
-@functools.lru_cache(maxsize=8192)
 def check_query(text: str) -> tuple[str, int] | None:
     """``(reason, 0-based position)`` when ``text`` does not parse as a search query."""
-    from casereport.definitions import query
+    if is_plainly_valid(text):  # most queries: no tree to build
+        return None
+    return _query_problem(text)
 
+
+@functools.lru_cache(maxsize=8192)
+def _query_problem(text: str) -> tuple[str, int] | None:
     try:
-        query.parse(text)
+        parse_query(text)
     except QuerySyntaxError as exc:
         return exc.reason, exc.position
     return None
@@ -263,6 +269,12 @@ def _kind(node: Node) -> str:
     return _TAG_NAMES.get(node.tag, f"a value tagged {node.tag}")
 
 
+# The records made for every aggregation and string are named tuples, built here straight
+# from their fields, in order: the keyword-friendly __new__ a named tuple has is a Python
+# function, which would cost a sixth of checking a workspace.
+_new_record = tuple.__new__
+
+
 class _Checker:
     """Validates one file's node tree field by field, collecting every diagnostic."""
 
@@ -326,7 +338,8 @@ class _Checker:
         if not allow_empty and not node.value.strip():
             self.at(node, f"{what} must not be empty")
             return None
-        return SourceString(node.value, node.line + 1, node.column + 1, node.style, node.raw)
+        record = (node.value, node.line + 1, node.column + 1, node.style, node.raw)
+        return _new_record(SourceString, record)
 
     def text(self, node: Node, what: str) -> str | None:
         """A scalar used as text: strings, numbers and booleans, as written."""
@@ -513,16 +526,8 @@ class _Checker:
         self.has_errors = before or failed
         if failed or query is None or limit is None or not groups:
             return None
-        return AggregationDefinition(
-            id=agg_id,
-            line=key.line + 1,
-            column=key.column + 1,
-            title=title,
-            query_filter=query,
-            group_by=groups,
-            limit=limit,
-            for_each=for_each,
-        )
+        record = (agg_id, key.line + 1, key.column + 1, title, query, groups, limit, for_each)
+        return _new_record(AggregationDefinition, record)
 
     def query(self, query: SourceString) -> None:
         problem = check_query(query.value)

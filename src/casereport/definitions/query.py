@@ -73,6 +73,7 @@ __all__ = [
     "QuerySyntaxError",
     "Term",
     "fields",
+    "is_plainly_valid",
     "parse",
     "to_string",
 ]
@@ -121,6 +122,29 @@ _VALUE_SPECIAL = re.compile(r'[\s()"\\]')
 _FREE_TEXT_SPECIAL = re.compile(r'[\s()"\\:]')
 _OPERATORS = frozenset({"AND", "OR", "NOT"})
 
+# Queries as people write them, checked without building a tree (see ``is_plainly_valid``):
+# terms and quoted strings, each perhaps negated by a touching "-", separated by spaces and
+# perhaps AND or OR; a field's value group holds such values, without fields. Every piece
+# is narrower than the tokenizer and parser allow (printable ASCII and spaces only, no
+# escapes, no parentheses but a value group's, no "-" starting a word), so whatever
+# matches parses; anything else is parsed. Explicit ASCII ranges, a bitmap test per
+# character, make the expression several times cheaper than Unicode classes such as \s.
+_PLAIN_CHAR = r"[!#-'*-\[\]-~]"  # printable ASCII but space ( ) " \
+_PLAIN_VALUE_CHAR = r"[!#-'*-9;-\[\]-~]"  # ... and but ":"
+_NOT_OPERATOR = rf"(?!(?:AND|OR|NOT)(?!{_PLAIN_CHAR}))"
+_PLAIN_QUOTED = r'"[ !#-\[\]-~]*"'
+_PLAIN_FIELD = r"[A-Za-z0-9_.][A-Za-z0-9_.\-]*"
+# A whole word, as the tokenizer reads it, that does not end in ':' (a field without value).
+_PLAIN_WORD = rf"{_NOT_OPERATOR}(?!-)(?>{_PLAIN_CHAR}+)(?<!:)"
+# In a value group a word holds no ':' at all (a field there is an error).
+_PLAIN_VALUE = rf"-?(?:{_NOT_OPERATOR}(?!-){_PLAIN_VALUE_CHAR}+|{_PLAIN_QUOTED})"
+_PLAIN_JOIN = r" +(?:(?:AND|OR) +)?"
+_PLAIN_GROUP = rf"\( *{_PLAIN_VALUE}(?:{_PLAIN_JOIN}{_PLAIN_VALUE})* *\)"
+_PLAIN_CLAUSE = (
+    rf"-?(?:{_PLAIN_WORD}|{_PLAIN_FIELD}:(?:{_PLAIN_QUOTED}|{_PLAIN_GROUP})|{_PLAIN_QUOTED})"
+)
+_PLAIN_QUERY = re.compile(rf" *(?:{_PLAIN_CLAUSE}(?:{_PLAIN_JOIN}{_PLAIN_CLAUSE})* *)?")
+
 
 # Token kinds. A "term" token is a whole ``field:value`` or ``field:"value"``; a "group"
 # token is ``field:`` directly followed by ``(`` (the paren is the next token).
@@ -158,6 +182,13 @@ def parse(text: str) -> Node:
         # parse_or stops only at the end or at a ')' nothing opened.
         raise QuerySyntaxError("unbalanced ')'", text, tok.pos)
     return node
+
+
+def is_plainly_valid(text: str) -> bool:
+    """True when ``text`` is a query of the plain, common shape, which always parses
+    (``service:api -status:closed priority:(P1 OR P2)``): a check some ten times cheaper
+    than ``parse``, for loading many reports. False decides nothing: ``parse`` does."""
+    return _PLAIN_QUERY.fullmatch(text) is not None
 
 
 def to_string(node: Node) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
@@ -34,6 +34,9 @@ from casereport.site import FORMAT_SUFFIXES
 from casereport.state.history import HISTORY_GROUPS, History
 from casereport.state.model import AggregationState, Source
 
+if TYPE_CHECKING:
+    from markdown_it.token import Token
+
 SITE_TITLE = "Case reports"
 DEMO_NOTICE = "Demo data from the local emulator: these numbers are synthetic, not from Datadog."
 _NO_VALUES = (0.0,)
@@ -45,6 +48,7 @@ def clear_caches() -> None:
     charts.clear_caches()
     describe_query.cache_clear()
     _LABELS.clear()
+    _parsed.cache_clear()
     _description.cache_clear()
 
 
@@ -349,10 +353,20 @@ def aggregation_context(
     return context
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[tuple[Token, ...], bool]:
+    """A description's tokens, parsed once for the report page and the index entry, and
+    whether it has a heading (the only thing that differs between their heading levels)."""
+    tokens = parse_description(text)
+    return tokens, any(token.type == "heading_open" for token in tokens)
+
+
 @functools.lru_cache(maxsize=4096)  # a report's page and the index show the same text
 def _description(text: str | None, heading_level: int) -> dict[str, Any]:
     """The description's context; its headings start at ``heading_level``, below the page's."""
-    tokens = parse_description(text) if text else ()
+    tokens, headed = _parsed(text) if text else ((), False)
+    if not headed and heading_level != 2:
+        return _description(text, 2)  # no heading: the same at every level, written once
     return {
         "description": text,
         "description_html": description_html(tokens, heading_level),

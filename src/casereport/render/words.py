@@ -7,6 +7,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from casereport.definitions.query import And, MatchAll, Not, Or, Term, parse
+from casereport.errors import QuerySyntaxError
+
 # How a field reads in a sentence; any other field reads as its name, with spaces.
 _FIELD_WORDS = {
     "creation_source": "source",
@@ -74,7 +77,6 @@ def _term_words(term: Any, negated: bool) -> str:
 
 def _same_field_values(node: Any) -> tuple[str, list[str]] | None:
     """For ``f:a OR f:b`` (plain values of one field): the field and the values."""
-    from casereport.definitions.query import Term
 
     field = None
     values = []
@@ -92,7 +94,6 @@ def _same_field_values(node: Any) -> tuple[str, list[str]] | None:
 
 
 def _clause(node: Any, negated: bool = False) -> str:
-    from casereport.definitions.query import And, Not, Or, Term
 
     if isinstance(node, Term):
         return _term_words(node, negated)
@@ -120,7 +121,6 @@ def _clause(node: Any, negated: bool = False) -> str:
 
 
 def _nested(node: Any) -> str:
-    from casereport.definitions.query import And, Or
 
     text = _clause(node)
     return f"({text})" if isinstance(node, And | Or) and not text.startswith("(") else text
@@ -134,7 +134,6 @@ _SIMPLE_TERM = re.compile(r"(-?)([A-Za-z0-9_.][A-Za-z0-9_.\-]*):([^\s()\"\\:*]+)
 
 def simple_query_tree(query_filter: str) -> Any:
     """The tree ``query.parse`` gives for a query of plain ``[-]field:value`` terms, else None."""
-    from casereport.definitions.query import And, Not, Term
 
     words = query_filter.split()
     if not words:
@@ -154,8 +153,6 @@ def simple_query_tree(query_filter: str) -> Any:
 def describe_query(query_filter: str) -> str:
     """A query in plain words: ``project:SEC -status:closed`` ->
     "Cases in project SEC whose status is not closed"."""
-    from casereport.definitions.query import And, MatchAll, Not, Or, Term, parse
-    from casereport.errors import QuerySyntaxError
 
     tree = simple_query_tree(query_filter)
     if tree is None:

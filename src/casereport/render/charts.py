@@ -11,7 +11,9 @@ the plain data (``trend.series``) is there for templates of one's own.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
+from math import floor
 from typing import Any, cast
 
 from markupsafe import Markup, escape
@@ -32,14 +34,38 @@ _SERIES_CSS = tuple(f"s{i}" for i in range(_TREND_GROUPS + 1))
 
 
 def clear_caches() -> None:
-    """Forget memoised path layouts (for benchmarks and tests)."""
+    """Forget memoised path layouts and label forms (for benchmarks and tests)."""
     _x_positions.cache_clear()
     _path_format.cache_clear()
+    _LABELS.clear()
 
 
 def short_label(label: str, width: int = CHART_LABEL) -> str:
     """A label cut to ``width`` characters with an ellipsis, for the chart."""
     return label if len(label) <= width else label[: width - 1].rstrip() + "…"
+
+
+# Where a long group label may wrap in a narrow table (after _ - / . in identifiers).
+_BREAKS = re.compile(r"([_/.-])(?=[^\s])")
+# Group values repeat across a site (statuses, priorities, services): their forms, once each.
+_LABELS: dict[str, tuple[str, str, str, str]] = {}
+_EMPTY_FORMS = ("(empty)",) * 4
+
+
+def label_forms(label: str) -> tuple[str, str, str, str]:
+    """A group label escaped for HTML, as a table cell (may wrap), as a Markdown table
+    cell, and cut short for the chart (escaped); ``(empty)`` for the empty label."""
+    forms = _LABELS.get(label)
+    if forms is not None:
+        return forms
+    if not label:
+        return _EMPTY_FORMS
+    shown = str(escape(label))
+    short = shown if len(label) <= CHART_LABEL else str(escape(short_label(label)))
+    forms = (shown, _BREAKS.sub(r"\1<wbr>", shown), md_cell(label), short)
+    if len(_LABELS) < 65536:
+        _LABELS[label] = forms
+    return forms
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,20 +82,23 @@ def _path_format(count: int) -> str:
     return "M" + " L".join(f"{x} {{}}" for x in _x_positions(count))
 
 
-def _path(values: Sequence[float | None], top: float, complete: bool) -> str:
-    """SVG path data of a line through ``values`` (a gap where a value is unknown);
-    ``complete``: no value is unknown (the common case: one unbroken line)."""
+def _path(values: Sequence[float | None], top: float, low: float, complete: bool) -> str:
+    """SVG path data of a line through ``values`` (a gap where a value is unknown), the
+    lowest of them ``low``; ``complete``: no value is unknown (one unbroken line)."""
     base = _TREND_HEIGHT - 4
     scale = (_TREND_HEIGHT - 8) / top if top > 0 else 0.0
+    # int(v * scale + 0.5) rounds to the nearest pixel; for counts (never negative) that
+    # is floor(), the quicker call. A negative value keeps int(): it truncates toward 0.
+    whole = floor if low >= 0 else int
     if complete:
-        return _path_format(len(values)).format(*[base - int(v * scale + 0.5) for v in values])  # type: ignore[operator]
+        return _path_format(len(values)).format(*[base - whole(v * scale + 0.5) for v in values])  # type: ignore[operator]
     parts = []
     pen_down = False
     for x, value in zip(_x_positions(len(values)), values, strict=True):
         if value is None:
             pen_down = False
             continue
-        parts.append(f"{'L' if pen_down else 'M'}{x} {base - int(value * scale + 0.5)}")
+        parts.append(f"{'L' if pen_down else 'M'}{x} {base - whole(value * scale + 0.5)}")
         pen_down = True
     return " ".join(parts)
 
@@ -88,7 +117,11 @@ def trend(
     if not earlier_totals:
         return None
     totals: list[float | None] = [*earlier_totals, total]
-    series_values: list[tuple[str, str, list[float | None]]] = [("Total", "total", totals)]
+    # Each series: label, kind, values, and whether every value is known (the common case,
+    # found once here: each scan for None compares every value).
+    series_values: list[tuple[str, str, list[float | None], bool]] = [
+        ("Total", "total", totals, True)
+    ]
     # A group missing from a run had no cases then, unless that run recorded as many
     # groups as it could hold: then it may have been cut, and its count is unknown.
     capacity = min(limit, HISTORY_GROUPS)
@@ -100,30 +133,31 @@ def trend(
         values = history.group_counts(label)
         if values is None:
             continue
-        if None in values:
+        complete = None not in values
+        if not complete:
             recorded = recorded or history.recorded_counts()
             values = [
                 count if count is not None else None if held >= capacity else 0.0
                 for count, held in zip(values, recorded, strict=True)
             ]
+            complete = None not in values
         values.append(row["count"])
-        series_values.append((label, "group", values))
+        series_values.append((label, "group", values, complete))
     ranges = []
-    for _, _, values in series_values:
-        complete = None not in values
+    for _, _, values, complete in series_values:
         known = cast(list[float], values) if complete else [v for v in values if v is not None]
-        ranges.append((known[0], known[-1], min(known), max(known), complete))
-    top = max(high for _, _, _, high, _ in ranges)
+        ranges.append((known[0], known[-1], min(known), max(known)))
+    top = max([high for _, _, _, high in ranges])
     series = []
     summaries = []
     paths = []
     legend = []
     md_rows = []
-    for index, ((label, kind, values), (first, last, low, high, complete)) in enumerate(
+    for index, ((label, kind, values, complete), (first, last, low, high)) in enumerate(
         zip(series_values, ranges, strict=True)
     ):
         css = _SERIES_CSS[index]
-        path = _path(values, top, complete)
+        path = _path(values, top, low, complete)
         sparks = spark(values, low, high, complete)
         series.append(
             {
@@ -137,11 +171,9 @@ def trend(
                 "spark": sparks,
             }
         )
-        shown = escape(label) if label else "(empty)"
+        shown, _, md_label, _ = label_forms(label)
         first_text, last_text = number(first), number(last)
-        md_rows.append(
-            f"| {md_cell(label or '(empty)')} | `{sparks}` | {first_text} | {last_text} |"
-        )
+        md_rows.append(f"| {md_label} | `{sparks}` | {first_text} | {last_text} |")
         summaries.append(f"{label or '(empty)'} from {first_text} to {last_text}")
         paths.append(f'<path class="line {css}" d="{path}"/>')
         legend.append(

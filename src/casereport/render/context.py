@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.render import charts, filters
-from casereport.render.charts import CHART_LABEL, CHART_ROW, short_label, trend
+from casereport.render.charts import CHART_ROW, label_forms, trend
 from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
 from casereport.render.markdown import (
     description_html,
@@ -47,7 +47,6 @@ def clear_caches() -> None:
     filters.clear_caches()
     charts.clear_caches()
     describe_query.cache_clear()
-    _LABELS.clear()
     _parsed.cache_clear()
     _description.cache_clear()
 
@@ -71,8 +70,6 @@ def _source_context(source: Source | None) -> dict[str, Any]:
 
 
 _ID_UNSAFE = re.compile(r"[^a-z0-9]+")
-# Where a long group label may wrap in a narrow table (after _ - / . in identifiers).
-_BREAKS = re.compile(r"([_/.-])(?=[^\s])")
 
 
 def _html_id(spec_id: str, taken: set[str]) -> str:
@@ -132,22 +129,6 @@ def _notes(
             "count, the others are shown as returned."
         )
     return notes
-
-
-# A group label as the table cell (escaped, may wrap), the Markdown cell and the chart
-# label: group values repeat across a site (statuses, priorities, services), so once each.
-_LABELS: dict[str, tuple[str, str, str, str]] = {}
-
-
-def _label_forms(label: str) -> tuple[str, str, str, str]:
-    if not label:
-        return ("(empty)",) * 4
-    shown = str(escape(label))
-    short = shown if len(label) <= CHART_LABEL else str(escape(short_label(label)))
-    forms = (shown, _BREAKS.sub(r"\1<wbr>", shown), md_cell(label), short)
-    if len(_LABELS) < 65536:
-        _LABELS[label] = forms
-    return forms
 
 
 def _group_sort_key(group: Mapping[str, Any]) -> tuple[float, str]:
@@ -267,7 +248,7 @@ def aggregation_context(
                 "bar": bar,
             }
         )
-        shown, cell, md_label, short = _LABELS.get(label) or _label_forms(label)
+        shown, cell, md_label, short = label_forms(label)
         count_text = number(count)
         share_text = percent(share)
         cells = md_cells = ""

@@ -1,0 +1,88 @@
+"""Rendering's shortcuts: each gives what the plain way gives.
+
+The expected outputs are in ``test_render`` and the golden pages; these check that the
+shortcuts taken for the common case change nothing: Markdown escaping when there is
+nothing to escape, code spans with no backtick or line break (``filters``), and the
+rounding of trend lines and sparklines (``charts``, ``filters.spark``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from casereport.render.charts import _path, _path_format
+from casereport.render.filters import (
+    _MD_SPACE,
+    _MD_SPECIAL,
+    _SPARKS,
+    _md_escape_match,
+    md_code,
+    md_text,
+    spark,
+)
+
+# Text rich in what the escaping looks at: specials, digits, line breaks, Unicode digits.
+_TEXT = st.text(st.sampled_from("ab _-#+=.)1٣`*[]<>|~&;\r\n\t "), max_size=12) | st.text()
+
+
+def _md_text_in_full(text: str) -> str:
+    return _MD_SPECIAL.sub(_md_escape_match, _MD_SPACE.sub(" ", text))
+
+
+def _md_code_in_full(text: str) -> str:
+    text = _MD_SPACE.sub(" ", text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+@given(_TEXT)
+@example("10 groups came back")
+@example("12) twelve")
+@example("٣. three")
+@example("-")
+@example("")
+def test_md_text_escapes_as_the_full_substitution_does(text: str) -> None:
+    assert md_text(text) == _md_text_in_full(text)
+
+
+@given(_TEXT)
+@example("service:api -status:closed")
+@example("a\r\nb")
+def test_md_code_fences_as_the_full_substitution_does(text: str) -> None:
+    assert md_code(text) == _md_code_in_full(text)
+
+
+# Counts as they come (whole, large, fractional) and values no count has (negative).
+_VALUES = st.lists(
+    st.integers(0, 10**16)
+    | st.floats(-1e6, 1e16, allow_nan=False)
+    | st.sampled_from([0, 0.5, 2.5, 2**51 + 0.5, 2**52, -3.7]),
+    min_size=1,
+    max_size=40,
+)
+
+
+@given(_VALUES, st.sampled_from([1.0, 2.0, 0.0, -1.0]))
+@example([3, -2.5, 7], 1.0)
+def test_trend_lines_round_as_int_does(values: list[float], stretch: float) -> None:
+    top = max(values) * stretch
+    base, scale = 116, (112 / top if top > 0 else 0.0)
+    heights = [base - int(v * scale + 0.5) for v in values]
+    assert _path(values, top, min(values), True) == _path_format(len(values)).format(*heights)
+
+
+@given(_VALUES)
+def test_sparklines_round_as_int_does(values: list[float]) -> None:
+    low, high = min(values), max(values)
+    if high == low:
+        expected = _SPARKS[3] * len(values)
+    else:
+        scale = (len(_SPARKS) - 1) / (high - low)
+        offset = 0.5 - low * scale
+        expected = "".join(_SPARKS[int(v * scale + offset)] for v in values)
+    assert spark(values, low, high, True) == expected

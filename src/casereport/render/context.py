@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
-from casereport.render import charts, filters
+from casereport.render import charts, filters, words
 from casereport.render.charts import CHART_ROW, label_forms, trend
 from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
 from casereport.render.markdown import (
@@ -46,7 +46,8 @@ def clear_caches() -> None:
     """Forget memoised formatting, query descriptions and labels (for benchmarks and tests)."""
     filters.clear_caches()
     charts.clear_caches()
-    describe_query.cache_clear()
+    words.clear_caches()
+    _bar_markup.cache_clear()
     _parsed.cache_clear()
     _description.cache_clear()
 
@@ -137,6 +138,19 @@ def _group_sort_key(group: Mapping[str, Any]) -> tuple[float, str]:
     return (-float(values[0]), "" if label is None else str(label))
 
 
+@functools.lru_cache(maxsize=256)
+def _bar_markup(index: int) -> tuple[str, str, str]:
+    """The markup of the bar chart's ``index``-th bar around its label, its value and its
+    width, with the bar's positions in (the same for every chart: made once)."""
+    y = 13 + index * CHART_ROW  # the label's baseline; the bar is under it
+    return (
+        f'<text x="0" y="{y}">',
+        f'</text><text class="value" x="100%" y="{y}" text-anchor="end">',
+        f'</text><rect class="track" x="0" y="{y + 5}" width="100%" height="10" rx="2"/>'
+        f'<rect class="bar" x="0" y="{y + 5}" width="',
+    )
+
+
 def aggregation_context(
     spec: AggregationSpec | str,
     request: Mapping[str, Any] | None = None,
@@ -207,7 +221,7 @@ def aggregation_context(
     absent_is_zero = previous and len(before) < min(limit, HISTORY_GROUPS)
     raw_groups = sorted(result.get("groups") or (), key=_group_sort_key)
     largest = float((raw_groups[0].get("value") or (0.0,))[0]) if raw_groups else 0.0
-    extra = max((len(g.get("value") or ()) - 1 for g in raw_groups), default=0)
+    extra = max([len(g.get("value") or ()) for g in raw_groups], default=1) - 1
 
     rows = []
     html_rows = []
@@ -217,8 +231,7 @@ def aggregation_context(
     groups_sum = 0.0
     unknown_change = 0
     compare = previous
-    y = 13  # baseline of the first label in the bar chart
-    for group in raw_groups:
+    for index, group in enumerate(raw_groups):
         raw = group.get("group")
         label = raw if type(raw) is str else "" if raw is None else str(raw)
         values = group.get("value") or _NO_VALUES
@@ -267,24 +280,24 @@ def aggregation_context(
             f'<td class="num">{share_text}</td>{cells}</tr>'
         )
         md_rows.append(f"| {md_label} | {count_text} | `{textbar(share)}` {share_text} |{md_cells}")
-        value_text = f"{count_text} ({share_text})"
+        before_label, before_value, before_width = _bar_markup(index)
         svg_bars.append(
             # A tooltip only where the label is cut short (the table has every label).
             f"<g>{f'<title>{shown}</title>' if short is not shown else ''}"
-            f'<text x="0" y="{y}">{short}</text>'
-            f'<text class="value" x="100%" y="{y}" text-anchor="end">{value_text}</text>'
-            f'<rect class="track" x="0" y="{y + 5}" width="100%" height="10" rx="2"/>'
-            f'<rect class="bar" x="0" y="{y + 5}" width="{max(bar * 100, 0.5):.1f}%" '
-            'height="10" rx="2"/></g>'
+            f"{before_label}{short}{before_value}{count_text} ({share_text}){before_width}"
+            f'{max(bar * 100, 0.5):.1f}%" height="10" rx="2"/></g>'
         )
         described.append(f"{label or '(empty)'}: {count_text}")
-        y += CHART_ROW
     listed = {row["label"] for row in rows}
-    dropped = [
-        {"label": str(label), "previous": float(count)}
-        for label, count in sorted(before.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
-        if str(label) not in listed
-    ]
+    dropped = (
+        [
+            {"label": str(label), "previous": float(count)}
+            for label, count in sorted(before.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
+            if str(label) not in listed
+        ]
+        if not listed.issuperset(before)  # usually every group is still listed
+        else []
+    )
     truncated = len(rows) >= limit
     previous_total = earlier_totals[-1] if previous else None
     chart = None

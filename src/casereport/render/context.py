@@ -48,6 +48,8 @@ def clear_caches() -> None:
     charts.clear_caches()
     words.clear_caches()
     _bar_markup.cache_clear()
+    _id_base.cache_clear()
+    _title_cells.cache_clear()
     _parsed.cache_clear()
     _description.cache_clear()
 
@@ -73,8 +75,13 @@ def _source_context(source: Source | None) -> dict[str, Any]:
 _ID_UNSAFE = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=8192)  # aggregation ids repeat across reports (by_status, ...)
+def _id_base(spec_id: str) -> str:
+    return _ID_UNSAFE.sub("-", spec_id.lower()).strip("-") or "aggregation"
+
+
 def _html_id(spec_id: str, taken: set[str]) -> str:
-    base = _ID_UNSAFE.sub("-", spec_id.lower()).strip("-") or "aggregation"
+    base = _id_base(spec_id)
     candidate, counter = base, 1
     while candidate in taken:
         counter += 1
@@ -393,13 +400,19 @@ def _totals_rows(items: Sequence[Mapping[str, Any]], links: Sequence[str]) -> tu
         else:
             total = number(item["total"])
             change = delta(item["delta"]) if item["delta"] is not None else "first run"
-        title = item["title"]
+        title_html, title_md = _title_cells(item["title"])
         html.append(
-            f'<tr><th scope="row"><a href="{escape(href)}">{escape(title)}</a></th>'
+            f'<tr><th scope="row"><a href="{escape(href)}">{title_html}</a></th>'
             f'<td class="num">{total}</td><td class="num">{change}</td></tr>'
         )
-        markdown.append(f"| {md_cell(title)} | {total} | {change} |")
+        markdown.append(f"| {title_md} | {total} | {change} |")
     return Markup("\n".join(html)), "\n".join(markdown)
+
+
+@functools.lru_cache(maxsize=8192)  # titles repeat across reports ("Cases by status")
+def _title_cells(title: str) -> tuple[str, str]:
+    """An aggregation's title escaped for an HTML cell and as a Markdown cell."""
+    return str(escape(title)), md_cell(title)
 
 
 def report_context(

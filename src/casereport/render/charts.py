@@ -4,8 +4,10 @@ The bar chart's rows are built in ``context`` in the same pass over the groups a
 table rows; its layout constants and label shortening live here with the trend.
 Both are ready-made fragments (``paths_svg``, ``legend_html``, ``bars_svg``): a Jinja2
 expression costs about a microsecond, and 1,000 reports of 10 aggregations of 10 groups
-are a million of them. The templates keep the SVG elements and their text alternatives;
-the plain data (``trend.series``) is there for templates of one's own.
+are a million of them. So is each whole ``<svg>`` element (``svg_html``: the image with its
+title and text alternative, a dozen expressions per aggregation in a template); the
+templates keep the figures around them and their captions. The plain data (``title``,
+``summary``, ``trend.series``) is there for templates of one's own.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _TREND_AXIS = (
     f'<line class="axis" x1="0" y1="{_TREND_HEIGHT - 4}" x2="{_TREND_WIDTH}" '
     f'y2="{_TREND_HEIGHT - 4}"/>\n'
 )
+_TREND_VIEWBOX = f"0 0 {_TREND_WIDTH} {_TREND_HEIGHT}"
+_TREND_ATTRIBUTES = f'class="plot" viewBox="{_TREND_VIEWBOX}" preserveAspectRatio="none"'
 _SERIES_CSS = tuple(f"s{i}" for i in range(_TREND_GROUPS + 1))
 
 
@@ -50,6 +54,20 @@ _BREAKS = re.compile(r"([_/.-])(?=[^\s])")
 # Group values repeat across a site (statuses, priorities, services): their forms, once each.
 _LABELS: dict[str, tuple[str, str, str, str]] = {}
 _EMPTY_FORMS = ("(empty)",) * 4
+
+
+def labelled_svg(
+    attributes: str, figure_id: str, kind: str, title: str, summary: str, content: str
+) -> Markup:
+    """An ``<svg>`` image labelled by its title and its text alternative (``<desc>``), whose
+    ids are ``figure_id`` and ``-{kind}t`` / ``-{kind}d``; ``attributes`` and ``content``
+    are markup, ``title`` and ``summary`` text."""
+    ident = escape(figure_id)
+    return Markup(
+        f'<svg {attributes} role="img" aria-labelledby="{ident}-{kind}t {ident}-{kind}d" '
+        f'focusable="false">\n<title id="{ident}-{kind}t">{escape(title)}</title>\n'
+        f'<desc id="{ident}-{kind}d">{escape(summary)}</desc>\n{content}\n</svg>'
+    )
 
 
 def label_forms(label: str) -> tuple[str, str, str, str]:
@@ -112,8 +130,10 @@ def trend(
     total: float,
     rows: Sequence[Mapping[str, Any]],
     limit: int,
+    figure_id: str = "",
 ) -> dict[str, Any] | None:
-    """The trend of the total and the top groups: earlier results, then this one."""
+    """The trend of the total and the top groups: earlier results, then this one
+    (``figure_id``: the aggregation's id on the page, which ``svg_html`` names it by)."""
     if not earlier_totals:
         return None
     totals: list[float | None] = [*earlier_totals, total]
@@ -184,23 +204,29 @@ def trend(
     runs = len(totals)
     start = stamps[0]
     legend.append(f'<li class="muted">Scale 0 to {number(top)}</li>')
+    caption_title = f"Trend over the last {runs} runs: {title}"
+    summary = (
+        f"Over {runs} runs from {date(start)} to {date(fetched_at)}: "
+        f"{'; '.join(summaries)}. The vertical axis runs from 0 to {number(top)}."
+    )
+    # The total is drawn last, on top of the groups.
+    paths_svg = Markup(_TREND_AXIS + "\n".join(reversed(paths)))
     return {
         "runs": runs,
         "caption": f"Trend over the last {runs} runs ({day(start)} – {day(fetched_at)})",
-        "viewbox": f"0 0 {_TREND_WIDTH} {_TREND_HEIGHT}",
+        "viewbox": _TREND_VIEWBOX,
         "start": start,
         "end": fetched_at,
         "width": _TREND_WIDTH,
         "height": _TREND_HEIGHT,
         "max": top,
-        "title": f"Trend over the last {runs} runs: {title}",
-        "summary": (
-            f"Over {runs} runs from {date(start)} to {date(fetched_at)}: "
-            f"{'; '.join(summaries)}. The vertical axis runs from 0 to {number(top)}."
-        ),
+        "title": caption_title,
+        "summary": summary,
         "series": series,
-        # The total is drawn last, on top of the groups.
-        "paths_svg": Markup(_TREND_AXIS + "\n".join(reversed(paths))),
+        "paths_svg": paths_svg,
+        "svg_html": labelled_svg(
+            _TREND_ATTRIBUTES, figure_id, "t", caption_title, summary, paths_svg
+        ),
         "legend_html": Markup("\n".join(legend)),
         "table_md": "\n".join(md_rows),
     }

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.render import charts, filters, words
-from casereport.render.charts import CHART_ROW, label_forms, trend
+from casereport.render.charts import CHART_ROW, label_forms, labelled_svg, trend
 from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
 from casereport.render.markdown import (
     description_html,
@@ -184,8 +184,9 @@ def aggregation_context(
         if len(groups) > 1
         else f"one row per {group_text}"
     )
+    ident = html_id or _html_id(address or title, set())
     context: dict[str, Any] = {
-        "id": html_id or _html_id(address or title, set()),
+        "id": ident,
         "address": address,
         "title": title,
         "query_filter": query_filter,
@@ -309,13 +310,18 @@ def aggregation_context(
     previous_total = earlier_totals[-1] if previous else None
     chart = None
     if rows:
+        height = len(rows) * CHART_ROW + 2
+        chart_title = f"Bar chart: {title}"
+        summary = f"Cases per group, out of {number(total)} in total: {'; '.join(described)}."
+        bars_svg = Markup("\n".join(svg_bars))
         chart = {
-            "height": len(rows) * CHART_ROW + 2,
-            "title": f"Bar chart: {title}",
-            "summary": (
-                f"Cases per group, out of {number(total)} in total: {'; '.join(described)}."
+            "height": height,
+            "title": chart_title,
+            "summary": summary,
+            "bars_svg": bars_svg,
+            "svg_html": labelled_svg(
+                f'width="100%" height="{height}"', ident, "b", chart_title, summary, bars_svg
             ),
-            "bars_svg": Markup("\n".join(svg_bars)),
         }
     if previous_total is None:
         change_text = "the first run: nothing to compare with yet"
@@ -347,7 +353,9 @@ def aggregation_context(
         dropped=dropped,
         notes=_notes(groups, limit, total, groups_sum, truncated, extra, unknown_change),
         chart=chart,
-        trend=trend(title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit),
+        trend=trend(
+            title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit, ident
+        ),
         table_html=Markup("\n".join(html_rows)),
         table_md="\n".join(md_rows),
     )

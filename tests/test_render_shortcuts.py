@@ -9,6 +9,7 @@ rounding of trend lines and sparklines (``charts``, ``filters.spark``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -67,22 +68,37 @@ _VALUES = st.lists(
 )
 
 
+def _outcome(make: Callable[[], str]) -> tuple[str, object]:
+    """What ``make`` returns, or the type of error it raises (a scale overflowing)."""
+    try:
+        return "returns", make()
+    except (OverflowError, ValueError) as error:
+        return "raises", type(error)
+
+
 @given(_VALUES, st.sampled_from([1.0, 2.0, 0.0, -1.0]))
 @example([3, -2.5, 7], 1.0)
+@example([1.1125369292536007e-308], 1.0)  # 112 / top overflows to infinity
 def test_trend_lines_round_as_int_does(values: list[float], stretch: float) -> None:
     top = max(values) * stretch
-    base, scale = 116, (112 / top if top > 0 else 0.0)
-    heights = [base - int(v * scale + 0.5) for v in values]
-    assert _path(values, top, min(values), True) == _path_format(len(values)).format(*heights)
+
+    def expected() -> str:
+        base, scale = 116, (112 / top if top > 0 else 0.0)
+        heights = [base - int(v * scale + 0.5) for v in values]
+        return _path_format(len(values)).format(*heights)
+
+    assert _outcome(lambda: _path(values, top, min(values), True)) == _outcome(expected)
 
 
 @given(_VALUES)
 def test_sparklines_round_as_int_does(values: list[float]) -> None:
     low, high = min(values), max(values)
-    if high == low:
-        expected = _SPARKS[3] * len(values)
-    else:
+
+    def expected() -> str:
+        if high == low:
+            return _SPARKS[3] * len(values)
         scale = (len(_SPARKS) - 1) / (high - low)
         offset = 0.5 - low * scale
-        expected = "".join(_SPARKS[int(v * scale + offset)] for v in values)
-    assert spark(values, low, high, True) == expected
+        return "".join(_SPARKS[int(v * scale + offset)] for v in values)
+
+    assert _outcome(lambda: spark(values, low, high, True)) == _outcome(expected)

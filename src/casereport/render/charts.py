@@ -100,23 +100,28 @@ def _path_format(count: int) -> str:
     return "M" + " L".join(f"{x} {{}}" for x in _x_positions(count))
 
 
+# Each height on the plot as text, by pixels above the axis: "116" (0 px) up to "4".
+_HEIGHTS = tuple(str(_TREND_HEIGHT - 4 - pixels) for pixels in range(_TREND_HEIGHT - 7))
+
+
 def _path(values: Sequence[float | None], top: float, low: float, complete: bool) -> str:
     """SVG path data of a line through ``values`` (a gap where a value is unknown), the
     lowest of them ``low``; ``complete``: no value is unknown (one unbroken line)."""
     base = _TREND_HEIGHT - 4
     scale = (_TREND_HEIGHT - 8) / top if top > 0 else 0.0
-    # int(v * scale + 0.5) rounds to the nearest pixel; for counts (never negative) that
-    # is floor(), the quicker call. A negative value keeps int(): it truncates toward 0.
-    whole = floor if low >= 0 else int
-    if complete:
-        return _path_format(len(values)).format(*[base - whole(v * scale + 0.5) for v in values])  # type: ignore[operator]
+    if complete and low >= 0:
+        # The common case: counts, no gap. int(v * scale + 0.5) rounds to the nearest
+        # pixel, 0 to 112 here (no value is above ``top``), where floor() is the same and
+        # the quicker call, and the text of each height is made once.
+        heights = [_HEIGHTS[floor(v * scale + 0.5)] for v in values]  # type: ignore[operator]
+        return _path_format(len(values)).format(*heights)
     parts = []
     pen_down = False
     for x, value in zip(_x_positions(len(values)), values, strict=True):
         if value is None:
             pen_down = False
             continue
-        parts.append(f"{'L' if pen_down else 'M'}{x} {base - whole(value * scale + 0.5)}")
+        parts.append(f"{'L' if pen_down else 'M'}{x} {base - int(value * scale + 0.5)}")
         pen_down = True
     return " ".join(parts)
 

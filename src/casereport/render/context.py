@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
-from casereport.render import charts, filters, words
+from casereport.render import charts, filters, markdown, words
 from casereport.render.charts import CHART_ROW, label_forms, labelled_svg, trend
 from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
 from casereport.render.markdown import (
@@ -47,6 +47,7 @@ def clear_caches() -> None:
     filters.clear_caches()
     charts.clear_caches()
     words.clear_caches()
+    markdown.clear_caches()
     _bar_markup.cache_clear()
     _id_base.cache_clear()
     _title_cells.cache_clear()
@@ -401,7 +402,7 @@ def _freshness(aggregations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def _totals_rows(items: Sequence[Mapping[str, Any]], links: Sequence[str]) -> tuple[Markup, str]:
     """Rows of a "total per aggregation" table, as HTML (linked titles) and Markdown."""
     html = []
-    markdown = []
+    md_rows = []
     for item, href in zip(items, links, strict=True):
         if not item["fetched"]:
             total, change = "not fetched", "–"
@@ -413,8 +414,8 @@ def _totals_rows(items: Sequence[Mapping[str, Any]], links: Sequence[str]) -> tu
             f'<tr><th scope="row"><a href="{escape(href)}">{title_html}</a></th>'
             f'<td class="num">{total}</td><td class="num">{change}</td></tr>'
         )
-        markdown.append(f"| {title_md} | {total} | {change} |")
-    return Markup("\n".join(html)), "\n".join(markdown)
+        md_rows.append(f"| {title_md} | {total} | {change} |")
+    return Markup("\n".join(html)), "\n".join(md_rows)
 
 
 @functools.lru_cache(maxsize=8192)  # titles repeat across reports ("Cases by status")

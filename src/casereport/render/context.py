@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 SITE_TITLE = "Case reports"
 DEMO_NOTICE = "Demo data from the local emulator: these numbers are synthetic, not from Datadog."
 _NO_VALUES = (0.0,)
+_NO_ROWS = Markup()
 
 
 def clear_caches() -> None:
@@ -50,6 +51,7 @@ def clear_caches() -> None:
     markdown.clear_caches()
     _bar_markup.cache_clear()
     _id_base.cache_clear()
+    _group_words.cache_clear()
     _title_cells.cache_clear()
     _parsed.cache_clear()
     _description.cache_clear()
@@ -96,6 +98,15 @@ def _spec_anchor(spec: AggregationSpec, taken: set[str]) -> str:
     return _html_id(key, taken)
 
 
+@functools.lru_cache(maxsize=1024)  # a site groups by a handful of fields
+def _group_words(groups: tuple[str, ...]) -> tuple[str, str, str, str]:
+    """Group-by fields in words: as a list ("status and priority"), as the table's header,
+    one row's meaning ("one row per ...") and what a case outside every group lacks."""
+    text = describe_groups(groups)
+    per = f"one row per combination of {text}" if len(groups) > 1 else f"one row per {text}"
+    return text, group_header(groups), per, join_words([field_words(g) for g in groups], "or")
+
+
 def _notes(
     groups: Sequence[str],
     limit: int,
@@ -118,7 +129,7 @@ def _notes(
         )
     if total and groups_sum != total:
         reasons = [
-            f"a case with no {join_words([field_words(g) for g in groups], 'or')} is in no group",
+            f"a case with no {_group_words(tuple(groups))[3]} is in no group",
             "a case with several values is counted in each",
         ]
         if truncated:
@@ -179,12 +190,7 @@ def aggregation_context(
         query_filter = str(request["query_filter"])
         groups, limit = [str(g) for g in request["groups"]], int(request["limit"])
     query_text = describe_query(query_filter)
-    group_text = describe_groups(groups)
-    per = (
-        f"one row per combination of {group_text}"
-        if len(groups) > 1
-        else f"one row per {group_text}"
-    )
+    group_text, header, per, _ = _group_words(tuple(groups))
     ident = html_id or _html_id(address or title, set())
     context: dict[str, Any] = {
         "id": ident,
@@ -194,7 +200,7 @@ def aggregation_context(
         "query_text": query_text,
         "group_by": groups,
         "group_by_text": group_text,
-        "group_header": group_header(groups),
+        "group_header": header,
         "limit": limit,
         "summary": f"{query_text}, counted by {group_text} ({per}, at most {limit}).",
         "fetched": False,
@@ -211,7 +217,7 @@ def aggregation_context(
         "notes": [],
         "chart": None,
         "trend": None,
-        "table_html": Markup(""),
+        "table_html": _NO_ROWS,
         "table_md": "",
         "cases_word": "cases",
         "change_text": "",

@@ -2,8 +2,9 @@
 
 The expected outputs are in ``test_render`` and the golden pages; these check that the
 shortcuts taken for the common case change nothing: Markdown escaping when there is
-nothing to escape, code spans with no backtick or line break (``filters``), and the
-rounding of trend lines and sparklines (``charts``, ``filters.spark``).
+nothing to escape, code spans with no backtick or line break, text bars and remembered
+changes (``filters``), and the rounding of trend lines and sparklines (``charts``,
+``filters.spark``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from casereport.render.charts import _path, _path_format
 from casereport.render.filters import (
     _MD_SPACE,
     _MD_SPECIAL,
+    _MINUS,
     _SPARKS,
     _md_escape_match,
+    delta,
     md_code,
     md_text,
+    number,
     spark,
+    textbar,
 )
 
 # Text rich in what the escaping looks at: specials, digits, line breaks, Unicode digits.
@@ -102,3 +107,25 @@ def test_sparklines_round_as_int_does(values: list[float]) -> None:
         return "".join(_SPARKS[int(v * scale + offset)] for v in values)
 
     assert _outcome(lambda: spark(values, low, high, True)) == _outcome(expected)
+
+
+@given(st.none() | st.floats() | st.integers(-2, 2), st.sampled_from([20, 4, 1, 0]))
+@example(1.0, 0)
+@example(0.025, 20)
+def test_text_bars_fill_as_the_clamped_share_does(fraction: float | None, width: int) -> None:
+    share = 0.0 if fraction is None or fraction != fraction else fraction
+    full = round(max(0.0, min(1.0, share)) * width)
+    full = 1 if full == 0 and share > 0 else full
+    assert textbar(fraction, width) == "█" * full + "░" * (width - full)
+
+
+@given(st.none() | st.floats() | st.integers(-(10**6), 10**6))
+@example(-0.0)
+def test_changes_read_the_same_every_time(value: float | None) -> None:
+    if value is None:
+        expected = "–"
+    elif value == 0:
+        expected = "±0"
+    else:
+        expected = ("+" if value > 0 else _MINUS) + number(abs(value))
+    assert delta(value) == delta(value) == expected

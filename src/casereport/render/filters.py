@@ -16,11 +16,13 @@ from typing import Any
 _MINUS = "\u2212"  # a real minus sign: "−3" reads better than "-3" next to "+3"
 # Counts repeat across a site (small integers above all): format each value once.
 _NUMBERS: dict[float, str] = {}
+_DELTAS: dict[float, str] = {}  # changes too: small ones above all
 
 
 def clear_caches() -> None:
     """Forget memoised number and date formatting (for benchmarks and tests)."""
     _NUMBERS.clear()
+    _DELTAS.clear()
     for cached in (date, day, _parse_time, _bar_text):
         cached.cache_clear()
 
@@ -56,9 +58,12 @@ def delta(value: float | None) -> str:
     """A change: ``+12``, ``−3``, ``±0``; None (unknown) -> ``–``."""
     if value is None:
         return "–"
-    if value == 0:
-        return "±0"
-    return ("+" if value > 0 else _MINUS) + number(abs(value))
+    text = _DELTAS.get(value)
+    if text is None:
+        text = "±0" if value == 0 else ("+" if value > 0 else _MINUS) + number(abs(value))
+        if len(_DELTAS) < 65536:
+            _DELTAS[value] = text
+    return text
 
 
 def delta_percent(value: float | None) -> str:
@@ -167,12 +172,10 @@ def _bar_text(full: int, width: int) -> str:
 
 def textbar(fraction: float | None, width: int = 20) -> str:
     """A text bar for Markdown: ``0.42`` -> ``████████░░░░░░░░░░░░``."""
-    if fraction is None or fraction != fraction:  # None or NaN
-        fraction = 0.0
-    full = round(max(0.0, min(1.0, fraction)) * width)
-    if full == 0 and fraction > 0:
-        full = 1  # a non-zero share is never drawn as nothing
-    return _bar_text(full, width)
+    if fraction is None or not fraction > 0:  # None, NaN, nothing or less: an empty bar
+        return _bar_text(0, width)
+    full = round(fraction * width) if fraction < 1 else width  # one or more: the whole bar
+    return _bar_text(full or 1, width)  # a non-zero share is never drawn as nothing
 
 
 _SPARKS = "▁▂▃▄▅▆▇█"

@@ -3,8 +3,9 @@
 The expected outputs are in ``test_render`` and the golden pages; these check that the
 shortcuts taken for the common case change nothing: Markdown escaping when there is
 nothing to escape, code spans with no backtick or line break, text bars and remembered
-changes (``filters``), and the rounding of trend lines and sparklines (``charts``,
-``filters.spark``).
+changes (``filters``), the rounding of trend lines and sparklines (``charts``,
+``filters.spark``), and groups left in the order they came when it is already theirs
+(``context``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from casereport.render.charts import _path, _path_format
+from casereport.render.context import _group_sort_key, _largest_first
 from casereport.render.filters import (
     _MD_SPACE,
     _MD_SPECIAL,
@@ -129,3 +131,17 @@ def test_changes_read_the_same_every_time(value: float | None) -> None:
     else:
         expected = ("+" if value > 0 else _MINUS) + number(abs(value))
     assert delta(value) == delta(value) == expected
+
+
+_GROUP = st.fixed_dictionaries(
+    {"group": st.none() | st.sampled_from(["a", "b", "c"]) | st.integers(0, 3)},
+    optional={"value": st.lists(st.integers(0, 5) | st.floats(0, 5), max_size=2)},
+)
+
+
+@given(st.lists(_GROUP, max_size=8))
+@example([{"group": "b", "value": [2]}, {"group": "a", "value": [2.0]}])  # a tie: by label
+@example([{"group": "a", "value": [3]}, {"group": "b", "value": [1]}])  # in order already
+@example([{"group": "a", "value": [1]}, {"group": "b", "value": [3]}])
+def test_groups_come_largest_first_as_sorting_puts_them(groups: list[dict[str, object]]) -> None:
+    assert _largest_first(groups) == sorted(groups, key=_group_sort_key)

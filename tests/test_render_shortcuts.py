@@ -16,7 +16,7 @@ from collections.abc import Callable
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from casereport.render.charts import _path, _path_format
+from casereport.render.charts import _path, _x_positions
 from casereport.render.context import _group_sort_key, _largest_first
 from casereport.render.filters import (
     _MD_SPACE,
@@ -92,7 +92,8 @@ def test_trend_lines_round_as_int_does(values: list[float], stretch: float) -> N
     def expected() -> str:
         base, scale = 116, (112 / top if top > 0 else 0.0)
         heights = [base - int(v * scale + 0.5) for v in values]
-        return _path_format(len(values)).format(*heights)
+        positions = _x_positions(len(values))
+        return "M" + " L".join(f"{x} {y}" for x, y in zip(positions, heights, strict=True))
 
     assert _outcome(lambda: _path(values, top, min(values), True)) == _outcome(expected)
 

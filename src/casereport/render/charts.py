@@ -96,8 +96,9 @@ def _x_positions(count: int) -> tuple[int, ...]:
 
 @functools.lru_cache(maxsize=64)
 def _path_format(count: int) -> str:
-    # "M4 {} L24 {} ...": the x positions baked in, one format call fills in the heights.
-    return "M" + " L".join(f"{x} {{}}" for x in _x_positions(count))
+    # "M4 %s L24 %s ...": the x positions baked in, one % fills in the heights (a third
+    # quicker than str.format, which reads its template again at every call).
+    return "M" + " L".join(f"{x} %s" for x in _x_positions(count))
 
 
 # Each height on the plot as text, by pixels above the axis: "116" (0 px) up to "4".
@@ -113,8 +114,8 @@ def _path(values: Sequence[float | None], top: float, low: float, complete: bool
         # The common case: counts, no gap. int(v * scale + 0.5) rounds to the nearest
         # pixel, 0 to 112 here (no value is above ``top``), where floor() is the same and
         # the quicker call, and the text of each height is made once.
-        heights = [_HEIGHTS[floor(v * scale + 0.5)] for v in values]  # type: ignore[operator]
-        return _path_format(len(values)).format(*heights)
+        heights = tuple([_HEIGHTS[floor(v * scale + 0.5)] for v in values])  # type: ignore[operator]
+        return _path_format(len(values)) % heights
     parts = []
     pen_down = False
     for x, value in zip(_x_positions(len(values)), values, strict=True):

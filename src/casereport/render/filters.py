@@ -178,7 +178,9 @@ def textbar(fraction: float | None, width: int = 20) -> str:
     return _bar_text(full or 1, width)  # a non-zero share is never drawn as nothing
 
 
-_SPARKS = "▁▂▃▄▅▆▇█"
+# A tuple: indexing a string makes a new one-character string each time (these are past
+# Latin-1, which Python keeps one of each), a tuple hands back the same eight.
+_SPARKS = tuple("▁▂▃▄▅▆▇█")
 
 
 def sparkline(values: Iterable[float | None]) -> str:

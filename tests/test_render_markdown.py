@@ -441,3 +441,29 @@ def test_markdown_it_is_imported_only_to_render_a_description() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout == "False True\n"
+
+
+# -- parsed once for a report's page and its index entry -----------------------------------
+
+
+@pytest.mark.parametrize("text", ["A **plain** one.", "# Why\n\nIt has a heading.\n\n## More"])
+def test_a_description_is_parsed_once_and_written_as_at_each_level(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casereport.render import context
+
+    parsed: list[str] = []
+    monkeypatch.setattr(
+        context, "parse_description", lambda text: parsed.append(text) or parse_description(text)
+    )
+    context.clear_caches()
+    for level in (2, 3):
+        tokens = parse_description(text)
+        assert context._description(text, level) == {
+            "description": text,
+            "description_html": description_html(tokens, level),
+            "description_md": description_md(tokens, level),
+            "description_text": description_text(tokens),
+        }
+    assert parsed == [text]
+    context.clear_caches()

@@ -69,7 +69,7 @@ def test_the_check_reads_the_templates() -> None:
     env = environment(None)
     source = (BUILTIN_TEMPLATES / "partials/aggregations.html.j2").read_text(encoding="utf-8")
     _, attributes, filters = _used_names(env, source)
-    assert {"total", "table_html", "bars_svg"} <= attributes
+    assert {"total", "table_html", "svg_html"} <= attributes
     assert "number" in filters
     assert _undocumented(env, "{{ report.title }}") == []
     assert _undocumented(env, "{% for row in rows %}{{ row.label }}{% endfor %}") == []

@@ -7,15 +7,16 @@ built-in templates use is listed there.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
-from casereport.render import charts, filters
-from casereport.render.charts import CHART_LABEL, CHART_ROW, short_label, trend
+from casereport.render import charts, filters, markdown, words
+from casereport.render.charts import CHART_ROW, label_forms, labelled_svg, trend
 from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
 from casereport.render.markdown import (
     description_html,
@@ -34,17 +35,26 @@ from casereport.site import FORMAT_SUFFIXES
 from casereport.state.history import HISTORY_GROUPS, History
 from casereport.state.model import AggregationState, Source
 
+if TYPE_CHECKING:
+    from markdown_it.token import Token
+
 SITE_TITLE = "Case reports"
 DEMO_NOTICE = "Demo data from the local emulator: these numbers are synthetic, not from Datadog."
 _NO_VALUES = (0.0,)
+_NO_ROWS = Markup()
 
 
 def clear_caches() -> None:
     """Forget memoised formatting, query descriptions and labels (for benchmarks and tests)."""
     filters.clear_caches()
     charts.clear_caches()
-    describe_query.cache_clear()
-    _LABELS.clear()
+    words.clear_caches()
+    markdown.clear_caches()
+    _bar_markup.cache_clear()
+    _id_base.cache_clear()
+    _group_words.cache_clear()
+    _title_cells.cache_clear()
+    _parsed.cache_clear()
     _description.cache_clear()
 
 
@@ -67,12 +77,15 @@ def _source_context(source: Source | None) -> dict[str, Any]:
 
 
 _ID_UNSAFE = re.compile(r"[^a-z0-9]+")
-# Where a long group label may wrap in a narrow table (after _ - / . in identifiers).
-_BREAKS = re.compile(r"([_/.-])(?=[^\s])")
+
+
+@functools.lru_cache(maxsize=8192)  # aggregation ids repeat across reports (by_status, ...)
+def _id_base(spec_id: str) -> str:
+    return _ID_UNSAFE.sub("-", spec_id.lower()).strip("-") or "aggregation"
 
 
 def _html_id(spec_id: str, taken: set[str]) -> str:
-    base = _ID_UNSAFE.sub("-", spec_id.lower()).strip("-") or "aggregation"
+    base = _id_base(spec_id)
     candidate, counter = base, 1
     while candidate in taken:
         counter += 1
@@ -84,6 +97,15 @@ def _html_id(spec_id: str, taken: set[str]) -> str:
 def _spec_anchor(spec: AggregationSpec, taken: set[str]) -> str:
     key = spec.aggregation_id if spec.key is None else f"{spec.aggregation_id}-{spec.key}"
     return _html_id(key, taken)
+
+
+@functools.lru_cache(maxsize=1024)  # a site groups by a handful of fields
+def _group_words(groups: tuple[str, ...]) -> tuple[str, str, str, str]:
+    """Group-by fields in words: as a list ("status and priority"), as the table's header,
+    one row's meaning ("one row per ...") and what a case outside every group lacks."""
+    text = describe_groups(groups)
+    per = f"one row per combination of {text}" if len(groups) > 1 else f"one row per {text}"
+    return text, group_header(groups), per, join_words([field_words(g) for g in groups], "or")
 
 
 def _notes(
@@ -108,7 +130,7 @@ def _notes(
         )
     if total and groups_sum != total:
         reasons = [
-            f"a case with no {join_words([field_words(g) for g in groups], 'or')} is in no group",
+            f"a case with no {_group_words(tuple(groups))[3]} is in no group",
             "a case with several values is counted in each",
         ]
         if truncated:
@@ -130,26 +152,32 @@ def _notes(
     return notes
 
 
-# A group label as the table cell (escaped, may wrap), the Markdown cell and the chart
-# label: group values repeat across a site (statuses, priorities, services), so once each.
-_LABELS: dict[str, tuple[str, str, str, str]] = {}
-
-
-def _label_forms(label: str) -> tuple[str, str, str, str]:
-    if not label:
-        return ("(empty)",) * 4
-    shown = str(escape(label))
-    short = shown if len(label) <= CHART_LABEL else str(escape(short_label(label)))
-    forms = (shown, _BREAKS.sub(r"\1<wbr>", shown), md_cell(label), short)
-    if len(_LABELS) < 65536:
-        _LABELS[label] = forms
-    return forms
-
-
 def _group_sort_key(group: Mapping[str, Any]) -> tuple[float, str]:
     values = group.get("value") or (0.0,)
     label = group.get("group")
     return (-float(values[0]), "" if label is None else str(label))
+
+
+def _largest_first(groups: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Groups by count, largest first, then by label. The API sends them so, as a rule:
+    seeing that their counts fall is cheaper than sorting them (a key made per group)."""
+    counts = [float((group.get("value") or _NO_VALUES)[0]) for group in groups]
+    if all(map(operator.gt, counts, counts[1:])):
+        return list(groups)
+    return sorted(groups, key=_group_sort_key)
+
+
+@functools.lru_cache(maxsize=256)
+def _bar_markup(index: int) -> tuple[str, str, str]:
+    """The markup of the bar chart's ``index``-th bar around its label, its value and its
+    width, with the bar's positions in (the same for every chart: made once)."""
+    y = 13 + index * CHART_ROW  # the label's baseline; the bar is under it
+    return (
+        f'<text x="0" y="{y}">',
+        f'</text><text class="value" x="100%" y="{y}" text-anchor="end">',
+        f'</text><rect class="track" x="0" y="{y + 5}" width="100%" height="10" rx="2"/>'
+        f'<rect class="bar" x="0" y="{y + 5}" width="',
+    )
 
 
 def aggregation_context(
@@ -172,21 +200,17 @@ def aggregation_context(
         query_filter = str(request["query_filter"])
         groups, limit = [str(g) for g in request["groups"]], int(request["limit"])
     query_text = describe_query(query_filter)
-    group_text = describe_groups(groups)
-    per = (
-        f"one row per combination of {group_text}"
-        if len(groups) > 1
-        else f"one row per {group_text}"
-    )
+    group_text, header, per, _ = _group_words(tuple(groups))
+    ident = html_id or _html_id(address or title, set())
     context: dict[str, Any] = {
-        "id": html_id or _html_id(address or title, set()),
+        "id": ident,
         "address": address,
         "title": title,
         "query_filter": query_filter,
         "query_text": query_text,
         "group_by": groups,
         "group_by_text": group_text,
-        "group_header": group_header(groups),
+        "group_header": header,
         "limit": limit,
         "summary": f"{query_text}, counted by {group_text} ({per}, at most {limit}).",
         "fetched": False,
@@ -203,7 +227,7 @@ def aggregation_context(
         "notes": [],
         "chart": None,
         "trend": None,
-        "table_html": Markup(""),
+        "table_html": _NO_ROWS,
         "table_md": "",
         "cases_word": "cases",
         "change_text": "",
@@ -220,9 +244,9 @@ def aggregation_context(
     before = history.latest_groups()
     # Absent from a full previous run: maybe cut, so unknown; else it had no cases.
     absent_is_zero = previous and len(before) < min(limit, HISTORY_GROUPS)
-    raw_groups = sorted(result.get("groups") or (), key=_group_sort_key)
+    raw_groups = _largest_first(result.get("groups") or ())
     largest = float((raw_groups[0].get("value") or (0.0,))[0]) if raw_groups else 0.0
-    extra = max((len(g.get("value") or ()) - 1 for g in raw_groups), default=0)
+    extra = max([len(g.get("value") or ()) for g in raw_groups], default=1) - 1
 
     rows = []
     html_rows = []
@@ -232,8 +256,7 @@ def aggregation_context(
     groups_sum = 0.0
     unknown_change = 0
     compare = previous
-    y = 13  # baseline of the first label in the bar chart
-    for group in raw_groups:
+    for index, group in enumerate(raw_groups):
         raw = group.get("group")
         label = raw if type(raw) is str else "" if raw is None else str(raw)
         values = group.get("value") or _NO_VALUES
@@ -263,7 +286,7 @@ def aggregation_context(
                 "bar": bar,
             }
         )
-        shown, cell, md_label, short = _LABELS.get(label) or _label_forms(label)
+        shown, cell, md_label, short = label_forms(label)
         count_text = number(count)
         share_text = percent(share)
         cells = md_cells = ""
@@ -282,35 +305,40 @@ def aggregation_context(
             f'<td class="num">{share_text}</td>{cells}</tr>'
         )
         md_rows.append(f"| {md_label} | {count_text} | `{textbar(share)}` {share_text} |{md_cells}")
-        value_text = f"{count_text} ({share_text})"
+        before_label, before_value, before_width = _bar_markup(index)
         svg_bars.append(
             # A tooltip only where the label is cut short (the table has every label).
             f"<g>{f'<title>{shown}</title>' if short is not shown else ''}"
-            f'<text x="0" y="{y}">{short}</text>'
-            f'<text class="value" x="100%" y="{y}" text-anchor="end">{value_text}</text>'
-            f'<rect class="track" x="0" y="{y + 5}" width="100%" height="10" rx="2"/>'
-            f'<rect class="bar" x="0" y="{y + 5}" width="{max(bar * 100, 0.5):.1f}%" '
-            'height="10" rx="2"/></g>'
+            f"{before_label}{short}{before_value}{count_text} ({share_text}){before_width}"
+            f'{max(bar * 100, 0.5):.1f}%" height="10" rx="2"/></g>'
         )
         described.append(f"{label or '(empty)'}: {count_text}")
-        y += CHART_ROW
     listed = {row["label"] for row in rows}
-    dropped = [
-        {"label": str(label), "previous": float(count)}
-        for label, count in sorted(before.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
-        if str(label) not in listed
-    ]
+    dropped = (
+        [
+            {"label": str(label), "previous": float(count)}
+            for label, count in sorted(before.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
+            if str(label) not in listed
+        ]
+        if not listed.issuperset(before)  # usually every group is still listed
+        else []
+    )
     truncated = len(rows) >= limit
     previous_total = earlier_totals[-1] if previous else None
     chart = None
     if rows:
+        height = len(rows) * CHART_ROW + 2
+        chart_title = f"Bar chart: {title}"
+        summary = f"Cases per group, out of {number(total)} in total: {'; '.join(described)}."
+        bars_svg = Markup("\n".join(svg_bars))
         chart = {
-            "height": len(rows) * CHART_ROW + 2,
-            "title": f"Bar chart: {title}",
-            "summary": (
-                f"Cases per group, out of {number(total)} in total: {'; '.join(described)}."
+            "height": height,
+            "title": chart_title,
+            "summary": summary,
+            "bars_svg": bars_svg,
+            "svg_html": labelled_svg(
+                f'width="100%" height="{height}"', ident, "b", chart_title, summary, bars_svg
             ),
-            "bars_svg": Markup("\n".join(svg_bars)),
         }
     if previous_total is None:
         change_text = "the first run: nothing to compare with yet"
@@ -342,17 +370,29 @@ def aggregation_context(
         dropped=dropped,
         notes=_notes(groups, limit, total, groups_sum, truncated, extra, unknown_change),
         chart=chart,
-        trend=trend(title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit),
+        trend=trend(
+            title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit, ident
+        ),
         table_html=Markup("\n".join(html_rows)),
         table_md="\n".join(md_rows),
     )
     return context
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[tuple[Token, ...], bool]:
+    """A description's tokens, parsed once for the report page and the index entry, and
+    whether it has a heading (the only thing that differs between their heading levels)."""
+    tokens = parse_description(text)
+    return tokens, any(token.type == "heading_open" for token in tokens)
+
+
 @functools.lru_cache(maxsize=4096)  # a report's page and the index show the same text
 def _description(text: str | None, heading_level: int) -> dict[str, Any]:
     """The description's context; its headings start at ``heading_level``, below the page's."""
-    tokens = parse_description(text) if text else ()
+    tokens, headed = _parsed(text) if text else ((), False)
+    if not headed and heading_level != 2:
+        return _description(text, 2)  # no heading: the same at every level, written once
     return {
         "description": text,
         "description_html": description_html(tokens, heading_level),
@@ -378,20 +418,26 @@ def _freshness(aggregations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def _totals_rows(items: Sequence[Mapping[str, Any]], links: Sequence[str]) -> tuple[Markup, str]:
     """Rows of a "total per aggregation" table, as HTML (linked titles) and Markdown."""
     html = []
-    markdown = []
+    md_rows = []
     for item, href in zip(items, links, strict=True):
         if not item["fetched"]:
             total, change = "not fetched", "–"
         else:
             total = number(item["total"])
             change = delta(item["delta"]) if item["delta"] is not None else "first run"
-        title = item["title"]
+        title_html, title_md = _title_cells(item["title"])
         html.append(
-            f'<tr><th scope="row"><a href="{escape(href)}">{escape(title)}</a></th>'
+            f'<tr><th scope="row"><a href="{escape(href)}">{title_html}</a></th>'
             f'<td class="num">{total}</td><td class="num">{change}</td></tr>'
         )
-        markdown.append(f"| {md_cell(title)} | {total} | {change} |")
-    return Markup("\n".join(html)), "\n".join(markdown)
+        md_rows.append(f"| {title_md} | {total} | {change} |")
+    return Markup("\n".join(html)), "\n".join(md_rows)
+
+
+@functools.lru_cache(maxsize=8192)  # titles repeat across reports ("Cases by status")
+def _title_cells(title: str) -> tuple[str, str]:
+    """An aggregation's title escaped for an HTML cell and as a Markdown cell."""
+    return str(escape(title)), md_cell(title)
 
 
 def report_context(

@@ -59,6 +59,29 @@ def _allowed_link(url: str) -> bool:
     return url.strip().lower().startswith(_LINK_SCHEMES)
 
 
+# Normalising a URL (punycode, percent-encoding) is a tenth of parsing a description, and
+# the same links (runbooks, dashboards) come back across a site's descriptions: once each,
+# as markdown-it's own methods do it.
+@functools.lru_cache(maxsize=4096)
+def _normalized_link(url: str) -> str:
+    from markdown_it.common.normalize_url import normalizeLink
+
+    return normalizeLink(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized_link_text(link: str) -> str:
+    from markdown_it.common.normalize_url import normalizeLinkText
+
+    return normalizeLinkText(link)
+
+
+def clear_caches() -> None:
+    """Forget memoised link normalisation (for benchmarks and tests)."""
+    _normalized_link.cache_clear()
+    _normalized_link_text.cache_clear()
+
+
 @functools.cache
 def _parser() -> MarkdownIt:
     from markdown_it import MarkdownIt
@@ -70,6 +93,8 @@ def _parser() -> MarkdownIt:
     for schema in ("ftp:", "//", "mailto:"):  # bare http(s) URLs only, as before
         md.linkify.add(schema, None)
     md.validateLink = _allowed_link  # type: ignore[method-assign]
+    md.normalizeLink = _normalized_link  # type: ignore[method-assign]
+    md.normalizeLinkText = _normalized_link_text  # type: ignore[method-assign]
     for name, rule in _HTML_RULES.items():
         md.add_render_rule(name, rule)
     return md

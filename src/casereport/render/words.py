@@ -7,6 +7,16 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from casereport.definitions.query import And, MatchAll, Not, Or, Term, parse
+from casereport.errors import QuerySyntaxError
+
+
+def clear_caches() -> None:
+    """Forget memoised query descriptions and terms (for benchmarks and tests)."""
+    describe_query.cache_clear()
+    _simple_node.cache_clear()
+
+
 # How a field reads in a sentence; any other field reads as its name, with spaces.
 _FIELD_WORDS = {
     "creation_source": "source",
@@ -74,8 +84,6 @@ def _term_words(term: Any, negated: bool) -> str:
 
 def _same_field_values(node: Any) -> tuple[str, list[str]] | None:
     """For ``f:a OR f:b`` (plain values of one field): the field and the values."""
-    from casereport.definitions.query import Term
-
     field = None
     values = []
     for operand in node.operands:
@@ -92,8 +100,6 @@ def _same_field_values(node: Any) -> tuple[str, list[str]] | None:
 
 
 def _clause(node: Any, negated: bool = False) -> str:
-    from casereport.definitions.query import And, Not, Or, Term
-
     if isinstance(node, Term):
         return _term_words(node, negated)
     if isinstance(node, Not):
@@ -120,8 +126,6 @@ def _clause(node: Any, negated: bool = False) -> str:
 
 
 def _nested(node: Any) -> str:
-    from casereport.definitions.query import And, Or
-
     text = _clause(node)
     return f"({text})" if isinstance(node, And | Or) and not text.startswith("(") else text
 
@@ -132,21 +136,28 @@ def _nested(node: Any) -> str:
 _SIMPLE_TERM = re.compile(r"(-?)([A-Za-z0-9_.][A-Za-z0-9_.\-]*):([^\s()\"\\:*]+)")
 
 
+@functools.lru_cache(maxsize=8192)  # terms repeat across a site: -status:closed, service:api
+def _simple_node(word: str) -> Term | Not | None:
+    """One ``[-]field:value`` word as a node of the tree, or None if it is anything else."""
+    match = _SIMPLE_TERM.fullmatch(word)
+    if match is None:
+        return None
+    negated, field, value = match.groups()
+    term = Term(field, value)
+    return Not(term) if negated else term
+
+
 def simple_query_tree(query_filter: str) -> Any:
     """The tree ``query.parse`` gives for a query of plain ``[-]field:value`` terms, else None."""
-    from casereport.definitions.query import And, Not, Term
-
     words = query_filter.split()
     if not words:
         return None
     nodes: list[Any] = []
     for word in words:
-        match = _SIMPLE_TERM.fullmatch(word)
-        if match is None:
+        node = _simple_node(word)
+        if node is None:
             return None
-        negated, field, value = match.groups()
-        term = Term(field, value)
-        nodes.append(Not(term) if negated else term)
+        nodes.append(node)
     return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
 
@@ -154,9 +165,6 @@ def simple_query_tree(query_filter: str) -> Any:
 def describe_query(query_filter: str) -> str:
     """A query in plain words: ``project:SEC -status:closed`` ->
     "Cases in project SEC whose status is not closed"."""
-    from casereport.definitions.query import And, MatchAll, Not, Or, Term, parse
-    from casereport.errors import QuerySyntaxError
-
     tree = simple_query_tree(query_filter)
     if tree is None:
         try:

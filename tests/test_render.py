@@ -295,11 +295,10 @@ def test_rows_changes_shares_and_notes() -> None:
     assert rows["CLOSED"]["change"] == -20.0
     # Absent from a previous run that recorded fewer groups than it could: it had none.
     assert rows["IN_PROGRESS"]["is_new"] and rows["IN_PROGRESS"]["change"] == 25.0
-    assert context["truncated"]
-    assert context["notes"] == [
-        "3 groups came back, as many as the limit allows: there may be more, smaller ones "
-        "that are not shown."
-    ]
+    # The groups fill the limit, but a status is one value per case and they add up to the
+    # total: every case is in a listed group, so no note says there may be more.
+    assert not context["truncated"]
+    assert context["notes"] == []
     assert context["summary"] == (
         "Cases in project SUP, counted by status (one row per status, at most 3)."
     )
@@ -325,6 +324,54 @@ def test_groups_that_do_not_add_up_to_the_total_are_explained() -> None:
         "The groups add up to 12, not 10: a case with no service is in no group and a case "
         "with several values is counted in each."
     ]
+
+
+def test_groups_filling_the_limit_may_hide_more_only_where_they_can() -> None:
+    more = (
+        "2 groups came back, as many as the limit allows: there may be more, smaller ones "
+        "that are not shown."
+    )
+    # One value per case, short of the total: the rest may be in groups past the limit.
+    single = spec(groups=("priority",), limit=2)
+    notes = aggregation_context(
+        single, state=state_of(single, [("P1", [6.0]), ("P2", [3.0])], total=10.0)
+    )["notes"]
+    assert notes == [
+        more,
+        "The groups add up to 9, not 10: groups past the limit are not listed and a case "
+        "with no priority is in no group.",
+    ]
+    # Several fields of one value each: combinations are disjoint too; adding up means all.
+    pair = spec(groups=("status", "project"), limit=2)
+    full = state_of(pair, [("OPEN / A", [6.0]), ("CLOSED / A", [4.0])], total=10.0)
+    assert aggregation_context(pair, state=full)["notes"] == []
+    # A multi-valued field: a case counted twice can hide a group left out, whatever the sum.
+    multi = spec(groups=("services",), limit=2)
+    context = aggregation_context(
+        multi, state=state_of(multi, [("a", [6.0]), ("b", [4.0])], total=10.0)
+    )
+    assert context["truncated"] and context["notes"] == [more]
+    # A field the tool does not know may hold several values: the caveat stays.
+    custom = spec(groups=("region",), limit=2)
+    assert aggregation_context(
+        custom, state=state_of(custom, [("eu", [6.0]), ("us", [4.0])], total=10.0)
+    )["truncated"]
+    # Fewer groups than the limit: nothing was left out.
+    assert not aggregation_context(multi, state=state_of(multi, [("a", [6.0])], total=10.0))[
+        "truncated"
+    ]
+
+
+def test_one_value_per_case_never_blamed_on_several_values() -> None:
+    agg = spec(groups=("title",), limit=10)
+    notes = aggregation_context(agg, state=state_of(agg, [("x", [6.0]), ("y", [6.0])], total=10.0))[
+        "notes"
+    ]
+    assert notes == [
+        "The groups add up to 12, not 10: the API counted some cases in more than one group."
+    ]
+    short = aggregation_context(agg, state=state_of(agg, [("x", [6.0])], total=10.0))["notes"]
+    assert short == ["The groups add up to 6, not 10: a case with no title is in no group."]
 
 
 def test_every_number_of_a_group_is_kept() -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
+from casereport.definitions.fields import all_single_valued
 from casereport.render import charts, filters, markdown, words
 from casereport.render.charts import CHART_ROW, label_forms, labelled_svg, trend
 from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
@@ -117,10 +118,12 @@ def _notes(
     extra: int,
     unknown_change: int,
 ) -> list[str]:
-    """Plain-text explanations of what the table cannot say by itself.
+    """Plain-text explanations of what the table cannot say by itself, each only where it
+    can be true of these groups.
 
-    ``unknown_change``: how many groups the previous run recorded, when a group's change
-    is unknown because it was not among them (0 otherwise).
+    ``truncated``: whether groups past the limit may have been left out (see
+    :func:`_may_have_more`). ``unknown_change``: how many groups the previous run recorded,
+    when a group's change is unknown because it was not among them (0 otherwise).
     """
     notes = []
     if truncated:
@@ -129,15 +132,9 @@ def _notes(
             "smaller ones that are not shown."
         )
     if total and groups_sum != total:
-        reasons = [
-            f"a case with no {_group_words(tuple(groups))[3]} is in no group",
-            "a case with several values is counted in each",
-        ]
-        if truncated:
-            reasons.insert(0, "groups past the limit are not listed")
         notes.append(
             f"The groups add up to {number(groups_sum)}, not {number(total)}: "
-            f"{join_words(reasons)}."
+            f"{join_words(_sum_reasons(groups, total, groups_sum, truncated))}."
         )
     if unknown_change:
         notes.append(
@@ -150,6 +147,29 @@ def _notes(
             "count, the others are shown as returned."
         )
     return notes
+
+
+def _may_have_more(groups: Sequence[str], limit: int, rows: int, total: float, sum_: float) -> bool:
+    """Whether groups past the limit may exist: only when the groups fill the limit and,
+    for fields with one value per case (each case in one group at most), they add up to
+    less than the total (otherwise every case is in a listed group)."""
+    return rows >= limit and (sum_ < total or not all_single_valued(groups))
+
+
+def _sum_reasons(
+    groups: Sequence[str], total: float, groups_sum: float, truncated: bool
+) -> list[str]:
+    """Why the groups add up to ``groups_sum`` rather than ``total``: only the reasons that
+    can be true of these fields (a case in no group, or in several, and groups left out)."""
+    single = all_single_valued(groups)
+    if single and groups_sum > total:  # one value per case: no case is in two groups
+        return ["the API counted some cases in more than one group"]
+    reasons = [f"a case with no {_group_words(tuple(groups))[3]} is in no group"]
+    if truncated:
+        reasons.insert(0, "groups past the limit are not listed")
+    if not single:
+        reasons.append("a case with several values is counted in each")
+    return reasons
 
 
 def _group_sort_key(group: Mapping[str, Any]) -> tuple[float, str]:
@@ -323,7 +343,7 @@ def aggregation_context(
         if not listed.issuperset(before)  # usually every group is still listed
         else []
     )
-    truncated = len(rows) >= limit
+    truncated = _may_have_more(groups, limit, len(rows), total, groups_sum)
     previous_total = earlier_totals[-1] if previous else None
     chart = None
     if rows:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -163,9 +165,11 @@ def test_emulator_export_writes_the_search_shape(tmp_path: Path) -> None:
     assert [json.loads(line)["type"] for line in ndjson] == ["case"] * 4
 
 
-def test_emulator_serve_answers_the_seed_example_like_curl() -> None:
+@contextlib.contextmanager
+def _served(*options: str) -> Iterator[str]:
+    """``casereport emulator serve --port 0 OPTIONS`` in a process of its own: its URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "casereport", "emulator", "serve", "--port", "0", "--cases", "300"],
+        [sys.executable, "-m", "casereport", "emulator", "serve", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -174,10 +178,18 @@ def test_emulator_serve_answers_the_seed_example_like_curl() -> None:
     try:
         assert process.stdout is not None
         banner = process.stdout.readline()
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+) \(300 synthetic cases", banner)
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+) \(", banner)
         assert match, banner
+        yield match.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_emulator_serve_answers_the_seed_example_like_curl() -> None:
+    with _served("--cases", "300") as url:
         response = httpx.post(
-            f"{match.group(1)}/api/v2/cases/aggregate",
+            f"{url}/api/v2/cases/aggregate",
             content=SEED_EXAMPLE,
             headers={
                 "DD-API-KEY": "a",
@@ -185,14 +197,25 @@ def test_emulator_serve_answers_the_seed_example_like_curl() -> None:
                 "Content-Type": "application/json",
             },
         )
-        assert response.status_code == 200
-        data = response.json()["data"]
-        assert set(data) == {"id", "type", "attributes"}
-        assert set(data["attributes"]) == {"total", "groups"}
-        assert all(set(g) == {"group", "value"} for g in data["attributes"]["groups"])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert set(data) == {"id", "type", "attributes"}
+    assert set(data["attributes"]) == {"total", "groups"}
+    assert all(set(g) == {"group", "value"} for g in data["attributes"]["groups"])
+
+
+def test_emulator_serve_accepts_the_bearer_token_it_is_given() -> None:
+    options = ("--cases", "50", "--api-key", "k-api", "--app-key", "k-app")
+    with _served(*options, "--bearer-token", "tok") as url:
+        statuses = [
+            httpx.post(
+                f"{url}/api/v2/cases/aggregate",
+                content=SEED_EXAMPLE,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            ).status_code
+            for token in ("tok", "other")
+        ]
+    assert statuses == [200, 403]
 
 
 def test_emulator_serve_reports_a_busy_port_in_one_line() -> None:

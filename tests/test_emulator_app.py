@@ -118,6 +118,20 @@ def test_several_group_by_fields_join_values_in_order(emulator, data_file: Path)
         ({"Authorization": "Bearer other"}, 403, {"errors": ["Forbidden"]}),
         ({"Authorization": "Bearer tok"}, 200, None),
         (KEYS, 200, None),
+        # Datadog's official client sends every credential it has: one right one is enough.
+        ({**KEYS, "Authorization": "Bearer tok"}, 200, None),
+        ({**KEYS, "Authorization": "Bearer other"}, 200, None),
+        (
+            {"DD-API-KEY": "wrong", "DD-APPLICATION-KEY": "k-app", "Authorization": "Bearer tok"},
+            200,
+            None,
+        ),
+        ({"DD-API-KEY": "k-api", "Authorization": "Bearer tok"}, 200, None),
+        (
+            {"DD-API-KEY": "wrong", "DD-APPLICATION-KEY": "x", "Authorization": "Bearer other"},
+            403,
+            {"errors": ["Forbidden"]},
+        ),
     ],
 )
 def test_authentication(emulator, data_file: Path, headers: dict, status: int, body: Any) -> None:
@@ -128,6 +142,49 @@ def test_authentication(emulator, data_file: Path, headers: dict, status: int, b
     assert response.status_code == status
     if body is not None:
         assert response.json() == body
+
+
+def test_official_client_with_keys_and_a_token_is_accepted(emulator, data_file: Path) -> None:
+    """Datadog's own client, configured with both keys and an OAuth token, sends all three
+    headers: one right credential lets it in, whichever the server knows."""
+    from datadog_api_client import ApiClient, Configuration
+    from datadog_api_client.exceptions import ForbiddenException
+    from datadog_api_client.v2.api.case_management_api import CaseManagementApi
+    from datadog_api_client.v2.model.case_aggregate_group_by import CaseAggregateGroupBy
+    from datadog_api_client.v2.model.case_aggregate_request import CaseAggregateRequest
+    from datadog_api_client.v2.model.case_aggregate_request_attributes import (
+        CaseAggregateRequestAttributes,
+    )
+    from datadog_api_client.v2.model.case_aggregate_request_data import CaseAggregateRequestData
+    from datadog_api_client.v2.model.case_aggregate_resource_type import (
+        CaseAggregateResourceType,
+    )
+
+    body = CaseAggregateRequest(
+        data=CaseAggregateRequestData(
+            type=CaseAggregateResourceType.AGGREGATE,
+            attributes=CaseAggregateRequestAttributes(
+                query_filter="status:open",
+                group_by=CaseAggregateGroupBy(groups=["status"], limit=5),
+            ),
+        )
+    )
+
+    def total(server: Any, api_key: str, token: str) -> float:
+        configuration = Configuration(host=server.url, access_token=token)
+        configuration.api_key["apiKeyAuth"] = api_key
+        configuration.api_key["appKeyAuth"] = "k-app"
+        configuration.retries = 0
+        with ApiClient(configuration) as api_client:
+            return CaseManagementApi(api_client).aggregate_cases(body=body).data.attributes.total
+
+    keys_only = emulator(data=data_file, api_key="k-api", app_key="k-app")
+    both = emulator(data=data_file, api_key="k-api", app_key="k-app", bearer_token="tok")
+    assert total(keys_only, "k-api", "any-token") == 3.0  # the keys are right
+    assert total(both, "wrong", "tok") == 3.0  # the token is right (so it was sent)
+    assert total(both, "k-api", "other") == 3.0  # the keys are right
+    with pytest.raises(ForbiddenException):
+        total(both, "wrong", "other")
 
 
 def test_any_keys_are_accepted_when_none_are_configured(emulator, data_file: Path) -> None:
@@ -310,6 +367,12 @@ def test_error_rate_injects_500_and_503_in_both_error_shapes(emulator, data_file
     assert 10 <= len(by_status[200]) <= 50
     assert by_status[500][0].json() == {"errors": ["Internal Server Error"]}
     assert by_status[503][0].json()["errors"][0]["status"] == "503"
+    # An outage, not throttling: no reset for the official client to wait out before its
+    # retry; the other rate-limit headers are there as on every API response.
+    for response in by_status[500] + by_status[503]:
+        assert "x-ratelimit-reset" not in response.headers
+        assert response.headers["x-ratelimit-limit"]
+    assert all("x-ratelimit-reset" in r.headers for r in by_status[200])
 
 
 def test_latency_is_injected_concurrently(emulator, data_file: Path) -> None:

@@ -162,6 +162,11 @@ def emulator_group() -> None:
 @click.option(
     "--app-key", envvar="CASEREPORT_EMULATOR_APP_KEY", help="Accept only this application key."
 )
+@click.option(
+    "--bearer-token",
+    envvar="CASEREPORT_EMULATOR_BEARER_TOKEN",
+    help="Accept this OAuth bearer token (Authorization: Bearer ...) too.",
+)
 @click.option("--latency-ms", type=float, default=0.0, help="Delay every API response.")
 @click.option("--error-rate", type=float, default=0.0, help="Answer this share with 500/503.")
 @click.option("--rate-limit", type=int, help="Requests allowed per period (else unlimited).")
@@ -174,6 +179,7 @@ def emulator_serve(
     data: Path | None,
     api_key: str | None,
     app_key: str | None,
+    bearer_token: str | None,
     latency_ms: float,
     error_rate: float,
     rate_limit: int | None,
@@ -199,6 +205,7 @@ def emulator_serve(
         data=data,
         api_key=api_key,
         app_key=app_key,
+        bearer_token=bearer_token,
         latency_ms=latency_ms,
         error_rate=error_rate,
         rate_limit=rate_limit,

@@ -75,6 +75,8 @@ class _HttpError(Exception):
         self.status = status
         self.body = body
         self.headers = dict(headers or {})
+        # Headers of every API response this one leaves out.
+        self.without_headers: tuple[str, ...] = ()
 
 
 def _jsonapi_error(status: int, title: str, detail: str, pointer: str | None = None) -> _HttpError:
@@ -184,9 +186,14 @@ class EmulatorApp:
             status, payload = exc.status, exc.body
             extra_headers.update(exc.headers)
             content_type = "application/json"
+            without = exc.without_headers
+        else:
+            without = ()
         if "x-ratelimit-limit" not in extra_headers and route not in (STATS, RESET_STATS):
             # Datadog sends the rate-limit headers on every API response, errors included.
             extra_headers = {**self.rate_limiter.peek(), **extra_headers}
+        for name in without:
+            extra_headers.pop(name, None)
         self._count(route, status)
         await self._respond(send, status, payload, content_type, extra_headers, headers)
 
@@ -214,33 +221,48 @@ class EmulatorApp:
         return f"{method} {path}"
 
     def _authenticate(self, headers: Mapping[str, str]) -> None:
+        """Accept a request whose bearer token or whose key pair is valid.
+
+        Datadog's official client sends every credential it is configured with (both keys
+        and ``Authorization: Bearer``), so either one being right lets the request in.
+        Credentials that are all wrong are a 403; none, or half a key pair, a 401.
+        """
         settings = self.settings
         api_key = headers.get("dd-api-key")
         app_key = headers.get("dd-application-key")
         authorization = headers.get("authorization", "")
         bearer = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
-        if bearer:
-            if settings.bearer_token is not None and bearer != settings.bearer_token:
-                raise _HttpError(403, {"errors": ["Forbidden"]})
-            if settings.bearer_token is None and (settings.api_key or settings.app_key):
-                raise _HttpError(403, {"errors": ["Forbidden"]})
-            return
-        if not api_key or not app_key:
-            raise _HttpError(401, {"errors": ["Unauthorized"]})
-        if (settings.api_key is not None and api_key != settings.api_key) or (
-            settings.app_key is not None and app_key != settings.app_key
+        keys_configured = bool(settings.api_key or settings.app_key)
+        if bearer and (
+            bearer == settings.bearer_token
+            # With nothing configured any credential is accepted; with only keys, no token.
+            or (settings.bearer_token is None and not keys_configured)
         ):
+            return
+        if api_key and app_key:
+            if (settings.api_key is None or api_key == settings.api_key) and (
+                settings.app_key is None or app_key == settings.app_key
+            ):
+                return
             raise _HttpError(403, {"errors": ["Forbidden"]})
+        if bearer:
+            raise _HttpError(403, {"errors": ["Forbidden"]})
+        raise _HttpError(401, {"errors": ["Unauthorized"]})
 
     async def _inject_faults(self) -> None:
         if self.settings.latency_ms > 0:
             await asyncio.sleep(self.settings.latency_ms / 1000)
         if self.settings.error_rate > 0 and self._faults.random() < self.settings.error_rate:
             if self._faults.random() < 0.5:
-                raise _HttpError(500, {"errors": ["Internal Server Error"]})
-            raise _jsonapi_error(
-                503, "Service Unavailable", "the service is temporarily unavailable (injected)"
-            )
+                fault = _HttpError(500, {"errors": ["Internal Server Error"]})
+            else:
+                fault = _jsonapi_error(
+                    503, "Service Unavailable", "the service is temporarily unavailable (injected)"
+                )
+            # An outage, not throttling: no X-RateLimit-Reset, which Datadog's official
+            # client would wait out (up to the whole period) before retrying a 5xx.
+            fault.without_headers = ("x-ratelimit-reset",)
+            raise fault
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []

@@ -52,9 +52,9 @@ class EmulatorConfig:
             raise EmulatorError(f"--rate-period must be at least 1 second, got {self.rate_period}")
 
     def settings(self) -> EmulatorSettings:
+        """The app's behaviour; with no ``rate_limit``, a generous advertised limit."""
         from casereport.emulator.app import EmulatorSettings
 
-        """The app's behaviour; with no ``rate_limit``, a generous advertised limit."""
         limit = self.rate_limit if self.rate_limit is not None else EmulatorSettings.rate_limit
         period = self.rate_period if self.rate_limit is not None else EmulatorSettings.rate_period
         return EmulatorSettings(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -239,3 +241,38 @@ def test_emulator_serve_rejects_a_bad_error_rate() -> None:
     result = CliRunner().invoke(cli, ["emulator", "serve", "--error-rate", "2"])
     assert result.exit_code == 1
     assert result.output == "Error: --error-rate must be between 0 and 1, got 2.0\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("query", "status:open", "--group-by", "priority", "--emulator"),
+        ("plan", "--emulator"),
+        ("validate",),
+        ("schema",),
+    ],
+)
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path, command: tuple) -> None:
+    """`casereport ... | head -1` when head has already gone: no "internal error", no
+    traceback (the reader's end of the pipe is closed before the command writes)."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "r.yaml").write_text(
+        "title: Report\naggregations:\n  a:\n    title: Open\n    query_filter: status:open\n"
+        "    group_by: [priority]\n    limit: 6\n"
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "casereport", *command],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (0, 1, -signal.SIGPIPE)

@@ -31,6 +31,9 @@ class CaseReportGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:
+            # The reader went away (`casereport query ... | head`): click ends quietly.
+            raise
         except Exception as exc:
             if ctx.meta.get("casereport.debug"):
                 raise

@@ -122,14 +122,26 @@ def test_query_json_is_the_api_shape() -> None:
     assert attributes["total"] == sum(g["value"][0] for g in attributes["groups"])
 
 
-def test_query_with_a_bad_query_is_one_line() -> None:
+def test_query_with_a_bad_query_is_one_line_before_any_request() -> None:
     result = CliRunner().invoke(cli, ["query", "status:(open", "-g", "status", "--emulator"])
     assert result.exit_code == 1
-    assert result.stderr.count("\n") == 2  # the emulator notice, then the error
-    error = result.stderr.splitlines()[-1]
-    assert error.startswith("Error: ")
-    assert "invalid query_filter at column 8" in error
-    assert "Traceback" not in result.stderr
+    # Checked here, with the parser validate uses: no emulator started, nothing sent.
+    assert result.stderr == (
+        "Error: invalid query at column 8: unbalanced '(' after 'status:': 'status:(open'; "
+        "fix it (Case Management search syntax: field:value, AND, OR, -, parentheses)\n"
+    )
+
+
+def test_query_without_group_by_counts() -> None:
+    grouped = CliRunner().invoke(
+        cli, ["query", "status:open", "-g", "status", "--json", "--emulator"]
+    )
+    counted = CliRunner().invoke(cli, ["query", "status:open", "--emulator"])
+    as_json = CliRunner().invoke(cli, ["query", "status:open", "--json", "--emulator"])
+    assert counted.exit_code == 0 and as_json.exit_code == 0, counted.output + as_json.output
+    total = int(json.loads(grouped.stdout)["data"]["attributes"]["total"])
+    assert counted.stdout == f"Query: status:open\n\n{total} cases\n"
+    assert json.loads(as_json.stdout) == {"query_filter": "status:open", "total": total}
 
 
 def test_query_without_credentials_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:

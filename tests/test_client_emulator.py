@@ -11,9 +11,11 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
+import pytest
 
 from casereport.api.client import CasesClient, aggregate_sync
 from casereport.api.messages import AggregateRequest, AggregateResult
@@ -112,6 +114,15 @@ def test_bad_query_shows_the_servers_detail(emulator: Emulator) -> None:
     else:
         raise AssertionError("expected a BadRequestError")
     assert served(emu) == {"400": 1}
+
+
+def test_the_emulator_is_named_as_the_emulator(emulator: Emulator) -> None:
+    emu = emulator()
+    settings = replace(settings_for(emu), site="emulator")
+    with pytest.raises(BadRequestError) as raised:
+        aggregate_sync(settings, AggregateRequest("status:(open", ("status",), 10))
+    assert raised.value.message.startswith("the emulator rejected the request (HTTP 400) at ")
+    assert "Datadog" not in raised.value.message
 
 
 def test_missing_keys_get_401(emulator: Emulator) -> None:

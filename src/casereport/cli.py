@@ -94,8 +94,8 @@ def _client_options(function: Any) -> Any:
     "-g",
     "groups",
     multiple=True,
-    required=True,
-    help="Case field to group by (repeatable, e.g. -g status -g priority).",
+    help="Case field to group by (repeatable, e.g. -g status -g priority); "
+    "without it, only the number of matching cases.",
 )
 @click.option(
     "--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Groups at most."
@@ -116,18 +116,19 @@ def query_command(
 ) -> None:
     """Run one ad-hoc aggregate over cases and print the groups.
 
-    QUERY uses the Case Management search syntax ('' for all cases).
+    QUERY uses the Case Management search syntax ('' for all cases); it is checked here
+    before anything is sent. Without --group-by, prints how many cases match.
 
     \b
     Examples:
       casereport query 'service:case-api' --group-by status --limit 14 --emulator
       casereport query 'status:open priority:(P1 OR P2)' -g services --json
       casereport query 'status:open' -g team --timeout 10 --max-rate-limit-wait 300
+      casereport query 'status:open priority:P1' --emulator   # a count
     """
-    from casereport.api.messages import AggregateRequest
     from casereport.engine import adhoc
 
-    request = AggregateRequest(query_filter=query_filter, groups=groups, limit=limit)
+    request = adhoc.query_request(query_filter, groups, limit)
     result = adhoc.run_query(
         request,
         use_emulator=emulator,
@@ -136,7 +137,10 @@ def query_command(
         timeout=timeout,
         max_rate_limit_wait=max_rate_limit_wait,
     )
-    click.echo(adhoc.format_json(result) if as_json else adhoc.format_table(request, result))
+    if not groups:
+        click.echo(adhoc.format_count(query_filter, result, as_json=as_json))
+    else:
+        click.echo(adhoc.format_json(result) if as_json else adhoc.format_table(request, result))
 
 
 # -- emulator ------------------------------------------------------------------------

@@ -475,6 +475,11 @@ class CasesClient:
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
+    @property
+    def _server(self) -> str:
+        """Who answered, for messages: the local emulator is not Datadog."""
+        return "the emulator" if self._settings.site == "emulator" else "Datadog"
+
     def _describe(self, failure: httpx.TransportError, timeout: float) -> str:
         if isinstance(failure, _AttemptTimeout):
             return f"no complete answer within {timeout:.3g} s"
@@ -505,26 +510,26 @@ class CasesClient:
 
     def _status_error(self, answer: _Answer) -> ApiError:
         """The error for a status that is not retried."""
-        status, url, site = answer.status, self._url, self._settings.site
+        status, url, site, server = answer.status, self._url, self._settings.site, self._server
         detail = describe_error_body(answer.content)
         said = f": {detail}" if detail else ""
         error: type[ApiError] = ApiError
         if status == 400:
             error = BadRequestError
             message = (
-                f"Datadog rejected the request (HTTP 400) at {url}{said}; "
+                f"{server} rejected the request (HTTP 400) at {url}{said}; "
                 "fix the query, groups or limit"
             )
         elif status == 401:
             error = AuthenticationError
             message = (
-                f"Datadog did not accept the credentials (HTTP 401) at {url}{said}; "
+                f"{server} did not accept the credentials (HTTP 401) at {url}{said}; "
                 f"check DD_API_KEY and DD_APP_KEY (or DD_BEARER_TOKEN) are valid for site {site}"
             )
         elif status == 403:
             error = ForbiddenError
             message = (
-                f"Datadog refused access (HTTP 403) at {url}{said}; the application key or "
+                f"{server} refused access (HTTP 403) at {url}{said}; the application key or "
                 f"token needs the cases_read scope and access to Case Management on site {site}"
             )
         elif status == 404:
@@ -581,7 +586,8 @@ class CasesClient:
             )
         return ServerError(
             self._redact(
-                f"Datadog server error (HTTP {status}) at {url} {tried}{said}; try again later"
+                f"{self._server} server error (HTTP {status}) at {url} {tried}{said}; "
+                "try again later"
             ),
             status=status,
             url=url,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,36 @@ from typing import Any
 from casereport.api.client import aggregate_sync
 from casereport.api.messages import AggregateRequest, AggregateResult
 from casereport.api.settings import ClientSettings, Credentials
+from casereport.definitions.load import check_query
+from casereport.errors import ConfigError
 from casereport.settings import load_settings
 
 # The emulator accepts any keys unless started with its own; these only satisfy the protocol.
-EMULATOR_CREDENTIALS = Credentials(api_key="emulator", app_key="emulator", bearer_token=None)
+# Keys are scrubbed from every message, so they are words no message otherwise holds (keys
+# named "emulator" turned "the emulator rejected ..." into "the *** rejected ...").
+EMULATOR_CREDENTIALS = Credentials(
+    api_key="casereport-emulator-api-key", app_key="casereport-emulator-app-key", bearer_token=None
+)
+
+
+# A count is an aggregate's total: grouping by a field every case has, one group at most.
+_COUNT_GROUPS = ("status",)
+
+
+def query_request(query_filter: str, groups: Sequence[str], limit: int) -> AggregateRequest:
+    """The request for ``casereport query``, its query checked here first: a typo is
+    reported at its column without a request (the same parser as ``validate``). Without
+    ``groups`` the request only counts (see :func:`format_count`)."""
+    problem = check_query(query_filter)
+    if problem is not None:
+        reason, position = problem
+        raise ConfigError(
+            f"invalid query at column {position + 1}: {reason}: {query_filter!r}; "
+            "fix it (Case Management search syntax: field:value, AND, OR, -, parentheses)"
+        )
+    if not groups:
+        return AggregateRequest(query_filter=query_filter, groups=_COUNT_GROUPS, limit=1)
+    return AggregateRequest(query_filter=query_filter, groups=tuple(groups), limit=limit)
 
 
 @contextlib.contextmanager
@@ -99,6 +125,15 @@ def format_table(request: AggregateRequest, result: AggregateResult) -> str:
         lines.append("(no groups: no matching case has this field)")
     lines += ["", f"Total: {_number(result.total)} cases in {len(rows)} groups shown"]
     return "\n".join(lines)
+
+
+def format_count(query_filter: str, result: AggregateResult, *, as_json: bool) -> str:
+    """How many cases match (a query without ``--group-by``), as text or JSON."""
+    total = int(result.total) if float(result.total).is_integer() else result.total
+    if as_json:
+        return json.dumps({"query_filter": query_filter, "total": total}, indent=2)
+    cases = "case" if total == 1 else "cases"
+    return f"Query: {query_filter or '(all cases)'}\n\n{_number(result.total)} {cases}"
 
 
 def format_json(result: AggregateResult) -> str:

@@ -731,7 +731,7 @@ def test_missing_template_and_undefined_names_are_clear_errors(tmp_path: Path) -
         "template nope.md.j2 not found in the workspace templates/ or the built-in ones; "
         "create it or fix the report's `template:`"
     )
-    (tmp_path / "typo.md.j2").write_text("{{ report.titel }}\n")
+    (tmp_path / "typo.md.j2").write_text("# Title\n\n{{ report.titel }}\n")
     with pytest.raises(RenderError) as undefined:
         render_report(
             report_spec(agg, formats=("markdown",), template="typo"),
@@ -739,8 +739,11 @@ def test_missing_template_and_undefined_names_are_clear_errors(tmp_path: Path) -
             None,
             environment(tmp_path),
         )
-    assert undefined.value.message.startswith("typo.md.j2: ")
-    assert "titel" in undefined.value.message
+    # The file and line of the typo, and the name that was meant.
+    assert undefined.value.message == (
+        f"{tmp_path}/typo.md.j2:3: error: 'dict object' has no attribute 'titel' "
+        '(did you mean "title"?)'
+    )
 
 
 def test_a_template_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:

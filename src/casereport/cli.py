@@ -268,7 +268,7 @@ _REPORTS_DIR_HELP = "Directory of report files (default: reports_dir in caserepo
 def validate_command(
     ctx: click.Context, reports_dir: Path | None, variables: tuple[str, ...], as_json: bool
 ) -> None:
-    """Check every report definition offline: YAML, schema, variables and queries.
+    """Check every report definition offline: YAML, schema, variables, queries, templates.
 
     Prints one line per problem (path:line:col: error: message) and a summary; exits 0
     when valid (warnings allowed) and 1 otherwise.
@@ -278,11 +278,17 @@ def validate_command(
       casereport validate
       casereport validate --reports-dir reports --var environment=staging --json
     """
+    from dataclasses import replace
+
     from casereport.definitions.expand import expand_workspace, validation_output
+    from casereport.render.check import check_templates
     from casereport.settings import parse_var_assignments
 
     cli_vars = parse_var_assignments(variables)
-    _, expansion = expand_workspace(Path("."), reports_dir=reports_dir, cli_vars=cli_vars)
+    settings, expansion = expand_workspace(Path("."), reports_dir=reports_dir, cli_vars=cli_vars)
+    # The templates of the reports that expanded, with the rest of the problems: one run.
+    problems = check_templates(expansion.reports, settings.templates_dir)
+    expansion = replace(expansion, diagnostics=(*expansion.diagnostics, *problems))
     click.echo(validation_output(expansion, as_json=as_json), nl=False)
     if not expansion.ok:
         ctx.exit(1)

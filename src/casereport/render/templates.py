@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from casereport.errors import RenderError
 from casereport.render.filters import FILTERS
+from casereport.settings import did_you_mean
 
 if TYPE_CHECKING:
     import jinja2
@@ -99,8 +101,17 @@ def environment(templates_dir: Path | None) -> jinja2.Environment:
     return env
 
 
+class TemplateProblem(RenderError):
+    """A template that cannot render: where (its file and line, when known) and why."""
+
+    def __init__(self, file: str, line: int | None, message: str) -> None:
+        self.file, self.line, self.problem = file, line, message
+        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
+
+
 def render_template(env: jinja2.Environment, template_name: str, context: Mapping[str, Any]) -> str:
-    """One template rendered; every Jinja2 failure becomes a one-line RenderError."""
+    """One template rendered; every Jinja2 failure becomes a one-line RenderError (a
+    :class:`TemplateProblem` when a template is at fault), naming its file and line."""
     import jinja2
 
     try:
@@ -111,12 +122,62 @@ def render_template(env: jinja2.Environment, template_name: str, context: Mappin
             f"create it or fix the report's `template:`"
         ) from None
     except jinja2.TemplateSyntaxError as exc:
-        raise RenderError(f"{exc.filename or template_name}:{exc.lineno}: {exc.message}") from None
+        file = _shown_path(exc.filename) if exc.filename else template_name
+        raise TemplateProblem(file, exc.lineno, f"error: {exc.message}") from None
     except jinja2.TemplateError as exc:
-        # Runtime errors (an undefined name under StrictUndefined) carry no position.
-        raise RenderError(f"{template_name}: {exc}") from None
+        # Runtime errors (an undefined name under StrictUndefined): Jinja2 puts the
+        # template's file and line in the traceback's frames.
+        file, line = _template_frame(exc.__traceback__, template_name)
+        raise TemplateProblem(file, line, f"error: {exc}{_name_hint(exc, context)}") from None
     except UnicodeDecodeError as exc:  # a template file (this one or one it uses)
         raise RenderError(
             f"{template_name}: a template is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
             f"at offset {exc.start}); save the templates as UTF-8"
         ) from None
+
+
+def _shown_path(filename: str) -> str:
+    """A template's path as the user knows it: relative to the working directory if under
+    it (``templates/report.md.j2``), else as it is."""
+    path = Path(filename)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return filename
+
+
+def _template_frame(traceback: Any, template_name: str) -> tuple[str, int | None]:
+    """The innermost template file and line in ``traceback`` (Jinja2 rewrites template
+    frames to point at them), or the template's name without a line."""
+    found: tuple[str, int | None] = (template_name, None)
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = (_shown_path(filename), traceback.tb_lineno)
+        traceback = traceback.tb_next
+    return found
+
+
+_UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
+
+
+def _name_hint(exc: Exception, context: Mapping[str, Any]) -> str:
+    """A "did you mean" for an undefined name, from the names the context holds."""
+    match = _UNDEFINED_NAME.search(str(exc))
+    if match is None:
+        return ""
+    return did_you_mean(match.group(1) or match.group(2), _context_names(context), cutoff=0.7)
+
+
+def _context_names(value: Any, depth: int = 0) -> set[str]:
+    """Every key of the context's mappings, a few levels down (rows, aggregations, ...)."""
+    names: set[str] = set()
+    if depth > 4:
+        return names
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            names.add(str(key))
+            names |= _context_names(item, depth + 1)
+    elif isinstance(value, (list, tuple)) and value:
+        names |= _context_names(value[0], depth + 1)
+    return names

@@ -1,0 +1,52 @@
+"""Templates checked before the API is called (render.check, used by validate and plan)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from casereport.definitions.expand import expand_workspace
+from casereport.render.check import check_templates
+
+REPORT = """title: Report
+aggregations:
+  by_status:
+    title: Cases by status
+    query_filter: status:open
+    group_by: [status, priority]
+    limit: 5
+"""
+
+
+def _problems(tmp_path: Path, templates: dict[str, str]) -> list[str]:
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "r.yaml").write_text(REPORT)
+    (tmp_path / "templates").mkdir()
+    for name, text in templates.items():
+        (tmp_path / "templates" / name).write_text(text)
+    settings, expansion = expand_workspace(tmp_path)
+    assert expansion.ok, expansion.diagnostics
+    return [str(d) for d in check_templates(expansion.reports, settings.templates_dir)]
+
+
+def test_the_built_in_templates_render_on_every_path(tmp_path: Path) -> None:
+    assert _problems(tmp_path, {}) == []
+
+
+def test_a_typo_on_the_never_fetched_side_is_found(tmp_path: Path) -> None:
+    template = (
+        "{% for agg in aggregations %}{% if not agg.fetched %}\n"
+        "{{ agg.titel }}\n{% endif %}{% endfor %}\n"
+    )
+    problems = _problems(tmp_path, {"report.md.j2": template})
+    assert problems == [
+        f"{tmp_path}/templates/report.md.j2:2: error: 'dict object' has no attribute 'titel' "
+        '(did you mean "title"?)'
+    ]
+
+
+def test_the_index_is_checked_and_a_problem_is_listed_once(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, {"index.html.j2": "<p>\n{{ reprots }}</p>\n"})
+    assert problems == [
+        f"{tmp_path}/templates/index.html.j2:2: error: 'reprots' is undefined "
+        '(did you mean "reports"?)'
+    ]

@@ -33,6 +33,13 @@ from casereport.engine.plan import (
     inputs_hash,
     make_plan,
 )
+from casereport.engine.site_files import (
+    check_pages,
+    check_paths,
+    check_plan_matches,
+    check_plan_pages,
+    clean_state_leftovers,
+)
 from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
 from casereport.settings import DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, Settings
 from casereport.state import journal
@@ -253,6 +260,7 @@ def check_plan_is_current(
             f"Saved plan {path} was made for {plan.source.describe()}, "
             f"but this run uses {source.describe()}; {fix} (or match --emulator)"
         )
+    check_plan_matches(plan, path, workspace.reports, state)
 
 
 # -- applying -------------------------------------------------------------------------
@@ -612,11 +620,7 @@ def _clean_partial_writes(workspace: Workspace) -> None:
     from casereport.render.write import clean_partial_writes
 
     clean_partial_writes(workspace.site_dir)
-    state_dir = workspace.state_path.parent
-    if state_dir.is_dir():
-        for leftover in state_dir.glob(f".{workspace.state_path.name}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+    clean_state_leftovers(workspace.state_path)
 
 
 # -- the commands' library functions ---------------------------------------------------
@@ -683,6 +687,7 @@ def run_apply(
     plan (applying a saved plan is the approval) nor when there is nothing to do.
     """
     workspace = load_workspace(options)
+    check_paths(workspace.site_dir, options.root, workspace.state_path)
     source = source_for(options.use_emulator)
     with _lock(workspace, "apply", options, notice):
         if plan_file is not None:
@@ -700,6 +705,7 @@ def run_apply(
                 return plan, None
             if not approve(plan):
                 return plan, None
+        check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)
         outcome, _ = apply_plan(plan, workspace, state, progress=progress)
     return plan, outcome
 
@@ -707,7 +713,10 @@ def run_apply(
 def run_render(options: Options, *, notice: Notice | None = None) -> list[str]:
     """``casereport render``: re-render the site from state, without calling the API."""
     workspace = load_workspace(options)
+    check_paths(workspace.site_dir, options.root, workspace.state_path)
     with _lock(workspace, "render", options, notice):
         state = journal.recover(workspace.state_path)
         _clean_partial_writes(workspace)
+        if state is not None:
+            check_pages(workspace.site_dir, state, workspace.reports, index=True, notice=notice)
         return render_site(workspace, state)

@@ -55,7 +55,8 @@ from typing import Any
 
 from casereport import __version__
 from casereport.definitions.expand import AggregationSpec, ReportSpec
-from casereport.site import INDEX_FILES, output_names
+from casereport.definitions.expand import fingerprint as request_fingerprint
+from casereport.site import INDEX_FILES, is_report_name, output_name_problem, output_names
 from casereport.state.model import AggregationState, Source, State, data_hash, file_sha256
 
 PLAN_FORMAT_VERSION = 1
@@ -265,7 +266,7 @@ class Plan:
                 refresh_all=bool(raw["refresh_all"]),
                 aggregations=tuple(_change_from_json(c) for c in raw["aggregations"]),
                 reports=tuple(_report_from_json(r) for r in raw["reports"]),
-                index=_report_from_json(raw["index"]),
+                index=_report_from_json(raw["index"], index=True),
             )
         except KeyError as exc:
             raise ValueError(f"missing field {exc}") from None
@@ -335,6 +336,7 @@ def _change_from_json(raw: Mapping[str, Any]) -> AggregationChange:
             or not isinstance(fingerprint, str)
         ):
             raise ValueError(f"{address}: no valid request to fetch")
+        _check_fingerprint(address, request, fingerprint)
     elif request is not None and not isinstance(request, dict):
         raise ValueError(f"{address}: request is not an object")
     return AggregationChange(
@@ -360,13 +362,35 @@ def _report_json(change: ReportChange) -> dict[str, Any]:
     }
 
 
-def _report_from_json(raw: Mapping[str, Any]) -> ReportChange:
+def _check_fingerprint(address: str, request: Mapping[str, Any], claimed: str) -> None:
+    """A saved plan's request must be exactly the one its fingerprint names.
+
+    Apply sends the request and stores it under the fingerprint, and the staleness check
+    compares fingerprints with the definitions: a request edited in the file with its
+    fingerprint kept would be fetched and recorded as if it were the defined one.
+    """
+    if set(request) != set(REQUEST_FIELDS) or claimed != request_fingerprint(
+        request["query_filter"], request["groups"], request["limit"]
+    ):
+        raise ValueError(f"{address}: the request does not match its fingerprint {claimed[:12]}")
+
+
+def _report_from_json(raw: Mapping[str, Any], *, index: bool = False) -> ReportChange:
     name = str(raw["name"])
+    if index and name != INDEX_NAME:
+        raise ValueError(f"the site index is named {name!r}, not {INDEX_NAME!r}")
+    if not index and not is_report_name(name):
+        raise ValueError(f"report {name!r}: not a valid report name")
+    outputs = tuple(raw["outputs"])
+    for output in outputs:
+        problem = output_name_problem(output, None if index else name)
+        if problem is not None:
+            raise ValueError(f"{'index' if index else f'report {name}'} outputs: {problem}")
     return ReportChange(
         name=name,
         action=_single_action(raw, REPORT_ACTIONS, f"report {name}"),
         reasons=tuple(str(r) for r in raw["reasons"]),
-        outputs=tuple(str(o) for o in raw["outputs"]),
+        outputs=outputs,
         new=bool(raw.get("new", False)),  # added within format 1: optional
     )
 

@@ -60,6 +60,7 @@ import orjson
 from casereport import __version__
 from casereport.errors import StateError
 from casereport.fsutil import atomic_write_text, collector_paused
+from casereport.site import is_report_name, output_name_problem
 from casereport.state.history import (
     HISTORY_LIMIT,
     History,
@@ -369,6 +370,26 @@ def _parse_report(path: Path, name: str, raw: Any) -> ReportState:
     )
 
 
+def _check_file_names(path: Path, reports: Mapping[str, Any], site_outputs: Any) -> None:
+    """Refuse a report name or output file name that is not a plain site file name.
+
+    A state may come from a CI cache: the names it records are written and removed in the
+    site directory, so ``../x``, ``/etc/x`` or another report's page are never accepted.
+    """
+    for name, raw in reports.items():
+        if not is_report_name(name):
+            raise _bad(path, f"reports[{name!r}]: {name!r} is not a valid report name")
+        outputs = raw.get("outputs") if isinstance(raw, dict) else None
+        for output in outputs if isinstance(outputs, dict) else ():
+            problem = output_name_problem(output, name)
+            if problem is not None:
+                raise _bad(path, f"reports[{name!r}].outputs: {problem}")
+    for output in site_outputs if isinstance(site_outputs, dict) else ():
+        problem = output_name_problem(output, None)
+        if problem is not None:
+            raise _bad(path, f"site.outputs: {problem}")
+
+
 def _is_string_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
 
@@ -448,6 +469,7 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         raise _bad(path, "malformed: reports is not an object")
     if not isinstance(site_raw, dict) or not _is_string_map(site_raw.get("outputs", {})):
         raise _bad(path, "malformed: site.outputs is not an object of file -> hash")
+    _check_file_names(path, reports_raw, site_raw.get("outputs", {}))
     return State(
         lineage=lineage,
         serial=serial,

@@ -59,7 +59,7 @@ import orjson
 
 from casereport import __version__
 from casereport.errors import StateError
-from casereport.fsutil import atomic_write_text, collector_paused
+from casereport.fsutil import TEMP_FILE_RE, atomic_write_text, collector_paused
 from casereport.site import is_report_name, output_name_problem
 from casereport.state.history import (
     HISTORY_LIMIT,
@@ -568,9 +568,12 @@ def _backup(path: Path) -> None:
 
 def _remove_leftovers(path: Path) -> None:
     """Remove temporary files a killed write left beside the state."""
+    # Only names exactly as ``atomic_write_text`` makes them, and files, not links.
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
+        match = TEMP_FILE_RE.fullmatch(leftover.name)
+        if match is not None and match["name"] == path.name and not leftover.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 def remove_addresses(state: State, addresses: set[str]) -> State:

@@ -442,9 +442,7 @@ def test_state_rm_of_a_removed_report_removes_its_pages_and_index_entry_next_tim
     assert "security-cases" not in Path("site/index.md").read_text()
     assert "security-cases" not in Path("site/index.html").read_text()
     assert "security-cases" not in STATE.read_text()
-    assert ok("plan", "--emulator").stdout.rstrip().endswith(
-        "No changes. Reports are up to date."
-    )
+    assert ok("plan", "--emulator").stdout.rstrip().endswith("No changes. Reports are up to date.")
 
 
 def test_state_rm_of_a_defined_report_renders_it_again_without_a_notice(
@@ -456,6 +454,4 @@ def test_state_rm_of_a_defined_report_renders_it_again_without_a_notice(
     assert result.stderr == ""
     assert Path("site/security-cases.html").exists()
     assert "security-cases" in Path("site/index.md").read_text()
-    assert ok("plan", "--emulator").stdout.rstrip().endswith(
-        "No changes. Reports are up to date."
-    )
+    assert ok("plan", "--emulator").stdout.rstrip().endswith("No changes. Reports are up to date.")

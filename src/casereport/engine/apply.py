@@ -520,6 +520,7 @@ def _render(
     hashes = _template_hashes(workspace)
     reports_by_name = {r.name: r for r in workspace.reports}
     reports: dict[str, ReportState] = dict(state.reports)
+    forgotten = dict(state.forgotten_pages)
     to_render = [
         reports_by_name[change.name]
         for change in plan.reports
@@ -547,6 +548,7 @@ def _render(
         if change.action == DELETE:
             remove_site_files(site_dir, change.outputs)
             reports.pop(change.name, None)
+            forgotten.pop(change.name, None)
             outcome.deleted += 1
             continue
         if change.name not in rendered:
@@ -557,6 +559,7 @@ def _render(
             failures[change.name] = written.message
             continue
         recorded = reports[spec.name].outputs if spec.name in reports else {}
+        recorded = {**forgotten.pop(spec.name, {}), **recorded}
         remove_site_files(site_dir, set(recorded) - set(written))
         reports[spec.name] = ReportState(
             name=spec.name,
@@ -575,7 +578,7 @@ def _render(
             failures[INDEX] = site.index.message
         else:
             site_outputs = write_site_files(site_dir, site.index, state.site_outputs)
-    return replace(state, reports=reports, site_outputs=site_outputs)
+    return replace(state, reports=reports, site_outputs=site_outputs, forgotten_pages=forgotten)
 
 
 def render_site(workspace: Workspace, state: State | None) -> list[str]:
@@ -607,7 +610,8 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
     rendered = _render(forced, workspace, state, set(), failures, outcome)
     # Rendering changes only what state records of pages; when none changed, the state is
     # as it was, and saying so here is cheaper than write_state comparing all its content.
-    if (rendered.reports, rendered.site_outputs) != (state.reports, state.site_outputs):
+    pages = (rendered.reports, rendered.site_outputs, rendered.forgotten_pages)
+    if pages != (state.reports, state.site_outputs, state.forgotten_pages):
         write_state(workspace.state_path, rendered, state)
     if failures:
         name, message = min(failures.items())

@@ -643,6 +643,18 @@ def make_plan(
                 )
             )
 
+    forgotten = state.forgotten_pages if state is not None else {}
+    for name in sorted(set(forgotten) - report_names - set(previous_reports)):
+        if in_target(name, name):
+            report_changes.append(
+                ReportChange(
+                    name=name,
+                    action=DELETE,
+                    reasons=("removed from state by `state rm`",),
+                    outputs=tuple(sorted(forgotten[name])),
+                )
+            )
+
     recorded_index = state.site_outputs if state is not None else {}
     index_reasons = []
     if any(r.action != NOOP for r in report_changes):

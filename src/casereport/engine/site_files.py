@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from casereport.definitions.expand import ReportSpec
@@ -79,6 +79,8 @@ def check_pages(
         recorded.update(state.site_outputs)
         for report in state.reports.values():
             recorded.update(report.outputs)
+        for pages in state.forgotten_pages.values():
+            recorded.update(pages)
     names = [name for report in reports for name in output_names(report.name, report.formats)]
     if index:
         names += INDEX_FILES
@@ -146,17 +148,13 @@ def check_plan_matches(
             raise PlanError(f"Saved plan {path}: report {report.name} is not defined; {fix}")
         if report.action == DELETE:
             known = set(recorded[report.name].outputs) if report.name in recorded else set()
-            known |= set(forgotten_pages(state).get(report.name, {}))
+            if state is not None:
+                known |= set(state.forgotten_pages.get(report.name, {}))
             if report.name in defined or not set(report.outputs) <= known:
                 raise PlanError(
                     f"Saved plan {path}: report {report.name}: deletes pages the state does "
                     f"not record for a removed report ({', '.join(report.outputs)}); {fix}"
                 )
-
-
-def forgotten_pages(state: State | None) -> Mapping[str, Mapping[str, str]]:
-    """Pages of reports forgotten by ``state rm``, still to remove (none without state)."""
-    return {} if state is None else getattr(state, "forgotten_pages", {})
 
 
 def clean_state_leftovers(state_path: Path) -> None:

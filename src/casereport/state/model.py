@@ -154,9 +154,15 @@ class State:
     reports: Mapping[str, ReportState] = field(default_factory=dict)
     site_outputs: Mapping[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # Pages of reports ``state rm`` forgot (report -> file -> hash): the next apply or
+    # render removes them (or a defined report's render takes them over).
+    forgotten_pages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def content(self) -> dict[str, Any]:
         """Everything but the bookkeeping fields; equal content means nothing to write."""
+        site: dict[str, Any] = {"outputs": dict(sorted(self.site_outputs.items()))}
+        if self.forgotten_pages:  # only when there are some: older states stay as they were
+            site["forgotten"] = _forgotten_json(self.forgotten_pages)
         return {
             "source": self.source.to_json() if self.source else None,
             "aggregations": {
@@ -164,7 +170,7 @@ class State:
                 for address in sorted(self.aggregations)
             },
             "reports": {name: self.reports[name].to_json() for name in sorted(self.reports)},
-            "site": {"outputs": dict(sorted(self.site_outputs.items()))},
+            "site": site,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -175,6 +181,10 @@ class State:
             "tool_version": self.tool_version,
             **self.content(),
         }
+
+
+def _forgotten_json(pages: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    return {name: dict(sorted(pages[name].items())) for name in sorted(pages)}
 
 
 def new_state() -> State:
@@ -469,7 +479,13 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         raise _bad(path, "malformed: reports is not an object")
     if not isinstance(site_raw, dict) or not _is_string_map(site_raw.get("outputs", {})):
         raise _bad(path, "malformed: site.outputs is not an object of file -> hash")
+    forgotten_raw = site_raw.get("forgotten", {})
+    if not isinstance(forgotten_raw, dict) or not all(
+        _is_string_map(pages) for pages in forgotten_raw.values()
+    ):
+        raise _bad(path, "malformed: site.forgotten is not an object of report -> file -> hash")
     _check_file_names(path, reports_raw, site_raw.get("outputs", {}))
+    _check_file_names(path, {n: {"outputs": p} for n, p in forgotten_raw.items()}, {})
     return State(
         lineage=lineage,
         serial=serial,
@@ -482,6 +498,7 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         reports={name: _parse_report(path, name, value) for name, value in reports_raw.items()},
         site_outputs=dict(site_raw.get("outputs", {})),
         format_version=FORMAT_VERSION,
+        forgotten_pages={name: dict(pages) for name, pages in forgotten_raw.items()},
     )
 
 

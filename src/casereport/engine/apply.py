@@ -34,6 +34,7 @@ from casereport.engine.plan import (
     make_plan,
 )
 from casereport.engine.site_files import (
+    check_fingerprints,
     check_pages,
     check_paths,
     check_plan_matches,
@@ -220,9 +221,11 @@ def read_plan(path: Path) -> Plan:
             "make a new one with `casereport plan --out`"
         )
     try:
-        return Plan.from_json(raw)
+        plan = Plan.from_json(raw)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise PlanError(f"{path}: malformed plan ({exc}); make a new one") from None
+    check_fingerprints(plan, path)
+    return plan
 
 
 def check_plan_is_current(

@@ -8,8 +8,9 @@ they are read (``casereport.site.output_name_problem``); here, before anything i
   the workspace or the state, and not a symbolic link;
 - a page about to be written must not be a symbolic link (or anything but a file); one
   that exists but is not recorded in state is overwritten with a notice saying so;
-- a saved plan must fetch exactly the requests the definitions hold, at their addresses,
-  and may only delete pages the state records;
+- a saved plan's requests must match their fingerprints; it must fetch exactly the
+  requests the definitions hold, at their addresses, and may only delete pages the state
+  records;
 - temporary files left beside the state are removed only when named exactly as the
   state's own atomic write names them.
 """
@@ -22,8 +23,8 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from casereport.definitions.expand import ReportSpec
-from casereport.engine.plan import DELETE, NOOP, RENDER, Plan
+from casereport.definitions.expand import ReportSpec, fingerprint
+from casereport.engine.plan import DELETE, NOOP, RENDER, REQUEST_FIELDS, Plan
 from casereport.errors import CaseReportError, PlanError
 from casereport.fsutil import TEMP_FILE_RE
 from casereport.site import INDEX_FILES, output_names
@@ -116,6 +117,25 @@ def check_plan_pages(
     renders = [defined[r.name] for r in plan.renders if r.name in defined]
     index = plan.index.action != NOOP or bool(renders) or bool(plan.deletions)
     check_pages(site_dir, state, renders, index=index, notice=notice)
+
+
+def check_fingerprints(plan: Plan, path: Path) -> None:
+    """Each request of a saved plan must be exactly the one its fingerprint names.
+
+    Apply sends the request and stores it under the fingerprint, and the staleness check
+    compares fingerprints with the definitions: a request edited in the file with its
+    fingerprint kept would be fetched and recorded as if it were the defined one.
+    """
+    for change in plan.fetches:
+        request = change.request or {}
+        claimed = change.fingerprint or ""
+        if set(request) != set(REQUEST_FIELDS) or claimed != fingerprint(
+            request["query_filter"], request["groups"], request["limit"]
+        ):
+            raise PlanError(
+                f"{path}: malformed plan ({change.address}: the request does not match its "
+                f"fingerprint {claimed[:12]}); make a new one"
+            )
 
 
 def check_plan_matches(

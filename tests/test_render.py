@@ -794,9 +794,10 @@ def test_write_site_files_writes_text_and_bytes_atomically(tmp_path: Path) -> No
         "b.pdf": content_hash(b"%PDF-1.4"),
     }
     assert not list(tmp_path.glob(".*.tmp"))
-    (tmp_path / ".a.md.x1.tmp").write_text("partial")
-    (tmp_path / ".writing-x2.tmp").mkdir()  # a killed writer's folder of temporary files
-    (tmp_path / ".writing-x2.tmp" / "a.md").write_text("partial")
+    # Named exactly as the writers name them (8 random characters), as a killed run leaves.
+    (tmp_path / ".a.md.x1y2z3_4.tmp").write_text("partial")
+    (tmp_path / ".writing-x2y3z4_5.tmp").mkdir()  # a killed writer's folder of temporary files
+    (tmp_path / ".writing-x2y3z4_5.tmp" / "a.md").write_text("partial")
     clean_partial_writes(tmp_path)
     remove_site_files(tmp_path, ["a.md", "gone.html"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.pdf"]

@@ -261,7 +261,7 @@ def test_writes_leave_no_temporary_files(state_path: Path) -> None:
 def test_a_write_removes_temporary_files_left_by_a_killed_run(state_path: Path) -> None:
     first = write_state(state_path, sample_state(), None)
     leftovers = [
-        state_path.parent / ".state.json.k2j3h4.tmp",  # atomic_writer's temp file
+        state_path.parent / ".state.json.k2j3h4_z.tmp",  # atomic_writer's temp file (8 random)
         state_path.parent / ".state.json.backup.tmp",  # the staged backup
     ]
     for leftover in leftovers:

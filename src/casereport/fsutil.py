@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import os
+import random
+import re
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -15,19 +17,68 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, TextIO
 
+from casereport.errors import CaseReportError
+
+# Flags for a file this process creates: a new file (never an existing one, never through
+# a symbolic link planted under its name) that no child process inherits.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# The random part of a temporary name, as ``tempfile`` makes it.
+_RANDOM_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+#: ``.<name>.<8 random characters>.tmp``: what ``_atomic`` names its temporary file.
+TEMP_FILE_RE = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp\Z")
+#: ``.writing-<8 random characters>.tmp``: the folder ``AtomicFiles`` stages files in.
+STAGING_DIR_RE = re.compile(r"\.writing-[a-z0-9_]{8}\.tmp\Z")
+
+
+def check_writable(path: Path) -> None:
+    """Refuse to write at ``path`` when it, or the folder it is in, is a symbolic link
+    (or is something else than a regular file or a folder).
+
+    Files are replaced by a rename, which never follows a link, but a link where a page,
+    the state or the site was expected means something else is meant to be there: a
+    cached or unpacked workspace may hold links to files outside it. Refused rather than
+    replaced, so nothing the link points at, and not the link either, changes.
+    """
+    for target, kind in ((path.parent, "folder"), (path, "file")):
+        try:
+            mode = os.lstat(target).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):
+            raise CaseReportError(
+                f"{target}: is a symbolic link; casereport never writes through one: "
+                f"replace it with a real {kind} (or choose another path)"
+            )
+        wanted = stat.S_ISDIR if kind == "folder" else stat.S_ISREG
+        if not wanted(mode):
+            raise CaseReportError(f"{target}: is not a {kind}; move it away or choose another path")
+
+
+def _create_temporary(directory: Path, name: str) -> tuple[int, str]:
+    """A new file ``.<name>.<random>.tmp`` in ``directory``, created by this process."""
+    rng = random.SystemRandom()
+    for _ in range(100):
+        suffix = "".join(rng.choice(_RANDOM_CHARS) for _ in range(8))
+        tmp_name = str(directory / f".{name}.{suffix}.tmp")
+        try:
+            return os.open(tmp_name, _CREATE, 0o666), tmp_name  # the umask applies
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{directory}: no free temporary name for {name}")
+
 
 @contextlib.contextmanager
 def _atomic(path: Path) -> Iterator[BinaryIO]:
     """A temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     A reader sees the old file or the new one, never a partial one; a killed writer leaves
-    only a ``.<name>.*.tmp`` file, which the next apply removes.
+    only a ``.<name>.<random>.tmp`` file, which the next apply removes. ``path`` must not
+    be a symbolic link, nor be in one (``check_writable``).
     """
+    check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _create_temporary(path.parent, path.name)
     try:
-        # mkstemp creates 0600; published files must be readable like any other file.
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -96,6 +147,7 @@ class AtomicFiles:
     _OPEN_AT_MOST = 64  # temporary files written, not yet renamed (each holds a descriptor)
 
     def __init__(self, directory: Path) -> None:
+        check_writable(directory / "_")  # the site folder itself is not a link
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._staging: Path | None = None  # made at the first write
@@ -115,7 +167,7 @@ class AtomicFiles:
         self._slots.acquire()
         try:
             # Readable like any other file (the umask applies), unlike mkstemp's 0600.
-            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(tmp_name, _CREATE, 0o666)
         except BaseException:
             self._slots.release()
             raise
@@ -187,13 +239,6 @@ class AtomicFiles:
             self.close()
         else:
             self.abort()
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ from casereport.definitions.yamlnodes import (
 )
 from casereport.errors import QuerySyntaxError
 from casereport.settings import VAR_NAME_RE, Refresh, did_you_mean, parse_refresh
+from casereport.site import REPORT_NAME_RE, RESERVED_REPORT_NAMES
 
 __all__ = [
     "AGGREGATION_ID_RE",
@@ -66,13 +67,10 @@ __all__ = [
     "load_reports",
 ]
 
-REPORT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 AGGREGATION_ID_RE = re.compile(r"[a-z0-9][a-z0-9_]*\Z")
 TEMPLATE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 GROUP_FIELD_RE = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_.@:-]{0,99}\Z")
 FOR_EACH_KEY_RE = re.compile(r"[\w@][\w.:@+ -]{0,99}\Z")
-# The site lists every report in index.html, so a report cannot be called "index".
-RESERVED_REPORT_NAMES = frozenset({"index"})
 MAX_LIMIT = 1000
 FORMATS = ("markdown", "html", "pdf")
 

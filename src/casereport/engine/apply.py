@@ -33,6 +33,14 @@ from casereport.engine.plan import (
     inputs_hash,
     make_plan,
 )
+from casereport.engine.site_files import (
+    check_fingerprints,
+    check_pages,
+    check_paths,
+    check_plan_matches,
+    check_plan_pages,
+    clean_state_leftovers,
+)
 from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
 from casereport.settings import DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, Settings
 from casereport.state import journal
@@ -213,9 +221,11 @@ def read_plan(path: Path) -> Plan:
             "make a new one with `casereport plan --out`"
         )
     try:
-        return Plan.from_json(raw)
+        plan = Plan.from_json(raw)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise PlanError(f"{path}: malformed plan ({exc}); make a new one") from None
+    check_fingerprints(plan, path)
+    return plan
 
 
 def check_plan_is_current(
@@ -253,6 +263,7 @@ def check_plan_is_current(
             f"Saved plan {path} was made for {plan.source.describe()}, "
             f"but this run uses {source.describe()}; {fix} (or match --emulator)"
         )
+    check_plan_matches(plan, path, workspace.reports, state)
 
 
 # -- applying -------------------------------------------------------------------------
@@ -512,6 +523,7 @@ def _render(
     hashes = _template_hashes(workspace)
     reports_by_name = {r.name: r for r in workspace.reports}
     reports: dict[str, ReportState] = dict(state.reports)
+    forgotten = dict(state.forgotten_pages)
     to_render = [
         reports_by_name[change.name]
         for change in plan.reports
@@ -539,6 +551,7 @@ def _render(
         if change.action == DELETE:
             remove_site_files(site_dir, change.outputs)
             reports.pop(change.name, None)
+            forgotten.pop(change.name, None)
             outcome.deleted += 1
             continue
         if change.name not in rendered:
@@ -549,6 +562,7 @@ def _render(
             failures[change.name] = written.message
             continue
         recorded = reports[spec.name].outputs if spec.name in reports else {}
+        recorded = {**forgotten.pop(spec.name, {}), **recorded}
         remove_site_files(site_dir, set(recorded) - set(written))
         reports[spec.name] = ReportState(
             name=spec.name,
@@ -567,7 +581,7 @@ def _render(
             failures[INDEX] = site.index.message
         else:
             site_outputs = write_site_files(site_dir, site.index, state.site_outputs)
-    return replace(state, reports=reports, site_outputs=site_outputs)
+    return replace(state, reports=reports, site_outputs=site_outputs, forgotten_pages=forgotten)
 
 
 def render_site(workspace: Workspace, state: State | None) -> list[str]:
@@ -599,7 +613,8 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
     rendered = _render(forced, workspace, state, set(), failures, outcome)
     # Rendering changes only what state records of pages; when none changed, the state is
     # as it was, and saying so here is cheaper than write_state comparing all its content.
-    if (rendered.reports, rendered.site_outputs) != (state.reports, state.site_outputs):
+    pages = (rendered.reports, rendered.site_outputs, rendered.forgotten_pages)
+    if pages != (state.reports, state.site_outputs, state.forgotten_pages):
         write_state(workspace.state_path, rendered, state)
     if failures:
         name, message = min(failures.items())
@@ -612,11 +627,7 @@ def _clean_partial_writes(workspace: Workspace) -> None:
     from casereport.render.write import clean_partial_writes
 
     clean_partial_writes(workspace.site_dir)
-    state_dir = workspace.state_path.parent
-    if state_dir.is_dir():
-        for leftover in state_dir.glob(f".{workspace.state_path.name}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+    clean_state_leftovers(workspace.state_path)
 
 
 # -- the commands' library functions ---------------------------------------------------
@@ -683,6 +694,7 @@ def run_apply(
     plan (applying a saved plan is the approval) nor when there is nothing to do.
     """
     workspace = load_workspace(options)
+    check_paths(workspace.site_dir, options.root, workspace.state_path)
     source = source_for(options.use_emulator)
     with _lock(workspace, "apply", options, notice):
         if plan_file is not None:
@@ -700,6 +712,7 @@ def run_apply(
                 return plan, None
             if not approve(plan):
                 return plan, None
+        check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)
         outcome, _ = apply_plan(plan, workspace, state, progress=progress)
     return plan, outcome
 
@@ -707,7 +720,10 @@ def run_apply(
 def run_render(options: Options, *, notice: Notice | None = None) -> list[str]:
     """``casereport render``: re-render the site from state, without calling the API."""
     workspace = load_workspace(options)
+    check_paths(workspace.site_dir, options.root, workspace.state_path)
     with _lock(workspace, "render", options, notice):
         state = journal.recover(workspace.state_path)
         _clean_partial_writes(workspace)
+        if state is not None:
+            check_pages(workspace.site_dir, state, workspace.reports, index=True, notice=notice)
         return render_site(workspace, state)

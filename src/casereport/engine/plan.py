@@ -55,7 +55,7 @@ from typing import Any
 
 from casereport import __version__
 from casereport.definitions.expand import AggregationSpec, ReportSpec
-from casereport.site import INDEX_FILES, output_names
+from casereport.site import INDEX_FILES, is_report_name, output_name_problem, output_names
 from casereport.state.model import AggregationState, Source, State, data_hash, file_sha256
 
 PLAN_FORMAT_VERSION = 1
@@ -265,7 +265,7 @@ class Plan:
                 refresh_all=bool(raw["refresh_all"]),
                 aggregations=tuple(_change_from_json(c) for c in raw["aggregations"]),
                 reports=tuple(_report_from_json(r) for r in raw["reports"]),
-                index=_report_from_json(raw["index"]),
+                index=_report_from_json(raw["index"], index=True),
             )
         except KeyError as exc:
             raise ValueError(f"missing field {exc}") from None
@@ -360,13 +360,22 @@ def _report_json(change: ReportChange) -> dict[str, Any]:
     }
 
 
-def _report_from_json(raw: Mapping[str, Any]) -> ReportChange:
+def _report_from_json(raw: Mapping[str, Any], *, index: bool = False) -> ReportChange:
     name = str(raw["name"])
+    if index and name != INDEX_NAME:
+        raise ValueError(f"the site index is named {name!r}, not {INDEX_NAME!r}")
+    if not index and not is_report_name(name):
+        raise ValueError(f"report {name!r}: not a valid report name")
+    outputs = tuple(raw["outputs"])
+    for output in outputs:
+        problem = output_name_problem(output, None if index else name)
+        if problem is not None:
+            raise ValueError(f"{'index' if index else f'report {name}'} outputs: {problem}")
     return ReportChange(
         name=name,
         action=_single_action(raw, REPORT_ACTIONS, f"report {name}"),
         reasons=tuple(str(r) for r in raw["reasons"]),
-        outputs=tuple(str(o) for o in raw["outputs"]),
+        outputs=outputs,
         new=bool(raw.get("new", False)),  # added within format 1: optional
     )
 
@@ -616,6 +625,18 @@ def make_plan(
                     action=DELETE,
                     reasons=("report removed",),
                     outputs=tuple(sorted(previous_reports[name].outputs)),
+                )
+            )
+
+    forgotten = state.forgotten_pages if state is not None else {}
+    for name in sorted(set(forgotten) - report_names - set(previous_reports)):
+        if in_target(name, name):
+            report_changes.append(
+                ReportChange(
+                    name=name,
+                    action=DELETE,
+                    reasons=("removed from state by `state rm`",),
+                    outputs=tuple(sorted(forgotten[name])),
                 )
             )
 

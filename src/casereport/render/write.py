@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from casereport.fsutil import AtomicFiles
+from casereport.fsutil import STAGING_DIR_RE, TEMP_FILE_RE, AtomicFiles
 from casereport.render.pages import Pages
+from casereport.site import is_site_file_name
 from casereport.state.model import file_sha256
 
 
@@ -52,19 +53,47 @@ def write_site_files(
 
 
 def remove_site_files(site_dir: Path, names: Iterable[str]) -> None:
-    """Remove those site files; one already gone is fine."""
+    """Remove those site files; one already gone is fine.
+
+    Only plain site file names are ever removed (state and saved plans are checked when
+    they are read; this is the last guard): a link is removed, never what it points at.
+    """
     for name in names:
+        if not is_site_file_name(name):
+            raise ValueError(f"{name!r} is not a site file name")
         with contextlib.suppress(FileNotFoundError):
             (site_dir / name).unlink()
 
 
 def clean_partial_writes(site_dir: Path) -> None:
-    """Remove what interrupted atomic writes left: ``.<name>.*.tmp`` files and the
-    ``.writing-*.tmp`` folders of ``AtomicFiles``."""
-    if site_dir.is_dir():
-        for leftover in site_dir.glob(".*.tmp"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
+    """Remove what interrupted atomic writes of pages left, and only that.
+
+    That is exactly what casereport's own writers make: ``.<page>.<random>.tmp`` files
+    (``atomic_write_bytes``) and ``.writing-<random>.tmp`` folders of page files
+    (``AtomicFiles``), where each page is a site file name. The caller holds the state
+    lock, so no other casereport run is writing them: they are a killed run's. Any other
+    file is left alone, however it is named, and a link is never followed.
+    """
+    try:
+        entries = list(os.scandir(site_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        temporary = TEMP_FILE_RE.fullmatch(entry.name)
+        if temporary is not None and is_site_file_name(temporary["name"]):
+            if entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
-                    leftover.unlink()
+                    os.unlink(entry.path)
+        elif STAGING_DIR_RE.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            _clean_staging(Path(entry.path))
+
+
+def _clean_staging(staging: Path) -> None:
+    """Remove the pages a killed ``AtomicFiles`` left in its folder, then the folder if
+    nothing else is in it."""
+    for entry in os.scandir(staging):
+        if is_site_file_name(entry.name) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+    with contextlib.suppress(OSError):  # not empty: something else is in it, left alone
+        staging.rmdir()

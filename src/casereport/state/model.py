@@ -59,7 +59,8 @@ import orjson
 
 from casereport import __version__
 from casereport.errors import StateError
-from casereport.fsutil import atomic_write_text, collector_paused
+from casereport.fsutil import TEMP_FILE_RE, atomic_write_text, collector_paused
+from casereport.site import is_report_name, output_name_problem
 from casereport.state.history import (
     HISTORY_LIMIT,
     History,
@@ -153,9 +154,15 @@ class State:
     reports: Mapping[str, ReportState] = field(default_factory=dict)
     site_outputs: Mapping[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # Pages of reports ``state rm`` forgot (report -> file -> hash): the next apply or
+    # render removes them (or a defined report's render takes them over).
+    forgotten_pages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def content(self) -> dict[str, Any]:
         """Everything but the bookkeeping fields; equal content means nothing to write."""
+        site: dict[str, Any] = {"outputs": dict(sorted(self.site_outputs.items()))}
+        if self.forgotten_pages:  # only when there are some: older states stay as they were
+            site["forgotten"] = _forgotten_json(self.forgotten_pages)
         return {
             "source": self.source.to_json() if self.source else None,
             "aggregations": {
@@ -163,7 +170,7 @@ class State:
                 for address in sorted(self.aggregations)
             },
             "reports": {name: self.reports[name].to_json() for name in sorted(self.reports)},
-            "site": {"outputs": dict(sorted(self.site_outputs.items()))},
+            "site": site,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -174,6 +181,10 @@ class State:
             "tool_version": self.tool_version,
             **self.content(),
         }
+
+
+def _forgotten_json(pages: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    return {name: dict(sorted(pages[name].items())) for name in sorted(pages)}
 
 
 def new_state() -> State:
@@ -369,6 +380,26 @@ def _parse_report(path: Path, name: str, raw: Any) -> ReportState:
     )
 
 
+def _check_file_names(path: Path, reports: Mapping[str, Any], site_outputs: Any) -> None:
+    """Refuse a report name or output file name that is not a plain site file name.
+
+    A state may come from a CI cache: the names it records are written and removed in the
+    site directory, so ``../x``, ``/etc/x`` or another report's page are never accepted.
+    """
+    for name, raw in reports.items():
+        if not is_report_name(name):
+            raise _bad(path, f"reports[{name!r}]: {name!r} is not a valid report name")
+        outputs = raw.get("outputs") if isinstance(raw, dict) else None
+        for output in outputs if isinstance(outputs, dict) else ():
+            problem = output_name_problem(output, name)
+            if problem is not None:
+                raise _bad(path, f"reports[{name!r}].outputs: {problem}")
+    for output in site_outputs if isinstance(site_outputs, dict) else ():
+        problem = output_name_problem(output, None)
+        if problem is not None:
+            raise _bad(path, f"site.outputs: {problem}")
+
+
 def _is_string_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
 
@@ -448,6 +479,13 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         raise _bad(path, "malformed: reports is not an object")
     if not isinstance(site_raw, dict) or not _is_string_map(site_raw.get("outputs", {})):
         raise _bad(path, "malformed: site.outputs is not an object of file -> hash")
+    forgotten_raw = site_raw.get("forgotten", {})
+    if not isinstance(forgotten_raw, dict) or not all(
+        _is_string_map(pages) for pages in forgotten_raw.values()
+    ):
+        raise _bad(path, "malformed: site.forgotten is not an object of report -> file -> hash")
+    _check_file_names(path, reports_raw, site_raw.get("outputs", {}))
+    _check_file_names(path, {n: {"outputs": p} for n, p in forgotten_raw.items()}, {})
     return State(
         lineage=lineage,
         serial=serial,
@@ -460,6 +498,7 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         reports={name: _parse_report(path, name, value) for name, value in reports_raw.items()},
         site_outputs=dict(site_raw.get("outputs", {})),
         format_version=FORMAT_VERSION,
+        forgotten_pages={name: dict(pages) for name, pages in forgotten_raw.items()},
     )
 
 
@@ -546,9 +585,12 @@ def _backup(path: Path) -> None:
 
 def _remove_leftovers(path: Path) -> None:
     """Remove temporary files a killed write left beside the state."""
+    # Only names exactly as ``atomic_write_text`` makes them, and files, not links.
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
+        match = TEMP_FILE_RE.fullmatch(leftover.name)
+        if match is not None and match["name"] == path.name and not leftover.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 def remove_addresses(state: State, addresses: set[str]) -> State:

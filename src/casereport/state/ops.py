@@ -61,8 +61,14 @@ def remove(state_path: Path, addresses: tuple[str, ...], *, lock_timeout: float 
                 reports.add(wanted)
         updated = remove_addresses(state, removed)
         if reports:
+            # Its pages are remembered, so the next apply or render removes them (and the
+            # index entry) when the report is no longer defined, or takes them over when it is.
+            forgotten = dict(updated.forgotten_pages)
+            forgotten.update({name: dict(state.reports[name].outputs) for name in reports})
             updated = replace(
-                updated, reports={n: r for n, r in updated.reports.items() if n not in reports}
+                updated,
+                reports={n: r for n, r in updated.reports.items() if n not in reports},
+                forgotten_pages=forgotten,
             )
         write_state(state_path, updated, state)
     return sorted(removed | reports)

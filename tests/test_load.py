@@ -10,6 +10,7 @@ import pytest
 from casereport.definitions.expand import expand_workspace
 from casereport.definitions.load import check_group, load_report, load_reports
 from casereport.definitions.models import Diagnostic, diagnostics_json
+from casereport.render.check import check_templates
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "definitions" / "broken"
@@ -23,8 +24,11 @@ def validate_copy(tmp_path: Path, *files: Path) -> list[str]:
     reports.mkdir(exist_ok=True)
     for file in files:
         shutil.copy(file, reports / file.name)
-    _, expansion = expand_workspace(tmp_path)
-    return [str(d).replace(f"{tmp_path}/", "") for d in expansion.diagnostics]
+    # The templates the corpus's reports name, checked as validate checks them.
+    shutil.copytree(BROKEN / "templates", tmp_path / "templates", dirs_exist_ok=True)
+    settings, expansion = expand_workspace(tmp_path)
+    problems = check_templates(expansion.reports, settings.templates_dir)
+    return [str(d).replace(f"{tmp_path}/", "") for d in (*expansion.diagnostics, *problems)]
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -67,9 +71,13 @@ def test_every_error_of_every_file_in_one_run(tmp_path: Path) -> None:
 def test_diagnostics_have_the_shape_path_line_col_severity_message(tmp_path: Path) -> None:
     lines = validate_copy(tmp_path, *CORPUS)
     for line in lines:
-        path, row, column, rest = line.split(":", 3)
-        assert path.startswith("reports/") and path.endswith(".yaml")
-        assert int(row) >= 1 and int(column) >= 1
+        if line.startswith("templates/"):  # a template has lines, not columns, to point at
+            path, row, rest = line.split(":", 2)
+            assert path.endswith(".j2") and int(row) >= 1
+        else:
+            path, row, column, rest = line.split(":", 3)
+            assert path.startswith("reports/") and path.endswith(".yaml")
+            assert int(row) >= 1 and int(column) >= 1
         assert rest.startswith((" error: ", " warning: "))
         assert "\n" not in line and "Traceback" not in line
 

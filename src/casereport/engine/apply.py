@@ -626,11 +626,16 @@ Notice = Callable[[str], None]
 
 
 def _lock(workspace: Workspace, operation: str, options: Options, notice: Notice | None) -> Any:
-    from casereport.state.lock import state_lock
+    from casereport.state.lock import shared_state_lock, state_lock
 
-    if operation == "plan" and not workspace.state_path.parent.exists():
-        # Nothing to lock yet, and a plan must leave no trace in a fresh workspace.
-        return contextlib.nullcontext()
+    if operation == "plan":
+        if not workspace.state_path.parent.exists():
+            # Nothing to lock yet, and a plan must leave no trace in a fresh workspace.
+            return contextlib.nullcontext()
+        # Plans only read: they run side by side and wait only for a run that writes.
+        return shared_state_lock(
+            workspace.state_path, timeout=options.lock_timeout, notice=notice
+        )
     return state_lock(workspace.state_path, operation, timeout=options.lock_timeout, notice=notice)
 
 

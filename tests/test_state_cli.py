@@ -411,7 +411,7 @@ def test_a_newer_state_format_stops_apply(workspace: Path, applied: State) -> No
     assert result.exit_code == 1
     assert result.output == (
         f"Error: .casereport/state.json: written by a newer casereport ({raw['tool_version']}, "
-        "state format 99; this version reads up to 1); upgrade casereport\n"
+        "state format 99; this version reads up to 2); upgrade casereport\n"
     )
     assert look(STATE.parent) == before
 

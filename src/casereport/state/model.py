@@ -24,8 +24,17 @@ one line of its own, so a diff shows one line per changed address (spread out he
         "support-weekly": {"definition_hash": "...", "template_hash": "...", "data_hash": "...",
                            "outputs": {"support-weekly.html": "<sha256>", ...}}
       },
-      "site": {"outputs": {"index.html": "<sha256>", "index.md": "<sha256>"}}
+      "site": {"outputs": {"index.html": "<sha256>", "index.md": "<sha256>"}},
+      "previous_sources": {              # only when a source switch put results aside
+        "datadog:datadoghq.com": {"source": {...}, "aggregations": {<as above>}}
+      }
     }
+
+A change of data source never throws results away: the old source's aggregations are put
+aside under ``previous_sources`` (keyed ``kind:site``), and a switch back brings them,
+with their history, back (``switch_source``). A state holding such a section is written
+as format 2, so a casereport that does not know it refuses the file instead of dropping
+the section; any other state is still format 1.
 
 Results and history stay plain JSON (mappings and lists) rather than objects: a full state
 holds 10,000 aggregations with their history, and building objects for all of them would
@@ -47,6 +56,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -69,6 +79,8 @@ from casereport.state.history import (
 )
 
 FORMAT_VERSION = 1
+#: The format of a state with a ``previous_sources`` section, and the newest this reads.
+PREVIOUS_SOURCES_FORMAT_VERSION = MAX_FORMAT_VERSION = 2
 DEFAULT_STATE_PATH = Path(".casereport/state.json")
 
 
@@ -141,6 +153,25 @@ class ReportState:
         }
 
 
+def source_key(source: Source) -> str:
+    """The key of a source's results put aside in ``previous_sources``: ``kind:site``."""
+    return f"{source.kind}:{source.site}"
+
+
+@dataclass(frozen=True)
+class PreviousSource:
+    """Results of a source the state switched away from, kept for a switch back."""
+
+    source: Source
+    aggregations: Mapping[str, AggregationState]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source.to_json(),
+            "aggregations": {a: self.aggregations[a].to_json() for a in sorted(self.aggregations)},
+        }
+
+
 @dataclass(frozen=True)
 class State:
     """The whole state file."""
@@ -153,10 +184,11 @@ class State:
     reports: Mapping[str, ReportState] = field(default_factory=dict)
     site_outputs: Mapping[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    previous_sources: Mapping[str, PreviousSource] = field(default_factory=dict)
 
     def content(self) -> dict[str, Any]:
         """Everything but the bookkeeping fields; equal content means nothing to write."""
-        return {
+        content = {
             "source": self.source.to_json() if self.source else None,
             "aggregations": {
                 address: self.aggregations[address].to_json()
@@ -165,10 +197,16 @@ class State:
             "reports": {name: self.reports[name].to_json() for name in sorted(self.reports)},
             "site": {"outputs": dict(sorted(self.site_outputs.items()))},
         }
+        if self.previous_sources:
+            content["previous_sources"] = {
+                key: self.previous_sources[key].to_json() for key in sorted(self.previous_sources)
+            }
+        return content
 
     def to_json(self) -> dict[str, Any]:
+        version = PREVIOUS_SOURCES_FORMAT_VERSION if self.previous_sources else FORMAT_VERSION
         return {
-            "format_version": self.format_version,
+            "format_version": version,
             "lineage": self.lineage,
             "serial": self.serial,
             "tool_version": self.tool_version,
@@ -179,6 +217,27 @@ class State:
 def new_state() -> State:
     """An empty state with a fresh lineage."""
     return State(lineage=str(uuid.uuid4()))
+
+
+def switch_source(state: State, source: Source) -> State:
+    """The state with ``source`` as its source, no result lost.
+
+    The current source's results are put aside under its key, and results put aside
+    earlier for ``source`` come back, history and all: switching away and back (a missing
+    secret that made a run use the emulator, a mistyped API URL) loses nothing.
+    """
+    if state.source is None or state.source.identity == source.identity:
+        return replace(state, source=source)
+    kept = dict(state.previous_sources)
+    restored = kept.pop(source_key(source), None)
+    if state.aggregations:
+        kept[source_key(state.source)] = PreviousSource(state.source, dict(state.aggregations))
+    return replace(
+        state,
+        source=source,
+        aggregations=dict(restored.aggregations) if restored is not None else {},
+        previous_sources=kept,
+    )
 
 
 _SORTED = orjson.OPT_SORT_KEYS
@@ -426,10 +485,10 @@ def _parse_state(path: Path, data: bytes | str) -> State:
     version = raw.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _bad(path, "not a casereport state (no valid format_version)")
-    if version > FORMAT_VERSION:
+    if version > MAX_FORMAT_VERSION:
         raise StateError(
             f"{path}: written by a newer casereport ({raw.get('tool_version', '?')}, state format "
-            f"{version}; this version reads up to {FORMAT_VERSION}); upgrade casereport"
+            f"{version}; this version reads up to {MAX_FORMAT_VERSION}); upgrade casereport"
         )
     missing = [key for key in _REQUIRED_KEYS if key not in raw]
     if missing:
@@ -448,11 +507,13 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         raise _bad(path, "malformed: reports is not an object")
     if not isinstance(site_raw, dict) or not _is_string_map(site_raw.get("outputs", {})):
         raise _bad(path, "malformed: site.outputs is not an object of file -> hash")
+    source = _parse_source(path, raw["source"])
     return State(
         lineage=lineage,
         serial=serial,
         tool_version=raw["tool_version"],
-        source=_parse_source(path, raw["source"]),
+        source=source,
+        previous_sources=_parse_previous_sources(path, raw, version, source),
         aggregations={
             address: parse_aggregation(path, address, value)
             for address, value in aggregations_raw.items()
@@ -461,6 +522,46 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         site_outputs=dict(site_raw.get("outputs", {})),
         format_version=FORMAT_VERSION,
     )
+
+
+def _parse_previous_sources(
+    path: Path, raw: dict[str, Any], version: int, current: Source | None
+) -> dict[str, PreviousSource]:
+    """The ``previous_sources`` section (format 2): ``{"kind:site": {source, aggregations}}``."""
+    if "previous_sources" not in raw:
+        return {}
+    section = raw["previous_sources"]
+    if version < PREVIOUS_SOURCES_FORMAT_VERSION:
+        raise _bad(path, f"malformed: previous_sources in a state of format {version}")
+    if not isinstance(section, dict):
+        raise _bad(path, "malformed: previous_sources is not an object")
+    parsed: dict[str, PreviousSource] = {}
+    for key, entry in section.items():
+        where = f"previous_sources[{key!r}]"
+        if not isinstance(entry, dict) or set(entry) != {"source", "aggregations"}:
+            raise _bad(path, f"malformed: {where} is not an object of source and aggregations")
+        if entry["source"] is None:
+            raise _bad(path, f"malformed: {where}.source is null")
+        source = _parse_source(path, entry["source"])
+        assert source is not None
+        if key != source_key(source):
+            raise _bad(path, f"malformed: {where} holds the results of {source_key(source)!r}")
+        if current is not None and source.identity == current.identity:
+            raise _bad(path, f"malformed: {where} is the state's own source")
+        aggregations = entry["aggregations"]
+        if not isinstance(aggregations, dict):
+            raise _bad(path, f"malformed: {where}.aggregations is not an object")
+        for address, value in aggregations.items():
+            problem = (
+                _aggregation_problem(value) if isinstance(value, dict) else "is not an object"
+            )
+            if problem is not None:
+                raise _bad(path, f"{where}.aggregations[{address!r}] is malformed: {problem}")
+        parsed[key] = PreviousSource(
+            source,
+            {a: parse_aggregation(path, a, value) for a, value in aggregations.items()},
+        )
+    return parsed
 
 
 def load_state(path: Path) -> State | None:
@@ -493,14 +594,43 @@ def serialise(state: State) -> str:
     """
     document = state.to_json()
     aggregations = document.pop("aggregations")
+    previous = document.pop("previous_sources", None)
     skeleton = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    block = _aggregations_block(aggregations, "  ")
+    if previous is not None:
+        # Between "lineage" and "reports" in sorted order; "reports" is always there.
+        marker = '\n  "reports": '
+        at = skeleton.index(marker)
+        skeleton = (
+            skeleton[:at] + '\n  "previous_sources": ' + _previous_block(previous) + ","
+            + skeleton[at:]
+        )
+    # "aggregations" sorts first among the top-level keys.
+    return "{\n  \"aggregations\": " + block + ",\n" + skeleton[2:] + "\n"
+
+
+def _aggregations_block(aggregations: dict[str, Any], indent: str) -> str:
+    """An aggregations object with one line per address."""
+    if not aggregations:
+        return "{}"
     lines = ",\n".join(
-        f"    {json.dumps(address, ensure_ascii=False)}: {_one_line(aggregations[address])}"
+        f"{indent}  {json.dumps(address, ensure_ascii=False)}: {_one_line(aggregations[address])}"
         for address in sorted(aggregations)
     )
-    block = f'  "aggregations": {{\n{lines}\n  }}' if aggregations else '  "aggregations": {}'
-    # "aggregations" sorts first among the top-level keys.
-    return "{\n" + block + ",\n" + skeleton[2:] + "\n"
+    return f"{{\n{lines}\n{indent}}}"
+
+
+def _previous_block(previous: dict[str, Any]) -> str:
+    """The previous_sources object, each of its aggregations on one line too."""
+    entries = []
+    for key in sorted(previous):
+        entry = previous[key]
+        entries.append(
+            f"    {json.dumps(key, ensure_ascii=False)}: {{\n"
+            f'      "aggregations": {_aggregations_block(entry["aggregations"], "      ")},\n'
+            f'      "source": {_one_line(entry["source"])}\n    }}'
+        )
+    return "{\n" + ",\n".join(entries) + "\n  }"
 
 
 def write_state(path: Path, state: State, previous: State | None) -> State:
@@ -515,6 +645,7 @@ def write_state(path: Path, state: State, previous: State | None) -> State:
     serial = previous.serial + 1 if previous is not None else max(state.serial, 1)
     lineage = previous.lineage if previous is not None else state.lineage
     written = replace(state, serial=serial, lineage=lineage, tool_version=__version__)
+    check_unchanged(path, previous)
     try:
         _remove_leftovers(path)
         _backup(path)
@@ -522,6 +653,69 @@ def write_state(path: Path, state: State, previous: State | None) -> State:
     except OSError as exc:
         raise StateError(f"{path}: cannot write the state: {exc.strerror or exc}") from None
     return written
+
+
+def check_unchanged(path: Path, previous: State | None) -> None:
+    """Refuse to write unless the state file is still ``previous`` and the lock still ours.
+
+    A run whose lock was removed (``force-unlock`` while it was stopped, say) may find a
+    newer state written by another run: writing over it would lose that run's results.
+    Checked right before each write, under the lock the writer believes it holds.
+    """
+    from casereport.state.lock import verify_held
+
+    verify_held(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = None
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the state: {exc.strerror or exc}") from None
+    if previous is None and data is None:
+        return
+    found = _lineage_and_serial(data) if data is not None else None
+    if previous is not None and found == (previous.lineage, previous.serial):
+        return
+    read = "no state" if previous is None else f"serial {previous.serial}"
+    now = "none" if found is None else f"serial {found[1]}"
+    if found is not None and previous is not None and found[0] != previous.lineage:
+        now = f"another state (lineage {found[0]})"
+    raise StateError(
+        f"{path}: the state changed since this run read it ({read}, now {now}): another run "
+        "wrote it; this run wrote nothing; run it again"
+    )
+
+
+_LINEAGE = re.compile(rb'\n  "lineage": "([^"\\\n]*)",?\n')
+_SERIAL = re.compile(rb'\n  "serial": (\d+),?\n')
+
+
+def _lineage_and_serial(data: bytes) -> tuple[str, int] | None:
+    """The lineage and serial of state bytes, without parsing the whole file.
+
+    ``serialise`` writes the top-level keys at an indent of two and everything nested
+    deeper, so the two-space lines are the top-level ones (found with ``rfind``, which
+    costs little on a state of many megabytes); a file written otherwise is parsed in full.
+    """
+    found = []
+    for key, pattern in ((b"lineage", _LINEAGE), (b"serial", _SERIAL)):
+        at = data.rfind(b'\n  "' + key + b'": ')
+        match = pattern.match(data, at) if at >= 0 else None
+        if match is None:
+            break
+        found.append(match.group(1))
+    else:
+        return found[0].decode("utf-8", "replace"), int(found[1])
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    lineage, serial = raw.get("lineage"), raw.get("serial")
+    if isinstance(lineage, str) and type(serial) is int:
+        return lineage, serial
+    return None
 
 
 def _backup(path: Path) -> None:
@@ -579,12 +773,15 @@ def file_sha256(path: Path) -> str | None:
 __all__ = [
     "DEFAULT_STATE_PATH",
     "FORMAT_VERSION",
+    "MAX_FORMAT_VERSION",
+    "PreviousSource",
     "AggregationState",
     "History",
     "ReportState",
     "Source",
     "State",
     "backup_path",
+    "check_unchanged",
     "data_hash",
     "file_sha256",
     "history_entry",
@@ -594,6 +791,8 @@ __all__ = [
     "parse_state",
     "remove_addresses",
     "serialise",
+    "source_key",
+    "switch_source",
     "with_result",
     "write_state",
 ]

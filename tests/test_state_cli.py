@@ -431,7 +431,7 @@ def files_containing(root: Path, secrets: tuple[str, ...]) -> list[str]:
 @pytest.fixture
 def keep_journal(monkeypatch: pytest.MonkeyPatch) -> None:
     """Leave the apply journal in place, so its content can be checked too."""
-    monkeypatch.setattr(journal, "discard", lambda state_path: None)
+    monkeypatch.setattr(journal, "discard", lambda state_path, own=None: None)
 
 
 def test_keys_in_the_environment_never_reach_a_file_with_the_emulator(

@@ -246,6 +246,7 @@ def state_lock(
     )
     _HELD.add(fd)
     key = str(path.absolute())
+    outer = _OWN.get(key)  # a lock this process took before on a file since removed
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(asdict(info), indent=2) + "\n").encode(), 0)
@@ -255,7 +256,10 @@ def state_lock(
     finally:
         if fd in _HELD:  # not in a forked child unwinding its parent's stack
             _HELD.discard(fd)
-            _OWN.pop(key, None)
+            if outer is not None:
+                _OWN[key] = outer
+            else:
+                _OWN.pop(key, None)
             current = _read_info(path)
             if current is not None and current.id == info.id:
                 with contextlib.suppress(FileNotFoundError):

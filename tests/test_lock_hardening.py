@@ -7,6 +7,7 @@ go on, and it must refuse to write rather than overwrite the newer state.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -135,9 +136,7 @@ def test_a_force_unlocked_run_refuses_to_overwrite_a_newer_state(
 
     unlocked = run("force-unlock", holder.id)
     assert unlocked.exit_code == 0
-    assert f"Warning: process {stuck.pid} that took this lock is still running" in (
-        unlocked.stderr
-    )
+    assert f"Warning: process {stuck.pid} that took this lock is still running" in (unlocked.stderr)
     newer = run("apply", "--emulator", "--auto-approve", "--refresh")
     assert newer.exit_code == 0, newer.output
     state = load_state(STATE)
@@ -165,7 +164,9 @@ def test_a_write_over_a_state_that_moved_on_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     first = write_state(path, new_state(), None)
     newer = write_state(path, first.__class__(lineage=first.lineage, tool_version="x"), first)
-    newer = write_state(path, newer.__class__(lineage=first.lineage, site_outputs={"a": "b"}), newer)
+    newer = write_state(
+        path, newer.__class__(lineage=first.lineage, site_outputs={"a": "b"}), newer
+    )
     on_disk = path.read_bytes()
 
     with pytest.raises(StateError) as caught:
@@ -198,7 +199,9 @@ def test_a_lock_taken_over_in_process_stops_the_write(tmp_path: Path) -> None:
         with state_lock(path, "apply"):
             pass  # another run came and went
         with pytest.raises(LockError) as caught:
-            write_state(path, state.__class__(lineage=state.lineage, site_outputs={"a": "b"}), state)
+            write_state(
+                path, state.__class__(lineage=state.lineage, site_outputs={"a": "b"}), state
+            )
     assert caught.value.message == (
         f"this run's lock on the state {path} (ID {info.id}) was removed, by force-unlock "
         "or another run; nothing more was written: run again"
@@ -262,8 +265,7 @@ def test_the_lock_descriptor_is_not_inherited(tmp_path: Path) -> None:
         fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
         lock_fds = [fd for fd in fds if _points_to(fd, lock_path(path))]
         assert lock_fds and all(not os.get_inheritable(fd) for fd in lock_fds)
-        flags = [__import__("fcntl").fcntl(fd, __import__("fcntl").F_GETFD) for fd in lock_fds]
-        assert all(flag & __import__("fcntl").FD_CLOEXEC for flag in flags)
+        assert all(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC for fd in lock_fds)
 
 
 def _points_to(fd: int, path: Path) -> bool:
@@ -330,9 +332,7 @@ def test_plans_do_not_lock_each_other_out(workspace: Path, holders: Any) -> None
     )
 
 
-def test_a_plan_blocked_by_a_running_apply_is_told_to_wait(
-    workspace: Path, holders: Any
-) -> None:
+def test_a_plan_blocked_by_a_running_apply_is_told_to_wait(workspace: Path, holders: Any) -> None:
     assert run("apply", "--emulator", "--auto-approve").exit_code == 0
     apply = holders(workspace / STATE, "apply")
     info = current_lock(STATE)

@@ -363,7 +363,9 @@ def apply_plan(
         aggregations = dict(current.aggregations)
         log = None
         if settings is not None:
-            log = _fetch(plan, workspace, settings, on_disk, aggregations, failed, outcome, progress)
+            log = _fetch(
+                plan, workspace, settings, on_disk, aggregations, failed, outcome, progress
+            )
     if not _delivered(plan, outcome) and on_disk is not None:
         current, aggregations = on_disk, dict(on_disk.aggregations)
 
@@ -616,9 +618,7 @@ def _lock(workspace: Workspace, operation: str, options: Options, notice: Notice
             # Nothing to lock yet, and a plan must leave no trace in a fresh workspace.
             return contextlib.nullcontext()
         # Plans only read: they run side by side and wait only for a run that writes.
-        return shared_state_lock(
-            workspace.state_path, timeout=options.lock_timeout, notice=notice
-        )
+        return shared_state_lock(workspace.state_path, timeout=options.lock_timeout, notice=notice)
     return state_lock(workspace.state_path, operation, timeout=options.lock_timeout, notice=notice)
 
 
@@ -683,9 +683,7 @@ def run_apply(
                 source = source_for(True)
             disk, _ = journal.read_both(workspace.state_path)
             check_plan_is_current(plan, plan_file, disk, workspace, source)
-            check_source_change(
-                plan, workspace.state_path, allowed=options.allow_source_change
-            )
+            check_source_change(plan, workspace.state_path, allowed=options.allow_source_change)
         state = journal.recover(workspace.state_path)
         _clean_partial_writes(workspace)
         if plan_file is None:
@@ -693,9 +691,7 @@ def run_apply(
             if not plan.has_changes:
                 return plan, None
             if auto_approve:
-                check_source_change(
-                    plan, workspace.state_path, allowed=options.allow_source_change
-                )
+                check_source_change(plan, workspace.state_path, allowed=options.allow_source_change)
             if not approve(plan):
                 return plan, None
         outcome, _ = apply_plan(plan, workspace, state, progress=progress)

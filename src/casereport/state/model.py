@@ -552,9 +552,7 @@ def _parse_previous_sources(
         if not isinstance(aggregations, dict):
             raise _bad(path, f"malformed: {where}.aggregations is not an object")
         for address, value in aggregations.items():
-            problem = (
-                _aggregation_problem(value) if isinstance(value, dict) else "is not an object"
-            )
+            problem = _aggregation_problem(value) if isinstance(value, dict) else "is not an object"
             if problem is not None:
                 raise _bad(path, f"{where}.aggregations[{address!r}] is malformed: {problem}")
         parsed[key] = PreviousSource(
@@ -602,11 +600,14 @@ def serialise(state: State) -> str:
         marker = '\n  "reports": '
         at = skeleton.index(marker)
         skeleton = (
-            skeleton[:at] + '\n  "previous_sources": ' + _previous_block(previous) + ","
+            skeleton[:at]
+            + '\n  "previous_sources": '
+            + _previous_block(previous)
+            + ","
             + skeleton[at:]
         )
     # "aggregations" sorts first among the top-level keys.
-    return "{\n  \"aggregations\": " + block + ",\n" + skeleton[2:] + "\n"
+    return '{\n  "aggregations": ' + block + ",\n" + skeleton[2:] + "\n"
 
 
 def _aggregations_block(aggregations: dict[str, Any], indent: str) -> str:
@@ -774,9 +775,9 @@ __all__ = [
     "DEFAULT_STATE_PATH",
     "FORMAT_VERSION",
     "MAX_FORMAT_VERSION",
-    "PreviousSource",
     "AggregationState",
     "History",
+    "PreviousSource",
     "ReportState",
     "Source",
     "State",

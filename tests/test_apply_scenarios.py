@@ -419,6 +419,8 @@ def test_switching_to_the_builtin_emulator_and_back_restores_the_results(
     )
     assert_converged(ws, "--emulator")
 
+    human = ws.run("plan").output
+    assert f"The data source changed (was {emulated}): results kept from an earlier run" in human
     code, plan = ws.plan_json()
     result, calls = ws.counted("apply", "--auto-approve", "--allow-source-change")
     # Switching back brings the Datadog results back, history and all: nothing to fetch.

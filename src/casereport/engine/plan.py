@@ -195,6 +195,24 @@ class Plan:
         )
 
     @property
+    def restores_source(self) -> bool:
+        """A change of source that brings back the results kept for it (no replace)."""
+        return self.previous_source is not None and all(
+            c.action != REPLACE for c in self.aggregations
+        )
+
+    def source_note(self) -> str | None:
+        """What the views say of a change of source, if any."""
+        if self.previous_source is None:
+            return None
+        if self.restores_source:
+            return (
+                "results kept from an earlier run against this source come back, "
+                "the others are kept for a switch back."
+            )
+        return "every aggregation is fetched again."
+
+    @property
     def has_changes(self) -> bool:
         return bool(self.fetches or self.renders or self.deletions or self.index.action != NOOP)
 

@@ -155,8 +155,7 @@ def render_human(plan: Plan, *, colour: bool = False) -> str:
     lines = [f"Source: {plan.source.describe()}"]
     if plan.previous_source is not None:
         lines.append(
-            f"The data source changed (was {plan.previous_source.describe()}): "
-            f"{plan.source_note()}"
+            f"The data source changed (was {plan.previous_source.describe()}): {plan.source_note()}"
         )
     if plan.targets:
         lines.append(f"Targeting only: {', '.join(plan.targets)} (other changes are not shown).")

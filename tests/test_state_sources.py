@@ -231,3 +231,26 @@ def test_make_report_without_the_secrets_on_a_datadog_state_names_them(
     only_api = ws.run("apply", "--auto-approve", "--emulator", DD_API_KEY=None)
     assert only_api.exit_code == 1
     assert only_api.stderr.startswith("Error: DD_API_KEY is not set, so this run would replace")
+
+
+def test_a_saved_plan_that_changes_the_source_needs_the_flag(
+    datadog_workspace: Workspace,
+) -> None:
+    ws = datadog_workspace
+    assert ws.run("plan", "--emulator", "--out", "plan.json").exit_code == 0
+    before = {p: p.read_bytes() for p in sorted(ws.root.rglob("*")) if p.is_file()}
+
+    refused = ws.run("apply", "plan.json")
+
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(
+        f"Error: the data source would change from Datadog ({ws.emulator.url}) (the source of "
+        ".casereport/state.json) to local emulator"
+    )
+    assert {p: p.read_bytes() for p in sorted(ws.root.rglob("*")) if p.is_file()} == before
+
+    allowed = ws.run("apply", "plan.json", "--allow-source-change")
+    assert allowed.exit_code == 0, allowed.output
+    state = ws.state()
+    assert state.source is not None and state.source.kind == "emulator"
+    assert set(state.previous_sources) == {f"datadog:{ws.emulator.url}"}

@@ -56,7 +56,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -70,6 +69,7 @@ import orjson
 from casereport import __version__
 from casereport.errors import StateError
 from casereport.fsutil import atomic_write_text, collector_paused
+from casereport.state import guard
 from casereport.state.history import (
     HISTORY_LIMIT,
     History,
@@ -657,66 +657,8 @@ def write_state(path: Path, state: State, previous: State | None) -> State:
 
 
 def check_unchanged(path: Path, previous: State | None) -> None:
-    """Refuse to write unless the state file is still ``previous`` and the lock still ours.
-
-    A run whose lock was removed (``force-unlock`` while it was stopped, say) may find a
-    newer state written by another run: writing over it would lose that run's results.
-    Checked right before each write, under the lock the writer believes it holds.
-    """
-    from casereport.state.lock import verify_held
-
-    verify_held(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        data = None
-    except OSError as exc:
-        raise StateError(f"{path}: cannot read the state: {exc.strerror or exc}") from None
-    if previous is None and data is None:
-        return
-    found = _lineage_and_serial(data) if data is not None else None
-    if previous is not None and found == (previous.lineage, previous.serial):
-        return
-    read = "no state" if previous is None else f"serial {previous.serial}"
-    now = "none" if found is None else f"serial {found[1]}"
-    if found is not None and previous is not None and found[0] != previous.lineage:
-        now = f"another state (lineage {found[0]})"
-    raise StateError(
-        f"{path}: the state changed since this run read it ({read}, now {now}): another run "
-        "wrote it; this run wrote nothing; run it again"
-    )
-
-
-_LINEAGE = re.compile(rb'\n  "lineage": "([^"\\\n]*)",?\n')
-_SERIAL = re.compile(rb'\n  "serial": (\d+),?\n')
-
-
-def _lineage_and_serial(data: bytes) -> tuple[str, int] | None:
-    """The lineage and serial of state bytes, without parsing the whole file.
-
-    ``serialise`` writes the top-level keys at an indent of two and everything nested
-    deeper, so the two-space lines are the top-level ones (found with ``rfind``, which
-    costs little on a state of many megabytes); a file written otherwise is parsed in full.
-    """
-    found = []
-    for key, pattern in ((b"lineage", _LINEAGE), (b"serial", _SERIAL)):
-        at = data.rfind(b'\n  "' + key + b'": ')
-        match = pattern.match(data, at) if at >= 0 else None
-        if match is None:
-            break
-        found.append(match.group(1))
-    else:
-        return found[0].decode("utf-8", "replace"), int(found[1])
-    try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(raw, dict):
-        return None
-    lineage, serial = raw.get("lineage"), raw.get("serial")
-    if isinstance(lineage, str) and type(serial) is int:
-        return lineage, serial
-    return None
+    """Refuse to write unless the state file is still ``previous`` and the lock still ours."""
+    guard.check_unchanged(path, (previous.lineage, previous.serial) if previous else None)
 
 
 def _backup(path: Path) -> None:

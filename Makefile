@@ -27,10 +27,11 @@ install: $(STAMP) ## create .venv and install casereport (editable), only what i
 dev: $(DEV_STAMP) ## install casereport with the dev tools (tests, lint, benchmarks)
 
 # With no DD_API_KEY the workspace runs against the built-in emulator, so a fresh clone works.
+# On a state of Datadog results, apply refuses that switch and names the missing secret.
 EMULATOR_FLAG = $(if $(DD_API_KEY),,--emulator)
 
 report: $(STAMP) ## plan and apply the workspace in reports/ (emulator when DD_API_KEY is unset)
-	@$(if $(DD_API_KEY),,echo "DD_API_KEY is not set: using the local emulator (demo data).")
+	@$(if $(DD_API_KEY),,echo "DD_API_KEY is not set: using the local emulator (demo data), unless the state holds Datadog results.")
 	$(BIN)/casereport apply --auto-approve $(EMULATOR_FLAG)
 	@test -f site/index.html && echo "The site is in site/: open $(CURDIR)/site/index.html" || true
 

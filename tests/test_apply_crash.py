@@ -64,7 +64,7 @@ def write_crash_workspace(root: Path) -> None:
 
 
 def start_apply(
-    root: Path, emulator: RunningEmulator, epoch: int = EPOCH
+    root: Path, emulator: RunningEmulator, epoch: int = EPOCH, *args: str
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, **api_env(emulator, epoch)}
     for name in ("DD_SITE", "DD_BEARER_TOKEN", "CASEREPORT_DEBUG"):
@@ -78,6 +78,7 @@ def start_apply(
             "--auto-approve",
             "--parallelism",
             PARALLELISM,
+            *args,
         ],
         cwd=root,
         env=env,
@@ -344,7 +345,7 @@ def test_a_source_change_killed_half_way_never_mixes_sources(
 
     # An hour later, against another API URL; killed once some results arrived.
     later = EPOCH + 3600
-    process = start_apply(root, slow_emulator, later)
+    process = start_apply(root, slow_emulator, later, "--allow-source-change")
     assert wait_for(lambda: journal_lines(state_path) > 5, process)
     process.kill()
     process.communicate(timeout=30)
@@ -355,6 +356,9 @@ def test_a_source_change_killed_half_way_never_mixes_sources(
     # Only results of the new source: none of the old source's is taken for a new one.
     assert 5 <= len(state.aggregations) < REPORTS * 10
     assert {a.fetched_at for a in state.aggregations.values()} == {"2027-01-15T09:00:00Z"}
+    # The old source's results are kept aside, whole, for a switch back.
+    assert list(state.previous_sources) == [f"datadog:{first.url.rstrip('/')}"]
+    assert len(next(iter(state.previous_sources.values())).aggregations) == REPORTS * 10
     ws = Workspace(root, slow_emulator, examples=False)
     ws.epoch = later
     code, plan = ws.plan_json()

@@ -378,7 +378,7 @@ def test_another_api_url_replaces_every_aggregation(applied: Workspace, emulator
     first = ws.emulator
 
     code, plan = ws.plan_json(CASEREPORT_API_URL=other.url)
-    result = ws.apply(CASEREPORT_API_URL=other.url)
+    result = ws.apply("--allow-source-change", CASEREPORT_API_URL=other.url)
 
     assert code == 2
     assert actions(plan) == dict.fromkeys(ws.state().aggregations, "replace")
@@ -394,13 +394,14 @@ def test_another_api_url_replaces_every_aggregation(applied: Workspace, emulator
     assert ws.plan_json()[0] == 2
 
 
-def test_switching_to_and_from_the_builtin_emulator_replaces_everything(
+def test_switching_to_the_builtin_emulator_and_back_restores_the_results(
     applied: Workspace,
 ) -> None:
     ws = applied
+    datadog = ws.state()
 
     code, plan = ws.plan_json("--emulator")
-    result = ws.apply("--emulator")
+    result = ws.apply("--emulator", "--allow-source-change")
 
     assert code == 2
     assert set(actions(plan).values()) == {"replace"} and len(actions(plan)) == ADDRESSES
@@ -411,15 +412,68 @@ def test_switching_to_and_from_the_builtin_emulator_replaces_everything(
     emulated = state.source.describe()
     assert emulated.startswith("local emulator")
     assert emulated in (ws.site / "support-backlog.html").read_text(encoding="utf-8")
+    # The Datadog results are kept aside, as they were.
+    assert list(state.previous_sources) == [f"datadog:{ws.emulator.url}"]
+    assert state.previous_sources[f"datadog:{ws.emulator.url}"].aggregations == (
+        datadog.aggregations
+    )
     assert_converged(ws, "--emulator")
 
+    human = ws.run("plan").output
+    assert f"The data source changed (was {emulated}): results kept from an earlier run" in human
     code, plan = ws.plan_json()
-    result, calls = ws.counted("apply", "--auto-approve")
-    assert set(actions(plan).values()) == {"replace"} and len(actions(plan)) == ADDRESSES
-    assert calls == ADDRESSES
+    result, calls = ws.counted("apply", "--auto-approve", "--allow-source-change")
+    # Switching back brings the Datadog results back, history and all: nothing to fetch.
+    assert plan["previous_source"]["kind"] == "emulator"
+    assert actions(plan) == {} and len(plan["aggregations"]) == ADDRESSES  # all no-ops
+    assert calls == 0
+    back = ws.state()
+    assert back.source is not None and back.source.identity == datadog.source.identity  # type: ignore[union-attr]
+    assert back.aggregations == datadog.aggregations
+    assert list(back.previous_sources) == ["emulator:emulator"]
     page = (ws.site / "support-backlog.html").read_text(encoding="utf-8")
     assert emulated not in page and f"Datadog ({ws.emulator.url})" in page
     assert_converged(ws)
+
+
+def test_an_unattended_apply_refuses_a_change_of_source(
+    applied: Workspace, emulator: Emulator
+) -> None:
+    ws = applied
+    ws.apply("--refresh")  # a backup too
+    reset_stats(ws.emulator)
+    other = emulator()
+    files = {p: p.read_bytes() for p in sorted(ws.root.rglob("*")) if p.is_file()}
+
+    refused = ws.run("apply", "--auto-approve", CASEREPORT_API_URL=other.url)
+
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"Error: the data source would change from Datadog ({ws.emulator.url}) (the source of "
+        f".casereport/state.json) to Datadog ({other.url}); check DD_SITE and "
+        "CASEREPORT_API_URL, or pass --allow-source-change to switch (the old results are "
+        "kept for a switch back)\n"
+    )
+    assert (api_calls(ws.emulator), api_calls(other)) == (0, 0)
+    assert {p: p.read_bytes() for p in sorted(ws.root.rglob("*")) if p.is_file()} == files
+
+
+def test_an_apply_whose_every_fetch_fails_keeps_the_states_source_and_results(
+    applied: Workspace,
+) -> None:
+    ws = applied
+    before = ws.state()
+    dead = "http://127.0.0.1:9"  # the discard port: nothing listens
+
+    result = ws.run("apply", "--auto-approve", "--allow-source-change", CASEREPORT_API_URL=dead)
+
+    assert result.exit_code == 1
+    after = ws.state()
+    assert after.source == before.source
+    assert after.aggregations == before.aggregations
+    assert after.previous_sources == {}
+    # The workspace still plans against its source: nothing to fetch.
+    assert ws.plan_json()[1]["summary"] == NO_CHANGES
 
 
 def test_missing_credentials_stop_a_source_change_before_it_changes_anything(

@@ -85,7 +85,8 @@ def write_workspace(root: Path, *, kind: str = "datadog", pages: Mapping[str, st
         reports={"support-weekly": report},
         site_outputs={n: h for n, h in hashes.items() if n.startswith("index")},
     )
-    write_state(root / ".casereport" / "state.json", state, None)
+    path = root / ".casereport" / "state.json"
+    write_state(path, state, load_state(path))  # over the state it read, as apply writes
     return site
 
 

@@ -25,6 +25,7 @@ from casereport.state.history import (
 )
 from casereport.state.model import (
     FORMAT_VERSION,
+    MAX_FORMAT_VERSION,
     AggregationState,
     ReportState,
     Source,
@@ -513,7 +514,7 @@ def test_a_state_path_that_is_a_directory_is_a_state_error(state_path: Path) -> 
 
 
 def test_a_newer_format_asks_for_an_upgrade_and_changes_nothing(state_path: Path) -> None:
-    raw = dict(VALID, format_version=FORMAT_VERSION + 1, tool_version="9.0.0")
+    raw = dict(VALID, format_version=MAX_FORMAT_VERSION + 1, tool_version="9.0.0")
     state_path.parent.mkdir()
     state_path.write_text(json.dumps(raw), encoding="utf-8")
     before = snapshot(state_path.parent)
@@ -523,7 +524,8 @@ def test_a_newer_format_asks_for_an_upgrade_and_changes_nothing(state_path: Path
 
     assert caught.value.message == (
         f"{state_path}: written by a newer casereport (9.0.0, state format "
-        f"{FORMAT_VERSION + 1}; this version reads up to {FORMAT_VERSION}); upgrade casereport"
+        f"{MAX_FORMAT_VERSION + 1}; this version reads up to {MAX_FORMAT_VERSION}); "
+        "upgrade casereport"
     )
     assert snapshot(state_path.parent) == before
 

@@ -499,12 +499,19 @@ def plan_command(
 @_selection_options
 @_client_options
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--allow-source-change",
+    is_flag=True,
+    help="Let an unattended apply switch the state to another data source.",
+)
 def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> None:
     """Fetch what the plan needs, record state and render the site.
 
     Without PLAN it plans first, shows the plan and asks for confirmation (on a terminal;
     elsewhere pass --auto-approve). With PLAN (from `plan --out`) it applies exactly that
-    plan, and refuses it if the state or the definitions changed since.
+    plan, and refuses it if the state or the definitions changed since. A change of data
+    source (another DD_SITE or API URL, or the emulator) is refused without a confirmation
+    unless --allow-source-change is given; the old results are kept for a switch back.
 
     \b
     Examples:
@@ -554,7 +561,12 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
     try:
         with bars:
             plan, outcome = run_apply(
-                _options(**values), plan_file, approve=approve, progress=progress, notice=_notice
+                _options(**values),
+                plan_file,
+                approve=approve,
+                progress=progress,
+                notice=_notice,
+                auto_approve=auto_approve,
             )
     except KeyboardInterrupt:
         raise CaseReportError(
@@ -693,6 +705,13 @@ def force_unlock_command(lock_id: str, state_path: Path | None) -> None:
 
     info = unlock(_state_path(state_path), lock_id)
     click.echo(f"Removed the lock {info.describe()}.")
+    if info.alive_here():
+        click.echo(
+            f"Warning: process {info.pid} that took this lock is still running on this machine; "
+            "it will refuse to write the state when it goes on, but stop it if it is stuck "
+            f"(kill {info.pid}).",
+            err=True,
+        )
 
 
 # -- publish ---------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -41,6 +40,7 @@ from casereport.engine.site_files import (
     check_plan_pages,
     clean_state_leftovers,
 )
+from casereport.engine.sources import check_source_change, source_for
 from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
 from casereport.settings import DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, Settings
 from casereport.state import journal
@@ -49,8 +49,10 @@ from casereport.state.model import (
     ReportState,
     Source,
     State,
+    check_unchanged,
     data_hash,
     new_state,
+    switch_source,
     with_result,
     write_state,
 )
@@ -76,6 +78,7 @@ class Options:
     lock_timeout: float = 0.0
     timeout: float | None = None
     max_rate_limit_wait: float | None = None
+    allow_source_change: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,29 +145,6 @@ def check_targets(workspace: Workspace, targets: Sequence[str], state: State | N
                 f"--target {target}: no report or aggregation has this address; "
                 f"see `casereport state list` or the report files"
             )
-
-
-def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Source:
-    """The data source a run will use, known before anything is started or called."""
-    if use_emulator:
-        from casereport.emulator.config import EmulatorConfig
-
-        return Source("emulator", "emulator", EmulatorConfig(port=0).describe_data())
-    env = os.environ if env is None else env
-    url = env.get("CASEREPORT_API_URL")
-    if url:
-        from casereport.api.settings import check_api_url
-
-        # Refused here, before a plan or state could record it, if it carries credentials.
-        return Source("datadog", check_api_url(url))
-    from casereport.api.settings import SITES
-
-    site = env.get("DD_SITE") or "datadoghq.com"
-    if site not in SITES:
-        from casereport.errors import ConfigError
-
-        raise ConfigError(f"DD_SITE={site!r} is not a Datadog site; use one of {', '.join(SITES)}")
-    return Source("datadog", site)
 
 
 def _template_hashes(workspace: Workspace) -> dict[str, str]:
@@ -359,18 +339,13 @@ async def _fetch_all(
         await asyncio.gather(*workers, return_exceptions=True)
 
 
-def _switch_source(plan: Plan, workspace: Workspace, state: State | None) -> State | None:
-    """The state ready to take the plan's results: results of another source dropped.
+def _delivered(plan: Plan, outcome: Outcome) -> bool:
+    """Whether the plan's source may become the state's: it sent a result, or none was due.
 
-    State names one source for all its results, so results of two sources must never
-    mix. On a change of source the old results go (and are written away at once) before
-    any new one arrives: an apply interrupted half-way then leaves only the new source's
-    results, and the next plan fetches the rest instead of taking the old ones for new.
+    Until then a change of source is not made: an apply whose every fetch failed (a
+    mistyped API URL, a dead server) leaves the state's results and source as they were.
     """
-    if state is None or state.source is None or state.source.identity == plan.source.identity:
-        return state
-    switched = replace(state, source=plan.source, aggregations={})
-    return write_state(workspace.state_path, switched, state)
+    return outcome.fetched > 0 or not plan.fetches
 
 
 def apply_plan(
@@ -393,27 +368,35 @@ def apply_plan(
     with contextlib.ExitStack() as stack:
         # Client settings first: missing credentials stop the apply before it changes anything.
         settings = stack.enter_context(_client_settings(plan, workspace)) if plan.fetches else None
-        on_disk = _switch_source(plan, workspace, state)
-        current = on_disk if on_disk is not None else new_state()
+        on_disk = state
+        # Another source's results are put aside (kept for a switch back), never mixed in.
+        current = switch_source(on_disk if on_disk is not None else new_state(), plan.source)
         aggregations = dict(current.aggregations)
+        log = None
         if settings is not None:
-            _fetch(plan, workspace, settings, on_disk, aggregations, failed, outcome, progress)
+            log = _fetch(
+                plan, workspace, settings, on_disk, aggregations, failed, outcome, progress
+            )
+    if not _delivered(plan, outcome) and on_disk is not None:
+        current, aggregations = on_disk, dict(on_disk.aggregations)
 
     for change in plan.aggregations:
         if change.action == DELETE:
             aggregations.pop(change.address, None)
             outcome.deleted += 1
-    current = replace(current, aggregations=aggregations, source=plan.source)
+    current = replace(current, aggregations=aggregations)
     if outcome.interrupted:
         # Keep what arrived and render nothing: the next apply does the rest.
         write_state(workspace.state_path, current, on_disk)
-        journal.discard(workspace.state_path)
+        journal.discard(workspace.state_path, log)
         raise KeyboardInterrupt
 
+    # Pages are written next: not by a run whose lock was taken from it meanwhile.
+    check_unchanged(workspace.state_path, on_disk)
     render_failures: dict[str, str] = {}
     current = _render(plan, workspace, current, set(failed), render_failures, outcome)
     current = write_state(workspace.state_path, current, on_disk)
-    journal.discard(workspace.state_path)
+    journal.discard(workspace.state_path, log)
 
     def kept(name: str) -> str:
         if name == INDEX:
@@ -439,11 +422,12 @@ def _fetch(
     failed: dict[str, list[str]],
     outcome: Outcome,
     progress: Progress | None,
-) -> None:
+) -> journal.Journal:
     """Fetch the plan's requests into ``aggregations``, journaling each result.
 
     Ctrl-C stops the fetching (requests in flight are dropped) and sets
-    ``outcome.interrupted``; every result that arrived before it is kept.
+    ``outcome.interrupted``; every result that arrived before it is kept. Returns the
+    journal (closed), which only this run may remove.
     """
     from casereport.api.client import CasesClient
 
@@ -499,6 +483,7 @@ def _fetch(
         outcome.interrupted = True
     finally:
         log.close()
+    return log
 
 
 def _render(
@@ -637,11 +622,14 @@ Notice = Callable[[str], None]
 
 
 def _lock(workspace: Workspace, operation: str, options: Options, notice: Notice | None) -> Any:
-    from casereport.state.lock import state_lock
+    from casereport.state.lock import shared_state_lock, state_lock
 
-    if operation == "plan" and not workspace.state_path.parent.exists():
-        # Nothing to lock yet, and a plan must leave no trace in a fresh workspace.
-        return contextlib.nullcontext()
+    if operation == "plan":
+        if not workspace.state_path.parent.exists():
+            # Nothing to lock yet, and a plan must leave no trace in a fresh workspace.
+            return contextlib.nullcontext()
+        # Plans only read: they run side by side and wait only for a run that writes.
+        return shared_state_lock(workspace.state_path, timeout=options.lock_timeout, notice=notice)
     return state_lock(workspace.state_path, operation, timeout=options.lock_timeout, notice=notice)
 
 
@@ -687,11 +675,14 @@ def run_apply(
     approve: Callable[[Plan], bool],
     progress: Progress | None = None,
     notice: Notice | None = None,
+    auto_approve: bool = False,
 ) -> tuple[Plan, Outcome | None]:
     """``casereport apply [PLANFILE]``: plan (or read the saved plan), approve, apply.
 
     ``approve`` shows the plan and says whether to go on; it is not asked for a saved
-    plan (applying a saved plan is the approval) nor when there is nothing to do.
+    plan (applying a saved plan is the approval) nor when there is nothing to do. Without
+    anyone to confirm it (``auto_approve``, or a saved plan) a change of data source is
+    refused unless ``options.allow_source_change``.
     """
     workspace = load_workspace(options)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
@@ -704,12 +695,15 @@ def run_apply(
                 source = source_for(True)
             disk, _ = journal.read_both(workspace.state_path)
             check_plan_is_current(plan, plan_file, disk, workspace, source)
+            check_source_change(plan, workspace.state_path, allowed=options.allow_source_change)
         state = journal.recover(workspace.state_path)
         _clean_partial_writes(workspace)
         if plan_file is None:
             plan = _plan_for(workspace, state, source, options)
             if not plan.has_changes:
                 return plan, None
+            if auto_approve:
+                check_source_change(plan, workspace.state_path, allowed=options.allow_source_change)
             if not approve(plan):
                 return plan, None
         check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)

@@ -12,7 +12,9 @@ Aggregation actions (one per address):
               ``refresh: always``, or ``--refresh`` was given
     replace   the data source changed (emulator <-> Datadog, another site or API URL); the
               plan's ``previous_source`` names the old one; ``changes`` lists request
-              fields that changed as well
+              fields that changed as well. When the state kept results of the new source
+              from before (``previous_sources``), they come back instead: the plan is made
+              against them (refresh, no-op, ...) and still names ``previous_source``
     delete    the address is no longer defined (or its report was removed)
     no-op     nothing to do
 Report actions: ``render`` (with its reasons; ``new`` on a report's first render),
@@ -56,7 +58,15 @@ from typing import Any
 from casereport import __version__
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.site import INDEX_FILES, is_report_name, output_name_problem, output_names
-from casereport.state.model import AggregationState, Source, State, data_hash, file_sha256
+from casereport.state.model import (
+    AggregationState,
+    Source,
+    State,
+    data_hash,
+    file_sha256,
+    source_key,
+    switch_source,
+)
 
 PLAN_FORMAT_VERSION = 1
 
@@ -183,6 +193,24 @@ class Plan:
             *(c for c in self.aggregations if c.action == DELETE),
             *(r for r in self.reports if r.action == DELETE),
         )
+
+    @property
+    def restores_source(self) -> bool:
+        """A change of source that brings back the results kept for it (no replace)."""
+        return self.previous_source is not None and all(
+            c.action != REPLACE for c in self.aggregations
+        )
+
+    def source_note(self) -> str | None:
+        """What the views say of a change of source, if any."""
+        if self.previous_source is None:
+            return None
+        if self.restores_source:
+            return (
+                "results kept from an earlier run against this source come back, "
+                "the others are kept for a switch back."
+            )
+        return "every aggregation is fetched again."
 
     @property
     def has_changes(self) -> bool:
@@ -560,11 +588,17 @@ def make_plan(
 ) -> Plan:
     """Compare the desired reports with the state; see the module docstring for actions."""
     in_target = _targeted(targets)
-    previous_aggregations = state.aggregations if state is not None else {}
-    previous_reports = state.reports if state is not None else {}
     previous_source = None
+    replaced = False
     if state is not None and state.source is not None and state.source.identity != source.identity:
         previous_source = state.source
+        if source_key(source) in state.previous_sources:
+            # Apply brings the new source's earlier results back: plan against them.
+            state = switch_source(state, source)
+        else:
+            replaced = True
+    previous_aggregations = state.aggregations if state is not None else {}
+    previous_reports = state.reports if state is not None else {}
 
     changes: list[AggregationChange] = []
     report_changes: list[ReportChange] = []
@@ -583,7 +617,7 @@ def make_plan(
                 previous_aggregations.get(spec.address),
                 now=now,
                 refresh_all=refresh_all,
-                source_changed=previous_source is not None,
+                source_changed=replaced,
             )
             fetching = fetching or change.fetches
             changes.append(change)

@@ -155,8 +155,7 @@ def render_human(plan: Plan, *, colour: bool = False) -> str:
     lines = [f"Source: {plan.source.describe()}"]
     if plan.previous_source is not None:
         lines.append(
-            f"The data source changed (was {plan.previous_source.describe()}): "
-            "every aggregation is fetched again."
+            f"The data source changed (was {plan.previous_source.describe()}): {plan.source_note()}"
         )
     if plan.targets:
         lines.append(f"Targeting only: {', '.join(plan.targets)} (other changes are not shown).")
@@ -270,7 +269,7 @@ def render_markdown(plan: Plan) -> str:
     if plan.previous_source is not None:
         notes.append(
             f"The data source changed (was {_cell(plan.previous_source.describe())}): "
-            "every aggregation is fetched again."
+            f"{plan.source_note()}"
         )
     if plan.targets:
         notes.append("Targeting only: " + ", ".join(_code(t) for t in plan.targets) + ".")

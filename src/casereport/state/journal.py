@@ -9,7 +9,12 @@ The first line names the state the journal extends (``lineage``, ``serial``). A 
 whose header does not match the state file (say the apply finished writing the state but
 died before removing the journal) is obsolete and ignored; a torn last line is ignored,
 and so is a journal without a single whole entry. Replaying sets the state's source to the
-journal's: results carry their source.
+journal's (results carry their source), putting the state's results of another source
+aside as ``switch_source`` does.
+
+Each apply's journal is a file of its own (created anew, never truncated in place), and a
+run removes only its own: a run whose lock was removed while it was stopped must not
+scribble over, or delete, the journal of the run that took the lock after it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from casereport.state.model import (
     load_state,
     new_state,
     parse_aggregation,
+    switch_source,
     write_state,
 )
 
@@ -49,7 +55,15 @@ class Journal:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            # A new file, not the old one truncated: a stopped run still holding the old
+            # one's descriptor then writes into a file nobody reads.
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            self._file = open(  # noqa: SIM115 - closed by close()
+                os.open(path, flags, 0o644), "w", encoding="utf-8"
+            )
+            self.inode = os.fstat(self._file.fileno()).st_ino
         except OSError as exc:
             raise StateError(f"{path}: cannot write the apply journal: {exc.strerror}") from None
         try:
@@ -150,11 +164,9 @@ def _replay(state_path: Path, base: State | None) -> State | None:
     source = _header_source(header)
     if source is None:
         return None
-    # Results from another source are not comparable: the journal's results replace them.
-    same_source = base is not None and (
-        base.source is None or base.source.identity == source.identity
-    )
-    aggregations = dict(base.aggregations) if base is not None and same_source else {}
+    # Results from another source are not comparable: they are put aside, not mixed in.
+    current = switch_source(base, source) if base is not None else new_state()
+    aggregations = dict(current.aggregations)
     replayed = 0
     for line in lines[1:]:
         try:
@@ -169,7 +181,6 @@ def _replay(state_path: Path, base: State | None) -> State | None:
     if not replayed:
         return None
     # Results carry their source: once one arrived, the state's source is the journal's.
-    current = base if base is not None else new_state()
     return replace(current, aggregations=aggregations, source=source)
 
 
@@ -197,6 +208,14 @@ def recover(state_path: Path) -> State | None:
     return base
 
 
-def discard(state_path: Path) -> None:
+def discard(state_path: Path, own: Journal | None = None) -> None:
+    """Remove the journal; with ``own``, only if the file still is that journal."""
+    path = journal_path(state_path)
+    if own is not None:
+        try:
+            if os.stat(path, follow_symlinks=False).st_ino != own.inode:
+                return  # another run's journal: not ours to remove
+        except FileNotFoundError:
+            return
     with contextlib.suppress(FileNotFoundError):
-        journal_path(state_path).unlink()
+        path.unlink()

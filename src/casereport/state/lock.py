@@ -5,18 +5,26 @@ A lock is an OS advisory lock (``flock``) on ``<state>.lock``, plus the holder's
 ``flock`` is released by the kernel when the holder dies, so a crashed or killed run never
 leaves the workspace locked: the next run takes the lock over and says so. A run that is
 still alive but stuck keeps its lock until ``casereport force-unlock ID`` removes the lock
-file (the stuck run then holds a lock on a file nobody else will open).
+file (the stuck run then holds a lock on a file nobody else will open). Such a run must
+not write afterwards: ``verify_held`` tells it, right before it writes, that its lock file
+is gone or another's (``write_state`` calls it).
+
+A read-only ``plan`` takes a shared lock (``shared_state_lock``): plans run side by side,
+and wait only for a run that writes. The lock file is opened with ``O_NOFOLLOW`` and must
+be a regular file: a symlink planted at its path is refused, never followed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import getpass
 import json
 import os
 import shlex
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,8 +37,18 @@ from casereport.errors import LockError
 
 _POLL_SECONDS = 0.1
 
+# model.DEFAULT_STATE_PATH (model imports this module, so it cannot import model).
+_DEFAULT_STATE_PATH = Path(".casereport/state.json")
+
 # The descriptors of the locks this process holds.
 _HELD: set[int] = set()
+
+# The exclusive locks this process holds: lock file path -> (descriptor, lock ID).
+_OWN: dict[str, tuple[int, str]] = {}
+
+# No symlink is followed, no descriptor leaks into a child process, and opening a FIFO
+# planted at the path does not block (it is refused as not a regular file).
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def _close_in_child() -> None:
@@ -44,6 +62,7 @@ def _close_in_child() -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
     _HELD.clear()
+    _OWN.clear()
 
 
 os.register_at_fork(after_in_child=_close_in_child)
@@ -61,6 +80,23 @@ class LockInfo:
     path: str
     version: str = __version__
 
+    @property
+    def hostname(self) -> str:
+        """The holder's host: ``who`` is ``user@host``."""
+        return self.who.rpartition("@")[2]
+
+    def alive_here(self) -> bool:
+        """Whether the holder is a running process on this machine."""
+        if self.hostname != socket.gethostname() or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # alive, under another user
+            return True
+        return True
+
     def describe(self) -> str:
         """``ID 1234… (apply by alice@host, pid 42, since 2026-…Z)``."""
         return (
@@ -73,9 +109,39 @@ def lock_path(state_path: Path) -> Path:
     return state_path.with_name(state_path.name + ".lock")
 
 
+class _NotRegular(OSError):
+    """The lock path is a symlink, a directory, a FIFO or a device."""
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """Open ``path`` without following a symlink; refuse anything but a regular file."""
+    try:
+        fd = os.open(path, flags | _OPEN_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise _NotRegular(exc.errno, exc.strerror) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _NotRegular(errno.EINVAL, "not a regular file")
+    return fd
+
+
+def _not_regular(path: Path) -> LockError:
+    return LockError(
+        f"the lock file {path} is a symlink or not a regular file; remove it "
+        "(casereport creates it as a plain file) and run again"
+    )
+
+
 def _read_info(path: Path) -> LockInfo | None:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        fd = _open_regular(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            raw = json.loads(handle.read(65536).decode("utf-8"))
         return LockInfo(**{k: raw[k] for k in LockInfo.__dataclass_fields__ if k in raw})
     except (OSError, ValueError, TypeError):
         return None
@@ -89,11 +155,11 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _try_lock(path: Path) -> int | None:
+def _try_lock(path: Path, mode: int = fcntl.LOCK_EX) -> int | None:
     """Open and flock ``path``; return the fd, or None when another process holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_regular(path, os.O_RDWR | os.O_CREAT)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
@@ -105,23 +171,49 @@ def _try_lock(path: Path) -> int | None:
         same = False
     if not same:
         os.close(fd)
-        return _try_lock(path)
+        return _try_lock(path, mode)
     return fd
 
 
-def _open_and_lock(path: Path) -> int | None:
+def _open_and_lock(path: Path, mode: int = fcntl.LOCK_EX) -> int | None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return _try_lock(path)
+        return _try_lock(path, mode)
+    except _NotRegular:
+        raise _not_regular(path) from None
     except OSError as exc:
         raise LockError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
 
 
 def _state_flag(state_path: Path) -> str:
     """`` --state PATH`` for hints, when the state is not at the default path."""
-    from casereport.state.model import DEFAULT_STATE_PATH
+    if state_path == _DEFAULT_STATE_PATH:
+        return ""
+    return f" --state {shlex.quote(str(state_path))}"
 
-    return "" if state_path == DEFAULT_STATE_PATH else f" --state {shlex.quote(str(state_path))}"
+
+def _locked_error(state_path: Path, path: Path, timeout: float, *, reading: bool) -> LockError:
+    """Why the lock could not be taken, and what to do: wait, or unlock a stuck run."""
+    holder = _read_info(path)
+    waited = f" after waiting {timeout:g} s" if timeout else ""
+    if holder is None or (holder.hostname == socket.gethostname() and not holder.alive_here()):
+        # Shared (plan) locks write no details: the file is empty or names a past holder.
+        return LockError(
+            f"the state {state_path} is locked{waited} by another run (a plan reads it); "
+            "wait for it to finish, or pass --lock-timeout SECONDS to wait"
+        )
+    who = holder.describe()
+    if reading and holder.alive_here():
+        # A plan waits for a writer; unlocking a running apply would let both write.
+        return LockError(
+            f"the state {state_path} is locked{waited} by {who}, which is still running; "
+            f"wait for that {holder.operation} to finish, or pass --lock-timeout SECONDS to wait"
+        )
+    hint = f"casereport force-unlock {holder.id}{_state_flag(state_path)}"
+    return LockError(
+        f"the state {state_path} is locked{waited} by {who}; wait for that run to "
+        f"finish (or pass --lock-timeout), or if it is stuck: {hint}"
+    )
 
 
 @contextlib.contextmanager
@@ -137,15 +229,7 @@ def state_lock(
     deadline = time.monotonic() + timeout
     while (fd := _open_and_lock(path)) is None:
         if time.monotonic() >= deadline:
-            holder = _read_info(path)
-            who = holder.describe() if holder else "another process"
-            lock_id = holder.id if holder else "ID"
-            hint = f"casereport force-unlock {lock_id}{_state_flag(state_path)}"
-            waited = f" after waiting {timeout:g} s" if timeout else ""
-            raise LockError(
-                f"the state {state_path} is locked{waited} by {who}; wait for that run to "
-                f"finish (or pass --lock-timeout), or if it is stuck: {hint}"
-            )
+            raise _locked_error(state_path, path, timeout, reading=False)
         time.sleep(_POLL_SECONDS)
     abandoned = _read_info(path)
     if abandoned is not None and notice is not None:
@@ -161,14 +245,21 @@ def state_lock(
         path=str(state_path),
     )
     _HELD.add(fd)
+    key = str(path.absolute())
+    outer = _OWN.get(key)  # a lock this process took before on a file since removed
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(asdict(info), indent=2) + "\n").encode(), 0)
         os.fsync(fd)
+        _OWN[key] = (fd, info.id)
         yield info
     finally:
         if fd in _HELD:  # not in a forked child unwinding its parent's stack
             _HELD.discard(fd)
+            if outer is not None:
+                _OWN[key] = outer
+            else:
+                _OWN.pop(key, None)
             current = _read_info(path)
             if current is not None and current.id == info.id:
                 with contextlib.suppress(FileNotFoundError):
@@ -176,10 +267,66 @@ def state_lock(
             os.close(fd)
 
 
+@contextlib.contextmanager
+def shared_state_lock(
+    state_path: Path, *, timeout: float = 0.0, notice: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """A shared lock for a read-only run (``plan``): readers together, never with a writer.
+
+    A shared holder writes no details (the file is one for all readers); on release the
+    last reader removes the file, as a writer does.
+    """
+    path = lock_path(state_path)
+    deadline = time.monotonic() + timeout
+    while (fd := _open_and_lock(path, fcntl.LOCK_SH)) is None:
+        if time.monotonic() >= deadline:
+            raise _locked_error(state_path, path, timeout, reading=True)
+        time.sleep(_POLL_SECONDS)
+    _HELD.add(fd)
+    try:
+        yield
+    finally:
+        if fd in _HELD:
+            _HELD.discard(fd)
+            try:
+                # The last reader out (no one else holds the file) removes it.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino:
+                    path.unlink()
+            except OSError:
+                pass
+            os.close(fd)
+
+
+def verify_held(state_path: Path) -> None:
+    """Refuse to go on when this process locked ``state_path`` but no longer holds it.
+
+    ``force-unlock`` (or a run taking a removed lock over) leaves a stopped run holding a
+    lock on a file nobody else opens: the lock path now names another file, or none. Such
+    a run must not write. A process that took no lock on the path has nothing to check.
+    """
+    path = lock_path(state_path)
+    own = _OWN.get(str(path.absolute()))
+    if own is None:
+        return
+    fd, lock_id = own
+    try:
+        current = os.stat(path, follow_symlinks=False)
+        same = current.st_ino == os.fstat(fd).st_ino and current.st_dev == os.fstat(fd).st_dev
+    except OSError:
+        same = False
+    info = _read_info(path) if same else None
+    if info is None or info.id != lock_id:
+        raise LockError(
+            f"this run's lock on the state {state_path} (ID {lock_id}) was removed, by "
+            "force-unlock or another run; nothing more was written: run again"
+        )
+
+
 def force_unlock(state_path: Path, lock_id: str) -> LockInfo:
     """Remove the lock with ID ``lock_id``; refuse when the lock has another ID or none."""
     path = lock_path(state_path)
-    info = _read_info(path) if path.exists() else None
+    info = _read_info(path) if path.exists() or path.is_symlink() else None
     if info is None:
         raise LockError(f"the state {state_path} is not locked; nothing to unlock")
     if info.id != lock_id:
@@ -195,9 +342,12 @@ def current_lock(state_path: Path) -> LockInfo | None:
     """The lock's holder if a live process holds it, else None."""
     path = lock_path(state_path)
     try:
-        fd = os.open(path, os.O_RDWR)  # no O_CREAT: looking must not create a lock file
+        # No O_CREAT: looking must not create a lock file.
+        fd = _open_regular(path, os.O_RDWR)
     except FileNotFoundError:
         return None
+    except _NotRegular:
+        raise _not_regular(path) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -24,8 +24,17 @@ one line of its own, so a diff shows one line per changed address (spread out he
         "support-weekly": {"definition_hash": "...", "template_hash": "...", "data_hash": "...",
                            "outputs": {"support-weekly.html": "<sha256>", ...}}
       },
-      "site": {"outputs": {"index.html": "<sha256>", "index.md": "<sha256>"}}
+      "site": {"outputs": {"index.html": "<sha256>", "index.md": "<sha256>"}},
+      "previous_sources": {              # only when a source switch put results aside
+        "datadog:datadoghq.com": {"source": {...}, "aggregations": {<as above>}}
+      }
     }
+
+A change of data source never throws results away: the old source's aggregations are put
+aside under ``previous_sources`` (keyed ``kind:site``), and a switch back brings them,
+with their history, back (``switch_source``). A state holding such a section is written
+as format 2, so a casereport that does not know it refuses the file instead of dropping
+the section; any other state is still format 1.
 
 Results and history stay plain JSON (mappings and lists) rather than objects: a full state
 holds 10,000 aggregations with their history, and building objects for all of them would
@@ -61,6 +70,7 @@ from casereport import __version__
 from casereport.errors import StateError
 from casereport.fsutil import TEMP_FILE_RE, atomic_write_text, collector_paused
 from casereport.site import is_report_name, output_name_problem
+from casereport.state import guard
 from casereport.state.history import (
     HISTORY_LIMIT,
     History,
@@ -70,6 +80,8 @@ from casereport.state.history import (
 )
 
 FORMAT_VERSION = 1
+#: The format of a state with a ``previous_sources`` section, and the newest this reads.
+PREVIOUS_SOURCES_FORMAT_VERSION = MAX_FORMAT_VERSION = 2
 DEFAULT_STATE_PATH = Path(".casereport/state.json")
 
 
@@ -142,6 +154,25 @@ class ReportState:
         }
 
 
+def source_key(source: Source) -> str:
+    """The key of a source's results put aside in ``previous_sources``: ``kind:site``."""
+    return f"{source.kind}:{source.site}"
+
+
+@dataclass(frozen=True)
+class PreviousSource:
+    """Results of a source the state switched away from, kept for a switch back."""
+
+    source: Source
+    aggregations: Mapping[str, AggregationState]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source.to_json(),
+            "aggregations": {a: self.aggregations[a].to_json() for a in sorted(self.aggregations)},
+        }
+
+
 @dataclass(frozen=True)
 class State:
     """The whole state file."""
@@ -157,13 +188,14 @@ class State:
     # Pages of reports ``state rm`` forgot (report -> file -> hash): the next apply or
     # render removes them (or a defined report's render takes them over).
     forgotten_pages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    previous_sources: Mapping[str, PreviousSource] = field(default_factory=dict)
 
     def content(self) -> dict[str, Any]:
         """Everything but the bookkeeping fields; equal content means nothing to write."""
         site: dict[str, Any] = {"outputs": dict(sorted(self.site_outputs.items()))}
         if self.forgotten_pages:  # only when there are some: older states stay as they were
             site["forgotten"] = _forgotten_json(self.forgotten_pages)
-        return {
+        content = {
             "source": self.source.to_json() if self.source else None,
             "aggregations": {
                 address: self.aggregations[address].to_json()
@@ -172,10 +204,16 @@ class State:
             "reports": {name: self.reports[name].to_json() for name in sorted(self.reports)},
             "site": site,
         }
+        if self.previous_sources:
+            content["previous_sources"] = {
+                key: self.previous_sources[key].to_json() for key in sorted(self.previous_sources)
+            }
+        return content
 
     def to_json(self) -> dict[str, Any]:
+        version = PREVIOUS_SOURCES_FORMAT_VERSION if self.previous_sources else FORMAT_VERSION
         return {
-            "format_version": self.format_version,
+            "format_version": version,
             "lineage": self.lineage,
             "serial": self.serial,
             "tool_version": self.tool_version,
@@ -190,6 +228,27 @@ def _forgotten_json(pages: Mapping[str, Mapping[str, str]]) -> dict[str, dict[st
 def new_state() -> State:
     """An empty state with a fresh lineage."""
     return State(lineage=str(uuid.uuid4()))
+
+
+def switch_source(state: State, source: Source) -> State:
+    """The state with ``source`` as its source, no result lost.
+
+    The current source's results are put aside under its key, and results put aside
+    earlier for ``source`` come back, history and all: switching away and back (a missing
+    secret that made a run use the emulator, a mistyped API URL) loses nothing.
+    """
+    if state.source is None or state.source.identity == source.identity:
+        return replace(state, source=source)
+    kept = dict(state.previous_sources)
+    restored = kept.pop(source_key(source), None)
+    if state.aggregations:
+        kept[source_key(state.source)] = PreviousSource(state.source, dict(state.aggregations))
+    return replace(
+        state,
+        source=source,
+        aggregations=dict(restored.aggregations) if restored is not None else {},
+        previous_sources=kept,
+    )
 
 
 _SORTED = orjson.OPT_SORT_KEYS
@@ -457,10 +516,10 @@ def _parse_state(path: Path, data: bytes | str) -> State:
     version = raw.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _bad(path, "not a casereport state (no valid format_version)")
-    if version > FORMAT_VERSION:
+    if version > MAX_FORMAT_VERSION:
         raise StateError(
             f"{path}: written by a newer casereport ({raw.get('tool_version', '?')}, state format "
-            f"{version}; this version reads up to {FORMAT_VERSION}); upgrade casereport"
+            f"{version}; this version reads up to {MAX_FORMAT_VERSION}); upgrade casereport"
         )
     missing = [key for key in _REQUIRED_KEYS if key not in raw]
     if missing:
@@ -486,11 +545,13 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         raise _bad(path, "malformed: site.forgotten is not an object of report -> file -> hash")
     _check_file_names(path, reports_raw, site_raw.get("outputs", {}))
     _check_file_names(path, {n: {"outputs": p} for n, p in forgotten_raw.items()}, {})
+    source = _parse_source(path, raw["source"])
     return State(
         lineage=lineage,
         serial=serial,
         tool_version=raw["tool_version"],
-        source=_parse_source(path, raw["source"]),
+        source=source,
+        previous_sources=_parse_previous_sources(path, raw, version, source),
         aggregations={
             address: parse_aggregation(path, address, value)
             for address, value in aggregations_raw.items()
@@ -500,6 +561,44 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         format_version=FORMAT_VERSION,
         forgotten_pages={name: dict(pages) for name, pages in forgotten_raw.items()},
     )
+
+
+def _parse_previous_sources(
+    path: Path, raw: dict[str, Any], version: int, current: Source | None
+) -> dict[str, PreviousSource]:
+    """The ``previous_sources`` section (format 2): ``{"kind:site": {source, aggregations}}``."""
+    if "previous_sources" not in raw:
+        return {}
+    section = raw["previous_sources"]
+    if version < PREVIOUS_SOURCES_FORMAT_VERSION:
+        raise _bad(path, f"malformed: previous_sources in a state of format {version}")
+    if not isinstance(section, dict):
+        raise _bad(path, "malformed: previous_sources is not an object")
+    parsed: dict[str, PreviousSource] = {}
+    for key, entry in section.items():
+        where = f"previous_sources[{key!r}]"
+        if not isinstance(entry, dict) or set(entry) != {"source", "aggregations"}:
+            raise _bad(path, f"malformed: {where} is not an object of source and aggregations")
+        if entry["source"] is None:
+            raise _bad(path, f"malformed: {where}.source is null")
+        source = _parse_source(path, entry["source"])
+        assert source is not None
+        if key != source_key(source):
+            raise _bad(path, f"malformed: {where} holds the results of {source_key(source)!r}")
+        if current is not None and source.identity == current.identity:
+            raise _bad(path, f"malformed: {where} is the state's own source")
+        aggregations = entry["aggregations"]
+        if not isinstance(aggregations, dict):
+            raise _bad(path, f"malformed: {where}.aggregations is not an object")
+        for address, value in aggregations.items():
+            problem = _aggregation_problem(value) if isinstance(value, dict) else "is not an object"
+            if problem is not None:
+                raise _bad(path, f"{where}.aggregations[{address!r}] is malformed: {problem}")
+        parsed[key] = PreviousSource(
+            source,
+            {a: parse_aggregation(path, a, value) for a, value in aggregations.items()},
+        )
+    return parsed
 
 
 def load_state(path: Path) -> State | None:
@@ -532,14 +631,46 @@ def serialise(state: State) -> str:
     """
     document = state.to_json()
     aggregations = document.pop("aggregations")
+    previous = document.pop("previous_sources", None)
     skeleton = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    block = _aggregations_block(aggregations, "  ")
+    if previous is not None:
+        # Between "lineage" and "reports" in sorted order; "reports" is always there.
+        marker = '\n  "reports": '
+        at = skeleton.index(marker)
+        skeleton = (
+            skeleton[:at]
+            + '\n  "previous_sources": '
+            + _previous_block(previous)
+            + ","
+            + skeleton[at:]
+        )
+    # "aggregations" sorts first among the top-level keys.
+    return '{\n  "aggregations": ' + block + ",\n" + skeleton[2:] + "\n"
+
+
+def _aggregations_block(aggregations: dict[str, Any], indent: str) -> str:
+    """An aggregations object with one line per address."""
+    if not aggregations:
+        return "{}"
     lines = ",\n".join(
-        f"    {json.dumps(address, ensure_ascii=False)}: {_one_line(aggregations[address])}"
+        f"{indent}  {json.dumps(address, ensure_ascii=False)}: {_one_line(aggregations[address])}"
         for address in sorted(aggregations)
     )
-    block = f'  "aggregations": {{\n{lines}\n  }}' if aggregations else '  "aggregations": {}'
-    # "aggregations" sorts first among the top-level keys.
-    return "{\n" + block + ",\n" + skeleton[2:] + "\n"
+    return f"{{\n{lines}\n{indent}}}"
+
+
+def _previous_block(previous: dict[str, Any]) -> str:
+    """The previous_sources object, each of its aggregations on one line too."""
+    entries = []
+    for key in sorted(previous):
+        entry = previous[key]
+        entries.append(
+            f"    {json.dumps(key, ensure_ascii=False)}: {{\n"
+            f'      "aggregations": {_aggregations_block(entry["aggregations"], "      ")},\n'
+            f'      "source": {_one_line(entry["source"])}\n    }}'
+        )
+    return "{\n" + ",\n".join(entries) + "\n  }"
 
 
 def write_state(path: Path, state: State, previous: State | None) -> State:
@@ -554,6 +685,7 @@ def write_state(path: Path, state: State, previous: State | None) -> State:
     serial = previous.serial + 1 if previous is not None else max(state.serial, 1)
     lineage = previous.lineage if previous is not None else state.lineage
     written = replace(state, serial=serial, lineage=lineage, tool_version=__version__)
+    check_unchanged(path, previous)
     try:
         _remove_leftovers(path)
         _backup(path)
@@ -561,6 +693,11 @@ def write_state(path: Path, state: State, previous: State | None) -> State:
     except OSError as exc:
         raise StateError(f"{path}: cannot write the state: {exc.strerror or exc}") from None
     return written
+
+
+def check_unchanged(path: Path, previous: State | None) -> None:
+    """Refuse to write unless the state file is still ``previous`` and the lock still ours."""
+    guard.check_unchanged(path, (previous.lineage, previous.serial) if previous else None)
 
 
 def _backup(path: Path) -> None:
@@ -621,12 +758,15 @@ def file_sha256(path: Path) -> str | None:
 __all__ = [
     "DEFAULT_STATE_PATH",
     "FORMAT_VERSION",
+    "MAX_FORMAT_VERSION",
     "AggregationState",
     "History",
+    "PreviousSource",
     "ReportState",
     "Source",
     "State",
     "backup_path",
+    "check_unchanged",
     "data_hash",
     "file_sha256",
     "history_entry",
@@ -636,6 +776,8 @@ __all__ = [
     "parse_state",
     "remove_addresses",
     "serialise",
+    "source_key",
+    "switch_source",
     "with_result",
     "write_state",
 ]

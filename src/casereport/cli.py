@@ -17,15 +17,22 @@ import click
 
 from casereport import __version__
 from casereport.errors import CaseReportError
+from casereport.terminal import clean, clean_output, raw
 
 
 class CaseReportGroup(click.Group):
-    """A click group that turns unexpected exceptions into one line unless ``--debug``."""
+    """A click group that turns unexpected exceptions into one line unless ``--debug``,
+    and shows control characters in anything printed as visible escapes
+    (``casereport.terminal``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            with clean_output():
+                return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort) as exc:
+            if isinstance(exc, click.ClickException):
+                # click prints it once this returns (its stubs mark it Final; it is not)
+                exc.message = clean(exc.message)  # type: ignore[misc]
             if ctx.meta.get("casereport.debug"):
                 traceback.print_exc()
             raise
@@ -38,8 +45,10 @@ class CaseReportGroup(click.Group):
             if ctx.meta.get("casereport.debug"):
                 raise
             raise CaseReportError(
-                f"internal error: {type(exc).__name__}: {exc} "
-                "(re-run with --debug for the traceback, and please report it)"
+                clean(
+                    f"internal error: {type(exc).__name__}: {exc} "
+                    "(re-run with --debug for the traceback, and please report it)"
+                )
             ) from exc
 
 
@@ -484,7 +493,8 @@ def plan_command(
         click.echo(views.render_markdown(plan), nl=False)
     else:
         colour = views.use_colour(sys.stdout.isatty())
-        click.echo(views.render_human(plan, colour=colour), nl=False)
+        # (the view escapes what it shows, and its colour must stay)
+        click.echo(views.render_human(plan, colour=colour), nl=False, file=raw(sys.stdout))
         if out is not None:
             click.echo(f"\nSaved the plan to {out}. Apply exactly it with: casereport apply {out}")
     if detailed_exitcode and plan.has_changes:
@@ -532,7 +542,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
                 "apply needs approval: run it on a terminal, pass --auto-approve, "
                 "or apply a saved plan (`casereport plan --out plan.json`)"
             )
-        click.echo(views.render_human(plan, colour=colour))
+        click.echo(views.render_human(plan, colour=colour), file=raw(sys.stdout))
         if auto_approve:
             return True
         answer = click.prompt(
@@ -554,7 +564,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
             return
         if bar is None:
             bar = bars.enter_context(
-                click.progressbar(length=total, label="Fetching", file=sys.stderr)
+                click.progressbar(length=total, label="Fetching", file=raw(sys.stderr))
             )
         bar.update(1)
 

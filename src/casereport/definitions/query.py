@@ -38,7 +38,9 @@ choices.
   word, not the operator). ``\\*`` is still a wildcard ``*``: quote a value to match ``*``
   literally.
 - Nesting of parentheses and ``NOT``/``-`` is limited to 50 levels, so a hostile query
-  cannot exhaust the stack.
+  cannot exhaust the stack; a query is at most ``MAX_QUERY_LENGTH`` (4,096) characters, so
+  one cannot keep the emulator busy for minutes. Datadog documents no limit; real queries
+  are a few hundred characters, even with long value groups.
 
 Errors raise ``QuerySyntaxError`` whose ``position`` is the 0-based offset of the token at
 fault: the dangling operator (``a AND``), the ``field:`` with no value, the unclosed ``(``
@@ -65,6 +67,7 @@ from typing import NamedTuple
 from casereport.errors import QuerySyntaxError
 
 __all__ = [
+    "MAX_QUERY_LENGTH",
     "And",
     "MatchAll",
     "Node",
@@ -76,6 +79,7 @@ __all__ = [
     "is_plainly_valid",
     "parse",
     "to_string",
+    "too_long",
 ]
 
 
@@ -111,6 +115,7 @@ class Or:
 Node = MatchAll | Term | Not | And | Or
 
 _MAX_DEPTH = 50
+MAX_QUERY_LENGTH = 4096
 
 _SPACE = re.compile(r"\s*")
 # The plain characters of a word, up to whitespace, a paren, a quote or a backslash.
@@ -172,6 +177,8 @@ class _Token(NamedTuple):
 
 def parse(text: str) -> Node:
     """Parse a search query; raise ``QuerySyntaxError`` pointing at the offending column."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QuerySyntaxError(too_long(text), text, MAX_QUERY_LENGTH)
     tokens = _tokenize(text)
     if len(tokens) == 1:
         return MatchAll()
@@ -184,11 +191,16 @@ def parse(text: str) -> Node:
     return node
 
 
+def too_long(text: str) -> str:
+    """Why ``text`` is refused when it is longer than ``MAX_QUERY_LENGTH``."""
+    return f"query is {len(text)} characters long, over the limit of {MAX_QUERY_LENGTH}: shorten it"
+
+
 def is_plainly_valid(text: str) -> bool:
     """True when ``text`` is a query of the plain, common shape, which always parses
     (``service:api -status:closed priority:(P1 OR P2)``): a check some ten times cheaper
     than ``parse``, for loading many reports. False decides nothing: ``parse`` does."""
-    return _PLAIN_QUERY.fullmatch(text) is not None
+    return len(text) <= MAX_QUERY_LENGTH and _PLAIN_QUERY.fullmatch(text) is not None
 
 
 def to_string(node: Node) -> str:

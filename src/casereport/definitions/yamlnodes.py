@@ -12,8 +12,10 @@ What PyYAML leaves to this module, done the way ruamel.yaml did it so no message
 
 - Tags of plain scalars follow YAML 1.2 (``yes`` is a string, ``0o17`` an integer, ``1e3``
   a number), unless the file declares ``%YAML 1.1``; PyYAML alone resolves YAML 1.1.
-- Aliases are followed when the nodes are converted: a recursive alias, or more than
-  ``MAX_NODES`` values once aliases are expanded ("billion laughs"), is an error; so is
+- Aliases are followed when the nodes are converted: a recursive alias, more than
+  ``MAX_NODES`` values once aliases are expanded ("billion laughs"), or aliases that
+  repeat more than ``MAX_ALIAS_CHARS`` characters of text (a few aliases of a long value,
+  doubled level after level, stay under any count of values) is an error; so is
   nesting deeper than ``MAX_FLOW_DEPTH``. libyaml refuses 1,000 levels itself, which keeps
   its C composer (it recurses once per level) within the stack; the pure-Python composer
   runs out of recursion sooner. Either way the first level too deep is then found by
@@ -38,6 +40,7 @@ from typing import Any, NamedTuple
 import yaml
 
 __all__ = [
+    "MAX_ALIAS_CHARS",
     "MAX_FLOW_DEPTH",
     "MAX_NODES",
     "MapNode",
@@ -55,6 +58,10 @@ __all__ = [
 # Aliases can make a small file expand to a huge tree ("billion laughs"); no report needs
 # anywhere near this many values.
 MAX_NODES = 50_000
+# ... and characters: what aliases repeat is counted by its source text, so a long value
+# aliased many times is refused before anything downstream copies it (ten times the
+# largest report file seen in practice).
+MAX_ALIAS_CHARS = 100_000
 # No report nests more than a few levels; deeper nesting is a mistake or an attack.
 MAX_FLOW_DEPTH = 100
 
@@ -152,7 +159,7 @@ def compose(text: str) -> Node | None:
         root = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text) from None
-    except RecursionError:  # the pure-Python composer recurses once per level
+    except (RecursionError, _TooDeep):  # the pure-Python composer recurses once per level
         raise _syntax_error(None, text) from None
     if root is None:
         return None
@@ -234,13 +241,15 @@ def _follow(
     root: Any, scalar: Callable[[Any], ScalarNode], *, counted: bool, tracked: bool
 ) -> Node:
     """The tree with aliases followed: ``counted``, every value counts against
-    ``MAX_NODES``; ``tracked``, a node met inside itself is refused."""
-    budget = MAX_NODES
+    ``MAX_NODES``; ``tracked``, a node met inside itself is refused, and the text of
+    every scalar met again counts against ``MAX_ALIAS_CHARS``."""
+    budget, chars = MAX_NODES, MAX_ALIAS_CHARS
     active: set[int] = set()
+    met: set[int] = set()  # the scalars converted once: met again, through an alias
     scalar_type, mapping_type = yaml.ScalarNode, yaml.MappingNode
 
     def convert(node: Any, depth: int) -> Node:
-        nonlocal budget
+        nonlocal budget, chars
         start = node.start_mark
         if counted:
             if tracked and id(node) in active:
@@ -251,6 +260,18 @@ def _follow(
                 message = f"invalid YAML: more than {MAX_NODES} values once aliases are expanded"
                 raise YamlSyntaxError(start.line + 1, start.column + 1, message)
         if type(node) is scalar_type:
+            if tracked:
+                if id(node) in met:
+                    chars -= node.end_mark.index - start.index
+                    if chars < 0:
+                        raise YamlSyntaxError(
+                            start.line + 1,
+                            start.column + 1,
+                            f"invalid YAML: aliases repeat more than {MAX_ALIAS_CHARS} "
+                            "characters (use fewer aliases of this value, or shorter ones)",
+                        )
+                else:
+                    met.add(id(node))
             return scalar(node)
         if depth > MAX_FLOW_DEPTH:
             raise _too_deep(start)
@@ -394,6 +415,28 @@ class _PyLoader(
         yaml.parser.Parser.__init__(self)
         yaml.composer.Composer.__init__(self)
         _Resolver.__init__(self, text)
+        self.depth = 0
+
+    # PyYAML's composer recurses once per level. It stops here, not at the interpreter's
+    # recursion limit (which a host may have raised past what the C stack holds, and
+    # which its scanner takes seconds to reach): the caller then finds the first level
+    # too deep in the events. Twice the limit, so that below it the converted tree is
+    # checked as libyaml's is (a document may hold more values than allowed first).
+    def compose_sequence_node(self, anchor: Any) -> Any:
+        self.depth += 1
+        if self.depth > 2 * MAX_FLOW_DEPTH:
+            raise _TooDeep
+        node = super().compose_sequence_node(anchor)
+        self.depth -= 1
+        return node
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        self.depth += 1
+        if self.depth > 2 * MAX_FLOW_DEPTH:
+            raise _TooDeep
+        node = super().compose_mapping_node(anchor)
+        self.depth -= 1
+        return node
 
 
 _PY_LOADER: Any = _PyLoader  # (PyYAML's stubs know only its own loader classes)
@@ -449,7 +492,7 @@ def _syntax_error(exc: yaml.YAMLError | None, text: str) -> YamlSyntaxError:
             yaml.compose(text, Loader=_PY_LOADER)
         except yaml.YAMLError as pure:
             exc = pure
-        except RecursionError:
+        except (RecursionError, _TooDeep):
             too_deep = _first_too_deep(text)
             if too_deep is not None:
                 return too_deep

@@ -11,7 +11,9 @@ Every API request goes through, in order: authentication (401 without keys, 403 
 keys other than the ones the emulator was started with), the rate limit (calendar-aligned
 windows, ``X-RateLimit-*`` headers on every API response, 429 past the limit), injected
 faults (latency, random 500/503), request validation (400 with a JSON:API error object
-whose ``detail`` says what is wrong and ``source.pointer`` where), then the handler.
+whose ``detail`` says what is wrong and ``source.pointer`` where; a query longer than
+``MAX_QUERY_LENGTH`` is refused before it is parsed, so no request keeps the event loop
+busy for long), then the handler.
 
 Error bodies use both shapes Datadog uses, so clients are exercised on each: 401, 403
 and 500 use the spec's ``{"errors": ["..."]}``; 400, 404, 405, 429 and 503 use JSON:API
@@ -439,6 +441,12 @@ def _bool_param(params: Mapping[str, str], name: str, *, default: bool) -> bool:
 
 
 def _parse_query(text: str, pointer: str | None, name: str) -> query_language.Node:
+    if len(text) > query_language.MAX_QUERY_LENGTH:  # (not echoed back: it may be huge)
+        raise _bad_request(
+            f"{name} is {len(text)} characters long, over the limit of "
+            f"{query_language.MAX_QUERY_LENGTH}",
+            pointer,
+        )
     try:
         return query_language.parse(text)
     except query_language.QuerySyntaxError as exc:

@@ -7,6 +7,9 @@ The human view reads like ``terraform plan``: one block per change, the symbol i
 three-column gutter (``+`` create, ``~`` update, ``↻`` refresh, ``-/+`` replace, ``-``
 delete; a report rendered for the first time is ``+``, a re-render ``~``), stale results
 counted per report rather than listed, unchanged items counted, then the summary line.
+It escapes every value it shows (names, titles, queries, reasons, file names and sources
+come from report files, state and plans) with ``casereport.terminal.escape``, so that its
+own colour is the only control sequence in it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from casereport.engine.plan import (
     PlanCounts,
     ReportChange,
 )
+from casereport.terminal import escape
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", REFRESH: "↻", REPLACE: "-/+", DELETE: "-", RENDER: "~"}
 _COLOURS = {CREATE: "32", UPDATE: "33", REFRESH: "36", REPLACE: "35", DELETE: "31", RENDER: "33"}
@@ -65,7 +69,7 @@ def _painter(colour: bool) -> Paint:
 
 
 def _value(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return escape(json.dumps(value, ensure_ascii=False))  # (JSON leaves DEL and C1 raw)
 
 
 def _plural(count: int, word: str) -> str:
@@ -90,17 +94,16 @@ def _gutter(symbol: str, action: str, paint: Paint) -> str:
 
 
 def _field_line(marker: str, name: str, value: str) -> str:
-    return f"      {marker} {name:<12} = {value}"
+    return f"      {marker} {escape(name):<12} = {value}"
 
 
 def _aggregation_block(change: AggregationChange, paint: Paint) -> list[str]:
-    header = f"  # {change.address} {_HEADERS[change.action]}"
+    address = escape(change.address)
+    header = f"  # {address} {_HEADERS[change.action]}"
     if change.action != CREATE:
-        header += f": {change.reason}"
+        header += f": {escape(change.reason)}"
     lines = [paint(header, _BOLD)]
-    opening = (
-        f"{_gutter(SYMBOLS[change.action], change.action, paint)} aggregation {change.address}"
-    )
+    opening = f"{_gutter(SYMBOLS[change.action], change.action, paint)} aggregation {address}"
     if change.action == DELETE or (change.action == REPLACE and not change.changes):
         return [*lines, opening]
     lines.append(opening + " {")
@@ -128,23 +131,25 @@ def _stale_block(stale: list[AggregationChange], paint: Paint) -> list[str]:
     noun = "result" if len(stale) == 1 else "results"
     lines = [f"{_gutter(SYMBOLS[REFRESH], REFRESH, paint)} {len(stale)} stale {noun} to refresh:"]
     lines += [
-        f"      {report}: {count} ({reason})" for (report, reason), count in sorted(groups.items())
+        f"      {escape(report)}: {count} ({escape(reason)})"
+        for (report, reason), count in sorted(groups.items())
     ]
     return lines
 
 
 def _report_block(change: ReportChange, paint: Paint, *, index: bool = False) -> list[str]:
-    label = "site index" if index else f"report {change.name}"
+    label = "site index" if index else f"report {escape(change.name)}"
     name = f"the {label}" if index else label
-    files = ", ".join(change.outputs) or "no files"
+    files = escape(", ".join(change.outputs)) or "no files"
+    reasons = escape(", ".join(change.reasons))
     if change.action == DELETE:
-        header = f"  # {name} will be deleted: {', '.join(change.reasons)}"
+        header = f"  # {name} will be deleted: {reasons}"
         body = f"{_gutter(SYMBOLS[DELETE], DELETE, paint)} {label}: removes {files}"
     elif change.new:
         header = f"  # {name} will be created"
         body = f"{_gutter(SYMBOLS[CREATE], CREATE, paint)} {label}: writes {files}"
     else:
-        header = f"  # {name} will be re-rendered: {', '.join(change.reasons)}"
+        header = f"  # {name} will be re-rendered: {reasons}"
         body = f"{_gutter(SYMBOLS[RENDER], RENDER, paint)} {label}: writes {files}"
     return [paint(header, _BOLD), body]
 
@@ -152,13 +157,15 @@ def _report_block(change: ReportChange, paint: Paint, *, index: bool = False) ->
 def render_human(plan: Plan, *, colour: bool = False) -> str:
     """Terraform-like text: changes only, unchanged items counted, then the summary line."""
     paint = _painter(colour)
-    lines = [f"Source: {plan.source.describe()}"]
+    lines = [f"Source: {escape(plan.source.describe())}"]
     if plan.previous_source is not None:
         lines.append(
-            f"The data source changed (was {plan.previous_source.describe()}): {plan.source_note()}"
+            f"The data source changed (was {escape(plan.previous_source.describe())}): "
+            f"{plan.source_note()}"
         )
     if plan.targets:
-        lines.append(f"Targeting only: {', '.join(plan.targets)} (other changes are not shown).")
+        targets = escape(", ".join(plan.targets))
+        lines.append(f"Targeting only: {targets} (other changes are not shown).")
     if not plan.has_changes:
         return "\n".join([*lines, "", plan.summary()]) + "\n"
     lines += ["", "casereport will perform the following actions:", ""]

@@ -178,3 +178,18 @@ def test_atomic_files_rename_over_a_link_without_following_it(tmp_path: Path) ->
     assert victim.read_text() == "precious\n"
     assert (site / "a.html").read_bytes() == b"page"
     assert not (site / "a.html").is_symlink()
+
+
+def test_the_state_folders_gitignore_is_not_written_through_a_link(tmp_path: Path) -> None:
+    from casereport.state.model import state_dir_gitignore
+
+    state_dir = tmp_path / ".casereport"
+    state_dir.mkdir()
+    outside = tmp_path / "outside.txt"
+    (state_dir / ".gitignore").symlink_to(outside)  # dangling: exists() says no file
+    state_dir_gitignore(state_dir / "state.json")
+    assert not outside.exists()
+    assert (state_dir / ".gitignore").is_symlink()
+    fresh = tmp_path / "other" / ".casereport"
+    state_dir_gitignore(fresh / "state.json")
+    assert (fresh / ".gitignore").read_text() == "*\n"

@@ -25,6 +25,7 @@ from casereport.definitions.load import (
     REPORT_KEYS,
     TEMPLATE_NAME_RE,
 )
+from casereport.definitions.query import MAX_QUERY_LENGTH
 from casereport.settings import VAR_NAME_RE
 
 __all__ = ["SCHEMA_COMMENT", "SCHEMA_PATH", "report_schema", "schema_json"]
@@ -105,9 +106,11 @@ def report_schema() -> dict[str, Any]:
         },
         "query_filter": {
             "type": "string",
+            "maxLength": MAX_QUERY_LENGTH,
             "description": (
                 "Case Management search query, e.g. 'service:case-api status:open'. "
-                "${var.NAME}, ${each.key} and ${each.value} are substituted."
+                "${var.NAME}, ${each.key} and ${each.value} are substituted. At most "
+                f"{MAX_QUERY_LENGTH:,} characters."
             ),
         },
         "group_by": {

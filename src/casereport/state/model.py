@@ -741,9 +741,10 @@ def remove_addresses(state: State, addresses: set[str]) -> State:
 def state_dir_gitignore(path: Path) -> None:
     """Keep a state directory out of Git even where the workspace forgot to ignore it."""
     ignore = path.parent / ".gitignore"
-    if path.parent.name == ".casereport" and not ignore.exists():
+    # lexists: a link there (even dangling) is not written through, nor replaced.
+    if path.parent.name == ".casereport" and not os.path.lexists(ignore):
         path.parent.mkdir(parents=True, exist_ok=True)
-        ignore.write_text("*\n", encoding="utf-8")
+        atomic_write_text(ignore, "*\n")
 
 
 def file_sha256(path: Path) -> str | None:

@@ -481,8 +481,10 @@ def test_missing_credentials_stop_a_source_change_before_it_changes_anything(
 ) -> None:
     ws = applied
     other = emulator()
-    code, _ = ws.plan_json(CASEREPORT_API_URL=other.url, DD_API_KEY=None)
-    assert code == 2
+    # Not even a plan: without keys there is nothing an apply could do with it.
+    planned = ws.run("plan", CASEREPORT_API_URL=other.url, DD_API_KEY=None)
+    assert planned.exit_code == 1
+    assert "DD_API_KEY" in planned.stderr and "--emulator" in planned.stderr
 
     failed = ws.run("apply", "--auto-approve", CASEREPORT_API_URL=other.url, DD_API_KEY=None)
 
@@ -664,7 +666,7 @@ def test_a_failed_fetch_fails_only_its_report_and_keeps_its_last_output(
     assert list(renders(plan)) == ["support-backlog"]
 
 
-def test_a_first_apply_refused_by_the_api_names_every_failure(
+def test_a_first_apply_refused_by_the_api_stops_at_the_first_refusal(
     ws: Workspace, emulator: Emulator
 ) -> None:
     ws.emulator = emulator(api_key="another-key")  # answers every request with 403
@@ -672,12 +674,15 @@ def test_a_first_apply_refused_by_the_api_names_every_failure(
     result, calls = ws.counted("apply", "--auto-approve")
 
     assert result.exit_code == 1
-    assert calls == ADDRESSES  # 403 is not retried
+    # At most those in flight (parallelism 16) when the first 403 came back; none after.
+    assert 1 <= calls <= 16
     failures = result.stderr.splitlines()
-    assert len(failures) == ADDRESSES
-    assert failures[0].startswith("  security-cases.critical_by_service: ")
-    assert all("403" in line for line in failures), failures[0]
-    assert failures[0].endswith("(report security-cases is not rendered)")
+    assert len(failures) == 1, failures
+    assert failures[0].startswith("  Datadog refused access (HTTP 403) at ")
+    assert failures[0].endswith(
+        "; the apply stopped there: 19 of 19 requests not fetched, every result fetched "
+        "before it kept (0 reports keep their last good output, 3 not rendered)"
+    )
     assert "DD_API_KEY" not in result.output and "fake-api-key" not in result.output
     state = ws.state()
     assert state.aggregations == {} and state.reports == {}
@@ -762,3 +767,36 @@ def test_an_unknown_target_is_an_error(applied: Workspace) -> None:
         "Error: --target no-such-report: no report or aggregation has this address; "
         "see `casereport state list` or the report files\n"
     )
+
+
+# -- credentials refused mid-apply ------------------------------------------------------
+
+
+def test_the_first_refusal_of_the_keys_stops_the_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    keys = {"DD_API_KEY": "right-api-key", "DD_APP_KEY": "right-app-key"}
+    ws = Workspace(tmp_path, emulator(api_key=keys["DD_API_KEY"], app_key=keys["DD_APP_KEY"]))
+    (tmp_path / "casereport.toml").write_text("parallelism = 2\n")
+    ws.apply(**keys)
+    before_state, before_site = ws.state_json(), ws.site_files()
+
+    result, calls = ws.counted("apply", "--auto-approve", "--refresh", DD_API_KEY="revoked-key")
+
+    assert result.exit_code == 1
+    # At most the two requests in flight when the first 403 came back; none after.
+    assert 1 <= calls <= 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("  Datadog refused access (HTTP 403) at ")
+    assert lines[0].endswith(
+        "; the apply stopped there: 19 of 19 requests not fetched, every result fetched "
+        "before it kept (3 reports keep their last good output)"
+    )
+    assert last_line(result.stdout) == (
+        f"Apply finished with errors: 0 fetched ({calls} API call{'s' * (calls != 1)}), "
+        "0 reports rendered, 0 deleted. 1 failed:"
+    )
+    assert ws.state_json()["aggregations"] == before_state["aggregations"]
+    assert ws.site_files() == before_site

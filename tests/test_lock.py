@@ -408,7 +408,9 @@ def test_apply_fails_at_once_while_another_process_holds_the_lock(
     assert after == {**before, "state.json.lock": lock_path(DEFAULT_STATE).read_bytes()}
 
 
-@pytest.mark.parametrize("command", [["plan"], ["state", "rm", "support-backlog"], ["render"]])
+@pytest.mark.parametrize(
+    "command", [["plan", "--emulator"], ["state", "rm", "support-backlog"], ["render"]]
+)
 def test_other_state_commands_are_locked_out_too(
     workspace: Path, holder: HolderFactory, command: list[str]
 ) -> None:

@@ -369,7 +369,10 @@ def test_detailed_exitcode_is_1_on_an_error(workspace: Path) -> None:
 # -- plan writes nothing and calls nothing ------------------------------------------------------
 
 
-def test_plan_never_writes_state_or_site(workspace: Path) -> None:
+def test_plan_never_writes_state_or_site(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Keys for the plan against Datadog (a plan needs them; it never calls the API).
+    monkeypatch.setenv("DD_API_KEY", "plan-test-api-key")
+    monkeypatch.setenv("DD_APP_KEY", "plan-test-app-key")
     ok("apply", "--emulator", "--auto-approve")
     # Leave plenty for a plan to find: a changed definition, drift, stale results.
     path = workspace / "reports" / "security-cases.yaml"

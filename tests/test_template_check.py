@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from casereport.definitions.expand import expand_workspace
 from casereport.render.check import check_templates
 
@@ -50,3 +52,30 @@ def test_the_index_is_checked_and_a_problem_is_listed_once(tmp_path: Path) -> No
         f"{tmp_path}/templates/index.html.j2:2: error: 'reprots' is undefined "
         '(did you mean "reports"?)'
     ]
+
+
+def test_plan_and_apply_stop_on_a_template_typo_before_any_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from casereport.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "r.yaml").write_text(REPORT)
+    run = CliRunner().invoke
+    assert run(cli, ["apply", "--emulator", "--auto-approve"]).exit_code == 0
+    state = (tmp_path / ".casereport" / "state.json").read_bytes()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "report.md.j2").write_text(
+        "# {{ report.title }}\n{{ reprot.name }}\n"
+    )
+    expected = (
+        "Error: templates/report.md.j2:2: error: 'reprot' is undefined (did you mean \"report\"?)\n"
+    )
+    for command in (["plan", "--emulator"], ["apply", "--emulator", "--auto-approve"]):
+        result = run(cli, command)
+        assert result.exit_code == 1, result.output
+        assert result.stderr == expected
+    assert (tmp_path / ".casereport" / "state.json").read_bytes() == state

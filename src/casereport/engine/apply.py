@@ -40,7 +40,7 @@ from casereport.engine.site_files import (
     check_plan_pages,
     clean_state_leftovers,
 )
-from casereport.engine.sources import check_source_change, source_for
+from casereport.engine.sources import check_source_change, require_credentials, source_for
 from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
 from casereport.settings import DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, Settings
 from casereport.state import journal
@@ -153,6 +153,22 @@ def _template_hashes(workspace: Workspace) -> dict[str, str]:
     return template_hashes(workspace.templates_dir, {r.template for r in workspace.reports})
 
 
+def check_templates_in_use(workspace: Workspace, state: State | None) -> None:
+    """Before a plan: every template in use renders (see ``render.check``), or one line
+    names the first problem's file and line. Skipped when the state records a report
+    rendered from these very template files (their hash covers them all): they did."""
+    hashes = _template_hashes(workspace)
+    rendered = {r.template_hash for r in state.reports.values()} if state else set()
+    if not workspace.reports or rendered.intersection(hashes.values()):
+        return
+    from casereport.render.check import check_templates
+
+    problems = check_templates(workspace.reports, workspace.templates_dir)
+    if problems:
+        more = f" (and {len(problems) - 1} more: see casereport validate)" if problems[1:] else ""
+        raise DefinitionError(f"{problems[0]}{more}")
+
+
 def plan_workspace(
     workspace: Workspace,
     state: State | None,
@@ -259,6 +275,7 @@ class Outcome:
     deleted: int = 0
     failures: list[str] = field(default_factory=list)  # one line each
     interrupted: bool = False
+    stopped: str | None = None  # why fetching stopped early (credentials refused)
 
     def summary(self) -> str:
         verb = "Apply interrupted" if self.interrupted else "Apply complete"
@@ -297,22 +314,35 @@ async def _fetch_all(
     requests: Mapping[str, Mapping[str, Any]],
     on_result: Callable[[str, Mapping[str, Any] | None, ApiError | None], None],
     parallelism: int,
-) -> None:
-    """Fetch every request (by fingerprint) with ``parallelism`` workers; report each."""
+) -> list[ApiError]:
+    """Fetch every request (by fingerprint) with ``parallelism`` workers; report each.
+
+    The first refusal of the credentials (401 or 403) stops the fetching: no request is
+    sent after it (the ones already in flight still report a result that arrives); it is
+    returned (with those of requests in flight), and the requests it left unsent are
+    not reported.
+    """
     import asyncio  # here, not at the top: plan and render never need it (~35 ms)
 
     from casereport.api.messages import AggregateRequest
+    from casereport.errors import AuthenticationError, ForbiddenError
 
     pending = iter(sorted(requests))
+    refused: list[ApiError] = []
 
     async def worker() -> None:
         for fingerprint in pending:
+            if refused:
+                return
             raw = requests[fingerprint]
             request = AggregateRequest(
                 query_filter=raw["query_filter"], groups=tuple(raw["groups"]), limit=raw["limit"]
             )
             try:
                 result = await client.aggregate(request)
+            except (AuthenticationError, ForbiddenError) as exc:
+                refused.append(exc)  # every other answer would say the same: stop
+                return
             except ApiError as exc:
                 on_result(fingerprint, None, exc)
             else:
@@ -337,6 +367,7 @@ async def _fetch_all(
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+    return refused
 
 
 def _delivered(plan: Plan, outcome: Outcome) -> bool:
@@ -405,12 +436,28 @@ def apply_plan(
             return f"report {name} keeps its last good output"
         return f"report {name} is not rendered"
 
+    if outcome.stopped is not None:
+        unfetched = [name for name in sorted(failed) if not failed[name]]
+        outcome.failures.append(
+            f"{outcome.stopped} ({_kept_count(unfetched, current)})"
+            if unfetched
+            else outcome.stopped
+        )
     for name in sorted(failed):
         outcome.failures += [f"{line} ({kept(name)})" for line in sorted(failed[name])]
     for name, message in sorted(render_failures.items()):
         what = "site index" if name == INDEX else f"report {name}"
         outcome.failures.append(f"{what}: {message} ({kept(name)})")
     return outcome, current
+
+
+def _kept_count(names: Sequence[str], state: State) -> str:
+    """What becomes of reports left without their new results, in a few words."""
+    kept = sum(1 for name in names if name in state.reports)
+    reports = "report keeps its" if kept == 1 else "reports keep their"
+    missing = len(names) - kept
+    unrendered = f", {missing} not rendered" if missing else ""
+    return f"{kept} {reports} last good output{unrendered}"
 
 
 def _fetch(
@@ -438,12 +485,14 @@ def _fetch(
         by_fingerprint.setdefault(change.fingerprint, []).append(change)
     log = journal.Journal.open(workspace.state_path, on_disk, plan.source)
     done = 0
+    reported: set[str] = set()
 
     def on_result(
         fingerprint: str, result: Mapping[str, Any] | None, error: ApiError | None
     ) -> None:
         nonlocal done
         done += 1
+        reported.add(fingerprint)
         outcome.api_calls += 1
         if progress is not None:
             progress(done, len(requests))
@@ -471,9 +520,11 @@ def _fetch(
             outcome.fetched += 1
         log.append(entries)
 
+    refused: list[ApiError] = []
+
     async def run() -> None:
         async with CasesClient(settings) as client:
-            await _fetch_all(client, requests, on_result, workspace.parallelism)
+            refused.extend(await _fetch_all(client, requests, on_result, workspace.parallelism))
 
     import asyncio
 
@@ -483,6 +534,17 @@ def _fetch(
         outcome.interrupted = True
     finally:
         log.close()
+    if refused:
+        # One line for them all: the key problem, and what was not asked for.
+        outcome.api_calls += len(refused)
+        unsent = [f for f in requests if f not in reported]
+        for fingerprint in unsent:
+            for change in by_fingerprint[fingerprint]:
+                failed.setdefault(change.report, [])
+        outcome.stopped = (
+            f"{refused[0].message}; the apply stopped there: {len(unsent)} of {len(requests)} "
+            "requests not fetched, every result fetched before it kept"
+        )
     return log
 
 
@@ -659,8 +721,10 @@ def run_plan(options: Options, *, out: Path | None = None, notice: Notice | None
     """``casereport plan``: plan under the lock, never writing state; save it if asked."""
     workspace = load_workspace(options)
     source = source_for(options.use_emulator)
+    require_credentials(source)
     with _lock(workspace, "plan", options, notice):
         disk, state = journal.read_both(workspace.state_path)
+        check_templates_in_use(workspace, state)
         plan = _plan_for(workspace, state, source, options)
         plan = _on_disk(plan, disk)
     if out is not None:
@@ -687,6 +751,8 @@ def run_apply(
     workspace = load_workspace(options)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     source = source_for(options.use_emulator)
+    if plan_file is None:
+        require_credentials(source)
     with _lock(workspace, "apply", options, notice):
         if plan_file is not None:
             plan = read_plan(plan_file)
@@ -699,6 +765,7 @@ def run_apply(
         state = journal.recover(workspace.state_path)
         _clean_partial_writes(workspace)
         if plan_file is None:
+            check_templates_in_use(workspace, state)
             plan = _plan_for(workspace, state, source, options)
             if not plan.has_changes:
                 return plan, None

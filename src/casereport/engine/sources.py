@@ -41,6 +41,17 @@ def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Sour
     return Source("datadog", site)
 
 
+def require_credentials(source: Source, env: Mapping[str, str] | None = None) -> None:
+    """Before planning against Datadog: its keys are set and well-formed, or one line
+    names DD_API_KEY and DD_APP_KEY (or DD_BEARER_TOKEN) and --emulator. A plan made
+    without them would only fail at the apply, after a review of the plan."""
+    if source.kind != "datadog":
+        return
+    from casereport.api.settings import ClientSettings
+
+    ClientSettings.from_env(os.environ if env is None else env)
+
+
 def _missing_secrets(env: Mapping[str, str]) -> list[str]:
     """The Datadog secrets a run without them falls back to the emulator for."""
     if env.get("DD_API_KEY"):

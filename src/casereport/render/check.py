@@ -35,14 +35,16 @@ def check_templates(reports: Sequence[ReportSpec], templates_dir: Path | None) -
     template in use renders."""
     env = environment(templates_dir)
     found: dict[str, Diagnostic] = {}
-    for report in _one_report_per_template(reports):
+    chosen = _one_report_per_template(reports)
+    for report in chosen:
         fetched = {spec.address: _fetched(spec) for spec in report.aggregations}
         for states in (fetched, {}):
             _record(found, functools.partial(render_report, report, states, _SOURCE, env))
-    if reports:
-        everything = {spec.address: _fetched(spec) for r in reports for spec in r.aggregations}
+    if chosen:
+        # The index of the chosen reports: the same names as that of every report.
+        everything = {spec.address: _fetched(spec) for r in chosen for spec in r.aggregations}
         for states in (everything, {}):
-            _record(found, functools.partial(render_index, reports, states, _SOURCE, env))
+            _record(found, functools.partial(render_index, chosen, states, _SOURCE, env))
     return list(found.values())
 
 

@@ -224,3 +224,18 @@ def test_init_then_validate_then_refuse(tmp_path: Path, monkeypatch: pytest.Monk
     assert again.exit_code == 1
     assert again.output.startswith("Error: refusing to overwrite existing files in .: ")
     assert len(again.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["plan", "--emulator"], ["apply", "--emulator", "--auto-approve"]]
+)
+def test_a_yml_report_file_stops_plan_and_apply(workspace: Path, command: list[str]) -> None:
+    shutil.copy(ROOT / "reports" / "security-cases.yaml", workspace / "reports" / "extra.yml")
+    shutil.copy(ROOT / "reports" / "support-backlog.yaml", workspace / "reports" / "ok.yaml")
+    result = run(*command)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        'Error: reports/extra.yml: error: report files end in ".yaml", so this one would be '
+        "left out: rename it to extra.yaml\n"
+    )
+    assert not (workspace / ".casereport").exists() and not (workspace / "site").exists()

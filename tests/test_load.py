@@ -184,15 +184,16 @@ def test_missing_directory_is_one_error(tmp_path: Path) -> None:
     ]
 
 
-def test_empty_directory_and_yml_files_are_warnings(tmp_path: Path) -> None:
+def test_an_empty_directory_is_a_warning_and_a_yml_file_an_error(tmp_path: Path) -> None:
     assert [d.summary for d in load_reports(tmp_path).diagnostics] == [
         "no report files (*.yaml) found"
     ]
     (tmp_path / "old.yml").write_text("title: x\n")
     result = load_reports(tmp_path)
-    assert result.ok
+    assert not result.ok  # plan and apply stop on it too, never leave the report out unseen
     assert [str(d) for d in result.diagnostics] == [
-        f'{tmp_path}/old.yml: warning: ignored: report files end in ".yaml" (rename it to old.yaml)'
+        f'{tmp_path}/old.yml: error: report files end in ".yaml", so this one would be left '
+        "out: rename it to old.yaml"
     ]
 
 

@@ -466,12 +466,20 @@ def _options(**values: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as versioned JSON.")
 @click.option("--markdown", is_flag=True, help="Print a concise plan for a pull request.")
 @click.option(
+    "--max-chars",
+    type=click.IntRange(1),
+    default=65_536,
+    show_default=True,
+    help="Longest --markdown plan: past it, rows are summarised (GitHub's comment limit).",
+)
+@click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 without changes, 2 with changes, 1 on error."
 )
 def plan_command(
     out: Path | None,
     as_json: bool,
     markdown: bool,
+    max_chars: int,
     detailed_exitcode: bool,
     **values: Any,
 ) -> None:
@@ -490,7 +498,7 @@ def plan_command(
     if as_json:
         click.echo(views.render_json(plan), nl=False)
     elif markdown:
-        click.echo(views.render_markdown(plan), nl=False)
+        click.echo(views.render_markdown(plan, max_chars=max_chars), nl=False)
     else:
         colour = views.use_colour(sys.stdout.isatty())
         # (the view escapes what it shows, and its colour must stay)

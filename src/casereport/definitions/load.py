@@ -184,10 +184,12 @@ def load_reports(reports_dir: Path) -> LoadResult:
     diagnostics: list[Diagnostic] = []
     files = sorted(p for p in reports_dir.glob("*.yaml") if p.is_file())
     for stray in sorted(reports_dir.glob("*.yml")):
+        # An error, not a warning: plan and apply would leave the report out unseen.
         diagnostics.append(
             Diagnostic(
-                "warning",
-                f'ignored: report files end in ".yaml" (rename it to {stray.stem}.yaml)',
+                "error",
+                f'report files end in ".yaml", so this one would be left out: rename it to '
+                f"{stray.stem}.yaml",
                 file=str(stray),
             )
         )

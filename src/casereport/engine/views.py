@@ -33,6 +33,7 @@ from casereport.engine.plan import (
     PlanCounts,
     ReportChange,
 )
+from casereport.errors import PlanError
 from casereport.terminal import escape
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", REFRESH: "↻", REPLACE: "-/+", DELETE: "-", RENDER: "~"}
@@ -259,17 +260,51 @@ def _md_report(change: ReportChange, label: str) -> str:
     return f"| `{symbol}` | {label} | {what} |"
 
 
-def _md_table(header: str, rows: list[str], noun: str) -> list[str]:
+def _md_table(header: str, rows: list[str], noun: str, total: int | None = None) -> list[str]:
+    """A table of changes, folded when long; ``total`` counts rows left out too."""
     table = [f"| | {header} | Change |", "|---|---|---|", *rows]
     if len(rows) <= MARKDOWN_FOLD_ROWS:
         return [*table, ""]
     # GitHub renders Markdown inside <details> only after a blank line.
-    summary = f"<details><summary>{_plural(len(rows), noun)}</summary>"
+    counted = _plural(len(rows) if total is None else total, noun)
+    if total is not None and total != len(rows):
+        counted += f", {len(rows)} shown"
+    summary = f"<details><summary>{counted}</summary>"
     return [summary, "", *table, "", "</details>", ""]
 
 
-def render_markdown(plan: Plan) -> str:
-    """A concise plan for a pull-request comment (GitHub-flavoured Markdown)."""
+#: GitHub refuses a comment longer than this many characters.
+GITHUB_COMMENT_LIMIT = 65_536
+
+
+def render_markdown(plan: Plan, *, max_chars: int | None = GITHUB_COMMENT_LIMIT) -> str:
+    """A concise plan for a pull-request comment (GitHub-flavoured Markdown).
+
+    Longer than ``max_chars`` (GitHub's limit by default; None for no limit), the tables
+    keep as many rows as fit and a line counts the rest and points at the full plan.
+    """
+    text = _markdown(plan, None, max_chars)
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    low, high = 0, text.count("\n| ")  # the most table rows that fit, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(_markdown(plan, middle, max_chars)) <= max_chars:
+            low = middle
+        else:
+            high = middle - 1
+    shorter = _markdown(plan, low, max_chars)
+    if len(shorter) > max_chars:
+        raise PlanError(
+            f"--max-chars {max_chars} is too small for even the plan's summary "
+            f"({len(shorter)} characters without a table row); raise it"
+        )
+    return shorter
+
+
+def _markdown(plan: Plan, keep: int | None, max_chars: int | None) -> str:
+    """The Markdown plan with at most ``keep`` table rows (all with None); the note on
+    rows left out names ``max_chars``."""
     counts = plan.counts()
     lines = ["### casereport plan", "", f"**{plan.summary()}**", ""]
     notes = [f"Source: {_cell(plan.source.describe())}."]
@@ -283,8 +318,12 @@ def render_markdown(plan: Plan) -> str:
     if not plan.has_changes:
         return "\n".join([*lines, " ".join(notes)]) + "\n"
     rows = [_md_aggregation(c) for c in plan.aggregations if c.action not in (NOOP, REFRESH)]
+    left_out, all_rows = 0, len(rows)
+    if keep is not None:
+        left_out, rows = max(0, len(rows) - keep), rows[:keep]
+        keep -= len(rows)
     if rows:
-        lines += _md_table("Aggregation", rows, "aggregation change")
+        lines += _md_table("Aggregation", rows, "aggregation change", all_rows)
     stale = Counter(c.report for c in plan.aggregations if c.action == REFRESH)
     if stale:
         per_report = ", ".join(f"{_code(name)}: {count}" for name, count in sorted(stale.items()))
@@ -297,8 +336,18 @@ def render_markdown(plan: Plan) -> str:
     # The index follows report changes; it gets a row only for reasons of its own.
     if index.action != NOOP and (not report_rows or set(index.reasons) != {"reports changed"}):
         report_rows.append(_md_report(index, "site index"))
+    all_reports = len(report_rows)
+    if keep is not None:
+        left_out, report_rows = left_out + max(0, len(report_rows) - keep), report_rows[:keep]
     if report_rows:
-        lines += _md_table("Report", report_rows, "report change")
+        lines += _md_table("Report", report_rows, "report change", all_reports)
+    if left_out:
+        lines += [
+            f"_{_plural(left_out, 'more change')} not shown: this comment holds at most "
+            f"{max_chars or 0:,} characters. The full plan: `casereport plan`, or the plan "
+            "uploaded with this run._",
+            "",
+        ]
     unchanged = _unchanged(counts)
     if unchanged is not None:
         notes.insert(0, unchanged)

@@ -422,21 +422,19 @@ class _PyLoader(
     # which its scanner takes seconds to reach): the caller then finds the first level
     # too deep in the events. Twice the limit, so that below it the converted tree is
     # checked as libyaml's is (a document may hold more values than allowed first).
-    def compose_sequence_node(self, anchor: Any) -> Any:
+    def _nested(self, compose: Callable[[Any], Any], anchor: Any) -> Any:
         self.depth += 1
         if self.depth > 2 * MAX_FLOW_DEPTH:
             raise _TooDeep
-        node = super().compose_sequence_node(anchor)
+        node = compose(anchor)
         self.depth -= 1
         return node
 
+    def compose_sequence_node(self, anchor: Any) -> Any:
+        return self._nested(super().compose_sequence_node, anchor)
+
     def compose_mapping_node(self, anchor: Any) -> Any:
-        self.depth += 1
-        if self.depth > 2 * MAX_FLOW_DEPTH:
-            raise _TooDeep
-        node = super().compose_mapping_node(anchor)
-        self.depth -= 1
-        return node
+        return self._nested(super().compose_mapping_node, anchor)
 
 
 _PY_LOADER: Any = _PyLoader  # (PyYAML's stubs know only its own loader classes)

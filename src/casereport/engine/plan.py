@@ -651,26 +651,20 @@ def make_plan(
                     fetched_at=previous.fetched_at,
                 )
             )
-    for name in set(previous_reports) - report_names:
-        if in_target(name, name):
-            report_changes.append(
-                ReportChange(
-                    name=name,
-                    action=DELETE,
-                    reasons=("report removed",),
-                    outputs=tuple(sorted(previous_reports[name].outputs)),
-                )
-            )
-
+    # Reports gone from the definitions: those state records, and those `state rm` forgot
+    # (whose pages it kept a list of), each with the pages to remove.
+    removed = {
+        name: ("report removed", previous_reports[name].outputs)
+        for name in set(previous_reports) - report_names
+    }
     forgotten = state.forgotten_pages if state is not None else {}
-    for name in sorted(set(forgotten) - report_names - set(previous_reports)):
+    for name in set(forgotten) - report_names - set(previous_reports):
+        removed[name] = ("removed from state by `state rm`", forgotten[name])
+    for name, (reason, outputs) in sorted(removed.items()):
         if in_target(name, name):
             report_changes.append(
                 ReportChange(
-                    name=name,
-                    action=DELETE,
-                    reasons=("removed from state by `state rm`",),
-                    outputs=tuple(sorted(forgotten[name])),
+                    name=name, action=DELETE, reasons=(reason,), outputs=tuple(sorted(outputs))
                 )
             )
 

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from casereport.cli import cli
 from casereport.engine.plan import Plan
 from casereport.render.templates import BUILTIN_TEMPLATES
+from cli_workspace import example_workspace, ok, run
 
-EXAMPLE_REPORTS = Path(__file__).resolve().parents[1] / "reports"
 STATE = Path(".casereport/state.json")
 FIX = "run `casereport plan --out` again"
 
@@ -30,33 +27,7 @@ FIX = "run `casereport plan --out` again"
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A workspace with the example reports, as the current directory; no credentials."""
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    for path in sorted(EXAMPLE_REPORTS.glob("*.yaml")):
-        shutil.copyfile(path, reports / path.name)
-    monkeypatch.chdir(tmp_path)
-    for name in (
-        "DD_API_KEY",
-        "DD_APP_KEY",
-        "DD_APPLICATION_KEY",
-        "DD_BEARER_TOKEN",
-        "DD_SITE",
-        "CASEREPORT_API_URL",
-        "CASEREPORT_DEBUG",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
-    return tmp_path
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def ok(*args: str) -> Result:
-    result = run(*args)
-    assert result.exit_code == 0, result.output
-    return result
+    return example_workspace(tmp_path, monkeypatch)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -22,19 +22,13 @@ from casereport.definitions.expand import expand_workspace
 from casereport.emulator.server import RunningEmulator
 from casereport.state import journal
 from casereport.state.model import State, backup_path, load_state
+from cli_workspace import API_ENVIRONMENT
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(".casereport/state.json")
 OLD_MTIME_NS = 1_000_000_000 * 1_000_000_000
 EmulatorFactory = Callable[..., RunningEmulator]
-CREDENTIAL_VARIABLES = (
-    "DD_API_KEY",
-    "DD_APP_KEY",
-    "DD_APPLICATION_KEY",
-    "DD_BEARER_TOKEN",
-    "DD_SITE",
-    "CASEREPORT_API_URL",
-)
+CREDENTIAL_VARIABLES = API_ENVIRONMENT
 
 
 def run(*args: str) -> Result:

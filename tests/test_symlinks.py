@@ -9,32 +9,20 @@ finding's.)
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from casereport.cli import cli
 from casereport.errors import CaseReportError
 from casereport.fsutil import AtomicFiles, atomic_write_text
-
-EXAMPLE_REPORTS = Path(__file__).resolve().parents[1] / "reports"
+from cli_workspace import example_workspace, run
 
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "ws"
-    (root / "reports").mkdir(parents=True)
-    for path in sorted(EXAMPLE_REPORTS.glob("*.yaml")):
-        shutil.copyfile(path, root / "reports" / path.name)
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "victim").write_text("precious\n")
-    monkeypatch.chdir(root)
-    for name in ("DD_API_KEY", "DD_APP_KEY", "DD_SITE", "CASEREPORT_API_URL", "CASEREPORT_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
-    return root
+    return example_workspace(tmp_path / "ws", monkeypatch)
 
 
 def outside(root: Path) -> Path:
@@ -44,10 +32,6 @@ def outside(root: Path) -> Path:
 def untouched(root: Path) -> None:
     assert sorted(p.name for p in outside(root).iterdir()) == ["victim"]
     assert (outside(root) / "victim").read_text() == "precious\n"
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
 
 
 def one_line_error(*args: str) -> str:

@@ -9,17 +9,14 @@ address and the bad name, with the state, the site and every file outside them u
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from casereport.cli import cli
 from casereport.definitions.expand import fingerprint
+from cli_workspace import EXAMPLE_REPORTS, example_workspace, ok, run
 
-EXAMPLE_REPORTS = Path(__file__).resolve().parents[1] / "reports"
 STATE = Path(".casereport/state.json")
 FIX = "run `casereport plan --out` again"
 # The first apply leaves no backup: the hint is the one without.
@@ -30,27 +27,9 @@ RESTORE = "; move the file away to start afresh (the next apply re-fetches every
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The example reports in ``tmp_path/ws`` (the current directory); ``tmp_path/outside``
     holds a file that must never change."""
-    root = tmp_path / "ws"
-    (root / "reports").mkdir(parents=True)
-    for path in sorted(EXAMPLE_REPORTS.glob("*.yaml")):
-        shutil.copyfile(path, root / "reports" / path.name)
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "victim.html").write_text("precious\n")
-    monkeypatch.chdir(root)
-    for name in ("DD_API_KEY", "DD_APP_KEY", "DD_SITE", "CASEREPORT_API_URL", "CASEREPORT_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
-    return root
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def ok(*args: str) -> Result:
-    result = run(*args)
-    assert result.exit_code == 0, result.output
-    return result
+    return example_workspace(tmp_path / "ws", monkeypatch)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

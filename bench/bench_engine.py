@@ -158,6 +158,16 @@ def bench_plan() -> None:
 
 
 def bench_noop_report() -> None:
+    # The copy borrows this checkout's .venv: `make report` there must find it installed,
+    # or it would reinstall the package from the copy (pointing .venv at a folder deleted
+    # right after, which breaks every later run).
+    stamp, pyproject = ROOT / ".venv" / ".installed", ROOT / "pyproject.toml"
+    if not stamp.exists() or stamp.stat().st_mtime < pyproject.stat().st_mtime:
+        print(
+            "engine.noop_make_report: skipped: .venv is not installed from this checkout's "
+            "pyproject.toml; run `make install` (or `make bench`) first"
+        )
+        return
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp) / "repo"
         shutil.copytree(ROOT, workspace, ignore=shutil.ignore_patterns(".venv", ".git", "site"))

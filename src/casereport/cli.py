@@ -701,6 +701,27 @@ def state_rm(addresses: tuple[str, ...], state_path: Path | None, lock_timeout: 
     click.echo(f"Removed {len(removed)} from state: {', '.join(removed)}")
 
 
+@state_group.command("mv")
+@click.argument("source", metavar="SOURCE")
+@click.argument("destination", metavar="DESTINATION")
+@_STATE_OPTION
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, metavar="SECONDS")
+def state_mv(source: str, destination: str, state_path: Path | None, lock_timeout: float) -> None:
+    """Move a report or an aggregation to a new address, keeping results and history.
+
+    \b
+    Examples:
+      casereport state mv support-backlog support-queue
+      casereport state mv support-backlog.by_status support-backlog.by_state
+    """
+    from casereport.state.ops import move
+
+    moves = move(_state_path(state_path), source, destination, lock_timeout=lock_timeout)
+    click.echo(f"Moved {source} to {destination} in state:")
+    for old, new in moves:
+        click.echo(f"  {old} -> {new}")
+
+
 @cli.command("force-unlock")
 @click.argument("lock_id", metavar="ID")
 @_STATE_OPTION

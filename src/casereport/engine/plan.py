@@ -669,7 +669,7 @@ def make_plan(
                 ReportChange(
                     name=name,
                     action=DELETE,
-                    reasons=("removed from state by `state rm`",),
+                    reasons=("left in state by `state rm` or `state mv`",),
                     outputs=tuple(sorted(forgotten[name])),
                 )
             )

@@ -43,14 +43,19 @@ def moved_address(address: str, source: str, destination: str) -> str | None:
     """Where ``address`` goes when ``source`` moves to ``destination``, or None if it stays.
 
     A report moves the addresses under it (``source.``), an aggregation itself and its
-    ``for_each`` keys (``source[``), an instance only itself.
+    ``for_each`` keys (``source[``) unless the destination is one key, an instance only
+    itself.
     """
     if address == source:
         return destination
     kind = address_kind(source)
     if kind == "report" and address.startswith(f"{source}."):
         return destination + address[len(source) :]
-    if kind == "aggregation" and address.startswith(f"{source}["):
+    if (
+        kind == "aggregation"
+        and address.startswith(f"{source}[")
+        and address_kind(destination) != "instance"
+    ):
         return destination + address[len(source) :]
     return None
 

@@ -95,9 +95,9 @@ def move(
         state = _require(journal.recover(state_path), state_path)
         moves = moves_for(state.aggregations, source, destination)
         is_report = source in state.reports
-        if not moves and not is_report:
+        several = any(a.startswith(f"{source}[") for a in state.aggregations)
+        if not moves and not is_report and not several:
             raise StateError(f"no report or aggregation {source!r} in {state_path}; nothing moved")
-        several = any(old != source for old in moves)
         if (kind == "report") != (target_kind == "report") or (
             several and target_kind == "instance"
         ):

@@ -17,8 +17,9 @@ one line of its own, so a diff shows one line per changed address (spread out he
           "result": {"id": "...", "total": 100.0, "groups": [{"group": "OPEN", "value": [42.0]}]},
           "fetched_at": "2026-11-26T19:00:00Z",
           "history": {"fetched_at": "2026-11-25T19:00:00Z ...", "total": "97 ...",
-                      "groups": {"OPEN": "40 ...", "CLOSED": "_ ..."}}
-        }
+                      "groups": {"OPEN": "40 ...", "CLOSED": "_ ..."}},
+          "query_changed_at": "..."      # only once the request changed: history before it
+        }                                # is kept but not compared with
       },
       "reports": {
         "support-weekly": {"definition_hash": "...", "template_hash": "...", "data_hash": "...",

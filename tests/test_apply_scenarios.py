@@ -194,11 +194,11 @@ def test_a_changed_request_updates_only_its_address(
     )
     after = ws.state_json()
     assert changed(before["aggregations"], after["aggregations"]) == {"support-backlog.by_status"}
-    assert after["aggregations"]["support-backlog.by_status"]["history"] == {
-        "fetched_at": "",
-        "total": "",
-        "groups": {},
-    }
+    # The earlier result stays in history, marked as from before the request changed.
+    entry = after["aggregations"]["support-backlog.by_status"]
+    assert entry["history"]["fetched_at"] == "2027-01-15T08:00:00Z"
+    assert entry["query_changed_at"] == "2027-01-15T08:00:00Z"
+    assert "query_changed_at" not in before["aggregations"]["support-backlog.by_status"]
     assert changed(before["reports"], after["reports"]) == {"support-backlog"}
     assert after["serial"] == before["serial"] + 1  # one write per apply
     # Only the changed report's pages were written again (and the index, if it changed).

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from casereport import __version__
 from casereport.errors import StateError
+from casereport.state.comparable import comparable_history
 from casereport.state.history import (
     HISTORY_GROUPS,
     HISTORY_LIMIT,
@@ -580,16 +581,40 @@ def test_history_keeps_earlier_results_oldest_first_and_is_bounded() -> None:
     assert entry.result["total"] == float(HISTORY_LIMIT + 5)
 
 
-def test_history_restarts_when_the_request_changes() -> None:
+def test_a_changed_request_keeps_history_and_restarts_what_is_compared() -> None:
     entry = fetch(fetch(fetch(None, 1.0, "a"), 2.0, "a"), 3.0, "a")
     assert len(entry.history) == 2
+    assert entry.query_changed_at is None
 
     changed = fetch(entry, 4.0, "b")
 
-    assert changed.history == ()
-    assert fetch(changed, 5.0, "b").history == (
+    # Kept in state, marked: what a page compares with restarts at the change.
+    assert [h["total"] for h in changed.history] == [1.0, 2.0, 3.0]
+    assert changed.query_changed_at == "2026-11-26T04:00:00Z"
+    assert comparable_history(changed) == ()
+    later = fetch(changed, 5.0, "b")
+    assert later.query_changed_at == "2026-11-26T04:00:00Z"
+    assert comparable_history(later) == (
         {"fetched_at": "2026-11-26T04:00:00Z", "total": 4.0, "groups": {"OPEN": 4.0}},
     )
+    assert comparable_history(entry) == entry.history
+
+
+def test_query_changed_at_is_written_only_when_set_and_read_back_strictly(tmp_path: Path) -> None:
+    entry = fetch(fetch(None, 1.0, "a"), 2.0, "b")
+    assert "query_changed_at" not in fetch(None, 1.0, "a").to_json()
+    assert entry.to_json()["query_changed_at"] == "2026-11-26T02:00:00Z"
+    path = tmp_path / "state.json"
+    state = State(lineage="l", aggregations={entry.address: entry})
+    write_state(path, state, None)
+    again = load_state(path)
+    assert again is not None
+    assert again.aggregations[entry.address].query_changed_at == "2026-11-26T02:00:00Z"
+    raw = json.loads(path.read_text())
+    raw["aggregations"][entry.address]["query_changed_at"] = "yesterday"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(StateError, match="query_changed_at 'yesterday' is not a timestamp"):
+        load_state(path)
 
 
 def test_history_entry_keeps_the_total_and_the_top_groups_first_counts() -> None:

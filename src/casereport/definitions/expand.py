@@ -35,6 +35,7 @@ from casereport.definitions.models import (
     diagnostics_json,
     sort_diagnostics,
 )
+from casereport.definitions.moved import Move, check_moves, resolve
 from casereport.fsutil import collector_paused
 from casereport.settings import (
     DEFAULT_REFRESH,
@@ -99,6 +100,7 @@ class ReportSpec:
     template: str
     aggregations: tuple[AggregationSpec, ...]
     definition_hash: str
+    moves: tuple[Move, ...] = ()  # ``moved:`` entries, full addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,7 @@ def expand(
         spec = expander.report(default_refresh)
         if spec is not None:
             specs.append(spec)
+    diagnostics += check_moves(specs)
     for name in sorted(set(cli_vars) - used):
         if not VAR_NAME_RE.match(name):
             continue
@@ -295,6 +298,7 @@ class _Expander:
             template=report.template,
             aggregations=tuple(aggregations),
             definition_hash=digest,
+            moves=resolve(report.name, report.path, report.moved),
         )
 
     def aggregation(

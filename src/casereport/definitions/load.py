@@ -35,6 +35,7 @@ from casereport.definitions.models import (
     Variable,
     sort_diagnostics,
 )
+from casereport.definitions.moved import parse_moved
 from casereport.definitions.query import is_plainly_valid
 from casereport.definitions.query import parse as parse_query
 from casereport.definitions.yamlnodes import (
@@ -83,6 +84,7 @@ REPORT_KEYS = (
     "template",
     "vars",
     "aggregations",
+    "moved",
 )
 AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each")
 
@@ -398,6 +400,7 @@ class _Checker:
         variables: tuple[Variable, ...] = ()
         if "vars" in fields:
             variables = self.variables(fields["vars"][1])
+        moved = parse_moved(self, fields["moved"][1]) if "moved" in fields else ()
         self.report_level_errors = any(
             d.severity == "error" for d in self.diagnostics[errors_before:]
         )
@@ -436,6 +439,7 @@ class _Checker:
             formats=formats,
             template=template,
             vars=variables,
+            moved=moved,
         )
 
     def refresh(self, node: Node) -> Refresh | None:

@@ -24,6 +24,7 @@ __all__ = [
     "ForEach",
     "ForEachItem",
     "LoadResult",
+    "MovedEntry",
     "ReportDefinition",
     "Severity",
     "SourceString",
@@ -157,6 +158,16 @@ class AggregationDefinition(NamedTuple):
     for_each: ForEach | None = None
 
 
+class MovedEntry(NamedTuple):
+    """A ``moved`` entry as written: ``source`` (``from``) and ``to`` (None: the whole
+    report was renamed from ``source``), and where ``from`` is."""
+
+    source: str
+    to: str | None
+    line: int
+    column: int
+
+
 @dataclass(frozen=True, slots=True)
 class ReportDefinition:
     """A report file that passed validation (its invalid aggregations are left out)."""
@@ -171,6 +182,7 @@ class ReportDefinition:
     formats: tuple[str, ...] = DEFAULT_FORMATS
     template: str = DEFAULT_TEMPLATE
     vars: tuple[Variable, ...] = ()
+    moved: tuple[MovedEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

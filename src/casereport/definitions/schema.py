@@ -25,6 +25,7 @@ from casereport.definitions.load import (
     REPORT_KEYS,
     TEMPLATE_NAME_RE,
 )
+from casereport.definitions.moved import LOCAL_RE, MOVED_FROM_RE
 from casereport.definitions.query import MAX_QUERY_LENGTH
 from casereport.settings import VAR_NAME_RE
 
@@ -94,6 +95,33 @@ def report_schema() -> dict[str, Any]:
             "propertyNames": {"pattern": _pattern(AGGREGATION_ID_RE)},
             "additionalProperties": {"$ref": "#/$defs/aggregation"},
             "description": "The report's aggregations, by id (lowercase letters, digits, _).",
+        },
+        "moved": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["from"],
+                "properties": {
+                    "from": {
+                        "type": "string",
+                        "pattern": _pattern(MOVED_FROM_RE),
+                        "description": (
+                            'The old address: agg, agg["key"], old-report.agg, or (without '
+                            '"to") the report\'s old name.'
+                        ),
+                    },
+                    "to": {
+                        "type": "string",
+                        "pattern": _pattern(LOCAL_RE),
+                        "description": 'The aggregation of this report now: agg or agg["key"].',
+                    },
+                },
+            },
+            "description": (
+                "Renames that keep results and history (like Terraform's moved blocks): "
+                "[{from: old_id, to: new_id}], or [{from: old-report-name}]."
+            ),
         },
     }
     aggregation_properties: dict[str, Any] = {

@@ -56,6 +56,7 @@ from casereport.state.model import (
     with_result,
     write_state,
 )
+from casereport.state.moves import apply_moves
 
 #: The key of the site index among render failures (report names cannot contain a dot).
 INDEX = "site.index"
@@ -273,6 +274,7 @@ class Outcome:
     api_calls: int = 0  # distinct requests sent (each with its retries)
     rendered: list[str] = field(default_factory=list)
     deleted: int = 0
+    moved: int = 0  # results moved to a new address (``moved:``)
     failures: list[str] = field(default_factory=list)  # one line each
     interrupted: bool = False
     stopped: str | None = None  # why fetching stopped early (credentials refused)
@@ -285,7 +287,7 @@ class Outcome:
         line = (
             f"{verb}: {self.fetched} fetched ({self.api_calls} {calls}), "
             f"{len(self.rendered)} {'report' if len(self.rendered) == 1 else 'reports'} "
-            f"rendered, {self.deleted} deleted."
+            f"rendered, {self.deleted} deleted" + (f", {self.moved} moved." if self.moved else ".")
         )
         if self.failures:
             line += f" {len(self.failures)} failed:"
@@ -394,7 +396,7 @@ def apply_plan(
     before that replays the journal and re-renders the pages the state does not record,
     so it converges on what an uninterrupted run leaves.
     """
-    outcome = Outcome()
+    outcome = Outcome(moved=len(plan.moves))
     failed: dict[str, list[str]] = {}  # report -> a line per failed address
     with contextlib.ExitStack() as stack:
         # Client settings first: missing credentials stop the apply before it changes anything.
@@ -402,14 +404,16 @@ def apply_plan(
         on_disk = state
         # Another source's results are put aside (kept for a switch back), never mixed in.
         current = switch_source(on_disk if on_disk is not None else new_state(), plan.source)
-        aggregations = dict(current.aggregations)
+        # Moves first: a moved result is the one a fetch adds to (history kept).
+        moves = {c.moved_from: c.address for c in plan.moves if c.moved_from is not None}
+        aggregations = apply_moves(current.aggregations, moves)
         log = None
         if settings is not None:
             log = _fetch(
                 plan, workspace, settings, on_disk, aggregations, failed, outcome, progress
             )
     if not _delivered(plan, outcome) and on_disk is not None:
-        current, aggregations = on_disk, dict(on_disk.aggregations)
+        current, aggregations = on_disk, apply_moves(on_disk.aggregations, moves)
 
     for change in plan.aggregations:
         if change.action == DELETE:

@@ -17,6 +17,10 @@ Aggregation actions (one per address):
               against them (refresh, no-op, ...) and still names ``previous_source``
     delete    the address is no longer defined (or its report was removed)
     no-op     nothing to do
+An aggregation whose result in state is under an old address that a ``moved:`` entry
+names carries ``moved_from``: apply moves the result there first (history kept), then
+does the action, planned against the moved result (often a no-op). The old address is
+not deleted. Moves are counted (``moved``) and end the summary (``, N to move``).
 Report actions: ``render`` (with its reasons; ``new`` on a report's first render),
 ``delete`` (its files go), ``no-op``. Render reasons: ``new report``, ``definition
 changed``, ``template changed``, ``data to fetch`` (one of its aggregations is fetched),
@@ -50,13 +54,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from casereport import __version__
 from casereport.definitions.expand import AggregationSpec, ReportSpec
+from casereport.engine.moves import planned_moves
 from casereport.site import INDEX_FILES, is_report_name, output_name_problem, output_names
 from casereport.state.model import (
     AggregationState,
@@ -107,6 +112,7 @@ class AggregationChange:
     fingerprint: str | None = None
     changes: tuple[FieldChange, ...] = ()  # for update (and replace with a changed request)
     fetched_at: str | None = None  # of the result in state, if any
+    moved_from: str | None = None  # the address its result in state moves from first
 
     @property
     def fetches(self) -> bool:
@@ -136,9 +142,12 @@ class PlanCounts:
     to_delete: int
     unchanged_aggregations: int
     unchanged_reports: int
+    moved: int = 0
 
     def to_json(self) -> dict[str, int]:
+        moved = {"moved": self.moved} if self.moved else {}  # added within format 1
         return {
+            **moved,
             "to_fetch": self.to_fetch,
             "new": self.new,
             "changed": self.changed,
@@ -213,8 +222,18 @@ class Plan:
         return "every aggregation is fetched again."
 
     @property
+    def moves(self) -> tuple[AggregationChange, ...]:
+        return tuple(c for c in self.aggregations if c.moved_from is not None)
+
+    @property
     def has_changes(self) -> bool:
-        return bool(self.fetches or self.renders or self.deletions or self.index.action != NOOP)
+        return bool(
+            self.fetches
+            or self.renders
+            or self.deletions
+            or self.index.action != NOOP
+            or self.moves
+        )
 
     def counts(self) -> PlanCounts:
         """The summary's numbers; see the module docstring for what each counts."""
@@ -232,8 +251,10 @@ class Plan:
             stale=by_action[REFRESH],
             to_render=renders + (1 if index_alone else 0),
             to_delete=by_action[DELETE] + report_deletes,
-            unchanged_aggregations=by_action[NOOP],
+            # A moved result that needs nothing else is counted as a move, not unchanged.
+            unchanged_aggregations=by_action[NOOP] - sum(1 for c in self.moves if c.action == NOOP),
             unchanged_reports=sum(1 for r in self.reports if r.action == NOOP),
+            moved=len(self.moves),
         )
 
     def summary(self) -> str:
@@ -244,7 +265,8 @@ class Plan:
         return (
             f"Plan: {counts.to_fetch} to fetch ({counts.new} new, {counts.changed} changed, "
             f"{counts.stale} stale), {counts.to_render} {_reports(counts.to_render)} to render, "
-            f"{counts.to_delete} to delete."
+            f"{counts.to_delete} to delete"
+            + (f", {counts.moved} to move." if counts.moved else ".")
         )
 
     # -- serialisation ---------------------------------------------------------------
@@ -337,6 +359,8 @@ def _change_json(change: AggregationChange) -> dict[str, Any]:
         "fingerprint": change.fingerprint,
         "changes": [{"field": c.name, "old": c.old, "new": c.new} for c in change.changes],
         "fetched_at": change.fetched_at,
+        # Added within format 1, only on a move: plans without moves read as before.
+        **({"moved_from": change.moved_from} if change.moved_from is not None else {}),
     }
 
 
@@ -375,6 +399,7 @@ def _change_from_json(raw: Mapping[str, Any]) -> AggregationChange:
         fingerprint=_optional_str(fingerprint),
         changes=tuple(FieldChange(str(c["field"]), c["old"], c["new"]) for c in raw["changes"]),
         fetched_at=_optional_str(raw["fetched_at"]),
+        moved_from=_optional_str(raw.get("moved_from")),
     )
 
 
@@ -599,6 +624,8 @@ def make_plan(
             replaced = True
     previous_aggregations = state.aggregations if state is not None else {}
     previous_reports = state.reports if state is not None else {}
+    moves = planned_moves(reports, previous_aggregations) if previous_aggregations else {}
+    moved_away: set[str] = set()
 
     changes: list[AggregationChange] = []
     report_changes: list[ReportChange] = []
@@ -611,14 +638,21 @@ def make_plan(
             if not in_target(spec.address, report.name):
                 continue
             report_in_target = True
+            previous = previous_aggregations.get(spec.address)
+            moved_from = moves.get(spec.address) if previous is None and moves else None
+            if moved_from is not None:
+                previous = previous_aggregations[moved_from]
+                moved_away.add(moved_from)
             change = _aggregation_change(
                 spec,
                 report,
-                previous_aggregations.get(spec.address),
+                previous,
                 now=now,
                 refresh_all=refresh_all,
                 source_changed=replaced,
             )
+            if moved_from is not None:
+                change = replace(change, moved_from=moved_from)
             fetching = fetching or change.fetches
             changes.append(change)
         if report_in_target:
@@ -633,7 +667,7 @@ def make_plan(
             )
 
     report_names = {r.name for r in reports}
-    for address in set(previous_aggregations) - defined:
+    for address in set(previous_aggregations) - defined - moved_away:
         previous = previous_aggregations[address]
         if in_target(address, previous.report):
             reason = (
@@ -659,7 +693,7 @@ def make_plan(
     }
     forgotten = state.forgotten_pages if state is not None else {}
     for name in set(forgotten) - report_names - set(previous_reports):
-        removed[name] = ("removed from state by `state rm`", forgotten[name])
+        removed[name] = ("left in state by `state rm` or `state mv`", forgotten[name])
     for name, (reason, outputs) in sorted(removed.items()):
         if in_target(name, name):
             report_changes.append(

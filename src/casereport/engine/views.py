@@ -5,7 +5,8 @@ Views only read the ``Plan``; nothing here decides anything, and every count com
 
 The human view reads like ``terraform plan``: one block per change, the symbol in a
 three-column gutter (``+`` create, ``~`` update, ``↻`` refresh, ``-/+`` replace, ``-``
-delete; a report rendered for the first time is ``+``, a re-render ``~``), stale results
+delete, ``~>`` a result moved to a new address; a report rendered for the first time is
+``+``, a re-render ``~``), stale results
 counted per report rather than listed, unchanged items counted, then the summary line.
 It escapes every value it shows (names, titles, queries, reasons, file names and sources
 come from report files, state and plans) with ``casereport.terminal.escape``, so that its
@@ -37,6 +38,7 @@ from casereport.errors import PlanError
 from casereport.terminal import escape
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", REFRESH: "↻", REPLACE: "-/+", DELETE: "-", RENDER: "~"}
+MOVE_SYMBOL = "~>"
 _COLOURS = {CREATE: "32", UPDATE: "33", REFRESH: "36", REPLACE: "35", DELETE: "31", RENDER: "33"}
 _BOLD = "1"
 _HEADERS = {
@@ -126,6 +128,15 @@ def _aggregation_block(change: AggregationChange, paint: Paint) -> list[str]:
     return lines
 
 
+def _move_block(change: AggregationChange, paint: Paint) -> list[str]:
+    """A result kept under a new address (``moved:``), before any action on it."""
+    old, new = escape(change.moved_from or ""), escape(change.address)
+    return [
+        paint(f"  # {old} has moved to {new}", _BOLD),
+        f"{_gutter(MOVE_SYMBOL, UPDATE, paint)} {old} moved to {new}",
+    ]
+
+
 def _stale_block(stale: list[AggregationChange], paint: Paint) -> list[str]:
     """Stale results counted per report and reason, not listed one by one."""
     groups = Counter((change.report, change.reason) for change in stale)
@@ -172,6 +183,8 @@ def render_human(plan: Plan, *, colour: bool = False) -> str:
     lines += ["", "casereport will perform the following actions:", ""]
     stale = [c for c in plan.aggregations if c.action == REFRESH]
     for change in plan.aggregations:
+        if change.moved_from is not None:
+            lines += [*_move_block(change, paint), ""]
         if change.action not in (NOOP, REFRESH):
             lines += [*_aggregation_block(change, paint), ""]
     if stale:
@@ -317,7 +330,13 @@ def _markdown(plan: Plan, keep: int | None, max_chars: int | None) -> str:
         notes.append("Targeting only: " + ", ".join(_code(t) for t in plan.targets) + ".")
     if not plan.has_changes:
         return "\n".join([*lines, " ".join(notes)]) + "\n"
-    rows = [_md_aggregation(c) for c in plan.aggregations if c.action not in (NOOP, REFRESH)]
+    rows = []
+    for change in plan.aggregations:
+        if change.moved_from is not None:
+            moved = f"moved from {_code(change.moved_from)}, results and history kept"
+            rows.append(f"| `{MOVE_SYMBOL}` | {_code(change.address)} | {moved} |")
+        if change.action not in (NOOP, REFRESH):
+            rows.append(_md_aggregation(change))
     left_out, all_rows = 0, len(rows)
     if keep is not None:
         left_out, rows = max(0, len(rows) - keep), rows[:keep]

@@ -33,7 +33,8 @@ from casereport.render.words import (
     join_words,
 )
 from casereport.site import FORMAT_SUFFIXES
-from casereport.state.history import HISTORY_GROUPS, History
+from casereport.state.comparable import comparable_history
+from casereport.state.history import HISTORY_GROUPS
 from casereport.state.model import AggregationState, Source
 
 if TYPE_CHECKING:
@@ -257,7 +258,7 @@ def aggregation_context(
         return context
     result = state.result
     total = float(result["total"])
-    history = History.from_entries(state.history)
+    history = comparable_history(state)  # since the query last changed
     earlier_totals = history.totals()
     stamps = history.stamps()
     previous = bool(earlier_totals)
@@ -360,7 +361,10 @@ def aggregation_context(
                 f'width="100%" height="{height}"', ident, "b", chart_title, summary, bars_svg
             ),
         }
-    if previous_total is None:
+    if previous_total is None and state.query_changed_at is not None:
+        changed_on = filters.day(state.query_changed_at)
+        change_text = f"query changed on {changed_on}: nothing to compare with yet"
+    elif previous_total is None:
         change_text = "the first run: nothing to compare with yet"
     else:
         moved = total - previous_total
@@ -516,7 +520,7 @@ def _index_entry(
         state = aggregations.get(spec.address)
         anchor = _spec_anchor(spec, taken)
         total = float(state.result["total"]) if state is not None else None
-        previous = History.from_entries(state.history).latest_total() if state is not None else None
+        previous = comparable_history(state).latest_total() if state is not None else None
         entries.append(
             {
                 "id": anchor,

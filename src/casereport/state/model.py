@@ -17,8 +17,9 @@ one line of its own, so a diff shows one line per changed address (spread out he
           "result": {"id": "...", "total": 100.0, "groups": [{"group": "OPEN", "value": [42.0]}]},
           "fetched_at": "2026-11-26T19:00:00Z",
           "history": {"fetched_at": "2026-11-25T19:00:00Z ...", "total": "97 ...",
-                      "groups": {"OPEN": "40 ...", "CLOSED": "_ ..."}}
-        }
+                      "groups": {"OPEN": "40 ...", "CLOSED": "_ ..."}},
+          "query_changed_at": "..."      # only once the request changed: history before it
+        }                                # is kept but not compared with
       },
       "reports": {
         "support-weekly": {"definition_hash": "...", "template_hash": "...", "data_hash": "...",
@@ -118,13 +119,17 @@ class AggregationState:
     result: JsonObject  # the API's data.attributes plus id: {"id", "total", "groups"}
     fetched_at: str
     history: Sequence[JsonObject] = ()
+    # When a changed request was first fetched: earlier history is kept but not comparable.
+    query_changed_at: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.history, History):
             object.__setattr__(self, "history", History.from_entries(self.history))
 
     def to_json(self) -> dict[str, Any]:
+        changed = {"query_changed_at": self.query_changed_at} if self.query_changed_at else {}
         return {
+            **changed,  # only when there is one: older states stay as they were
             "report": self.report,
             "title": self.title,
             "request": dict(self.request),
@@ -294,12 +299,17 @@ def with_result(
     result: JsonObject,
     fetched_at: str,
 ) -> AggregationState:
-    """The aggregation after a fetch: the old result moves into (bounded) history."""
+    """The aggregation after a fetch: the old result moves into (bounded) history.
+
+    A changed request keeps history too, but marks the change (``query_changed_at``): pages
+    compare and draw trends only from results fetched since.
+    """
     history: tuple[JsonObject, ...] = ()
-    # A changed request makes old numbers incomparable: history restarts.
-    if previous is not None and previous.fingerprint == fingerprint:
+    changed_at = previous.query_changed_at if previous is not None else None
+    if previous is not None:
         earlier = (*previous.history, history_entry(previous.result, previous.fetched_at))
         history = earlier[-HISTORY_LIMIT:]
+        changed_at = fetched_at if previous.fingerprint != fingerprint else changed_at
     return AggregationState(
         address=address,
         report=report,
@@ -309,6 +319,7 @@ def with_result(
         result=result,
         fetched_at=fetched_at,
         history=history,
+        query_changed_at=changed_at,
     )
 
 
@@ -384,6 +395,8 @@ def _aggregation_problem(raw: dict[str, Any]) -> str | None:
         return "result.groups is not a list of {group, value: [numbers]}"
     if not _is_timestamp(raw["fetched_at"]):
         return f"fetched_at {raw['fetched_at']!r} is not a timestamp"
+    if "query_changed_at" in raw and not _is_timestamp(raw["query_changed_at"]):
+        return f"query_changed_at {raw['query_changed_at']!r} is not a timestamp"
     if "history" in raw and not valid_columns(raw["history"]):
         return 'history is not {fetched_at: "...", total: "...", groups: {name: "..."}}'
     return None
@@ -409,6 +422,7 @@ def parse_aggregation(path: Path, address: str, raw: Any) -> AggregationState:
         result=raw["result"],
         fetched_at=raw["fetched_at"],
         history=History(raw.get("history")),
+        query_changed_at=raw.get("query_changed_at"),
     )
     return entry
 

@@ -1,4 +1,4 @@
-"""Operator commands on state: ``state list|show|rm``, ``show`` and ``force-unlock``."""
+"""Operator commands on state: ``state list|show|rm|mv``, ``show`` and ``force-unlock``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from casereport.errors import StateError
 from casereport.state import journal
 from casereport.state.lock import LockInfo, force_unlock, state_lock
 from casereport.state.model import State, remove_addresses, write_state
+from casereport.state.moves import address_kind, apply_moves, moves_for
 
 
 def _require(state: State | None, path: Path) -> State:
@@ -72,6 +73,58 @@ def remove(state_path: Path, addresses: tuple[str, ...], *, lock_timeout: float 
             )
         write_state(state_path, updated, state)
     return sorted(removed | reports)
+
+
+def move(
+    state_path: Path, source: str, destination: str, *, lock_timeout: float = 0.0
+) -> list[tuple[str, str]]:
+    """Move a report or an address in state, results and history kept (``state mv``).
+
+    A report's pages are put with those ``state rm`` forgot: the next apply removes them
+    (the renamed report renders its own), unless a report of that name is defined again.
+    Returns the moves made, ``(old, new)`` sorted.
+    """
+    kind, target_kind = address_kind(source), address_kind(destination)
+    for address, what in ((source, "source"), (destination, "destination")):
+        if address_kind(address) is None:
+            raise StateError(
+                f"{what} {address!r} is not a report or an address "
+                '(report, report.aggregation or report.aggregation["key"])'
+            )
+    with state_lock(state_path, "state mv", timeout=lock_timeout):
+        state = _require(journal.recover(state_path), state_path)
+        moves = moves_for(state.aggregations, source, destination)
+        is_report = source in state.reports
+        several = any(a.startswith(f"{source}[") for a in state.aggregations)
+        if not moves and not is_report and not several:
+            raise StateError(f"no report or aggregation {source!r} in {state_path}; nothing moved")
+        if (kind == "report") != (target_kind == "report") or (
+            several and target_kind == "instance"
+        ):
+            what = "a report" if kind == "report" else "an aggregation"
+            raise StateError(
+                f"cannot move {what} ({source!r}) to {destination!r}: "
+                "move a report to a report, an aggregation to an aggregation"
+            )
+        clash = sorted(set(moves.values()) & set(state.aggregations))
+        if clash or (kind == "report" and destination in state.reports):
+            held = clash[0] if clash else destination
+            raise StateError(
+                f"{held!r} is already in {state_path}; `casereport state rm` it first "
+                "if it is to be replaced"
+            )
+        updated = replace(state, aggregations=apply_moves(state.aggregations, moves))
+        if is_report:
+            forgotten = dict(updated.forgotten_pages)
+            forgotten[source] = dict(state.reports[source].outputs)
+            updated = replace(
+                updated,
+                reports={n: r for n, r in state.reports.items() if n != source},
+                forgotten_pages=forgotten,
+            )
+        write_state(state_path, updated, state)
+    done = sorted(moves.items())
+    return [(source, destination), *done] if is_report else done
 
 
 def describe_state(state_path: Path) -> str:

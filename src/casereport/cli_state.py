@@ -1,0 +1,34 @@
+"""``casereport state mv``, added to ``casereport state`` by ``cli`` (kept apart from it,
+which is at its size limit). As in ``cli``, the command parses options and calls one
+library function (``casereport.state.ops.move``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("mv")
+@click.argument("source", metavar="SOURCE")
+@click.argument("destination", metavar="DESTINATION")
+@click.option(
+    "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
+)
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, metavar="SECONDS")
+def state_mv(source: str, destination: str, state_path: Path | None, lock_timeout: float) -> None:
+    """Move a report or an aggregation to a new address, keeping results and history.
+
+    \b
+    Examples:
+      casereport state mv support-backlog support-queue
+      casereport state mv support-backlog.by_status support-backlog.by_state
+    """
+    from casereport.settings import load_settings
+    from casereport.state.ops import move
+
+    path = state_path if state_path is not None else load_settings(Path(".")).state_path
+    moves = move(path, source, destination, lock_timeout=lock_timeout)
+    click.echo(f"Moved {source} to {destination} in state:")
+    for old, new in moves:
+        click.echo(f"  {old} -> {new}")

@@ -137,7 +137,13 @@ def query_command(
     """
     from casereport.engine import adhoc
 
-    request = adhoc.query_request(query_filter, groups, limit)
+    request = adhoc.query_request(
+        query_filter,
+        groups,
+        limit,
+        attributes=adhoc.workspace_attributes(),
+        warn=lambda line: click.echo(line, err=True),
+    )
     result = adhoc.run_query(
         request,
         use_emulator=emulator,
@@ -273,18 +279,26 @@ _REPORTS_DIR_HELP = "Directory of report files (default: reports_dir in caserepo
     help="Set ${var.NAME} in every report (repeatable; overrides vars: and casereport.toml).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnostics as JSON.")
+@click.option(
+    "--strict", is_flag=True, help="Treat warnings as errors (as strict = true in casereport.toml)."
+)
 @click.pass_context
 def validate_command(
-    ctx: click.Context, reports_dir: Path | None, variables: tuple[str, ...], as_json: bool
+    ctx: click.Context,
+    reports_dir: Path | None,
+    variables: tuple[str, ...],
+    as_json: bool,
+    strict: bool,
 ) -> None:
     """Check every report definition offline: YAML, schema, variables, queries, templates.
 
     Prints one line per problem (path:line:col: error: message) and a summary; exits 0
-    when valid (warnings allowed) and 1 otherwise.
+    when valid (warnings allowed, unless --strict or strict = true) and 1 otherwise.
 
     \b
     Examples:
       casereport validate
+      casereport validate --strict   # in CI: a warning fails the build
       casereport validate --reports-dir reports --var environment=staging --json
     """
     from dataclasses import replace
@@ -298,6 +312,8 @@ def validate_command(
     # The templates of the reports that expanded, with the rest of the problems: one run.
     problems = check_templates(expansion.reports, settings.templates_dir)
     expansion = replace(expansion, diagnostics=(*expansion.diagnostics, *problems))
+    if strict or settings.strict:
+        expansion = expansion.strict()
     click.echo(validation_output(expansion, as_json=as_json), nl=False)
     if not expansion.ok:
         ctx.exit(1)

@@ -20,13 +20,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from casereport.definitions.load import check_group, check_query, load_reports
+from casereport.definitions.load import (
+    check_group,
+    check_query,
+    check_query_fields,
+    known_fields,
+    load_reports,
+)
 from casereport.definitions.models import (
     AggregationDefinition,
     Diagnostic,
@@ -121,6 +127,17 @@ class Expansion:
     def warning_count(self) -> int:
         return len(self.diagnostics) - self.error_count
 
+    def strict(self) -> Expansion:
+        """This expansion with every warning made an error (``validate --strict``,
+        ``strict = true``)."""
+        return replace(
+            self,
+            diagnostics=tuple(
+                d if d.severity == "error" else replace(d, severity="error")
+                for d in self.diagnostics
+            ),
+        )
+
     @property
     def aggregations(self) -> tuple[AggregationSpec, ...]:
         """Every aggregation of every report, in report then file order."""
@@ -173,12 +190,13 @@ def expand_workspace(
         settings = settings.with_overrides(reports_dir=reports_dir)
     # Thousands of report files make hundreds of thousands of small objects, all kept.
     with collector_paused():
-        loaded = load_reports(settings.reports_dir)
+        loaded = load_reports(settings.reports_dir, settings.attributes)
         expansion = expand(
             loaded.reports,
             workspace_vars=settings.vars,
             cli_vars=cli_vars or {},
             default_refresh=settings.refresh,
+            attributes=settings.attributes,
         )
     settings_diagnostics = [
         Diagnostic("error", p.message, str(p.path), p.line, p.column) for p in problems
@@ -195,8 +213,11 @@ def expand(
     workspace_vars: Mapping[str, str] | None = None,
     cli_vars: Mapping[str, str] | None = None,
     default_refresh: Refresh = DEFAULT_REFRESH,
+    attributes: Sequence[str] = (),
 ) -> Expansion:
-    """Resolve variables and ``for_each`` in loaded reports (sorted by name)."""
+    """Resolve variables and ``for_each`` in loaded reports (sorted by name);
+    ``attributes`` are the workspace's declared case attributes."""
+    known = known_fields(attributes)
     workspace_vars = workspace_vars or {}
     cli_vars = cli_vars or {}
     diagnostics: list[Diagnostic] = []
@@ -207,7 +228,7 @@ def expand(
         variables = dict(workspace_vars)
         variables.update((v.name, v.value) for v in report.vars)
         variables.update(cli_vars)
-        expander = _Expander(report, variables, diagnostics, used, fingerprints)
+        expander = _Expander(report, variables, diagnostics, used, fingerprints, known)
         spec = expander.report(default_refresh)
         if spec is not None:
             specs.append(spec)
@@ -238,8 +259,11 @@ class _Expander:
         diagnostics: list[Diagnostic],
         used: set[str],
         fingerprints: dict[tuple[str, tuple[str, ...], int], str],
+        known: frozenset[str],
     ) -> None:
         self.definition = report
+        self.known = known
+        self.warned: set[tuple[int, int, str]] = set()
         self.variables = variables
         self.diagnostics = diagnostics
         self.used = used
@@ -315,13 +339,15 @@ class _Expander:
                 index = _source_index(source.value, each, self.variables, position)
                 shown = f' (expanded for {where}: "{query}")' if query != source.value else ""
                 self.error(source, index, f"invalid query_filter: {reason}{shown}", query)
+            else:
+                self.query_fields(definition.query_filter, query, each, where)
         groups: list[str] = []
         for source in definition.group_by:
             group = self.interpolate(source, "group_by", each)
             if group is None:
                 continue
             if "$" in source.value:
-                problem_group = check_group(group)
+                problem_group = check_group(group, self.known)
                 if problem_group is not None:
                     severity, message = problem_group
                     line, column = source.line, source.column
@@ -358,6 +384,19 @@ class _Expander:
             fingerprint=digest,
         )
         return spec
+
+    def query_fields(
+        self, source: SourceString, query: str, each: tuple[str, str] | None, where: str
+    ) -> None:
+        """Warnings for the fields of an expanded query, traced back to the file."""
+        for message, position in check_query_fields(query, self.known):
+            index = _source_index(source.value, each, self.variables, position)
+            line, column = source.location_of(index)
+            if (line, column, message) in self.warned:  # once, not once per for_each item
+                continue
+            self.warned.add((line, column, message))
+            shown = f' (expanded for {where}: "{query}")' if query != source.value else ""
+            self.diagnostics.append(Diagnostic("warning", message + shown, self.file, line, column))
 
     def interpolate(
         self, source: SourceString, what: str, each: tuple[str, str] | None

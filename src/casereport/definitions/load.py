@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from casereport.definitions.fields import KNOWN_FIELDS
 from casereport.definitions.models import (
     DEFAULT_FORMATS,
     DEFAULT_TEMPLATE,
@@ -35,7 +36,7 @@ from casereport.definitions.models import (
     Variable,
     sort_diagnostics,
 )
-from casereport.definitions.query import is_plainly_valid
+from casereport.definitions.query import field_terms, is_plainly_valid
 from casereport.definitions.query import parse as parse_query
 from casereport.definitions.yamlnodes import (
     MapNode,
@@ -54,7 +55,6 @@ __all__ = [
     "AGGREGATION_ID_RE",
     "AGGREGATION_KEYS",
     "FORMATS",
-    "KNOWN_GROUP_FIELDS",
     "MAX_LIMIT",
     "REPORT_KEYS",
     "REPORT_NAME_RE",
@@ -63,6 +63,8 @@ __all__ = [
     "check_for_each_key",
     "check_group",
     "check_query",
+    "check_query_fields",
+    "known_fields",
     "load_report",
     "load_reports",
 ]
@@ -86,32 +88,14 @@ REPORT_KEYS = (
 )
 AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each")
 
-# Case fields an aggregation can group by. Any other name is read as a key of the case's
-# free-form `attributes` map. The singular spellings (`service`, `env`, ...) are the ones
-# real data also shows; the emulator reads them as aliases of the plural keys.
-KNOWN_GROUP_FIELDS = (
-    "status",
-    "status_name",
-    "status_group",
-    "priority",
-    "type",
-    "key",
-    "creation_source",
-    "project",
-    "assignee",
-    "created_by",
-    "modified_by",
-    "team",
-    "services",
-    "service",
-    "environments",
-    "env",
-    "datacenters",
-    "datacenter",
-    "versions",
-    "version",
-)
-_KNOWN_GROUP_SET = frozenset(KNOWN_GROUP_FIELDS)
+_KNOWN = frozenset(KNOWN_FIELDS)
+# A superset of the fields a query names: every run of field-name characters before a ":"
+# (a leading "-" is an exclusion). When all are known and nothing looks like a comparison or
+# a range, the query needs no closer look, which is what almost every query gets.
+_CANDIDATE_FIELD = re.compile(r"(?<![A-Za-z0-9_.\-])-*([A-Za-z0-9_.][A-Za-z0-9_.\-]*):")
+_MAYBE_UNDOCUMENTED = re.compile(r"[<>\[{]")
+_COMPARISON_START = ("<", ">")
+_RANGE_START = {"[": "]", "{": "}"}
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -133,9 +117,29 @@ def _query_problem(text: str) -> tuple[str, int] | None:
     return None
 
 
-def check_group(name: str) -> tuple[Severity, str] | None:
-    """An error for an impossible ``group_by`` name, a warning for a likely typo."""
-    if name in _KNOWN_GROUP_SET:
+def known_fields(attributes: Collection[str] = ()) -> frozenset[str]:
+    """The field names taken without a warning: ``KNOWN_FIELDS`` and the workspace's
+    declared ``attributes``."""
+    return _KNOWN.union(attributes) if attributes else _KNOWN
+
+
+def _unknown_hint(name: str, known: frozenset[str]) -> str:
+    return did_you_mean(name.lower(), sorted(known), cutoff=0.75)
+
+
+def _declare(name: str) -> str:
+    return f'declare it in casereport.toml (attributes = ["{name}"]) if cases have it'
+
+
+def check_group(name: str, known: frozenset[str] = _KNOWN) -> tuple[Severity, str] | None:
+    """An error for an impossible ``group_by`` name, a warning for a likely typo of a known
+    field or declared attribute (see ``known_fields``).
+
+    Any other name is taken as an attribute key without a warning, unlike a query's field:
+    grouping by a field no case has shows an empty table that says so, while a query naming
+    one quietly counts nothing.
+    """
+    if name in known:
         return None
     if not GROUP_FIELD_RE.match(name):
         return (
@@ -143,7 +147,7 @@ def check_group(name: str) -> tuple[Severity, str] | None:
             f'invalid group_by field "{name}": use a case field such as status or '
             "priority, or a case attribute key (letters, digits, _ . @ : -)",
         )
-    hint = did_you_mean(name.lower(), KNOWN_GROUP_FIELDS, cutoff=0.75)
+    hint = _unknown_hint(name, known)
     if hint:
         return (
             "warning",
@@ -151,6 +155,61 @@ def check_group(name: str) -> tuple[Severity, str] | None:
             f"case attributes{hint}",
         )
     return None
+
+
+def check_query_fields(text: str, known: frozenset[str] = _KNOWN) -> tuple[tuple[str, int], ...]:
+    """Warnings ``(message, 0-based position)`` for a query that parses: a field neither a
+    known case field nor a declared attribute, and syntax Datadog does not document
+    (comparisons such as ``created_at:>now-7d``, ranges such as ``[a TO b]``)."""
+    if known.issuperset(_CANDIDATE_FIELD.findall(text)) and not _MAYBE_UNDOCUMENTED.search(text):
+        return ()
+    return _query_field_problems(text, known)
+
+
+@functools.lru_cache(maxsize=4096)
+def _query_field_problems(text: str, known: frozenset[str]) -> tuple[tuple[str, int], ...]:
+    try:
+        terms = field_terms(text)
+    except QuerySyntaxError:  # reported as a syntax error
+        return ()
+    found: list[tuple[str, int]] = []
+    named: set[str] = set()
+    for term in terms:
+        field = term.field
+        if field not in known and field not in named:
+            named.add(field)
+            hint = _unknown_hint(field, known)
+            found.append(
+                (
+                    f'query field "{field}" is not a known case field or a declared attribute'
+                    + (hint or f": {_declare(field)}"),
+                    term.position,
+                )
+            )
+        if term.quoted or not term.value:
+            continue
+        if term.value.startswith(_COMPARISON_START):
+            found.append(
+                (
+                    f'undocumented search syntax: "{field}:{term.value}" compares, and Datadog '
+                    "documents no comparison operators for Case Management search (casereport "
+                    f'and its emulator match "{term.value}" as text)',
+                    term.value_position,
+                )
+            )
+        elif term.value[0] in _RANGE_START:
+            close = text.find(_RANGE_START[term.value[0]], term.value_position)
+            shown = text[term.value_position : close + 1] if close > 0 else term.value
+            words = '", "'.join(shown.split())
+            found.append(
+                (
+                    f'undocumented search syntax: "{field}:{shown}" is a range, and Datadog '
+                    "documents no ranges for Case Management search (casereport and its "
+                    f'emulator read it as the words "{words}")',
+                    term.value_position,
+                )
+            )
+    return tuple(found)
 
 
 def check_for_each_key(key: str) -> str | None:
@@ -166,8 +225,9 @@ def check_for_each_key(key: str) -> str | None:
 # --------------------------------------------------------------------------- loading
 
 
-def load_reports(reports_dir: Path) -> LoadResult:
-    """Load and validate every ``*.yaml`` file in ``reports_dir``."""
+def load_reports(reports_dir: Path, attributes: Collection[str] = ()) -> LoadResult:
+    """Load and validate every ``*.yaml`` file in ``reports_dir``; ``attributes`` are the
+    workspace's declared case attributes, taken in queries and ``group_by``."""
     if not reports_dir.is_dir():
         what = "is not a directory" if reports_dir.exists() else "does not exist"
         return LoadResult(
@@ -196,8 +256,9 @@ def load_reports(reports_dir: Path) -> LoadResult:
             Diagnostic("warning", "no report files (*.yaml) found", file=str(reports_dir))
         )
     reports: list[ReportDefinition] = []
+    known = known_fields(attributes)
     for path in files:
-        report, found = load_report(path)
+        report, found = _load_report(path, None, known)
         diagnostics.extend(found)
         if report is not None:
             reports.append(report)
@@ -205,9 +266,15 @@ def load_reports(reports_dir: Path) -> LoadResult:
 
 
 def load_report(
-    path: Path, text: str | None = None
+    path: Path, text: str | None = None, attributes: Collection[str] = ()
 ) -> tuple[ReportDefinition | None, list[Diagnostic]]:
     """Load one report file (``text`` given: use it instead of reading ``path``)."""
+    return _load_report(path, text, known_fields(attributes))
+
+
+def _load_report(
+    path: Path, text: str | None, known: frozenset[str]
+) -> tuple[ReportDefinition | None, list[Diagnostic]]:
     file = str(path)
     if text is None:
         try:
@@ -216,7 +283,7 @@ def load_report(
             return None, [Diagnostic("error", f"not UTF-8 text: {exc.reason}", file, 1, 1)]
         except OSError as exc:
             return None, [Diagnostic("error", f"cannot read file: {exc.strerror}", file)]
-    checker = _Checker(file)
+    checker = _Checker(file, known)
     name = path.stem
     if not REPORT_NAME_RE.match(name):
         checker.error(
@@ -276,8 +343,9 @@ _new_record = tuple.__new__
 class _Checker:
     """Validates one file's node tree field by field, collecting every diagnostic."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, known: frozenset[str]) -> None:
         self.file = file
+        self.known = known
         self.diagnostics: list[Diagnostic] = []
         self.has_errors = False
         self.report_level_errors = False
@@ -533,6 +601,10 @@ class _Checker:
             reason, position = problem
             line, column = query.location_of(position)
             self.error(line, column, f"invalid query_filter: {reason}", query.value)
+            return
+        for message, position in check_query_fields(query.value, self.known):
+            line, column = query.location_of(position)
+            self.warning(line, column, message)
 
     def group_by(self, node: Node) -> tuple[SourceString, ...]:
         if not isinstance(node, SeqNode):
@@ -555,7 +627,7 @@ class _Checker:
                 continue
             seen.add(group.value)
             if "$" not in group.value:
-                problem = check_group(group.value)
+                problem = check_group(group.value, self.known)
                 if problem is not None:
                     severity, message = problem
                     if severity == "error":

@@ -99,17 +99,29 @@ class Workspace:
         return self.expansion.reports
 
 
-def load_workspace(options: Options) -> Workspace:
-    """Load settings and report files; every definition error is reported together."""
+def load_workspace(options: Options, notice: Notice | None = None) -> Workspace:
+    """Load settings and report files; every definition error is reported together.
+
+    Warnings go to ``notice``; with ``strict = true`` in ``casereport.toml`` they are errors.
+    """
     settings, expansion = expand_workspace(
         options.root, reports_dir=options.reports_dir, cli_vars=dict(options.cli_vars)
     )
+    if settings.strict and expansion.warning_count:
+        first = expansion.diagnostics[0]  # what the message below starts with
+        strict_note = "" if first.severity == "error" else " (strict = true in casereport.toml)"
+        expansion = expansion.strict()
+    else:
+        strict_note = ""
     if not expansion.ok:
         errors = [str(d) for d in expansion.diagnostics if d.severity == "error"]
         more = (
             f" (and {len(errors) - 1} more; run `casereport validate`)" if len(errors) > 1 else ""
         )
-        raise DefinitionError(f"{errors[0]}{more}")
+        raise DefinitionError(f"{errors[0]}{strict_note}{more}")
+    if notice is not None:
+        for diagnostic in expansion.diagnostics:
+            notice(str(diagnostic))
     return Workspace(
         settings=settings,
         expansion=expansion,
@@ -657,7 +669,7 @@ def _plan_for(workspace: Workspace, state: State | None, source: Source, options
 
 def run_plan(options: Options, *, out: Path | None = None, notice: Notice | None = None) -> Plan:
     """``casereport plan``: plan under the lock, never writing state; save it if asked."""
-    workspace = load_workspace(options)
+    workspace = load_workspace(options, notice)
     source = source_for(options.use_emulator)
     with _lock(workspace, "plan", options, notice):
         disk, state = journal.read_both(workspace.state_path)
@@ -684,7 +696,7 @@ def run_apply(
     anyone to confirm it (``auto_approve``, or a saved plan) a change of data source is
     refused unless ``options.allow_source_change``.
     """
-    workspace = load_workspace(options)
+    workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     source = source_for(options.use_emulator)
     with _lock(workspace, "apply", options, notice):
@@ -713,7 +725,7 @@ def run_apply(
 
 def run_render(options: Options, *, notice: Notice | None = None) -> list[str]:
     """``casereport render``: re-render the site from state, without calling the API."""
-    workspace = load_workspace(options)
+    workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     with _lock(workspace, "render", options, notice):
         state = journal.recover(workspace.state_path)

@@ -10,13 +10,13 @@ from click.testing import CliRunner
 
 from casereport.cli import cli
 from casereport.definitions.expand import expand_workspace
-from casereport.definitions.fields import KNOWN_FIELDS, SINGLE_VALUED_FIELDS
-from casereport.definitions.load import (
-    check_group,
+from casereport.definitions.fields import (
+    KNOWN_FIELDS,
+    SINGLE_VALUED_FIELDS,
     check_query_fields,
     known_fields,
-    load_report,
 )
+from casereport.definitions.load import check_group, load_report
 from casereport.definitions.query import FieldTerm, field_terms
 
 AGGREGATION = "title: T\naggregations:\n  a:\n    query_filter: {query}\n"

@@ -137,13 +137,8 @@ def query_command(
     """
     from casereport.engine import adhoc
 
-    request = adhoc.query_request(
-        query_filter,
-        groups,
-        limit,
-        attributes=adhoc.workspace_attributes(),
-        warn=lambda line: click.echo(line, err=True),
-    )
+    attributes = adhoc.workspace_attributes()
+    request = adhoc.query_request(query_filter, groups, limit, attributes=attributes, warn=_notice)
     result = adhoc.run_query(
         request,
         use_emulator=emulator,
@@ -279,16 +274,10 @@ _REPORTS_DIR_HELP = "Directory of report files (default: reports_dir in caserepo
     help="Set ${var.NAME} in every report (repeatable; overrides vars: and casereport.toml).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnostics as JSON.")
-@click.option(
-    "--strict", is_flag=True, help="Treat warnings as errors (as strict = true in casereport.toml)."
-)
+@click.option("--strict", is_flag=True, help="Warnings are errors (as strict = true does).")
 @click.pass_context
 def validate_command(
-    ctx: click.Context,
-    reports_dir: Path | None,
-    variables: tuple[str, ...],
-    as_json: bool,
-    strict: bool,
+    ctx: click.Context, /, reports_dir: Path | None, variables: tuple[str, ...], **flags: bool
 ) -> None:
     """Check every report definition offline: YAML, schema, variables, queries, templates.
 
@@ -309,12 +298,12 @@ def validate_command(
 
     cli_vars = parse_var_assignments(variables)
     settings, expansion = expand_workspace(Path("."), reports_dir=reports_dir, cli_vars=cli_vars)
-    # The templates of the reports that expanded, with the rest of the problems: one run.
-    problems = check_templates(expansion.reports, settings.templates_dir)
+    # The templates of every report, with the rest of the problems: one run.
+    problems = check_templates(expansion.every_report, settings.templates_dir)
     expansion = replace(expansion, diagnostics=(*expansion.diagnostics, *problems))
-    if strict or settings.strict:
+    if flags["strict"] or settings.strict:
         expansion = expansion.strict()
-    click.echo(validation_output(expansion, as_json=as_json), nl=False)
+    click.echo(validation_output(expansion, as_json=flags["as_json"]), nl=False)
     if not expansion.ok:
         ctx.exit(1)
 

@@ -26,13 +26,8 @@ from typing import Any
 
 import orjson
 
-from casereport.definitions.load import (
-    check_group,
-    check_query,
-    check_query_fields,
-    known_fields,
-    load_reports,
-)
+from casereport.definitions.fields import check_query_fields, known_fields
+from casereport.definitions.load import check_group, check_query, load_reports
 from casereport.definitions.models import (
     AggregationDefinition,
     Diagnostic,
@@ -113,6 +108,9 @@ class Expansion:
 
     reports: tuple[ReportSpec, ...]
     diagnostics: tuple[Diagnostic, ...]
+    # The reports of files with errors, as far as they expanded (``LoadResult.check_only``):
+    # never planned, only checked (their templates, by ``validate``).
+    checked: tuple[ReportSpec, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -137,6 +135,13 @@ class Expansion:
                 for d in self.diagnostics
             ),
         )
+
+    @property
+    def every_report(self) -> tuple[ReportSpec, ...]:
+        """The reports to plan, then those of files with errors that are not among them:
+        what ``validate`` checks the templates of."""
+        names = {report.name for report in self.reports}
+        return (*self.reports, *(r for r in self.checked if r.name not in names))
 
     @property
     def aggregations(self) -> tuple[AggregationSpec, ...]:
@@ -197,6 +202,7 @@ def expand_workspace(
             cli_vars=cli_vars or {},
             default_refresh=settings.refresh,
             attributes=settings.attributes,
+            check_only=loaded.check_only,
         )
     settings_diagnostics = [
         Diagnostic("error", p.message, str(p.path), p.line, p.column) for p in problems
@@ -204,7 +210,7 @@ def expand_workspace(
     diagnostics = sort_diagnostics(
         [*settings_diagnostics, *loaded.diagnostics, *expansion.diagnostics]
     )
-    return settings, Expansion(expansion.reports, diagnostics)
+    return settings, Expansion(expansion.reports, diagnostics, expansion.checked)
 
 
 def expand(
@@ -214,9 +220,11 @@ def expand(
     cli_vars: Mapping[str, str] | None = None,
     default_refresh: Refresh = DEFAULT_REFRESH,
     attributes: Sequence[str] = (),
+    check_only: Sequence[ReportDefinition] = (),
 ) -> Expansion:
     """Resolve variables and ``for_each`` in loaded reports (sorted by name);
-    ``attributes`` are the workspace's declared case attributes."""
+    ``attributes`` are the workspace's declared case attributes. ``check_only`` (parts of
+    files with errors) are expanded for their diagnostics and ``Expansion.checked`` only."""
     known = known_fields(attributes)
     workspace_vars = workspace_vars or {}
     cli_vars = cli_vars or {}
@@ -224,14 +232,16 @@ def expand(
     used: set[str] = set()
     specs: list[ReportSpec] = []
     fingerprints: dict[tuple[str, tuple[str, ...], int], str] = {}
-    for report in sorted(reports, key=lambda r: r.name):
+    checked: list[ReportSpec] = []
+    every = [(r, False) for r in reports] + [(r, True) for r in check_only]
+    for report, only_checked in sorted(every, key=lambda pair: pair[0].name):
         variables = dict(workspace_vars)
         variables.update((v.name, v.value) for v in report.vars)
         variables.update(cli_vars)
         expander = _Expander(report, variables, diagnostics, used, fingerprints, known)
-        spec = expander.report(default_refresh)
+        spec = expander.report(default_refresh, partial=only_checked)
         if spec is not None:
-            specs.append(spec)
+            (checked if only_checked else specs).append(spec)
     for name in sorted(set(cli_vars) - used):
         if not VAR_NAME_RE.match(name):
             continue
@@ -242,7 +252,7 @@ def expand(
                 file="--var",
             )
         )
-    return Expansion(tuple(specs), sort_diagnostics(diagnostics))
+    return Expansion(tuple(specs), sort_diagnostics(diagnostics), tuple(checked))
 
 
 class _Failed(Exception):
@@ -276,7 +286,8 @@ class _Expander:
         self.diagnostics.append(Diagnostic("error", message, self.file, line, column, detail))
         self.failed = True
 
-    def report(self, default_refresh: Refresh) -> ReportSpec | None:
+    def report(self, default_refresh: Refresh, *, partial: bool = False) -> ReportSpec | None:
+        """The expanded report; ``partial``: whatever expanded, despite errors."""
         report = self.definition
         title = self.interpolate(report.title, "title", None)
         description = None
@@ -293,7 +304,9 @@ class _Expander:
                 spec = self.aggregation(definition, item.key, item.value)
                 if spec is not None:
                     aggregations.append(spec)
-        if self.failed or title is None:
+        if partial:
+            title = title or report.name
+        elif self.failed or title is None:
             return None
         digest = hashlib.sha256(
             _canonical_json(

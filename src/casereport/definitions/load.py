@@ -16,12 +16,18 @@ models that come out are in ``casereport.definitions.models``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from casereport.definitions.fields import KNOWN_FIELDS
+from casereport.definitions.fields import (
+    KNOWN_FIELD_SET,
+    check_query_fields,
+    known_fields,
+    unknown_field_hint,
+)
 from casereport.definitions.models import (
     DEFAULT_FORMATS,
     DEFAULT_TEMPLATE,
@@ -36,7 +42,7 @@ from casereport.definitions.models import (
     Variable,
     sort_diagnostics,
 )
-from casereport.definitions.query import field_terms, is_plainly_valid
+from casereport.definitions.query import is_plainly_valid
 from casereport.definitions.query import parse as parse_query
 from casereport.definitions.yamlnodes import (
     MapNode,
@@ -63,8 +69,6 @@ __all__ = [
     "check_for_each_key",
     "check_group",
     "check_query",
-    "check_query_fields",
-    "known_fields",
     "load_report",
     "load_reports",
 ]
@@ -88,15 +92,6 @@ REPORT_KEYS = (
 )
 AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each")
 
-_KNOWN = frozenset(KNOWN_FIELDS)
-# A superset of the fields a query names: every run of field-name characters before a ":"
-# (a leading "-" is an exclusion). When all are known and nothing looks like a comparison or
-# a range, the query needs no closer look, which is what almost every query gets.
-_CANDIDATE_FIELD = re.compile(r"(?<![A-Za-z0-9_.\-])-*([A-Za-z0-9_.][A-Za-z0-9_.\-]*):")
-_MAYBE_UNDOCUMENTED = re.compile(r"[<>\[{]")
-_COMPARISON_START = ("<", ">")
-_RANGE_START = {"[": "]", "{": "}"}
-
 
 # --------------------------------------------------------------------------- shared checks
 
@@ -117,21 +112,7 @@ def _query_problem(text: str) -> tuple[str, int] | None:
     return None
 
 
-def known_fields(attributes: Collection[str] = ()) -> frozenset[str]:
-    """The field names taken without a warning: ``KNOWN_FIELDS`` and the workspace's
-    declared ``attributes``."""
-    return _KNOWN.union(attributes) if attributes else _KNOWN
-
-
-def _unknown_hint(name: str, known: frozenset[str]) -> str:
-    return did_you_mean(name.lower(), sorted(known), cutoff=0.75)
-
-
-def _declare(name: str) -> str:
-    return f'declare it in casereport.toml (attributes = ["{name}"]) if cases have it'
-
-
-def check_group(name: str, known: frozenset[str] = _KNOWN) -> tuple[Severity, str] | None:
+def check_group(name: str, known: frozenset[str] = KNOWN_FIELD_SET) -> tuple[Severity, str] | None:
     """An error for an impossible ``group_by`` name, a warning for a likely typo of a known
     field or declared attribute (see ``known_fields``).
 
@@ -147,7 +128,7 @@ def check_group(name: str, known: frozenset[str] = _KNOWN) -> tuple[Severity, st
             f'invalid group_by field "{name}": use a case field such as status or '
             "priority, or a case attribute key (letters, digits, _ . @ : -)",
         )
-    hint = _unknown_hint(name, known)
+    hint = unknown_field_hint(name, known)
     if hint:
         return (
             "warning",
@@ -155,61 +136,6 @@ def check_group(name: str, known: frozenset[str] = _KNOWN) -> tuple[Severity, st
             f"case attributes{hint}",
         )
     return None
-
-
-def check_query_fields(text: str, known: frozenset[str] = _KNOWN) -> tuple[tuple[str, int], ...]:
-    """Warnings ``(message, 0-based position)`` for a query that parses: a field neither a
-    known case field nor a declared attribute, and syntax Datadog does not document
-    (comparisons such as ``created_at:>now-7d``, ranges such as ``[a TO b]``)."""
-    if known.issuperset(_CANDIDATE_FIELD.findall(text)) and not _MAYBE_UNDOCUMENTED.search(text):
-        return ()
-    return _query_field_problems(text, known)
-
-
-@functools.lru_cache(maxsize=4096)
-def _query_field_problems(text: str, known: frozenset[str]) -> tuple[tuple[str, int], ...]:
-    try:
-        terms = field_terms(text)
-    except QuerySyntaxError:  # reported as a syntax error
-        return ()
-    found: list[tuple[str, int]] = []
-    named: set[str] = set()
-    for term in terms:
-        field = term.field
-        if field not in known and field not in named:
-            named.add(field)
-            hint = _unknown_hint(field, known)
-            found.append(
-                (
-                    f'query field "{field}" is not a known case field or a declared attribute'
-                    + (hint or f": {_declare(field)}"),
-                    term.position,
-                )
-            )
-        if term.quoted or not term.value:
-            continue
-        if term.value.startswith(_COMPARISON_START):
-            found.append(
-                (
-                    f'undocumented search syntax: "{field}:{term.value}" compares, and Datadog '
-                    "documents no comparison operators for Case Management search (casereport "
-                    f'and its emulator match "{term.value}" as text)',
-                    term.value_position,
-                )
-            )
-        elif term.value[0] in _RANGE_START:
-            close = text.find(_RANGE_START[term.value[0]], term.value_position)
-            shown = text[term.value_position : close + 1] if close > 0 else term.value
-            words = '", "'.join(shown.split())
-            found.append(
-                (
-                    f'undocumented search syntax: "{field}:{shown}" is a range, and Datadog '
-                    "documents no ranges for Case Management search (casereport and its "
-                    f'emulator read it as the words "{words}")',
-                    term.value_position,
-                )
-            )
-    return tuple(found)
 
 
 def check_for_each_key(key: str) -> str | None:
@@ -256,34 +182,44 @@ def load_reports(reports_dir: Path, attributes: Collection[str] = ()) -> LoadRes
             Diagnostic("warning", "no report files (*.yaml) found", file=str(reports_dir))
         )
     reports: list[ReportDefinition] = []
+    check_only: list[ReportDefinition] = []
     known = known_fields(attributes)
     for path in files:
-        report, found = _load_report(path, None, known)
-        diagnostics.extend(found)
-        if report is not None:
-            reports.append(report)
-    return LoadResult(tuple(reports), sort_diagnostics(diagnostics), tuple(files))
+        checker = _load_report(path, None, known)
+        diagnostics.extend(checker.diagnostics)
+        if checker.usable is not None:
+            reports.append(checker.usable)
+        if checker.check_only is not None:
+            check_only.append(checker.check_only)
+    return LoadResult(
+        tuple(reports), sort_diagnostics(diagnostics), tuple(files), tuple(check_only)
+    )
 
 
 def load_report(
     path: Path, text: str | None = None, attributes: Collection[str] = ()
 ) -> tuple[ReportDefinition | None, list[Diagnostic]]:
     """Load one report file (``text`` given: use it instead of reading ``path``)."""
-    return _load_report(path, text, known_fields(attributes))
+    checker = _load_report(path, text, known_fields(attributes))
+    return checker.usable, checker.diagnostics
 
 
-def _load_report(
-    path: Path, text: str | None, known: frozenset[str]
-) -> tuple[ReportDefinition | None, list[Diagnostic]]:
+def _load_report(path: Path, text: str | None, known: frozenset[str]) -> _Checker:
+    """The checker that read ``path``: its usable report, its definition to check only (see
+    ``LoadResult.check_only``) and its diagnostics."""
     file = str(path)
+    checker = _Checker(file, known)
     if text is None:
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
-            return None, [Diagnostic("error", f"not UTF-8 text: {exc.reason}", file, 1, 1)]
+            checker.error(1, 1, f"not UTF-8 text: {exc.reason}")
+            return checker
         except OSError as exc:
-            return None, [Diagnostic("error", f"cannot read file: {exc.strerror}", file)]
-    checker = _Checker(file, known)
+            checker.diagnostics.append(
+                Diagnostic("error", f"cannot read file: {exc.strerror}", file)
+            )
+            return checker
     name = path.stem
     if not REPORT_NAME_RE.match(name):
         checker.error(
@@ -299,13 +235,24 @@ def _load_report(
         root = compose(text)
     except YamlSyntaxError as exc:
         checker.error(exc.line, exc.column, exc.message)
-        return None, checker.diagnostics
+        return checker
     report = checker.report(root, name, path)
     # Report-level problems (name, title, vars, ...) make the whole file unusable; a broken
-    # aggregation is only left out, so expansion can still check the others.
+    # aggregation is only left out, so expansion can still check the others. What was left
+    # out is still expanded, for its variables' problems, but never planned.
     if checker.report_level_errors or not name_ok:
-        report = None
-    return report, checker.diagnostics
+        checker.usable = None
+        checker.check_only = checker.whole if checker.variables_ok else None
+    else:
+        checker.usable = report
+        if checker.broken and checker.variables_ok and report is not None:
+            checker.check_only = dataclasses.replace(
+                report,
+                title=_PLACEHOLDER,
+                description=None,
+                aggregations=tuple(checker.broken),
+            )
+    return checker
 
 
 # --------------------------------------------------------------------------- validation
@@ -334,6 +281,17 @@ def _kind(node: Node) -> str:
     return _TAG_NAMES.get(node.tag, f"a value tagged {node.tag}")
 
 
+# A string that stands in for one a broken file lacks, in definitions only checked.
+_PLACEHOLDER = SourceString("", 1, 1)
+
+
+def _group_string(item: Node) -> SourceString | None:
+    """A ``group_by`` entry that is a non-empty string, without checking it again."""
+    if isinstance(item, ScalarNode) and item.tag == _STR and item.value.strip():
+        return SourceString(item.value, item.line + 1, item.column + 1, item.style, item.raw)
+    return None
+
+
 # The records made for every aggregation and string are named tuples, built here straight
 # from their fields, in order: the keyword-friendly __new__ a named tuple has is a Python
 # function, which would cost a sixth of checking a workspace.
@@ -352,6 +310,14 @@ class _Checker:
         # Keys that a "did you mean" hint of the last mapping proposed: not reported as
         # missing too, so a typo gives one error, not two.
         self.suggested: set[str] = set()
+        # What loading made of the file: the report to plan, if usable; the parts left out
+        # for errors (a whole report, or broken aggregations), whose variables expansion
+        # still checks; ``whole`` is every part, as far as it could be read.
+        self.usable: ReportDefinition | None = None
+        self.check_only: ReportDefinition | None = None
+        self.whole: ReportDefinition | None = None
+        self.broken: list[AggregationDefinition] = []
+        self.variables_ok = True
 
     def error(self, line: int, column: int, message: str, detail: str = "") -> None:
         self.has_errors = True
@@ -463,7 +429,10 @@ class _Checker:
                     )
         variables: tuple[Variable, ...] = ()
         if "vars" in fields:
+            vars_before = len(self.diagnostics)
             variables = self.variables(fields["vars"][1])
+            # A variable left out would make every use of it "undefined": no such checks.
+            self.variables_ok = len(self.diagnostics) == vars_before
         self.report_level_errors = any(
             d.severity == "error" for d in self.diagnostics[errors_before:]
         )
@@ -489,6 +458,18 @@ class _Checker:
                     aggregation = self.aggregation(agg_id, key, value)
                     if aggregation is not None:
                         aggregations.append(aggregation)
+        self.whole = ReportDefinition(
+            name=name,
+            path=path,
+            title=title or _PLACEHOLDER,
+            aggregations=(*aggregations, *self.broken),
+            description=description,
+            owner=owner,
+            refresh=refresh,
+            formats=formats,
+            template=template,
+            vars=variables,
+        )
         if title is None:
             return None
         return ReportDefinition(
@@ -591,6 +572,23 @@ class _Checker:
         failed = self.has_errors
         self.has_errors = before or failed
         if failed or query is None or limit is None or not groups:
+            if "for_each" not in fields or for_each is not None:
+                # Left out, but its ${...} are still checked: with what could be read.
+                group_node = fields["group_by"][1] if "group_by" in fields else None
+                items = group_node.items if isinstance(group_node, SeqNode) else []
+                valid_groups = tuple(g for g in map(_group_string, items) if g is not None)
+                self.broken.append(
+                    AggregationDefinition(
+                        agg_id,
+                        key.line + 1,
+                        key.column + 1,
+                        title,
+                        query or _PLACEHOLDER,
+                        valid_groups,
+                        limit or 1,
+                        for_each,
+                    )
+                )
             return None
         record = (agg_id, key.line + 1, key.column + 1, title, query, groups, limit, for_each)
         return _new_record(AggregationDefinition, record)

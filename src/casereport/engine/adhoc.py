@@ -13,7 +13,8 @@ from typing import Any
 from casereport.api.client import aggregate_sync
 from casereport.api.messages import AggregateRequest, AggregateResult
 from casereport.api.settings import ClientSettings, Credentials
-from casereport.definitions.load import check_group, check_query, check_query_fields, known_fields
+from casereport.definitions.fields import check_query_fields, known_fields
+from casereport.definitions.load import check_group, check_query
 from casereport.errors import ConfigError
 from casereport.settings import load_settings, read_settings
 

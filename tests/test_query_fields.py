@@ -88,15 +88,15 @@ def test_each_unknown_field_once_per_query_and_known_fields_pass() -> None:
         (
             "created_at:>now-7d",
             'undocumented search syntax: "created_at:>now-7d" compares, and Datadog documents '
-            "no comparison operators for Case Management search (casereport and its emulator "
-            'match ">now-7d" as text)',
+            "no comparison operators for Case Management search (casereport reads "
+            '">now-7d" as a plain value, as its emulator does)',
             11,
         ),
         (
             "status:open created_at:[now-7d TO now]",
             'undocumented search syntax: "created_at:[now-7d TO now]" is a range, and Datadog '
-            "documents no ranges for Case Management search (casereport and its emulator read "
-            'it as the words "[now-7d", "TO", "now]")',
+            "documents no ranges for Case Management search (casereport reads it as the "
+            'words "[now-7d", "TO", "now]", as its emulator does)',
             23,
         ),
         (

@@ -157,7 +157,7 @@ def _query_field_problems(text: str, known: frozenset[str]) -> tuple[tuple[str, 
                 (
                     f'undocumented search syntax: "{field}:{term.value}" compares, and Datadog '
                     "documents no comparison operators for Case Management search (casereport "
-                    f'and its emulator match "{term.value}" as text)',
+                    f'reads "{term.value}" as a plain value, as its emulator does)',
                     term.value_position,
                 )
             )
@@ -168,8 +168,8 @@ def _query_field_problems(text: str, known: frozenset[str]) -> tuple[tuple[str, 
             found.append(
                 (
                     f'undocumented search syntax: "{field}:{shown}" is a range, and Datadog '
-                    "documents no ranges for Case Management search (casereport and its "
-                    f'emulator read it as the words "{words}")',
+                    "documents no ranges for Case Management search (casereport reads it as "
+                    f'the words "{words}", as its emulator does)',
                     term.value_position,
                 )
             )

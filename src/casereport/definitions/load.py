@@ -458,18 +458,19 @@ class _Checker:
                     aggregation = self.aggregation(agg_id, key, value)
                     if aggregation is not None:
                         aggregations.append(aggregation)
-        self.whole = ReportDefinition(
-            name=name,
-            path=path,
-            title=title or _PLACEHOLDER,
-            aggregations=(*aggregations, *self.broken),
-            description=description,
-            owner=owner,
-            refresh=refresh,
-            formats=formats,
-            template=template,
-            vars=variables,
-        )
+        if self.has_errors:  # (only then: a file without errors needs no second copy)
+            self.whole = ReportDefinition(
+                name=name,
+                path=path,
+                title=title or _PLACEHOLDER,
+                aggregations=(*aggregations, *self.broken),
+                description=description,
+                owner=owner,
+                refresh=refresh,
+                formats=formats,
+                template=template,
+                vars=variables,
+            )
         if title is None:
             return None
         return ReportDefinition(

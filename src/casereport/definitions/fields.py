@@ -119,6 +119,8 @@ def _declare(name: str) -> str:
     return f'declare it in casereport.toml (attributes = ["{name}"]) if cases have it'
 
 
+# Cached: the same query often recurs across reports, and a hit costs a tenth of a check.
+@functools.lru_cache(maxsize=16384)
 def check_query_fields(
     text: str, known: frozenset[str] = KNOWN_FIELD_SET
 ) -> tuple[tuple[str, int], ...]:

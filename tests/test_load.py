@@ -27,7 +27,7 @@ def validate_copy(tmp_path: Path, *files: Path) -> list[str]:
     # The templates the corpus's reports name, checked as validate checks them.
     shutil.copytree(BROKEN / "templates", tmp_path / "templates", dirs_exist_ok=True)
     settings, expansion = expand_workspace(tmp_path)
-    problems = check_templates(expansion.reports, settings.templates_dir)
+    problems = check_templates(expansion.every_report, settings.templates_dir)
     return [str(d).replace(f"{tmp_path}/", "") for d in (*expansion.diagnostics, *problems)]
 
 

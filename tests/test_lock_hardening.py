@@ -34,7 +34,8 @@ STATE = Path(".casereport/state.json")
 # lock and its journal is open.
 STOPPING_APPLY = """
 import os, signal, sys
-from casereport.engine.apply import Options, run_apply
+from casereport.engine.apply import run_apply
+from casereport.engine.workspace import Options
 from casereport.errors import CaseReportError
 
 stopped = False

@@ -249,3 +249,43 @@ def test_bad_var_assignments(item: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_var_assignments([item])
     assert caught.value.message == message
+
+
+def test_attributes_and_strict(tmp_path: Path) -> None:
+    (tmp_path / "casereport.toml").write_text(
+        'attributes = ["region", "tier.name"]\nstrict = true\n'
+    )
+    settings = load_settings(tmp_path)
+    assert settings.attributes == ("region", "tier.name")
+    assert settings.strict is True
+    assert (Settings().attributes, Settings().strict) == ((), False)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            'attributes = "region"',
+            '"attributes" must be a list of case attribute names, e.g. ["region"]',
+        ),
+        (
+            'attributes = ["has space"]',
+            "\"attributes\" lists 'has space': a case attribute name is 1 to 100 letters, "
+            'digits or _ . - (not starting with "-")',
+        ),
+        (
+            "attributes = [1]",
+            '"attributes" lists 1: a case attribute name is 1 to 100 letters, digits or _ . - '
+            '(not starting with "-")',
+        ),
+        ('attributes = ["a", "a"]', '"attributes" lists "a" twice'),
+        ('strict = "yes"', "\"strict\" must be true or false, got 'yes'"),
+        ("atributes = []", 'unknown setting "atributes" (did you mean "attributes"?)'),
+    ],
+)
+def test_attributes_and_strict_are_checked(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "casereport.toml"
+    path.write_text(f"\n{line}\n")
+    settings, problems = read_settings(tmp_path)
+    assert [str(p) for p in problems] == [f"{path}:2:1: error: {message}"]
+    assert (settings.attributes, settings.strict) == ((), False)

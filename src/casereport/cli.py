@@ -139,7 +139,8 @@ def query_command(
     """
     from casereport.engine import adhoc
 
-    request = adhoc.query_request(query_filter, groups, limit)
+    attributes = adhoc.workspace_attributes()
+    request = adhoc.query_request(query_filter, groups, limit, attributes=attributes, warn=_notice)
     result = adhoc.run_query(
         request,
         use_emulator=emulator,
@@ -174,18 +175,20 @@ _REPORTS_DIR_HELP = "Directory of report files (default: reports_dir in caserepo
     help="Set ${var.NAME} in every report (repeatable; overrides vars: and casereport.toml).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnostics as JSON.")
+@click.option("--strict", is_flag=True, help="Warnings are errors (as strict = true does).")
 @click.pass_context
 def validate_command(
-    ctx: click.Context, reports_dir: Path | None, variables: tuple[str, ...], as_json: bool
+    ctx: click.Context, /, reports_dir: Path | None, variables: tuple[str, ...], **flags: bool
 ) -> None:
     """Check every report definition offline: YAML, schema, variables, queries, templates.
 
     Prints one line per problem (path:line:col: error: message) and a summary; exits 0
-    when valid (warnings allowed) and 1 otherwise.
+    when valid (warnings allowed, unless --strict or strict = true) and 1 otherwise.
 
     \b
     Examples:
       casereport validate
+      casereport validate --strict   # in CI: a warning fails the build
       casereport validate --reports-dir reports --var environment=staging --json
     """
     from dataclasses import replace
@@ -196,10 +199,12 @@ def validate_command(
 
     cli_vars = parse_var_assignments(variables)
     settings, expansion = expand_workspace(Path("."), reports_dir=reports_dir, cli_vars=cli_vars)
-    # The templates of the reports that expanded, with the rest of the problems: one run.
-    problems = check_templates(expansion.reports, settings.templates_dir)
+    # The templates of every report, with the rest of the problems: one run.
+    problems = check_templates(expansion.every_report, settings.templates_dir)
     expansion = replace(expansion, diagnostics=(*expansion.diagnostics, *problems))
-    click.echo(validation_output(expansion, as_json=as_json), nl=False)
+    if flags["strict"] or settings.strict:
+        expansion = expansion.strict()
+    click.echo(validation_output(expansion, as_json=flags["as_json"]), nl=False)
     if not expansion.ok:
         ctx.exit(1)
 
@@ -353,7 +358,7 @@ def _notice(line: str) -> None:
 
 
 def _options(**values: Any) -> Any:
-    from casereport.engine.apply import Options
+    from casereport.engine.workspace import Options
     from casereport.settings import parse_var_assignments
 
     variables = values.pop("variables", ())

@@ -12,9 +12,16 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     parallelism = 16                         # concurrent API requests during apply
     timeout = 30                             # seconds one API attempt may take, all told
     max_rate_limit_wait = 120                # longest rate-limit reset (s) worth waiting for
+    attributes = []                          # case attributes queries and group_by may name
+    strict = false                           # warnings fail validate, plan and apply
 
     [vars]                                   # variables for every report, as ${var.NAME}
     service = "case-api"
+
+``attributes`` lists the custom case attributes the reports use (``["region", "tier"]``):
+a field in a ``query_filter`` or ``group_by`` that is neither a known case field nor declared
+here gets a warning, so a typo (``staus``) does not quietly count nothing. ``strict = true``
+(or ``validate --strict``) makes every warning an error, for CI.
 
 Relative paths are relative to the workspace root. Command-line flags override the file;
 for variables, a report's own ``vars`` override ``[vars]`` and ``--var NAME=VALUE`` overrides
@@ -63,6 +70,8 @@ DEFAULT_TIMEOUT = 30.0
 #: The longest ``X-RateLimit-Reset`` worth waiting for; a longer one fails the request.
 DEFAULT_MAX_RATE_LIMIT_WAIT = 120.0
 VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A case attribute a query can name: a search field name (see definitions.query), 100 at most.
+ATTRIBUTE_NAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,99}\Z")
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_RE = re.compile(r"(?:[0-9]+[smhdw])+\Z")
@@ -131,6 +140,8 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT
     vars: Mapping[str, str] = field(default_factory=dict)
+    attributes: tuple[str, ...] = ()
+    strict: bool = False
     # The settings file that was read, if any (for messages).
     source: Path | None = None
 
@@ -175,7 +186,15 @@ class SettingsProblem:
 
 _PATH_KEYS = ("reports_dir", "templates_dir", "site_dir", "state_path")
 _SECONDS_KEYS = ("timeout", "max_rate_limit_wait")
-_KEYS = (*_PATH_KEYS, "refresh", "parallelism", *_SECONDS_KEYS, "vars")
+_KEYS = (
+    *_PATH_KEYS,
+    "refresh",
+    "parallelism",
+    *_SECONDS_KEYS,
+    "attributes",
+    "strict",
+    "vars",
+)
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
 
@@ -208,7 +227,11 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in _KEYS:
-            problem(key, f'unknown setting "{key}"{did_you_mean(key, _KEYS)}')
+            # A typo seldom changes the first letter: "variables" means "vars", although
+            # its letters are closer to "attributes".
+            same_start = [known for known in _KEYS if known[:1] == key[:1]]
+            hint = did_you_mean(key, same_start) or did_you_mean(key, _KEYS)
+            problem(key, f'unknown setting "{key}"{hint}')
         elif key in _PATH_KEYS:
             if isinstance(value, str) and value.strip():
                 values[key] = Path(value)
@@ -235,6 +258,17 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
                 problem(key, wrong)
             else:
                 values[key] = float(value)
+        elif key == "attributes":
+            attributes, wrong = _attributes(value)
+            if wrong:
+                problem(key, wrong)
+            else:
+                values[key] = attributes
+        elif key == "strict":
+            if isinstance(value, bool):
+                values[key] = value
+            else:
+                problem(key, f'"strict" must be true or false, got {value!r}')
         elif not isinstance(value, dict):
             problem(key, '"vars" must be a table ([vars] with NAME = "value" lines)')
         else:
@@ -251,6 +285,23 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
             values["vars"] = variables
     joined = _join(root, values)
     return Settings(root=root, source=path, **joined), tuple(problems)
+
+
+def _attributes(value: object) -> tuple[tuple[str, ...], str | None]:
+    """The declared attributes, or why ``value`` is not a list of attribute names."""
+    if not isinstance(value, list):
+        return (), '"attributes" must be a list of case attribute names, e.g. ["region"]'
+    names: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not ATTRIBUTE_NAME_RE.match(item):
+            return (), (
+                f'"attributes" lists {item!r}: a case attribute name is 1 to 100 letters, '
+                'digits or _ . - (not starting with "-")'
+            )
+        if item in names:
+            return (), f'"attributes" lists "{item}" twice'
+        names.append(item)
+    return tuple(names), None
 
 
 def _seconds_problem(key: str, value: object) -> str | None:

@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from casereport.definitions.fields import check_query_fields, known_fields
 from casereport.definitions.load import check_group, check_query, load_reports
 from casereport.definitions.models import (
     AggregationDefinition,
@@ -109,6 +110,9 @@ class Expansion:
 
     reports: tuple[ReportSpec, ...]
     diagnostics: tuple[Diagnostic, ...]
+    # The reports of files with errors, as far as they expanded (``LoadResult.check_only``):
+    # never planned, only checked (their templates, by ``validate``).
+    checked: tuple[ReportSpec, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -122,6 +126,24 @@ class Expansion:
     @property
     def warning_count(self) -> int:
         return len(self.diagnostics) - self.error_count
+
+    def strict(self) -> Expansion:
+        """This expansion with every warning made an error (``validate --strict``,
+        ``strict = true``)."""
+        return replace(
+            self,
+            diagnostics=tuple(
+                d if d.severity == "error" else replace(d, severity="error")
+                for d in self.diagnostics
+            ),
+        )
+
+    @property
+    def every_report(self) -> tuple[ReportSpec, ...]:
+        """The reports to plan, then those of files with errors that are not among them:
+        what ``validate`` checks the templates of."""
+        names = {report.name for report in self.reports}
+        return (*self.reports, *(r for r in self.checked if r.name not in names))
 
     @property
     def aggregations(self) -> tuple[AggregationSpec, ...]:
@@ -175,12 +197,14 @@ def expand_workspace(
         settings = settings.with_overrides(reports_dir=reports_dir)
     # Thousands of report files make hundreds of thousands of small objects, all kept.
     with collector_paused():
-        loaded = load_reports(settings.reports_dir)
+        loaded = load_reports(settings.reports_dir, settings.attributes)
         expansion = expand(
             loaded.reports,
             workspace_vars=settings.vars,
             cli_vars=cli_vars or {},
             default_refresh=settings.refresh,
+            attributes=settings.attributes,
+            check_only=loaded.check_only,
         )
     settings_diagnostics = [
         Diagnostic("error", p.message, str(p.path), p.line, p.column) for p in problems
@@ -188,7 +212,7 @@ def expand_workspace(
     diagnostics = sort_diagnostics(
         [*settings_diagnostics, *loaded.diagnostics, *expansion.diagnostics]
     )
-    return settings, Expansion(expansion.reports, diagnostics)
+    return settings, Expansion(expansion.reports, diagnostics, expansion.checked)
 
 
 def expand(
@@ -197,22 +221,29 @@ def expand(
     workspace_vars: Mapping[str, str] | None = None,
     cli_vars: Mapping[str, str] | None = None,
     default_refresh: Refresh = DEFAULT_REFRESH,
+    attributes: Sequence[str] = (),
+    check_only: Sequence[ReportDefinition] = (),
 ) -> Expansion:
-    """Resolve variables and ``for_each`` in loaded reports (sorted by name)."""
+    """Resolve variables and ``for_each`` in loaded reports (sorted by name);
+    ``attributes`` are the workspace's declared case attributes. ``check_only`` (parts of
+    files with errors) are expanded for their diagnostics and ``Expansion.checked`` only."""
+    known = known_fields(attributes)
     workspace_vars = workspace_vars or {}
     cli_vars = cli_vars or {}
     diagnostics: list[Diagnostic] = []
     used: set[str] = set()
     specs: list[ReportSpec] = []
     fingerprints: dict[tuple[str, tuple[str, ...], int], str] = {}
-    for report in sorted(reports, key=lambda r: r.name):
+    checked: list[ReportSpec] = []
+    every = [(r, False) for r in reports] + [(r, True) for r in check_only]
+    for report, only_checked in sorted(every, key=lambda pair: pair[0].name):
         variables = dict(workspace_vars)
         variables.update((v.name, v.value) for v in report.vars)
         variables.update(cli_vars)
-        expander = _Expander(report, variables, diagnostics, used, fingerprints)
-        spec = expander.report(default_refresh)
+        expander = _Expander(report, variables, diagnostics, used, fingerprints, known)
+        spec = expander.report(default_refresh, partial=only_checked)
         if spec is not None:
-            specs.append(spec)
+            (checked if only_checked else specs).append(spec)
     diagnostics += check_moves(specs)
     for name in sorted(set(cli_vars) - used):
         if not VAR_NAME_RE.match(name):
@@ -224,7 +255,7 @@ def expand(
                 file="--var",
             )
         )
-    return Expansion(tuple(specs), sort_diagnostics(diagnostics))
+    return Expansion(tuple(specs), sort_diagnostics(diagnostics), tuple(checked))
 
 
 class _Failed(Exception):
@@ -241,8 +272,11 @@ class _Expander:
         diagnostics: list[Diagnostic],
         used: set[str],
         fingerprints: dict[tuple[str, tuple[str, ...], int], str],
+        known: frozenset[str],
     ) -> None:
         self.definition = report
+        self.known = known
+        self.warned: set[tuple[int, int, str]] = set()
         self.variables = variables
         self.diagnostics = diagnostics
         self.used = used
@@ -255,7 +289,8 @@ class _Expander:
         self.diagnostics.append(Diagnostic("error", message, self.file, line, column, detail))
         self.failed = True
 
-    def report(self, default_refresh: Refresh) -> ReportSpec | None:
+    def report(self, default_refresh: Refresh, *, partial: bool = False) -> ReportSpec | None:
+        """The expanded report; ``partial``: whatever expanded, despite errors."""
         report = self.definition
         title = self.interpolate(report.title, "title", None)
         description = None
@@ -272,7 +307,9 @@ class _Expander:
                 spec = self.aggregation(definition, item.key, item.value)
                 if spec is not None:
                     aggregations.append(spec)
-        if self.failed or title is None:
+        if partial:
+            title = title or report.name
+        elif self.failed or title is None:
             return None
         digest = hashlib.sha256(
             _canonical_json(
@@ -319,13 +356,15 @@ class _Expander:
                 index = _source_index(source.value, each, self.variables, position)
                 shown = f' (expanded for {where}: "{query}")' if query != source.value else ""
                 self.error(source, index, f"invalid query_filter: {reason}{shown}", query)
+            else:
+                self.query_fields(definition.query_filter, query, each, where)
         groups: list[str] = []
         for source in definition.group_by:
             group = self.interpolate(source, "group_by", each)
             if group is None:
                 continue
             if "$" in source.value:
-                problem_group = check_group(group)
+                problem_group = check_group(group, self.known)
                 if problem_group is not None:
                     severity, message = problem_group
                     line, column = source.line, source.column
@@ -362,6 +401,19 @@ class _Expander:
             fingerprint=digest,
         )
         return spec
+
+    def query_fields(
+        self, source: SourceString, query: str, each: tuple[str, str] | None, where: str
+    ) -> None:
+        """Warnings for the fields of an expanded query, traced back to the file."""
+        for message, position in check_query_fields(query, self.known):
+            index = _source_index(source.value, each, self.variables, position)
+            line, column = source.location_of(index)
+            if (line, column, message) in self.warned:  # once, not once per for_each item
+                continue
+            self.warned.add((line, column, message))
+            shown = f' (expanded for {where}: "{query}")' if query != source.value else ""
+            self.diagnostics.append(Diagnostic("warning", message + shown, self.file, line, column))
 
     def interpolate(
         self, source: SourceString, what: str, each: tuple[str, str] | None

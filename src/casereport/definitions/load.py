@@ -16,11 +16,18 @@ models that come out are in ``casereport.definitions.models``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from casereport.definitions.fields import (
+    KNOWN_FIELD_SET,
+    check_query_fields,
+    known_fields,
+    unknown_field_hint,
+)
 from casereport.definitions.models import (
     DEFAULT_FORMATS,
     DEFAULT_TEMPLATE,
@@ -55,7 +62,6 @@ __all__ = [
     "AGGREGATION_ID_RE",
     "AGGREGATION_KEYS",
     "FORMATS",
-    "KNOWN_GROUP_FIELDS",
     "MAX_LIMIT",
     "REPORT_KEYS",
     "REPORT_NAME_RE",
@@ -88,33 +94,6 @@ REPORT_KEYS = (
 )
 AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each")
 
-# Case fields an aggregation can group by. Any other name is read as a key of the case's
-# free-form `attributes` map. The singular spellings (`service`, `env`, ...) are the ones
-# real data also shows; the emulator reads them as aliases of the plural keys.
-KNOWN_GROUP_FIELDS = (
-    "status",
-    "status_name",
-    "status_group",
-    "priority",
-    "type",
-    "key",
-    "creation_source",
-    "project",
-    "assignee",
-    "created_by",
-    "modified_by",
-    "team",
-    "services",
-    "service",
-    "environments",
-    "env",
-    "datacenters",
-    "datacenter",
-    "versions",
-    "version",
-)
-_KNOWN_GROUP_SET = frozenset(KNOWN_GROUP_FIELDS)
-
 
 # --------------------------------------------------------------------------- shared checks
 
@@ -135,9 +114,15 @@ def _query_problem(text: str) -> tuple[str, int] | None:
     return None
 
 
-def check_group(name: str) -> tuple[Severity, str] | None:
-    """An error for an impossible ``group_by`` name, a warning for a likely typo."""
-    if name in _KNOWN_GROUP_SET:
+def check_group(name: str, known: frozenset[str] = KNOWN_FIELD_SET) -> tuple[Severity, str] | None:
+    """An error for an impossible ``group_by`` name, a warning for a likely typo of a known
+    field or declared attribute (see ``known_fields``).
+
+    Any other name is taken as an attribute key without a warning, unlike a query's field:
+    grouping by a field no case has shows an empty table that says so, while a query naming
+    one quietly counts nothing.
+    """
+    if name in known:
         return None
     if not GROUP_FIELD_RE.match(name):
         return (
@@ -145,7 +130,7 @@ def check_group(name: str) -> tuple[Severity, str] | None:
             f'invalid group_by field "{name}": use a case field such as status or '
             "priority, or a case attribute key (letters, digits, _ . @ : -)",
         )
-    hint = did_you_mean(name.lower(), KNOWN_GROUP_FIELDS, cutoff=0.75)
+    hint = unknown_field_hint(name, known)
     if hint:
         return (
             "warning",
@@ -168,8 +153,9 @@ def check_for_each_key(key: str) -> str | None:
 # --------------------------------------------------------------------------- loading
 
 
-def load_reports(reports_dir: Path) -> LoadResult:
-    """Load and validate every ``*.yaml`` file in ``reports_dir``."""
+def load_reports(reports_dir: Path, attributes: Collection[str] = ()) -> LoadResult:
+    """Load and validate every ``*.yaml`` file in ``reports_dir``; ``attributes`` are the
+    workspace's declared case attributes, taken in queries and ``group_by``."""
     if not reports_dir.is_dir():
         what = "is not a directory" if reports_dir.exists() else "does not exist"
         return LoadResult(
@@ -200,27 +186,44 @@ def load_reports(reports_dir: Path) -> LoadResult:
             Diagnostic("warning", "no report files (*.yaml) found", file=str(reports_dir))
         )
     reports: list[ReportDefinition] = []
+    check_only: list[ReportDefinition] = []
+    known = known_fields(attributes)
     for path in files:
-        report, found = load_report(path)
-        diagnostics.extend(found)
-        if report is not None:
-            reports.append(report)
-    return LoadResult(tuple(reports), sort_diagnostics(diagnostics), tuple(files))
+        checker = _load_report(path, None, known)
+        diagnostics.extend(checker.diagnostics)
+        if checker.usable is not None:
+            reports.append(checker.usable)
+        if checker.check_only is not None:
+            check_only.append(checker.check_only)
+    return LoadResult(
+        tuple(reports), sort_diagnostics(diagnostics), tuple(files), tuple(check_only)
+    )
 
 
 def load_report(
-    path: Path, text: str | None = None
+    path: Path, text: str | None = None, attributes: Collection[str] = ()
 ) -> tuple[ReportDefinition | None, list[Diagnostic]]:
     """Load one report file (``text`` given: use it instead of reading ``path``)."""
+    checker = _load_report(path, text, known_fields(attributes))
+    return checker.usable, checker.diagnostics
+
+
+def _load_report(path: Path, text: str | None, known: frozenset[str]) -> _Checker:
+    """The checker that read ``path``: its usable report, its definition to check only (see
+    ``LoadResult.check_only``) and its diagnostics."""
     file = str(path)
+    checker = _Checker(file, known)
     if text is None:
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
-            return None, [Diagnostic("error", f"not UTF-8 text: {exc.reason}", file, 1, 1)]
+            checker.error(1, 1, f"not UTF-8 text: {exc.reason}")
+            return checker
         except OSError as exc:
-            return None, [Diagnostic("error", f"cannot read file: {exc.strerror}", file)]
-    checker = _Checker(file)
+            checker.diagnostics.append(
+                Diagnostic("error", f"cannot read file: {exc.strerror}", file)
+            )
+            return checker
     name = path.stem
     if not REPORT_NAME_RE.match(name):
         checker.error(
@@ -236,13 +239,24 @@ def load_report(
         root = compose(text)
     except YamlSyntaxError as exc:
         checker.error(exc.line, exc.column, exc.message)
-        return None, checker.diagnostics
+        return checker
     report = checker.report(root, name, path)
     # Report-level problems (name, title, vars, ...) make the whole file unusable; a broken
-    # aggregation is only left out, so expansion can still check the others.
+    # aggregation is only left out, so expansion can still check the others. What was left
+    # out is still expanded, for its variables' problems, but never planned.
     if checker.report_level_errors or not name_ok:
-        report = None
-    return report, checker.diagnostics
+        checker.usable = None
+        checker.check_only = checker.whole if checker.variables_ok else None
+    else:
+        checker.usable = report
+        if checker.broken and checker.variables_ok and report is not None:
+            checker.check_only = dataclasses.replace(
+                report,
+                title=_PLACEHOLDER,
+                description=None,
+                aggregations=tuple(checker.broken),
+            )
+    return checker
 
 
 # --------------------------------------------------------------------------- validation
@@ -271,6 +285,17 @@ def _kind(node: Node) -> str:
     return _TAG_NAMES.get(node.tag, f"a value tagged {node.tag}")
 
 
+# A string that stands in for one a broken file lacks, in definitions only checked.
+_PLACEHOLDER = SourceString("", 1, 1)
+
+
+def _group_string(item: Node) -> SourceString | None:
+    """A ``group_by`` entry that is a non-empty string, without checking it again."""
+    if isinstance(item, ScalarNode) and item.tag == _STR and item.value.strip():
+        return SourceString(item.value, item.line + 1, item.column + 1, item.style, item.raw)
+    return None
+
+
 # The records made for every aggregation and string are named tuples, built here straight
 # from their fields, in order: the keyword-friendly __new__ a named tuple has is a Python
 # function, which would cost a sixth of checking a workspace.
@@ -280,14 +305,23 @@ _new_record = tuple.__new__
 class _Checker:
     """Validates one file's node tree field by field, collecting every diagnostic."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, known: frozenset[str]) -> None:
         self.file = file
+        self.known = known
         self.diagnostics: list[Diagnostic] = []
         self.has_errors = False
         self.report_level_errors = False
         # Keys that a "did you mean" hint of the last mapping proposed: not reported as
         # missing too, so a typo gives one error, not two.
         self.suggested: set[str] = set()
+        # What loading made of the file: the report to plan, if usable; the parts left out
+        # for errors (a whole report, or broken aggregations), whose variables expansion
+        # still checks; ``whole`` is every part, as far as it could be read.
+        self.usable: ReportDefinition | None = None
+        self.check_only: ReportDefinition | None = None
+        self.whole: ReportDefinition | None = None
+        self.broken: list[AggregationDefinition] = []
+        self.variables_ok = True
 
     def error(self, line: int, column: int, message: str, detail: str = "") -> None:
         self.has_errors = True
@@ -399,7 +433,10 @@ class _Checker:
                     )
         variables: tuple[Variable, ...] = ()
         if "vars" in fields:
+            vars_before = len(self.diagnostics)
             variables = self.variables(fields["vars"][1])
+            # A variable left out would make every use of it "undefined": no such checks.
+            self.variables_ok = len(self.diagnostics) == vars_before
         moved = parse_moved(self, fields["moved"][1]) if "moved" in fields else ()
         self.report_level_errors = any(
             d.severity == "error" for d in self.diagnostics[errors_before:]
@@ -426,6 +463,20 @@ class _Checker:
                     aggregation = self.aggregation(agg_id, key, value)
                     if aggregation is not None:
                         aggregations.append(aggregation)
+        if self.has_errors:  # (only then: a file without errors needs no second copy)
+            self.whole = ReportDefinition(
+                name=name,
+                path=path,
+                title=title or _PLACEHOLDER,
+                aggregations=(*aggregations, *self.broken),
+                description=description,
+                owner=owner,
+                refresh=refresh,
+                formats=formats,
+                template=template,
+                vars=variables,
+                moved=moved,
+            )
         if title is None:
             return None
         return ReportDefinition(
@@ -529,6 +580,23 @@ class _Checker:
         failed = self.has_errors
         self.has_errors = before or failed
         if failed or query is None or limit is None or not groups:
+            if "for_each" not in fields or for_each is not None:
+                # Left out, but its ${...} are still checked: with what could be read.
+                group_node = fields["group_by"][1] if "group_by" in fields else None
+                items = group_node.items if isinstance(group_node, SeqNode) else []
+                valid_groups = tuple(g for g in map(_group_string, items) if g is not None)
+                self.broken.append(
+                    AggregationDefinition(
+                        agg_id,
+                        key.line + 1,
+                        key.column + 1,
+                        title,
+                        query or _PLACEHOLDER,
+                        valid_groups,
+                        limit or 1,
+                        for_each,
+                    )
+                )
             return None
         record = (agg_id, key.line + 1, key.column + 1, title, query, groups, limit, for_each)
         return _new_record(AggregationDefinition, record)
@@ -539,6 +607,10 @@ class _Checker:
             reason, position = problem
             line, column = query.location_of(position)
             self.error(line, column, f"invalid query_filter: {reason}", query.value)
+            return
+        for message, position in check_query_fields(query.value, self.known):
+            line, column = query.location_of(position)
+            self.warning(line, column, message)
 
     def group_by(self, node: Node) -> tuple[SourceString, ...]:
         if not isinstance(node, SeqNode):
@@ -561,7 +633,7 @@ class _Checker:
                 continue
             seen.add(group.value)
             if "$" not in group.value:
-                problem = check_group(group.value)
+                problem = check_group(group.value, self.known)
                 if problem is not None:
                     severity, message = problem
                     if severity == "error":

@@ -192,6 +192,10 @@ class LoadResult:
     reports: tuple[ReportDefinition, ...]
     diagnostics: tuple[Diagnostic, ...]
     files: tuple[Path, ...] = ()
+    # What files with errors left out (whole reports, or broken aggregations with a
+    # placeholder title), as far as it could be read: expanded only so that their
+    # variables are checked in the same run, never planned.
+    check_only: tuple[ReportDefinition, ...] = ()
 
     @property
     def ok(self) -> bool:

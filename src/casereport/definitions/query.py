@@ -69,12 +69,14 @@ from casereport.errors import QuerySyntaxError
 __all__ = [
     "MAX_QUERY_LENGTH",
     "And",
+    "FieldTerm",
     "MatchAll",
     "Node",
     "Not",
     "Or",
     "QuerySyntaxError",
     "Term",
+    "field_terms",
     "fields",
     "is_plainly_valid",
     "parse",
@@ -228,6 +230,43 @@ def fields(node: Node) -> frozenset[str]:
         elif isinstance(current, And | Or):
             stack.extend(current.operands)
     return frozenset(found)
+
+
+class FieldTerm(NamedTuple):
+    """A ``field:value`` as written: where its field and its value start (0-based)."""
+
+    field: str
+    position: int
+    value: str
+    value_position: int
+    quoted: bool
+
+
+def field_terms(text: str) -> list[FieldTerm]:
+    """Every ``field:value`` of a query, in order, value groups spelled out (``a:(b OR c)``
+    gives ``a:b`` and ``a:c``, each at its value); raise ``QuerySyntaxError`` when the
+    query does not tokenize. Positions serve messages about a field or a value."""
+    found: list[FieldTerm] = []
+    group: str | None = None
+    group_pos = 0
+    depth = 0
+    for tok in _tokenize(text):
+        kind = tok.kind
+        if group is not None:
+            if kind == _LPAREN:
+                depth += 1
+            elif kind == _RPAREN:
+                depth -= 1
+                if depth == 0:
+                    group = None
+            elif kind in (_WORD, _QUOTED):
+                found.append(FieldTerm(group, group_pos, tok.text, tok.pos, kind == _QUOTED))
+        elif kind == _TERM and tok.field is not None:
+            start = tok.pos + len(tok.field) + 1
+            found.append(FieldTerm(tok.field, tok.pos, tok.text, start, tok.quoted))
+        elif kind == _GROUP and tok.field is not None:
+            group, group_pos, depth = tok.field, tok.pos, 0
+    return found
 
 
 # --- tokenizer ---------------------------------------------------------------------------

@@ -38,6 +38,11 @@ state_path = ".casereport/state.json"
 refresh = "1h"
 # How many API requests apply runs at once.
 parallelism = 16
+# Custom case attributes the reports search or group by, e.g. ["region"]: any other field
+# that is not a known case field is a warning, so a typo does not quietly count 0.
+attributes = []
+# true: every warning is an error in validate, plan and apply (for CI).
+strict = false
 
 # Variables for every report, used as ${var.NAME} (none by default; this one is used by
 # the example report). A report's own vars override these; --var NAME=VALUE overrides both.

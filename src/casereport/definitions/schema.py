@@ -16,11 +16,11 @@ import json
 import re
 from typing import Any
 
+from casereport.definitions.fields import KNOWN_FIELDS
 from casereport.definitions.load import (
     AGGREGATION_ID_RE,
     AGGREGATION_KEYS,
     FORMATS,
-    KNOWN_GROUP_FIELDS,
     MAX_LIMIT,
     REPORT_KEYS,
     TEMPLATE_NAME_RE,
@@ -147,7 +147,7 @@ def report_schema() -> dict[str, Any]:
             "uniqueItems": True,
             "items": {
                 "anyOf": [
-                    {"enum": list(KNOWN_GROUP_FIELDS)},
+                    {"enum": list(KNOWN_FIELDS)},
                     {"type": "string", "minLength": 1},
                 ]
             },

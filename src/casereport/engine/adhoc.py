@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,10 @@ from typing import Any
 from casereport.api.client import aggregate_sync
 from casereport.api.messages import AggregateRequest, AggregateResult
 from casereport.api.settings import ClientSettings, Credentials
-from casereport.definitions.load import check_query
+from casereport.definitions.fields import check_query_fields, known_fields
+from casereport.definitions.load import check_group, check_query
 from casereport.errors import ConfigError
-from casereport.settings import load_settings
+from casereport.settings import load_settings, read_settings
 
 # The emulator accepts any keys unless started with its own; these only satisfy the protocol.
 # Keys are scrubbed from every message, so they are words no message otherwise holds (keys
@@ -29,10 +30,19 @@ EMULATOR_CREDENTIALS = Credentials(
 _COUNT_GROUPS = ("status",)
 
 
-def query_request(query_filter: str, groups: Sequence[str], limit: int) -> AggregateRequest:
+def query_request(
+    query_filter: str,
+    groups: Sequence[str],
+    limit: int,
+    *,
+    attributes: Collection[str] = (),
+    warn: Callable[[str], None] | None = None,
+) -> AggregateRequest:
     """The request for ``casereport query``, its query checked here first: a typo is
-    reported at its column without a request (the same parser as ``validate``). Without
-    ``groups`` the request only counts (see :func:`format_count`)."""
+    reported at its column without a request (the same parser as ``validate``), and an
+    unknown field or undocumented syntax is a warning passed to ``warn`` (``attributes``:
+    the workspace's declared ones). Without ``groups`` the request only counts (see
+    :func:`format_count`)."""
     problem = check_query(query_filter)
     if problem is not None:
         reason, position = problem
@@ -40,6 +50,14 @@ def query_request(query_filter: str, groups: Sequence[str], limit: int) -> Aggre
             f"invalid query at column {position + 1}: {reason}: {query_filter!r}; "
             "fix it (Case Management search syntax: field:value, AND, OR, -, parentheses)"
         )
+    if warn is not None:
+        known = known_fields(attributes)
+        for message, position in check_query_fields(query_filter, known):
+            warn(f"warning: at column {position + 1}: {message}")
+        for group in groups:
+            found = check_group(group, known)
+            if found is not None and found[0] == "warning":  # an error is the API's to tell
+                warn(f"warning: {found[1]}")
     if not groups:
         return AggregateRequest(query_filter=query_filter, groups=_COUNT_GROUPS, limit=1)
     return AggregateRequest(query_filter=query_filter, groups=tuple(groups), limit=limit)
@@ -139,6 +157,13 @@ def format_count(query_filter: str, result: AggregateResult, *, as_json: bool) -
 def format_json(result: AggregateResult) -> str:
     """The raw API shape, indented and key-sorted (stable output)."""
     return json.dumps(result_as_json(result), indent=2, sort_keys=True)
+
+
+def workspace_attributes(root: Path = Path(".")) -> tuple[str, ...]:
+    """The case attributes ``casereport.toml`` declares (none when it cannot be read: the
+    query still runs, and ``validate`` reports the settings file)."""
+    settings, _ = read_settings(root)
+    return settings.attributes
 
 
 def environment() -> Mapping[str, str]:

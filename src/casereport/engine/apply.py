@@ -2,7 +2,7 @@
 
     load + expand ──▶ plan (against state) ──▶ fetch (client) ──▶ render ──▶ site/ + state
 
-``plan_workspace`` is read-only. ``apply_plan`` fetches exactly what a plan says, each
+``plan_workspace`` (in ``engine.workspace``) is read-only. ``apply_plan`` fetches exactly what a plan says, each
 distinct request once, concurrently; every result is appended to a journal beside the
 state as it arrives (``journal``), so an interrupted apply loses only the requests in
 flight and the next run does only what is left. Then the reports whose data all arrived
@@ -17,12 +17,10 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from casereport import clock
-from casereport.definitions.expand import Expansion, ReportSpec, expand_workspace
 from casereport.engine.plan import (
     DELETE,
     NOOP,
@@ -41,8 +39,17 @@ from casereport.engine.site_files import (
     clean_state_leftovers,
 )
 from casereport.engine.sources import check_source_change, require_credentials, source_for
-from casereport.errors import ApiError, CaseReportError, DefinitionError, PlanError, RenderError
-from casereport.settings import DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, Settings
+from casereport.engine.workspace import (
+    Notice,
+    Options,
+    Workspace,
+    check_targets,
+    check_templates_in_use,
+    load_workspace,
+    plan_workspace,
+    template_hashes_of,
+)
+from casereport.errors import ApiError, CaseReportError, PlanError, RenderError
 from casereport.state import journal
 from casereport.state.model import (
     AggregationState,
@@ -60,136 +67,6 @@ from casereport.state.moves import apply_moves
 
 #: The key of the site index among render failures (report names cannot contain a dot).
 INDEX = "site.index"
-
-
-@dataclass(frozen=True)
-class Options:
-    """What plan, apply and render are told by flags (None: the workspace setting)."""
-
-    root: Path = Path(".")
-    reports_dir: Path | None = None
-    state_path: Path | None = None
-    site_dir: Path | None = None
-    templates_dir: Path | None = None
-    cli_vars: Mapping[str, str] = field(default_factory=dict)
-    targets: tuple[str, ...] = ()
-    refresh_all: bool = False
-    use_emulator: bool = False
-    parallelism: int | None = None
-    lock_timeout: float = 0.0
-    timeout: float | None = None
-    max_rate_limit_wait: float | None = None
-    allow_source_change: bool = False
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A loaded workspace: its resolved settings, paths and expanded reports."""
-
-    settings: Settings
-    expansion: Expansion
-    state_path: Path
-    site_dir: Path
-    templates_dir: Path
-    parallelism: int
-    timeout: float = DEFAULT_TIMEOUT
-    max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT
-
-    @property
-    def reports(self) -> tuple[ReportSpec, ...]:
-        return self.expansion.reports
-
-
-def load_workspace(options: Options) -> Workspace:
-    """Load settings and report files; every definition error is reported together."""
-    settings, expansion = expand_workspace(
-        options.root, reports_dir=options.reports_dir, cli_vars=dict(options.cli_vars)
-    )
-    if not expansion.ok:
-        errors = [str(d) for d in expansion.diagnostics if d.severity == "error"]
-        more = (
-            f" (and {len(errors) - 1} more; run `casereport validate`)" if len(errors) > 1 else ""
-        )
-        raise DefinitionError(f"{errors[0]}{more}")
-    return Workspace(
-        settings=settings,
-        expansion=expansion,
-        state_path=options.state_path or settings.state_path,
-        site_dir=options.site_dir or settings.site_dir,
-        templates_dir=options.templates_dir or settings.templates_dir,
-        parallelism=options.parallelism or settings.parallelism,
-        timeout=options.timeout if options.timeout is not None else settings.timeout,
-        max_rate_limit_wait=(
-            options.max_rate_limit_wait
-            if options.max_rate_limit_wait is not None
-            else settings.max_rate_limit_wait
-        ),
-    )
-
-
-def check_targets(workspace: Workspace, targets: Sequence[str], state: State | None) -> None:
-    """Every ``--target`` names a report or an address, defined or still in state.
-
-    A report or aggregation removed from the definitions can be targeted: that plans
-    its deletion alone.
-    """
-    known = {r.name for r in workspace.reports} | {
-        a.address for a in workspace.expansion.aggregations
-    }
-    if state is not None:
-        known |= set(state.reports) | set(state.aggregations)
-        known |= {entry.report for entry in state.aggregations.values()}
-    for target in targets:
-        base = target.split("[", 1)[0]
-        if target not in known and base not in known:
-            raise DefinitionError(
-                f"--target {target}: no report or aggregation has this address; "
-                f"see `casereport state list` or the report files"
-            )
-
-
-def _template_hashes(workspace: Workspace) -> dict[str, str]:
-    from casereport.render.templates import template_hashes
-
-    return template_hashes(workspace.templates_dir, {r.template for r in workspace.reports})
-
-
-def check_templates_in_use(workspace: Workspace, state: State | None) -> None:
-    """Before a plan: every template in use renders (see ``render.check``), or one line
-    names the first problem's file and line. Skipped when the state records a report
-    rendered from these very template files (their hash covers them all): they did."""
-    hashes = _template_hashes(workspace)
-    rendered = {r.template_hash for r in state.reports.values()} if state else set()
-    if not workspace.reports or rendered.intersection(hashes.values()):
-        return
-    from casereport.render.check import check_templates
-
-    problems = check_templates(workspace.reports, workspace.templates_dir)
-    if problems:
-        more = f" (and {len(problems) - 1} more: see casereport validate)" if problems[1:] else ""
-        raise DefinitionError(f"{problems[0]}{more}")
-
-
-def plan_workspace(
-    workspace: Workspace,
-    state: State | None,
-    *,
-    source: Source,
-    targets: Sequence[str] = (),
-    refresh_all: bool = False,
-    now: datetime | None = None,
-) -> Plan:
-    """Plan a loaded workspace against a state (pure: no API call, no write)."""
-    return make_plan(
-        workspace.reports,
-        state,
-        source=source,
-        site_dir=workspace.site_dir,
-        template_hashes=_template_hashes(workspace),
-        now=now or clock.now(),
-        targets=targets,
-        refresh_all=refresh_all,
-    )
 
 
 # -- saved plans ----------------------------------------------------------------------
@@ -250,7 +127,7 @@ def check_plan_is_current(
             f"Saved plan {path} is stale: the state changed since it was made "
             f"(serial {plan.state_serial} -> {state.serial}); {fix}"
         )
-    if plan.inputs_hash != inputs_hash(workspace.reports, _template_hashes(workspace)):
+    if plan.inputs_hash != inputs_hash(workspace.reports, template_hashes_of(workspace)):
         raise PlanError(
             f"Saved plan {path} is stale: report definitions, variables or templates changed "
             f"since it was made; {fix}"
@@ -571,7 +448,7 @@ def _render(
 
     site_dir = workspace.site_dir
     env = environment(workspace.templates_dir)
-    hashes = _template_hashes(workspace)
+    hashes = template_hashes_of(workspace)
     reports_by_name = {r.name: r for r in workspace.reports}
     reports: dict[str, ReportState] = dict(state.reports)
     forgotten = dict(state.forgotten_pages)
@@ -646,7 +523,7 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
         state,
         source=state.source or Source("none", "none"),
         site_dir=workspace.site_dir,
-        template_hashes=_template_hashes(workspace),
+        template_hashes=template_hashes_of(workspace),
         now=clock.now(),
     )
     # Render everything defined, and remove what state records but the definitions dropped.
@@ -682,9 +559,6 @@ def _clean_partial_writes(workspace: Workspace) -> None:
 
 
 # -- the commands' library functions ---------------------------------------------------
-
-
-Notice = Callable[[str], None]
 
 
 def _lock(workspace: Workspace, operation: str, options: Options, notice: Notice | None) -> Any:
@@ -723,7 +597,7 @@ def _plan_for(workspace: Workspace, state: State | None, source: Source, options
 
 def run_plan(options: Options, *, out: Path | None = None, notice: Notice | None = None) -> Plan:
     """``casereport plan``: plan under the lock, never writing state; save it if asked."""
-    workspace = load_workspace(options)
+    workspace = load_workspace(options, notice)
     source = source_for(options.use_emulator)
     require_credentials(source)
     with _lock(workspace, "plan", options, notice):
@@ -752,7 +626,7 @@ def run_apply(
     anyone to confirm it (``auto_approve``, or a saved plan) a change of data source is
     refused unless ``options.allow_source_change``.
     """
-    workspace = load_workspace(options)
+    workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     source = source_for(options.use_emulator)
     if plan_file is None:
@@ -784,7 +658,7 @@ def run_apply(
 
 def run_render(options: Options, *, notice: Notice | None = None) -> list[str]:
     """``casereport render``: re-render the site from state, without calling the API."""
-    workspace = load_workspace(options)
+    workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     with _lock(workspace, "render", options, notice):
         state = journal.recover(workspace.state_path)

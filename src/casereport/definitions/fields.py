@@ -24,59 +24,37 @@ from casereport.errors import QuerySyntaxError
 from casereport.settings import did_you_mean
 
 __all__ = [
+    "ATTRIBUTE_KEYS",
+    "CASE_STRING_FIELDS",
     "KNOWN_FIELDS",
     "KNOWN_FIELD_SET",
     "SINGLE_VALUED_FIELDS",
+    "TIMESTAMP_FIELDS",
+    "USER_RELATIONS",
     "all_single_valued",
     "check_query_fields",
     "known_fields",
     "unknown_field_hint",
 ]
 
-# A case's fields with one value at most: its attributes outside the free-form map, and the
-# single relations (a case has one project, one assignee, one creator, one last modifier).
-SINGLE_VALUED_FIELDS = frozenset(
-    {
-        "key",
-        "title",
-        "description",
-        "status",
-        "status_name",
-        "status_group",
-        "priority",
-        "type",
-        "type_id",
-        "creation_source",
-        "project",
-        "assignee",
-        "created_by",
-        "modified_by",
-    }
-)
-
-# Every case field casereport knows, to search or group by: the Case object's attributes and
-# relations (DATADOG_API.md), the keys every case's free-form ``attributes`` map has, and the
-# singular spellings real data also shows (the emulator reads them as aliases of the plural
-# keys). Archived cases are never searched, but ``archived_at`` is still a field.
-KNOWN_FIELDS = (
+# The Case object's single-valued string attributes, and its user relations (DATADOG_API.md).
+CASE_STRING_FIELDS = (
+    "key",
+    "title",
+    "description",
     "status",
     "status_name",
     "status_group",
     "priority",
     "type",
     "type_id",
-    "key",
-    "title",
-    "description",
     "creation_source",
-    "project",
-    "assignee",
-    "created_by",
-    "modified_by",
-    "created_at",
-    "modified_at",
-    "closed_at",
-    "archived_at",
+)
+USER_RELATIONS = ("assignee", "created_by", "modified_by")
+TIMESTAMP_FIELDS = ("created_at", "modified_at", "closed_at", "archived_at")
+# The keys every case's free-form ``attributes`` map has, and the singular spellings real
+# data also shows (the emulator reads them as aliases of the plural keys).
+ATTRIBUTE_KEYS = (
     "team",
     "services",
     "service",
@@ -87,6 +65,14 @@ KNOWN_FIELDS = (
     "versions",
     "version",
 )
+
+# A case's fields with one value at most: its attributes outside the free-form map, and the
+# single relations (a case has one project, one assignee, one creator, one last modifier).
+SINGLE_VALUED_FIELDS = frozenset((*CASE_STRING_FIELDS, "project", *USER_RELATIONS))
+
+# Every case field casereport knows, to search or group by. Archived cases are never
+# searched, but ``archived_at`` is still a field.
+KNOWN_FIELDS = (*CASE_STRING_FIELDS, "project", *USER_RELATIONS, *TIMESTAMP_FIELDS, *ATTRIBUTE_KEYS)
 
 KNOWN_FIELD_SET = frozenset(KNOWN_FIELDS)
 # A superset of the fields a query names: every run of field-name characters before a ":"

@@ -463,26 +463,10 @@ class _Checker:
                     aggregation = self.aggregation(agg_id, key, value)
                     if aggregation is not None:
                         aggregations.append(aggregation)
-        if self.has_errors:  # (only then: a file without errors needs no second copy)
-            self.whole = ReportDefinition(
-                name=name,
-                path=path,
-                title=title or _PLACEHOLDER,
-                aggregations=(*aggregations, *self.broken),
-                description=description,
-                owner=owner,
-                refresh=refresh,
-                formats=formats,
-                template=template,
-                vars=variables,
-                moved=moved,
-            )
-        if title is None:
-            return None
-        return ReportDefinition(
+        definition = ReportDefinition(
             name=name,
             path=path,
-            title=title,
+            title=title or _PLACEHOLDER,
             aggregations=tuple(aggregations),
             description=description,
             owner=owner,
@@ -492,6 +476,9 @@ class _Checker:
             vars=variables,
             moved=moved,
         )
+        if self.has_errors:  # (only then: a file without errors needs no second copy)
+            self.whole = dataclasses.replace(definition, aggregations=(*aggregations, *self.broken))
+        return None if title is None else definition
 
     def refresh(self, node: Node) -> Refresh | None:
         if not isinstance(node, ScalarNode) or node.tag != _STR:

@@ -34,6 +34,8 @@ from typing import Any, Protocol, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from casereport.definitions.fields import CASE_STRING_FIELDS, USER_RELATIONS
+
 __all__ = [
     "ATTRIBUTE_ALIASES",
     "MISSING_TIME",
@@ -55,20 +57,8 @@ BoolArray: TypeAlias = NDArray[np.bool_]
 Int32Array: TypeAlias = NDArray[np.int32]
 Int64Array: TypeAlias = NDArray[np.int64]
 
-# Built-in single-valued string fields of a case's ``attributes``.
-STRING_FIELDS = (
-    "key",
-    "title",
-    "description",
-    "status",
-    "status_name",
-    "status_group",
-    "priority",
-    "type",
-    "type_id",
-    "creation_source",
-)
-USER_RELATIONS = ("assignee", "created_by", "modified_by")
+# Built-in single-valued string fields of a case's ``attributes``, and its user relations.
+STRING_FIELDS = CASE_STRING_FIELDS
 # Spellings of one ``attributes`` key; every spelling maps to the canonical (plural) one.
 ATTRIBUTE_ALIASES = {
     "service": "services",

@@ -2,13 +2,14 @@
 
     load + expand ──▶ plan (against state) ──▶ fetch (client) ──▶ render ──▶ site/ + state
 
-``plan_workspace`` (in ``engine.workspace``) is read-only. ``apply_plan`` fetches exactly what a plan says, each
-distinct request once, concurrently; every result is appended to a journal beside the
-state as it arrives (``journal``), so an interrupted apply loses only the requests in
-flight and the next run does only what is left. Then the reports whose data all arrived
-are rendered (only pages whose content changed are written), and the state, recording
-results and pages together, is written once; the journal goes last. A report with a
-failed fetch keeps its last good output and each failed address is named in the summary.
+``plan_workspace`` (in ``engine.workspace``) is read-only. ``apply_plan`` fetches exactly
+what a plan says, each distinct request once, concurrently; every result is appended to a
+journal beside the state as it arrives (``journal``), so an interrupted apply loses only
+the requests in flight and the next run does only what is left. Then the reports whose
+data all arrived are rendered (only pages whose content changed are written), and the
+state, recording results and pages together, is written once; the journal goes last. A
+report with a failed fetch keeps its last good output and each failed address is named
+in the summary.
 """
 
 from __future__ import annotations

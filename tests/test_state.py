@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from casereport import __version__
 from casereport.errors import StateError
 from casereport.state.history import (
-    HISTORY_GROUPS,
     HISTORY_LIMIT,
     History,
     history_entry,
@@ -576,6 +575,7 @@ def test_history_keeps_earlier_results_oldest_first_and_is_bounded() -> None:
         "fetched_at": f"2026-11-26T{(HISTORY_LIMIT + 4) % 24:02d}:00:00Z",
         "total": float(HISTORY_LIMIT + 4),
         "groups": {"OPEN": float(HISTORY_LIMIT + 4)},
+        "complete": True,
     }
     assert entry.result["total"] == float(HISTORY_LIMIT + 5)
 
@@ -588,14 +588,19 @@ def test_history_restarts_when_the_request_changes() -> None:
 
     assert changed.history == ()
     assert fetch(changed, 5.0, "b").history == (
-        {"fetched_at": "2026-11-26T04:00:00Z", "total": 4.0, "groups": {"OPEN": 4.0}},
+        {
+            "fetched_at": "2026-11-26T04:00:00Z",
+            "total": 4.0,
+            "groups": {"OPEN": 4.0},
+            "complete": True,
+        },
     )
 
 
-def test_history_entry_keeps_the_total_and_the_top_groups_first_counts() -> None:
+def test_history_entry_keeps_the_total_and_every_groups_first_count() -> None:
     many = {
         "total": 100,
-        "groups": [{"group": f"g{i}", "value": [float(i), 99.0]} for i in range(15)]
+        "groups": [{"group": f"g{i}", "value": [float(i), 99.0]} for i in range(1000)]
         + [{"group": 3, "value": []}],
     }
 
@@ -604,7 +609,8 @@ def test_history_entry_keeps_the_total_and_the_top_groups_first_counts() -> None
     assert entry == {
         "fetched_at": "2026-11-26T19:00:00Z",
         "total": 100.0,
-        "groups": {f"g{i}": float(i) for i in range(HISTORY_GROUPS)},
+        "groups": {**{f"g{i}": float(i) for i in range(1000)}, "3": 0},
+        "complete": True,
     }
 
 
@@ -772,3 +778,144 @@ def test_history_columns_as_apply_writes_them_are_valid() -> None:
     assert not valid_columns({**columns, "groups": {"OPEN": "40 41", "CLOSED": "1  2"}})
     assert not valid_columns({**columns, "groups": {"OPEN": "40", "CLOSED": "1 2 3"}})
     assert not valid_columns({**columns, "groups": {"OPEN": "40 41", "CLOSED": 12}})
+
+
+# -- history: every group, and entries written when only the largest five were kept -------
+
+
+def many_groups(total: float, count: int) -> dict[str, Any]:
+    """A result of ``count`` groups, g0 the largest."""
+    return {
+        "id": "agg",
+        "total": total,
+        "groups": [{"group": f"g{i}", "value": [float(count - i)]} for i in range(count)],
+    }
+
+
+def test_history_records_every_group_a_result_returned(state_path: Path) -> None:
+    first = with_result(
+        None,
+        address="support.by_status",
+        report="support",
+        title="By status",
+        request={"query_filter": "", "groups": ["status"], "limit": 1000},
+        fingerprint="a",
+        result=many_groups(1e6, 1000),
+        fetched_at="2026-11-25T06:00:00Z",
+    )
+    second = with_result(
+        first,
+        address="support.by_status",
+        report="support",
+        title="By status",
+        request={"query_filter": "", "groups": ["status"], "limit": 1000},
+        fingerprint="a",
+        result=many_groups(1e6, 3),
+        fetched_at="2026-11-26T06:00:00Z",
+    )
+    write_state(state_path, sample_state(aggregations={second.address: second}), None)
+    raw = json.loads(state_path.read_text())["aggregations"]["support.by_status"]["history"]
+    assert raw["complete"] == 1 and len(raw["groups"]) == 1000
+
+    loaded = load_state(state_path)
+    assert loaded is not None
+    history = loaded.aggregations["support.by_status"].history
+    assert isinstance(history, History)
+    assert history.latest_groups() == {f"g{i}": 1000 - i for i in range(1000)}
+    assert history.complete_count() == 1
+    assert history.capacities(1000) == [1000] and history.latest_capacity(1000) == 1000
+
+
+def test_an_old_states_history_entries_are_capped_and_new_ones_complete(
+    state_path: Path,
+) -> None:
+    """A state written when history kept each result's largest five groups: loaded, its
+    entries read as capped; a fetch adds a complete one after them; both survive a write."""
+    old = {
+        "fetched_at": "2026-11-24T06:00:00Z 2026-11-25T06:00:00Z",
+        "total": "100 110",
+        "groups": {f"g{i}": f"{20 - i} {21 - i}" for i in range(5)},
+    }
+    text = serialise(sample_state()).replace(
+        json.dumps(sample_state().aggregations["support.by_status"].to_json()["history"],
+                   sort_keys=True, separators=(",", ":")),
+        json.dumps(old, sort_keys=True, separators=(",", ":")),
+    )  # fmt: skip
+    assert '"g0"' in text
+    state_path.parent.mkdir()
+    state_path.write_text(text)
+    loaded = load_state(state_path)
+    assert loaded is not None
+    entry = loaded.aggregations["support.by_status"]
+    assert entry.history.complete_count() == 0  # type: ignore[attr-defined]
+    assert entry.history.capacities(14) == [5, 5]  # type: ignore[attr-defined]
+    assert entry.history.latest_capacity(14) == 5  # type: ignore[attr-defined]
+    assert entry.history.latest_capacity(3) == 3  # type: ignore[attr-defined]
+    assert "complete" not in entry.history[-1]
+    # Unchanged, it is written back as it was: no marker appears by itself.
+    assert entry.to_json()["history"] == old
+
+    fetched = with_result(
+        entry,
+        address=entry.address,
+        report=entry.report,
+        title=entry.title,
+        request=entry.request,
+        fingerprint=entry.fingerprint,
+        result=many_groups(120.0, 8),
+        fetched_at="2026-11-27T06:00:00Z",
+    )
+    again = with_result(
+        fetched,
+        address=entry.address,
+        report=entry.report,
+        title=entry.title,
+        request=entry.request,
+        fingerprint=entry.fingerprint,
+        result=many_groups(130.0, 2),
+        fetched_at="2026-11-28T06:00:00Z",
+    )
+    write_state(state_path, replace(loaded, aggregations={entry.address: again}), loaded)
+    reloaded = load_state(state_path)
+    assert reloaded is not None
+    history = reloaded.aggregations[entry.address].history
+    assert history.capacities(14) == [5, 5, 14, 14]  # type: ignore[attr-defined]
+    assert [e.get("complete", False) for e in history] == [False, False, True, True]
+    # The result the old state held, then the eight-group one: every group of each.
+    assert history[2]["groups"] == {"P1": 9, "P2": 1} and len(history[3]["groups"]) == 8
+
+
+def test_a_complete_history_entry_before_a_capped_one_is_refused() -> None:
+    capped = {"fetched_at": "2026-11-25T06:00:00Z", "total": 1, "groups": {}}
+    complete = {**capped, "fetched_at": "2026-11-24T06:00:00Z", "complete": True}
+    with pytest.raises(ValueError, match="older than a capped one"):
+        History.from_entries([complete, capped])
+    assert History.from_entries([capped, complete]).complete_count() == 1
+
+
+COLUMNS = {"fetched_at": "a b", "total": "1 2", "groups": {"OPEN": "1 _"}}
+
+
+@pytest.mark.parametrize(
+    "complete",
+    [0, -1, 3, True, 1.0, "1", None, [1]],
+)
+def test_history_complete_is_a_count_of_its_entries(complete: Any) -> None:
+    assert valid_columns({**COLUMNS, "complete": 1})
+    assert valid_columns({**COLUMNS, "complete": 2})
+    assert not valid_columns({**COLUMNS, "complete": complete})
+
+
+def test_history_columns_hold_no_unknown_key_and_no_count_without_entries() -> None:
+    assert not valid_columns({**COLUMNS, "capped": 1})
+    assert not valid_columns({"fetched_at": "", "total": "", "groups": {}, "complete": 1})
+    assert valid_columns({"fetched_at": "", "total": "", "groups": {}})
+
+
+def test_a_state_with_a_bad_history_count_is_refused_with_its_address(state_path: Path) -> None:
+    raw = json.loads(serialise(sample_state()))
+    raw["aggregations"]["support.by_status"]["history"]["complete"] = 3  # two entries
+    state_path.parent.mkdir()
+    state_path.write_text(json.dumps(raw))
+    with pytest.raises(StateError, match=r"aggregations\['support.by_status'\] is malformed"):
+        load_state(state_path)

@@ -38,6 +38,8 @@ from casereport.state.model import (
     with_result,
     write_state,
 )
+from casereport.state.refresh import UnfinishedRefresh
+from casereport.state.refresh import started as refresh_started
 
 EMULATOR = Source("emulator", "emulator", "2000 synthetic cases (seed 7)")
 DATADOG = Source("datadog", "datadoghq.eu")
@@ -919,3 +921,65 @@ def test_a_state_with_a_bad_history_count_is_refused_with_its_address(state_path
     state_path.write_text(json.dumps(raw))
     with pytest.raises(StateError, match=r"aggregations\['support.by_status'\] is malformed"):
         load_state(state_path)
+
+
+# -- an unfinished apply --refresh -------------------------------------------------------
+
+
+def test_an_unfinished_refresh_is_written_and_read_back(state_path: Path) -> None:
+    refresh = UnfinishedRefresh("2026-11-27T08:00:00Z", ("support",))
+    write_state(state_path, sample_state(unfinished_refresh=refresh), None)
+    raw = json.loads(state_path.read_text())
+    assert raw["unfinished_refresh"] == {
+        "started_at": "2026-11-27T08:00:00Z",
+        "targets": ["support"],
+    }
+    loaded = load_state(state_path)
+    assert loaded is not None and loaded.unfinished_refresh == refresh
+    # A state without one says nothing of it.
+    assert "unfinished_refresh" not in serialise(sample_state())
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "is not an object of started_at and targets"),
+        ({"started_at": "2026-11-27T08:00:00Z"}, "is not an object of started_at and targets"),
+        ({"started_at": "later", "targets": []}, "started_at 'later' is not a timestamp"),
+        ({"started_at": "2026-11-27T08:00:00", "targets": []}, "started_at "),
+        ({"started_at": 1, "targets": []}, "started_at 1 is not a timestamp"),
+        ({"started_at": "2026-11-27T08:00:00Z", "targets": [""]}, "targets is not a list"),
+        ({"started_at": "2026-11-27T08:00:00Z", "targets": "a"}, "targets is not a list"),
+    ],
+)
+def test_a_malformed_unfinished_refresh_is_refused(
+    state_path: Path, value: Any, problem: str
+) -> None:
+    raw = json.loads(serialise(sample_state()))
+    raw["unfinished_refresh"] = value
+    state_path.parent.mkdir()
+    state_path.write_text(json.dumps(raw))
+    with pytest.raises(StateError, match=re.escape(f"malformed: unfinished_refresh {problem}")):
+        load_state(state_path)
+
+
+def test_a_refresh_started_over_an_unfinished_one_covers_both() -> None:
+    earlier = UnfinishedRefresh("2026-11-27T08:00:00Z", ("a",))
+    assert refresh_started("2026-11-27T09:00:00Z", ("b", "b"), None).targets == ("b",)
+    assert refresh_started("2026-11-27T09:00:00Z", ("b",), earlier) == UnfinishedRefresh(
+        "2026-11-27T09:00:00Z", ("a", "b")
+    )
+    assert refresh_started("2026-11-27T09:00:00Z", (), earlier).targets == ()
+    everything = UnfinishedRefresh("2026-11-27T08:00:00Z")
+    assert refresh_started("2026-11-27T09:00:00Z", ("b",), everything).targets == ()
+
+
+def test_an_unfinished_refresh_is_left_while_a_result_it_covers_is_older() -> None:
+    refresh = UnfinishedRefresh("2026-11-27T08:00:00Z", ("support.by_service",))
+    old = aggregation('support.by_service["billing"]', fetched_at="2026-11-27T07:59:59Z")
+    new = replace(old, fetched_at="2026-11-27T08:00:00Z")
+    other = aggregation("other.x", fetched_at="2026-11-01T00:00:00Z")
+    assert refresh.left({old.address: old, other.address: other}) == refresh
+    assert refresh.left({new.address: new, other.address: other}) is None
+    assert refresh.due(old.address, old.report, old.fetched_at)
+    assert not refresh.due(other.address, other.report, other.fetched_at)

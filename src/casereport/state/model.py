@@ -17,7 +17,7 @@ one line of its own, so a diff shows one line per changed address (spread out he
           "result": {"id": "...", "total": 100.0, "groups": [{"group": "OPEN", "value": [42.0]}]},
           "fetched_at": "2026-11-26T19:00:00Z",
           "history": {"fetched_at": "2026-11-25T19:00:00Z ...", "total": "97 ...",
-                      "groups": {"OPEN": "40 ...", "CLOSED": "_ ..."}}
+                      "groups": {"OPEN": "40 ...", "CLOSED": "_ ..."}, "complete": 30}
         }
       },
       "reports": {
@@ -27,7 +27,8 @@ one line of its own, so a diff shows one line per changed address (spread out he
       "site": {"outputs": {"index.html": "<sha256>", "index.md": "<sha256>"}},
       "previous_sources": {              # only when a source switch put results aside
         "datadog:datadoghq.com": {"source": {...}, "aggregations": {<as above>}}
-      }
+      },
+      "unfinished_refresh": {"started_at": "...", "targets": []}  # see ``refresh``
     }
 
 A change of data source never throws results away: the old source's aggregations are put
@@ -78,6 +79,7 @@ from casereport.state.history import (
     history_entry,
     valid_columns,
 )
+from casereport.state.refresh import UnfinishedRefresh, parse_unfinished_refresh
 
 FORMAT_VERSION = 1
 #: The format of a state with a ``previous_sources`` section, and the newest this reads.
@@ -189,6 +191,7 @@ class State:
     # render removes them (or a defined report's render takes them over).
     forgotten_pages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     previous_sources: Mapping[str, PreviousSource] = field(default_factory=dict)
+    unfinished_refresh: UnfinishedRefresh | None = None  # see ``refresh``
 
     def content(self) -> dict[str, Any]:
         """Everything but the bookkeeping fields; equal content means nothing to write."""
@@ -204,6 +207,8 @@ class State:
             "reports": {name: self.reports[name].to_json() for name in sorted(self.reports)},
             "site": site,
         }
+        if self.unfinished_refresh is not None:
+            content["unfinished_refresh"] = self.unfinished_refresh.to_json()
         if self.previous_sources:
             content["previous_sources"] = {
                 key: self.previous_sources[key].to_json() for key in sorted(self.previous_sources)
@@ -478,6 +483,7 @@ def _parse_source(path: Path, raw: Any) -> Source | None:
 
 # Keys every state file has (``serialise`` always writes them all); a file without one of
 # them was truncated or written by something else.
+_ABSENT = object()
 _REQUIRED_KEYS = ("lineage", "serial", "tool_version", "source", "aggregations", "reports", "site")
 
 
@@ -546,6 +552,11 @@ def _parse_state(path: Path, data: bytes | str) -> State:
     _check_file_names(path, reports_raw, site_raw.get("outputs", {}))
     _check_file_names(path, {n: {"outputs": p} for n, p in forgotten_raw.items()}, {})
     source = _parse_source(path, raw["source"])
+    refresh = raw.get("unfinished_refresh", _ABSENT)
+    try:
+        refresh = None if refresh is _ABSENT else parse_unfinished_refresh(refresh)
+    except ValueError as exc:
+        raise _bad(path, f"malformed: unfinished_refresh {exc}") from None
     return State(
         lineage=lineage,
         serial=serial,
@@ -560,6 +571,7 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         site_outputs=dict(site_raw.get("outputs", {})),
         format_version=FORMAT_VERSION,
         forgotten_pages={name: dict(pages) for name, pages in forgotten_raw.items()},
+        unfinished_refresh=refresh,
     )
 
 

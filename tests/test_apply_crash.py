@@ -406,6 +406,7 @@ def test_an_apply_refresh_killed_half_way_is_finished_by_the_next_plain_apply(
     assert len(stale) == REPORTS * 10 - refreshed
     assert {c["reason"] for c in stale} == {"--refresh of 2027-01-15T08:01:00Z not finished"}
 
+    calls_once_quiet(slow_emulator)  # requests in flight at the kill land first
     reset_stats(slow_emulator)
     run_cli(root, slow_emulator, "apply", "--auto-approve", epoch=later + 60)
     assert api_calls(slow_emulator) == REPORTS * 10 - refreshed
@@ -414,3 +415,43 @@ def test_an_apply_refresh_killed_half_way_is_finished_by_the_next_plain_apply(
     assert "unfinished_refresh" not in state_path.read_text()
     assert all(a.fetched_at >= "2027-01-15T08:01:00Z" for a in after.aggregations.values())
     assert run_cli(root, slow_emulator, "plan", "--detailed-exitcode", epoch=later + 60) == 0
+
+
+def test_an_apply_refresh_stopped_by_ctrl_c_records_what_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator
+) -> None:
+    # Slower still: the ten requests of crash-1 take three rounds of 100 ms at parallelism
+    # 4, so Ctrl-C after the first round leaves some for the next apply.
+    slow_emulator = emulator(latency_ms=100)
+    root = tmp_path / "ws"
+    write_crash_workspace(root)
+    state_path = root / ".casereport" / "state.json"
+    monkeypatch.chdir(root)
+    run_cli(root, slow_emulator, "apply", "--auto-approve", "--parallelism", PARALLELISM)
+
+    process = start_apply(root, slow_emulator, EPOCH + 60, "--refresh", "--target", "crash-1")
+    assert wait_for(lambda: journal_lines(state_path) > 2, process)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert not journal.journal_path(state_path).exists()  # the state itself records it
+    state = load_state(state_path)
+    assert state is not None and state.unfinished_refresh is not None
+    assert state.unfinished_refresh.to_json() == {
+        "started_at": "2027-01-15T08:01:00Z",
+        "targets": ["crash-1"],
+    }
+    left = [
+        a.address
+        for a in state.aggregations.values()
+        if a.report == "crash-1" and a.fetched_at < "2027-01-15T08:01:00Z"
+    ]
+    assert 0 < len(left) < 10
+
+    calls_once_quiet(slow_emulator)  # requests in flight at Ctrl-C land first
+    reset_stats(slow_emulator)
+    run_cli(root, slow_emulator, "apply", "--auto-approve", epoch=EPOCH + 120)
+    assert api_calls(slow_emulator) == len(left)  # only the rest of crash-1
+    after = load_state(state_path)
+    assert after is not None and after.unfinished_refresh is None

@@ -983,3 +983,31 @@ def test_an_unfinished_refresh_is_left_while_a_result_it_covers_is_older() -> No
     assert refresh.left({new.address: new, other.address: other}) is None
     assert refresh.due(old.address, old.report, old.fetched_at)
     assert not refresh.due(other.address, other.report, other.fetched_at)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["A", "B", "C", "D"]), st.integers(0, 9), max_size=4),
+        max_size=8,
+    ),
+    st.integers(0, 8),
+    st.integers(1, 6),
+)
+def test_appending_to_history_equals_building_it_from_its_entries(
+    groups: list[dict[str, int]], capped: int, limit: int
+) -> None:
+    """``appended`` extends the stored columns; the result is what ``from_entries`` builds
+    from the entries kept, old capped entries included."""
+    entries = [
+        {"fetched_at": f"2026-11-{1 + i:02d}T00:00:00Z", "total": 10 + i, "groups": g}
+        | ({} if i < capped else {"complete": True})
+        for i, g in enumerate(groups)
+    ]
+    history = History(History.from_entries(entries[:-1]).columns()) if entries else History()
+    if not entries:
+        return
+    appended = history.appended({**entries[-1], "complete": True}, limit)
+    expected = History.from_entries([*entries[:-1], {**entries[-1], "complete": True}][-limit:])
+    assert appended.columns() == expected.columns()
+    assert list(appended) == list(expected)

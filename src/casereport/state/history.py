@@ -105,6 +105,40 @@ class History(Sequence[JsonObject]):
         history._entries = tuple(entries)
         return history
 
+    def appended(self, entry: JsonObject, limit: int = HISTORY_LIMIT) -> History:
+        """This history with ``entry`` (complete, as ``history_entry`` makes it) as its
+        newest result and only the newest ``limit`` kept: the stored columns extended, no
+        entry built (an entry holds up to 1,000 groups, and every fetch appends one)."""
+        if entry.get("complete") is not True:
+            raise ValueError("only a complete entry is appended to history")
+        size = len(self)
+        drop = max(0, size + 1 - limit)
+        kept = size - drop
+
+        def extend(text: str, item: str) -> str:
+            if drop:
+                text = text.split(" ", drop)[drop] if kept else ""
+            return f"{text} {item}" if text else item
+
+        groups: dict[str, str] = {}
+        counts = entry["groups"]
+        for name, text in self._columns["groups"].items():
+            count = counts.get(name)
+            column = extend(text, _MISSING if count is None else _format_number(count))
+            if count is not None or column.strip("_ "):  # a column of gaps only goes
+                groups[name] = column
+        for name, count in counts.items():
+            if name not in groups and name not in self._columns["groups"]:
+                groups[name] = f"{'_ ' * kept}{_format_number(count)}"
+        return History(
+            {
+                "fetched_at": extend(self._columns["fetched_at"], str(entry["fetched_at"])),
+                "total": extend(self._columns["total"], _format_number(entry["total"])),
+                "groups": groups,
+                "complete": min(self.complete_count() + 1, kept + 1),
+            }
+        )
+
     def latest_fetched_at(self) -> str | None:
         """When the newest earlier result was fetched (without building entries)."""
         stamps: str = self._columns["fetched_at"]

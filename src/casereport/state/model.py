@@ -300,11 +300,11 @@ def with_result(
     fetched_at: str,
 ) -> AggregationState:
     """The aggregation after a fetch: the old result moves into (bounded) history."""
-    history: tuple[JsonObject, ...] = ()
+    history: Sequence[JsonObject] = ()
     # A changed request makes old numbers incomparable: history restarts.
     if previous is not None and previous.fingerprint == fingerprint:
-        earlier = (*previous.history, history_entry(previous.result, previous.fetched_at))
-        history = earlier[-HISTORY_LIMIT:]
+        entry = history_entry(previous.result, previous.fetched_at)
+        history = History.from_entries(previous.history).appended(entry, HISTORY_LIMIT)
     return AggregationState(
         address=address,
         report=report,

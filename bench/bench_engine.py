@@ -58,7 +58,8 @@ def write_workspace(root: Path, reports: int, aggregations: int) -> None:
 
 
 def full_state(root: Path, source: Source) -> None:
-    """A state in which every aggregation was fetched, with full history, and rendered."""
+    """A state in which every aggregation was fetched, with full history (every one of the
+    10 groups of each earlier result, as history records them), and rendered."""
     _, expansion = expand_workspace(root)
     groups = [{"group": f"value-{i}", "value": [float(100 - i)]} for i in range(10)]
     result = {"id": "agg-bench", "total": 1000.0, "groups": groups}

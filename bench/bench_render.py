@@ -70,6 +70,7 @@ def _aggregation_state(spec: AggregationSpec, serial: int) -> AggregationState:
             "fetched_at": f"2026-10-{1 + run % 28:02d}T06:00:00Z",
             "total": result["total"] - HISTORY_LIMIT + run,
             "groups": {f"value-{g}": values[g] - (run + g) % 5 for g in range(GROUPS)},
+            "complete": True,  # every group, as history now records them
         }
         for run in range(HISTORY_LIMIT)
     )

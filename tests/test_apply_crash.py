@@ -366,3 +366,92 @@ def test_a_source_change_killed_half_way_never_mixes_sources(
     creates = [c for c in plan["aggregations"] if c["actions"] == ["create"]]
     assert len(creates) == REPORTS * 10 - len(state.aggregations)
     assert all(c["actions"] in (["create"], ["no-op"]) for c in plan["aggregations"])
+
+
+def test_an_apply_refresh_killed_half_way_is_finished_by_the_next_plain_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow_emulator: RunningEmulator
+) -> None:
+    """Results are fresh under ``refresh: 6h`` all along: only the record of the unfinished
+    ``--refresh`` makes the next plain apply fetch the ones it did not reach."""
+    root = tmp_path / "ws"
+    write_crash_workspace(root)
+    state_path = root / ".casereport" / "state.json"
+    monkeypatch.chdir(root)
+    run_cli(root, slow_emulator, "apply", "--auto-approve", "--parallelism", PARALLELISM)
+
+    # A minute later, apply --refresh; killed once some results arrived.
+    later = EPOCH + 60
+    process = start_apply(root, slow_emulator, later, "--refresh")
+    assert wait_for(lambda: journal_lines(state_path) > 5, process)
+    process.kill()
+    process.communicate(timeout=30)
+
+    state = assert_loadable(state_path)
+    assert state is not None and state.unfinished_refresh is not None
+    assert state.unfinished_refresh.to_json() == {
+        "started_at": "2027-01-15T08:01:00Z",
+        "targets": [],
+    }
+    stamps = [a.fetched_at for a in state.aggregations.values()]
+    refreshed = stamps.count("2027-01-15T08:01:00Z")
+    assert 5 <= refreshed < REPORTS * 10
+    assert stamps.count("2027-01-15T08:00:00Z") == REPORTS * 10 - refreshed  # a mix
+
+    # A plain plan, later still: the rest is stale, though younger than ``refresh: 6h``.
+    ws = Workspace(root, slow_emulator, examples=False)
+    ws.epoch = later + 60
+    code, plan = ws.plan_json()
+    assert code == 2
+    stale = [c for c in plan["aggregations"] if c["actions"] == ["refresh"]]
+    assert len(stale) == REPORTS * 10 - refreshed
+    assert {c["reason"] for c in stale} == {"--refresh of 2027-01-15T08:01:00Z not finished"}
+
+    calls_once_quiet(slow_emulator)  # requests in flight at the kill land first
+    reset_stats(slow_emulator)
+    run_cli(root, slow_emulator, "apply", "--auto-approve", epoch=later + 60)
+    assert api_calls(slow_emulator) == REPORTS * 10 - refreshed
+    after = load_state(state_path)
+    assert after is not None and after.unfinished_refresh is None
+    assert "unfinished_refresh" not in state_path.read_text()
+    assert all(a.fetched_at >= "2027-01-15T08:01:00Z" for a in after.aggregations.values())
+    assert run_cli(root, slow_emulator, "plan", "--detailed-exitcode", epoch=later + 60) == 0
+
+
+def test_an_apply_refresh_stopped_by_ctrl_c_records_what_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator
+) -> None:
+    # Slower still: the ten requests of crash-1 take three rounds of 100 ms at parallelism
+    # 4, so Ctrl-C after the first round leaves some for the next apply.
+    slow_emulator = emulator(latency_ms=100)
+    root = tmp_path / "ws"
+    write_crash_workspace(root)
+    state_path = root / ".casereport" / "state.json"
+    monkeypatch.chdir(root)
+    run_cli(root, slow_emulator, "apply", "--auto-approve", "--parallelism", PARALLELISM)
+
+    process = start_apply(root, slow_emulator, EPOCH + 60, "--refresh", "--target", "crash-1")
+    assert wait_for(lambda: journal_lines(state_path) > 2, process)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert not journal.journal_path(state_path).exists()  # the state itself records it
+    state = load_state(state_path)
+    assert state is not None and state.unfinished_refresh is not None
+    assert state.unfinished_refresh.to_json() == {
+        "started_at": "2027-01-15T08:01:00Z",
+        "targets": ["crash-1"],
+    }
+    left = [
+        a.address
+        for a in state.aggregations.values()
+        if a.report == "crash-1" and a.fetched_at < "2027-01-15T08:01:00Z"
+    ]
+    assert 0 < len(left) < 10
+
+    calls_once_quiet(slow_emulator)  # requests in flight at Ctrl-C land first
+    reset_stats(slow_emulator)
+    run_cli(root, slow_emulator, "apply", "--auto-approve", epoch=EPOCH + 120)
+    assert api_calls(slow_emulator) == len(left)  # only the rest of crash-1
+    after = load_state(state_path)
+    assert after is not None and after.unfinished_refresh is None

@@ -28,6 +28,7 @@ from casereport.state.model import (
     new_state,
     write_state,
 )
+from casereport.state.refresh import UnfinishedRefresh
 
 EMULATOR = Source("emulator", "emulator", "2000 synthetic cases (seed 7)")
 DATADOG = Source("datadog", "datadoghq.com")
@@ -339,3 +340,64 @@ def test_a_journal_that_cannot_be_created_is_a_state_error(tmp_path: Path) -> No
     assert caught.value.message.startswith(
         f"{blocker}/state.json.journal: cannot write the apply journal: "
     )
+
+
+# -- an apply --refresh interrupted ------------------------------------------------------
+
+REFRESH = UnfinishedRefresh("2026-11-27T08:00:00Z", ("a",))
+
+
+def test_a_refresh_killed_before_its_first_result_is_still_unfinished(
+    state_path: Path, base: State
+) -> None:
+    log = Journal.open(state_path, base, DATADOG, REFRESH)
+    log.close()
+    header = json.loads(journal_path(state_path).read_text().splitlines()[0])
+    assert header["refresh"] == {"started_at": "2026-11-27T08:00:00Z", "targets": ["a"]}
+
+    loaded = load_with_journal(state_path)
+    assert loaded is not None and loaded.unfinished_refresh == REFRESH
+    assert loaded.aggregations == base.aggregations and loaded.serial == base.serial
+
+    recovered = recover(state_path)
+    assert recovered is not None and recovered.unfinished_refresh == REFRESH
+    on_disk = load_state(state_path)
+    assert on_disk is not None and on_disk.unfinished_refresh == REFRESH
+
+
+def test_a_refresh_killed_half_way_is_recorded_with_what_arrived(
+    state_path: Path, base: State
+) -> None:
+    log = Journal.open(state_path, base, DATADOG, REFRESH)
+    log.append([entry("a.one", 5.0, "2026-11-27T08:00:03Z")])
+    log.close()
+
+    recovered = recover(state_path)
+
+    assert recovered is not None and recovered.unfinished_refresh == REFRESH
+    assert recovered.aggregations["a.one"].fetched_at == "2026-11-27T08:00:03Z"
+    assert REFRESH.left(recovered.aggregations) == REFRESH  # a.two is still to fetch
+
+
+def test_a_plain_apply_journal_keeps_the_states_unfinished_refresh(
+    state_path: Path, base: State
+) -> None:
+    pending = write_state(state_path, replace(base, unfinished_refresh=REFRESH), base)
+    write_journal(state_path, pending, DATADOG, [entry("a.one", 5.0, "2026-11-27T09:00:00Z")])
+    loaded = load_with_journal(state_path)
+    assert loaded is not None and loaded.unfinished_refresh == REFRESH
+
+
+@pytest.mark.parametrize(
+    "refresh",
+    [None, "yes", {"started_at": "soon", "targets": []}, {"started_at": "2026-11-27T08:00:00Z"}],
+)
+def test_a_journal_with_a_malformed_refresh_is_ignored(
+    state_path: Path, base: State, refresh: Any
+) -> None:
+    write_journal(state_path, base, DATADOG, [entry("a.one", 5.0)])
+    lines = journal_path(state_path).read_text().splitlines()
+    head = json.loads(lines[0])
+    head["refresh"] = refresh
+    journal_path(state_path).write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    assert load_with_journal(state_path) == base

@@ -39,6 +39,7 @@ from casereport.engine.plan import (
 from casereport.settings import parse_refresh
 from casereport.site import INDEX_FILES, output_names
 from casereport.state.model import AggregationState, ReportState, Source, State, data_hash
+from casereport.state.refresh import UnfinishedRefresh
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 FETCHED = NOW - timedelta(minutes=10)
@@ -372,6 +373,30 @@ def test_refresh_flag_makes_every_result_stale(site: Path) -> None:
     assert plan.summary() == (
         "Plan: 4 to fetch (0 new, 0 changed, 4 stale), 2 reports to render, 0 to delete."
     )
+
+
+def test_an_unfinished_refresh_makes_what_it_did_not_fetch_again_stale(site: Path) -> None:
+    """An ``apply --refresh`` stopped halfway: its results fetched before it started are
+    stale, however young; those it fetched, or outside its targets, are not."""
+    state = applied([BACKLOG, HEALTH], site, fetched_at=FETCHED)
+    started = format_timestamp(FETCHED + timedelta(minutes=1))
+    done = format_timestamp(FETCHED + timedelta(minutes=2))
+    aggregations = dict(state.aggregations)
+    aggregations["backlog.by_status"] = replace(aggregations["backlog.by_status"], fetched_at=done)
+    unfinished = replace(
+        state,
+        aggregations=aggregations,
+        unfinished_refresh=UnfinishedRefresh(started, ("backlog", 'health.open["billing"]')),
+    )
+
+    plan = plan_for([BACKLOG, HEALTH], unfinished, site)
+
+    reason = f"--refresh of {started} not finished"
+    assert {(c.address, c.action, c.reason) for c in plan.aggregations if c.action != NOOP} == {
+        ("backlog.by_priority", REFRESH, reason),
+        ('health.open["billing"]', REFRESH, reason),
+    }
+    assert not plan_for([BACKLOG, HEALTH], state, site).has_changes  # without the record
 
 
 # -- replace ------------------------------------------------------------------------------

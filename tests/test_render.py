@@ -316,6 +316,67 @@ def test_a_group_missing_from_a_full_history_entry_has_an_unknown_change() -> No
     assert '<td class="num">–</td>' in context["table_html"]
 
 
+SEVEN = {f"G{i}": float(20 - i) for i in range(7)}
+
+
+def test_a_group_absent_from_a_complete_history_entry_had_no_cases() -> None:
+    """History records every group now: seven groups of a limit of 14 were all there were,
+    so H, absent then, is new, and G6 (beyond the largest five) has a known change."""
+    agg = spec(limit=14)
+    complete = ({**entry("2026-11-25T07:00:00Z", 119.0, SEVEN), "complete": True},)
+    groups = [(name, [count + 1]) for name, count in SEVEN.items()] + [("H", [3.0])]
+    context = aggregation_context(agg, state=state_of(agg, groups, history=complete))
+    rows = {row["label"]: row for row in context["rows"]}
+    assert rows["H"]["is_new"] and rows["H"]["change"] == 3.0 and rows["H"]["previous"] == 0.0
+    assert rows["G6"]["change"] == 1.0 and rows["G6"]["previous"] == 14.0
+    assert not any(note.startswith("A change shown as – is unknown") for note in context["notes"])
+    assert '<td class="num">–</td>' not in context["table_html"]
+
+
+def test_a_group_absent_from_an_old_capped_history_entry_has_an_unknown_change() -> None:
+    """A state written when history kept the largest five groups: H may have been cut."""
+    agg = spec(limit=14)
+    capped = (entry("2026-11-25T07:00:00Z", 119.0, dict(list(SEVEN.items())[:5])),)
+    groups = [(name, [count + 1]) for name, count in SEVEN.items()] + [("H", [3.0])]
+    context = aggregation_context(agg, state=state_of(agg, groups, history=capped))
+    rows = {row["label"]: row for row in context["rows"]}
+    assert rows["G6"]["change"] is None and not rows["G6"]["is_new"]
+    assert rows["H"]["change"] is None and not rows["H"]["is_new"]
+    assert rows["G0"]["change"] == 1.0
+    assert (
+        "A change shown as – is unknown: the previous run recorded only its largest 5 "
+        "groups, and this group was not among them."
+    ) in context["notes"]
+
+
+def test_a_group_absent_from_a_complete_entry_that_filled_the_limit_is_unknown() -> None:
+    agg = spec(limit=7)
+    complete = ({**entry("2026-11-25T07:00:00Z", 200.0, SEVEN), "complete": True},)
+    groups = [(name, [count]) for name, count in list(SEVEN.items())[:6]] + [("H", [15.0])]
+    context = aggregation_context(agg, state=state_of(agg, groups, total=200.0, history=complete))
+    rows = {row["label"]: row for row in context["rows"]}
+    assert rows["H"]["change"] is None and not rows["H"]["is_new"]
+    assert (
+        "A change shown as – is unknown: the previous run fetched 7 groups, as many as the "
+        "limit allows, and this group was not among them."
+    ) in context["notes"]
+
+
+def test_a_trend_reads_absent_groups_as_zero_only_in_complete_entries() -> None:
+    agg = spec(limit=14)
+    five = dict(list(SEVEN.items())[:5])
+    history = (
+        entry("2026-11-23T07:00:00Z", 119.0, five),  # capped: G6 may have been cut
+        {**entry("2026-11-24T07:00:00Z", 119.0, five), "complete": True},  # G6 had none
+        {**entry("2026-11-25T07:00:00Z", 119.0, SEVEN), "complete": True},
+    )
+    groups = [("G5", [50.0]), ("G0", [20.0])]  # G5 the largest now: its line is drawn
+    trend = aggregation_context(agg, state=state_of(agg, groups, history=history))["trend"]
+    values = {s["label"]: s["values"] for s in trend["series"]}
+    assert values["G5"] == [None, 0.0, 15.0, 50.0]
+    assert values["G0"] == [20.0, 20.0, 20.0, 20.0]
+
+
 def test_groups_that_do_not_add_up_to_the_total_are_explained() -> None:
     agg = spec(groups=("services",), limit=10)
     state = state_of(agg, [("a", [6.0]), ("b", [6.0])], total=10.0)

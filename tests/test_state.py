@@ -18,7 +18,6 @@ from casereport import __version__
 from casereport.errors import StateError
 from casereport.state.comparable import comparable_history
 from casereport.state.history import (
-    HISTORY_GROUPS,
     HISTORY_LIMIT,
     History,
     history_entry,
@@ -40,6 +39,8 @@ from casereport.state.model import (
     with_result,
     write_state,
 )
+from casereport.state.refresh import UnfinishedRefresh
+from casereport.state.refresh import started as refresh_started
 
 EMULATOR = Source("emulator", "emulator", "2000 synthetic cases (seed 7)")
 DATADOG = Source("datadog", "datadoghq.eu")
@@ -577,6 +578,7 @@ def test_history_keeps_earlier_results_oldest_first_and_is_bounded() -> None:
         "fetched_at": f"2026-11-26T{(HISTORY_LIMIT + 4) % 24:02d}:00:00Z",
         "total": float(HISTORY_LIMIT + 4),
         "groups": {"OPEN": float(HISTORY_LIMIT + 4)},
+        "complete": True,
     }
     assert entry.result["total"] == float(HISTORY_LIMIT + 5)
 
@@ -595,7 +597,12 @@ def test_a_changed_request_keeps_history_and_restarts_what_is_compared() -> None
     later = fetch(changed, 5.0, "b")
     assert later.query_changed_at == "2026-11-26T04:00:00Z"
     assert comparable_history(later) == (
-        {"fetched_at": "2026-11-26T04:00:00Z", "total": 4.0, "groups": {"OPEN": 4.0}},
+        {
+            "fetched_at": "2026-11-26T04:00:00Z",
+            "total": 4.0,
+            "groups": {"OPEN": 4.0},
+            "complete": True,
+        },
     )
     assert comparable_history(entry) == entry.history
 
@@ -617,10 +624,10 @@ def test_query_changed_at_is_written_only_when_set_and_read_back_strictly(tmp_pa
         load_state(path)
 
 
-def test_history_entry_keeps_the_total_and_the_top_groups_first_counts() -> None:
+def test_history_entry_keeps_the_total_and_every_groups_first_count() -> None:
     many = {
         "total": 100,
-        "groups": [{"group": f"g{i}", "value": [float(i), 99.0]} for i in range(15)]
+        "groups": [{"group": f"g{i}", "value": [float(i), 99.0]} for i in range(1000)]
         + [{"group": 3, "value": []}],
     }
 
@@ -629,7 +636,8 @@ def test_history_entry_keeps_the_total_and_the_top_groups_first_counts() -> None
     assert entry == {
         "fetched_at": "2026-11-26T19:00:00Z",
         "total": 100.0,
-        "groups": {f"g{i}": float(i) for i in range(HISTORY_GROUPS)},
+        "groups": {**{f"g{i}": float(i) for i in range(1000)}, "3": 0},
+        "complete": True,
     }
 
 
@@ -797,3 +805,234 @@ def test_history_columns_as_apply_writes_them_are_valid() -> None:
     assert not valid_columns({**columns, "groups": {"OPEN": "40 41", "CLOSED": "1  2"}})
     assert not valid_columns({**columns, "groups": {"OPEN": "40", "CLOSED": "1 2 3"}})
     assert not valid_columns({**columns, "groups": {"OPEN": "40 41", "CLOSED": 12}})
+
+
+# -- history: every group, and entries written when only the largest five were kept -------
+
+
+def many_groups(total: float, count: int) -> dict[str, Any]:
+    """A result of ``count`` groups, g0 the largest."""
+    return {
+        "id": "agg",
+        "total": total,
+        "groups": [{"group": f"g{i}", "value": [float(count - i)]} for i in range(count)],
+    }
+
+
+def test_history_records_every_group_a_result_returned(state_path: Path) -> None:
+    first = with_result(
+        None,
+        address="support.by_status",
+        report="support",
+        title="By status",
+        request={"query_filter": "", "groups": ["status"], "limit": 1000},
+        fingerprint="a",
+        result=many_groups(1e6, 1000),
+        fetched_at="2026-11-25T06:00:00Z",
+    )
+    second = with_result(
+        first,
+        address="support.by_status",
+        report="support",
+        title="By status",
+        request={"query_filter": "", "groups": ["status"], "limit": 1000},
+        fingerprint="a",
+        result=many_groups(1e6, 3),
+        fetched_at="2026-11-26T06:00:00Z",
+    )
+    write_state(state_path, sample_state(aggregations={second.address: second}), None)
+    raw = json.loads(state_path.read_text())["aggregations"]["support.by_status"]["history"]
+    assert raw["complete"] == 1 and len(raw["groups"]) == 1000
+
+    loaded = load_state(state_path)
+    assert loaded is not None
+    history = loaded.aggregations["support.by_status"].history
+    assert isinstance(history, History)
+    assert history.latest_groups() == {f"g{i}": 1000 - i for i in range(1000)}
+    assert history.complete_count() == 1
+    assert history.capacities(1000) == [1000] and history.latest_capacity(1000) == 1000
+
+
+def test_an_old_states_history_entries_are_capped_and_new_ones_complete(
+    state_path: Path,
+) -> None:
+    """A state written when history kept each result's largest five groups: loaded, its
+    entries read as capped; a fetch adds a complete one after them; both survive a write."""
+    old = {
+        "fetched_at": "2026-11-24T06:00:00Z 2026-11-25T06:00:00Z",
+        "total": "100 110",
+        "groups": {f"g{i}": f"{20 - i} {21 - i}" for i in range(5)},
+    }
+    text = serialise(sample_state()).replace(
+        json.dumps(sample_state().aggregations["support.by_status"].to_json()["history"],
+                   sort_keys=True, separators=(",", ":")),
+        json.dumps(old, sort_keys=True, separators=(",", ":")),
+    )  # fmt: skip
+    assert '"g0"' in text
+    state_path.parent.mkdir()
+    state_path.write_text(text)
+    loaded = load_state(state_path)
+    assert loaded is not None
+    entry = loaded.aggregations["support.by_status"]
+    assert entry.history.complete_count() == 0  # type: ignore[attr-defined]
+    assert entry.history.capacities(14) == [5, 5]  # type: ignore[attr-defined]
+    assert entry.history.latest_capacity(14) == 5  # type: ignore[attr-defined]
+    assert entry.history.latest_capacity(3) == 3  # type: ignore[attr-defined]
+    assert "complete" not in entry.history[-1]
+    # Unchanged, it is written back as it was: no marker appears by itself.
+    assert entry.to_json()["history"] == old
+
+    fetched = with_result(
+        entry,
+        address=entry.address,
+        report=entry.report,
+        title=entry.title,
+        request=entry.request,
+        fingerprint=entry.fingerprint,
+        result=many_groups(120.0, 8),
+        fetched_at="2026-11-27T06:00:00Z",
+    )
+    again = with_result(
+        fetched,
+        address=entry.address,
+        report=entry.report,
+        title=entry.title,
+        request=entry.request,
+        fingerprint=entry.fingerprint,
+        result=many_groups(130.0, 2),
+        fetched_at="2026-11-28T06:00:00Z",
+    )
+    write_state(state_path, replace(loaded, aggregations={entry.address: again}), loaded)
+    reloaded = load_state(state_path)
+    assert reloaded is not None
+    history = reloaded.aggregations[entry.address].history
+    assert history.capacities(14) == [5, 5, 14, 14]  # type: ignore[attr-defined]
+    assert [e.get("complete", False) for e in history] == [False, False, True, True]
+    # The result the old state held, then the eight-group one: every group of each.
+    assert history[2]["groups"] == {"P1": 9, "P2": 1} and len(history[3]["groups"]) == 8
+
+
+def test_a_complete_history_entry_before_a_capped_one_is_refused() -> None:
+    capped = {"fetched_at": "2026-11-25T06:00:00Z", "total": 1, "groups": {}}
+    complete = {**capped, "fetched_at": "2026-11-24T06:00:00Z", "complete": True}
+    with pytest.raises(ValueError, match="older than a capped one"):
+        History.from_entries([complete, capped])
+    assert History.from_entries([capped, complete]).complete_count() == 1
+
+
+COLUMNS = {"fetched_at": "a b", "total": "1 2", "groups": {"OPEN": "1 _"}}
+
+
+@pytest.mark.parametrize(
+    "complete",
+    [0, -1, 3, True, 1.0, "1", None, [1]],
+)
+def test_history_complete_is_a_count_of_its_entries(complete: Any) -> None:
+    assert valid_columns({**COLUMNS, "complete": 1})
+    assert valid_columns({**COLUMNS, "complete": 2})
+    assert not valid_columns({**COLUMNS, "complete": complete})
+
+
+def test_history_columns_hold_no_unknown_key_and_no_count_without_entries() -> None:
+    assert not valid_columns({**COLUMNS, "capped": 1})
+    assert not valid_columns({"fetched_at": "", "total": "", "groups": {}, "complete": 1})
+    assert valid_columns({"fetched_at": "", "total": "", "groups": {}})
+
+
+def test_a_state_with_a_bad_history_count_is_refused_with_its_address(state_path: Path) -> None:
+    raw = json.loads(serialise(sample_state()))
+    raw["aggregations"]["support.by_status"]["history"]["complete"] = 3  # two entries
+    state_path.parent.mkdir()
+    state_path.write_text(json.dumps(raw))
+    with pytest.raises(StateError, match=r"aggregations\['support.by_status'\] is malformed"):
+        load_state(state_path)
+
+
+# -- an unfinished apply --refresh -------------------------------------------------------
+
+
+def test_an_unfinished_refresh_is_written_and_read_back(state_path: Path) -> None:
+    refresh = UnfinishedRefresh("2026-11-27T08:00:00Z", ("support",))
+    write_state(state_path, sample_state(unfinished_refresh=refresh), None)
+    raw = json.loads(state_path.read_text())
+    assert raw["unfinished_refresh"] == {
+        "started_at": "2026-11-27T08:00:00Z",
+        "targets": ["support"],
+    }
+    loaded = load_state(state_path)
+    assert loaded is not None and loaded.unfinished_refresh == refresh
+    # A state without one says nothing of it.
+    assert "unfinished_refresh" not in serialise(sample_state())
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "is not an object of started_at and targets"),
+        ({"started_at": "2026-11-27T08:00:00Z"}, "is not an object of started_at and targets"),
+        ({"started_at": "later", "targets": []}, "started_at 'later' is not a timestamp"),
+        ({"started_at": "2026-11-27T08:00:00", "targets": []}, "started_at "),
+        ({"started_at": 1, "targets": []}, "started_at 1 is not a timestamp"),
+        ({"started_at": "2026-11-27T08:00:00Z", "targets": [""]}, "targets is not a list"),
+        ({"started_at": "2026-11-27T08:00:00Z", "targets": "a"}, "targets is not a list"),
+    ],
+)
+def test_a_malformed_unfinished_refresh_is_refused(
+    state_path: Path, value: Any, problem: str
+) -> None:
+    raw = json.loads(serialise(sample_state()))
+    raw["unfinished_refresh"] = value
+    state_path.parent.mkdir()
+    state_path.write_text(json.dumps(raw))
+    with pytest.raises(StateError, match=re.escape(f"malformed: unfinished_refresh {problem}")):
+        load_state(state_path)
+
+
+def test_a_refresh_started_over_an_unfinished_one_covers_both() -> None:
+    earlier = UnfinishedRefresh("2026-11-27T08:00:00Z", ("a",))
+    assert refresh_started("2026-11-27T09:00:00Z", ("b", "b"), None).targets == ("b",)
+    assert refresh_started("2026-11-27T09:00:00Z", ("b",), earlier) == UnfinishedRefresh(
+        "2026-11-27T09:00:00Z", ("a", "b")
+    )
+    assert refresh_started("2026-11-27T09:00:00Z", (), earlier).targets == ()
+    everything = UnfinishedRefresh("2026-11-27T08:00:00Z")
+    assert refresh_started("2026-11-27T09:00:00Z", ("b",), everything).targets == ()
+
+
+def test_an_unfinished_refresh_is_left_while_a_result_it_covers_is_older() -> None:
+    refresh = UnfinishedRefresh("2026-11-27T08:00:00Z", ("support.by_service",))
+    old = aggregation('support.by_service["billing"]', fetched_at="2026-11-27T07:59:59Z")
+    new = replace(old, fetched_at="2026-11-27T08:00:00Z")
+    other = aggregation("other.x", fetched_at="2026-11-01T00:00:00Z")
+    assert refresh.left({old.address: old, other.address: other}) == refresh
+    assert refresh.left({new.address: new, other.address: other}) is None
+    assert refresh.due(old.address, old.report, old.fetched_at)
+    assert not refresh.due(other.address, other.report, other.fetched_at)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["A", "B", "C", "D"]), st.integers(0, 9), max_size=4),
+        max_size=8,
+    ),
+    st.integers(0, 8),
+    st.integers(1, 6),
+)
+def test_appending_to_history_equals_building_it_from_its_entries(
+    groups: list[dict[str, int]], capped: int, limit: int
+) -> None:
+    """``appended`` extends the stored columns; the result is what ``from_entries`` builds
+    from the entries kept, old capped entries included."""
+    entries = [
+        {"fetched_at": f"2026-11-{1 + i:02d}T00:00:00Z", "total": 10 + i, "groups": g}
+        | ({} if i < capped else {"complete": True})
+        for i, g in enumerate(groups)
+    ]
+    history = History(History.from_entries(entries[:-1]).columns()) if entries else History()
+    if not entries:
+        return
+    appended = history.appended({**entries[-1], "complete": True}, limit)
+    expected = History.from_entries([*entries[:-1], {**entries[-1], "complete": True}][-limit:])
+    assert appended.columns() == expected.columns()
+    assert list(appended) == list(expected)

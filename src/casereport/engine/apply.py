@@ -65,6 +65,8 @@ from casereport.state.model import (
     write_state,
 )
 from casereport.state.moves import apply_moves
+from casereport.state.refresh import UnfinishedRefresh
+from casereport.state.refresh import started as refresh_started
 
 #: The key of the site index among render failures (report names cannot contain a dot).
 INDEX = "site.index"
@@ -276,6 +278,11 @@ def apply_plan(
     """
     outcome = Outcome(moved=len(plan.moves))
     failed: dict[str, list[str]] = {}  # report -> a line per failed address
+    # A forced refresh is recorded until every result it covers is fetched again, so that
+    # a run stopped halfway is finished by the next one (see ``state.refresh``).
+    refresh = state.unfinished_refresh if state is not None else None
+    if plan.refresh_all and plan.fetches:
+        refresh = refresh_started(format_timestamp(clock.now()), plan.targets, refresh)
     with contextlib.ExitStack() as stack:
         # Client settings first: missing credentials stop the apply before it changes anything.
         settings = stack.enter_context(_client_settings(plan, workspace)) if plan.fetches else None
@@ -288,7 +295,7 @@ def apply_plan(
         log = None
         if settings is not None:
             log = _fetch(
-                plan, workspace, settings, on_disk, aggregations, failed, outcome, progress
+                plan, workspace, settings, on_disk, aggregations, failed, outcome, progress, refresh
             )
     if not _delivered(plan, outcome) and on_disk is not None:
         current, aggregations = on_disk, apply_moves(on_disk.aggregations, moves)
@@ -297,7 +304,11 @@ def apply_plan(
         if change.action == DELETE:
             aggregations.pop(change.address, None)
             outcome.deleted += 1
-    current = replace(current, aggregations=aggregations)
+    current = replace(
+        current,
+        aggregations=aggregations,
+        unfinished_refresh=refresh.left(aggregations) if refresh is not None else None,
+    )
     if outcome.interrupted:
         # Keep what arrived and render nothing: the next apply does the rest.
         write_state(workspace.state_path, current, on_disk)
@@ -351,6 +362,7 @@ def _fetch(
     failed: dict[str, list[str]],
     outcome: Outcome,
     progress: Progress | None,
+    refresh: UnfinishedRefresh | None,
 ) -> journal.Journal:
     """Fetch the plan's requests into ``aggregations``, journaling each result.
 
@@ -365,7 +377,9 @@ def _fetch(
     for change in plan.fetches:
         assert change.fingerprint is not None
         by_fingerprint.setdefault(change.fingerprint, []).append(change)
-    log = journal.Journal.open(workspace.state_path, on_disk, plan.source)
+    log = journal.Journal.open(
+        workspace.state_path, on_disk, plan.source, refresh if plan.refresh_all else None
+    )
     done = 0
     reported: set[str] = set()
 

@@ -9,7 +9,8 @@ Aggregation actions (one per address):
     update    the request (query_filter, groups or limit) changed: ``changes`` holds
               ``old -> new`` per field
     refresh   the result is older than the report's ``refresh``, the report says
-              ``refresh: always``, or ``--refresh`` was given
+              ``refresh: always``, ``--refresh`` was given, or an earlier ``--refresh``
+              was stopped before it fetched this result again (``state.refresh``)
     replace   the data source changed (emulator <-> Datadog, another site or API URL); the
               plan's ``previous_source`` names the old one; ``changes`` lists request
               fields that changed as well. When the state kept results of the new source
@@ -72,6 +73,7 @@ from casereport.state.model import (
     source_key,
     switch_source,
 )
+from casereport.state.refresh import UnfinishedRefresh
 
 PLAN_FORMAT_VERSION = 1
 
@@ -485,7 +487,11 @@ def _request_changes(old: Mapping[str, Any], spec: AggregationSpec) -> tuple[Fie
 
 
 def _staleness(
-    report: ReportSpec, previous: AggregationState, now: datetime, refresh_all: bool
+    report: ReportSpec,
+    previous: AggregationState,
+    now: datetime,
+    refresh_all: bool,
+    unfinished: UnfinishedRefresh | None = None,
 ) -> str | None:
     """Why a result in state must be fetched again, or None while it is fresh.
 
@@ -494,6 +500,10 @@ def _staleness(
     """
     if refresh_all:
         return "--refresh given"
+    if unfinished is not None and unfinished.due(
+        previous.address, previous.report, previous.fetched_at
+    ):
+        return unfinished.reason()
     if report.refresh.always:
         return "refresh: always"
     age = (now - parse_timestamp(previous.fetched_at)).total_seconds()
@@ -510,6 +520,7 @@ def _aggregation_change(
     now: datetime,
     refresh_all: bool,
     source_changed: bool,
+    unfinished: UnfinishedRefresh | None = None,
 ) -> AggregationChange:
     # Decide first, then build the change once: planning builds 10,000 of them.
     fields: tuple[FieldChange, ...] = ()
@@ -524,7 +535,7 @@ def _aggregation_change(
         elif previous.fingerprint != spec.fingerprint:
             action = UPDATE
             reason = ", ".join(c.name for c in fields) + " changed" if fields else "request changed"
-        elif (stale := _staleness(report, previous, now, refresh_all)) is not None:
+        elif (stale := _staleness(report, previous, now, refresh_all, unfinished)) is not None:
             action, reason = REFRESH, stale
         else:
             action, reason = NOOP, "up to date"
@@ -650,6 +661,7 @@ def make_plan(
                 now=now,
                 refresh_all=refresh_all,
                 source_changed=replaced,
+                unfinished=state.unfinished_refresh if state is not None else None,
             )
             if moved_from is not None:
                 change = replace(change, moved_from=moved_from)

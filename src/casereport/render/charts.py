@@ -21,7 +21,7 @@ from typing import Any, cast
 from markupsafe import Markup, escape
 
 from casereport.render.filters import date, day, md_cell, number, spark
-from casereport.state.history import HISTORY_GROUPS, History
+from casereport.state.history import History
 
 CHART_ROW = 34  # px per bar: a label line, then the bar
 CHART_LABEL = 28  # characters of a group label shown in the chart (the table has all)
@@ -149,9 +149,10 @@ def trend(
         ("Total", "total", totals, True)
     ]
     # A group missing from a run had no cases then, unless that run recorded as many
-    # groups as it could hold: then it may have been cut, and its count is unknown.
-    capacity = min(limit, HISTORY_GROUPS)
+    # groups as it could hold (its limit, or its largest few in an entry written before
+    # entries were complete): then it may have been cut, and its count is unknown.
     recorded: list[int] | None = None
+    capacities: list[int] | None = None
     for row in rows:
         if len(series_values) > _TREND_GROUPS:
             break
@@ -162,9 +163,10 @@ def trend(
         complete = None not in values
         if not complete:
             recorded = recorded or history.recorded_counts()
+            capacities = capacities or history.capacities(limit)
             values = [
                 count if count is not None else None if held >= capacity else 0.0
-                for count, held in zip(values, recorded, strict=True)
+                for count, held, capacity in zip(values, recorded, capacities, strict=True)
             ]
             complete = None not in values
         values.append(row["count"])

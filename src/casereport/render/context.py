@@ -34,7 +34,6 @@ from casereport.render.words import (
 )
 from casereport.site import FORMAT_SUFFIXES
 from casereport.state.comparable import comparable_history
-from casereport.state.history import HISTORY_GROUPS
 from casereport.state.model import AggregationState, Source
 
 if TYPE_CHECKING:
@@ -118,6 +117,8 @@ def _notes(
     truncated: bool,
     extra: int,
     unknown_change: int,
+    *,
+    capped: bool = True,
 ) -> list[str]:
     """Plain-text explanations of what the table cannot say by itself, each only where it
     can be true of these groups.
@@ -125,6 +126,8 @@ def _notes(
     ``truncated``: whether groups past the limit may have been left out (see
     :func:`_may_have_more`). ``unknown_change``: how many groups the previous run recorded,
     when a group's change is unknown because it was not among them (0 otherwise).
+    ``capped``: that run recorded only its largest groups (an entry written before history
+    recorded every group), not every group it fetched.
     """
     notes = []
     if truncated:
@@ -137,10 +140,15 @@ def _notes(
             f"The groups add up to {number(groups_sum)}, not {number(total)}: "
             f"{join_words(_sum_reasons(groups, total, groups_sum, truncated))}."
         )
-    if unknown_change:
+    if unknown_change and capped:
         notes.append(
             "A change shown as – is unknown: the previous run recorded only its largest "
             f"{unknown_change} groups, and this group was not among them."
+        )
+    elif unknown_change:
+        notes.append(
+            f"A change shown as – is unknown: the previous run fetched {unknown_change} groups, "
+            "as many as the limit allows, and this group was not among them."
         )
     if extra:
         notes.append(
@@ -263,8 +271,11 @@ def aggregation_context(
     stamps = history.stamps()
     previous = bool(earlier_totals)
     before = history.latest_groups()
-    # Absent from a full previous run: maybe cut, so unknown; else it had no cases.
-    absent_is_zero = previous and len(before) < min(limit, HISTORY_GROUPS)
+    # Absent from a previous run that recorded as many groups as it could (its limit, or
+    # its largest few in an entry written before entries were complete): maybe cut, so
+    # unknown; else it had no cases.
+    capacity = history.latest_capacity(limit)
+    absent_is_zero = previous and len(before) < capacity
     raw_groups = _largest_first(result.get("groups") or ())
     largest = float((raw_groups[0].get("value") or (0.0,))[0]) if raw_groups else 0.0
     extra = max([len(g.get("value") or ()) for g in raw_groups], default=1) - 1
@@ -392,7 +403,16 @@ def aggregation_context(
         groups_sum=groups_sum,
         truncated=truncated,
         dropped=dropped,
-        notes=_notes(groups, limit, total, groups_sum, truncated, extra, unknown_change),
+        notes=_notes(
+            groups,
+            limit,
+            total,
+            groups_sum,
+            truncated,
+            extra,
+            unknown_change,
+            capped=capacity < limit,
+        ),
         chart=chart,
         trend=trend(
             title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit, ident

@@ -1,9 +1,17 @@
 """History: the earlier results of one aggregation, stored by column.
 
-Bounded to ``HISTORY_LIMIT`` earlier results, each with its total and the counts of its top
-``HISTORY_GROUPS`` groups, oldest first. Kept apart from the state model because it is a
-format of its own (space-separated columns, checked by regular expressions at load time)
-read by rendering as much as by the engine.
+Bounded to ``HISTORY_LIMIT`` earlier results, each with its total and the count of every
+group it returned (at most 1,000, the largest limit), oldest first. Kept apart from the state
+model because it is a format of its own (space-separated columns, checked by regular
+expressions at load time) read by rendering as much as by the engine.
+
+Earlier versions kept only each result's ``CAPPED_GROUPS`` largest groups: a group absent
+from such an entry may have been cut, so its count there is unknown, where a group absent
+from a complete entry had no cases (unless that result filled its limit). The columns tell
+them apart by ``complete``, the number of newest entries that hold every group: entries are
+only ever appended, so the complete ones are always the newest, and a state written before
+has no ``complete`` (every entry capped). No format change was needed: an older casereport
+reads such a state, and writing it drops ``complete``, which only makes changes unknown.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast, overload
 
 HISTORY_LIMIT = 30
-HISTORY_GROUPS = 5
+#: How many groups (the largest) a history entry kept before entries recorded them all.
+CAPPED_GROUPS = 5
 
 JsonObject = Mapping[str, Any]
 
@@ -41,11 +50,15 @@ def _parse_numbers(parts: list[str]) -> list[float]:
 class History(Sequence[JsonObject]):
     """Earlier results of one aggregation, oldest first: ``{fetched_at, total, groups}`` each.
 
-    Stored by column, each column one space-separated string, ``_`` where a group was not
-    among that result's top groups::
+    Stored by column, each column one space-separated string, ``_`` where a result had no
+    such group (or, in an entry written before entries were complete, where it was not among
+    the result's largest ``CAPPED_GROUPS``); ``complete``, when there are such entries, counts
+    the newest entries that hold every group::
 
         {"fetched_at": "2026-11-24T06:00:00Z 2026-11-25T06:00:00Z", "total": "97 103",
-         "groups": {"OPEN": "40 44", "CLOSED": "_ 12"}}
+         "groups": {"OPEN": "40 44", "CLOSED": "_ 12"}, "complete": 1}
+
+    As entries (``from_entries``, indexing), a complete entry carries ``"complete": True``.
 
     A full state holds 10,000 aggregations with 30 earlier results each: as JSON lists that
     would be millions of objects to build at every load, here it is a handful of strings
@@ -61,26 +74,70 @@ class History(Sequence[JsonObject]):
 
     @classmethod
     def from_entries(cls, entries: Iterable[JsonObject]) -> History:
+        """History of ``entries``, oldest first; those marked ``"complete": True`` (as
+        ``history_entry`` makes them) must be the newest."""
         if isinstance(entries, History):
             return entries
         entries = list(entries)
         names: dict[str, None] = {}
         for entry in entries:
             names.update(dict.fromkeys(entry.get("groups", {})))
+        complete = 0
+        for entry in reversed(entries):
+            if entry.get("complete") is not True:
+                break
+            complete += 1
+        if any(e.get("complete") is True for e in entries[: len(entries) - complete]):
+            raise ValueError("a complete history entry is older than a capped one")
 
         def series(name: str) -> str:
             counts = (e.get("groups", {}).get(name) for e in entries)
             return " ".join(_MISSING if c is None else _format_number(c) for c in counts)
 
-        history = cls(
-            {
-                "fetched_at": " ".join(str(e["fetched_at"]) for e in entries),
-                "total": " ".join(_format_number(e["total"]) for e in entries),
-                "groups": {name: series(name) for name in names},
-            }
-        )
+        columns: dict[str, Any] = {
+            "fetched_at": " ".join(str(e["fetched_at"]) for e in entries),
+            "total": " ".join(_format_number(e["total"]) for e in entries),
+            "groups": {name: series(name) for name in names},
+        }
+        if complete:
+            columns["complete"] = complete
+        history = cls(columns)
         history._entries = tuple(entries)
         return history
+
+    def appended(self, entry: JsonObject, limit: int = HISTORY_LIMIT) -> History:
+        """This history with ``entry`` (complete, as ``history_entry`` makes it) as its
+        newest result and only the newest ``limit`` kept: the stored columns extended, no
+        entry built (an entry holds up to 1,000 groups, and every fetch appends one)."""
+        if entry.get("complete") is not True:
+            raise ValueError("only a complete entry is appended to history")
+        size = len(self)
+        drop = max(0, size + 1 - limit)
+        kept = size - drop
+
+        def extend(text: str, item: str) -> str:
+            if drop:
+                text = text.split(" ", drop)[drop] if kept else ""
+            return f"{text} {item}" if text else item
+
+        groups: dict[str, str] = {}
+        counts = entry["groups"]
+        for name, text in self._columns["groups"].items():
+            count = counts.get(name)
+            column = extend(text, _MISSING if count is None else _format_number(count))
+            if count is not None or column.strip("_ "):  # a column of gaps only goes
+                groups[name] = column
+        for name, count in counts.items():
+            if name not in groups and name not in self._columns["groups"]:
+                groups[name] = f"{'_ ' * kept}{_format_number(count)}"
+        return History(
+            {
+                "fetched_at": extend(self._columns["fetched_at"], str(entry["fetched_at"])),
+                "total": extend(self._columns["total"], _format_number(entry["total"])),
+                "groups": groups,
+                "complete": min(self.complete_count() + 1, kept + 1),
+            }
+        )
 
     def latest_fetched_at(self) -> str | None:
         """When the newest earlier result was fetched (without building entries)."""
@@ -114,6 +171,22 @@ class History(Sequence[JsonObject]):
             return counts if any(c is not None for c in counts) else None
         return cast(list[float | None], _parse_numbers(parts))
 
+    def complete_count(self) -> int:
+        """How many of the newest earlier results recorded every group they returned."""
+        return int(self._columns.get("complete", 0))
+
+    def capacities(self, limit: int) -> list[int]:
+        """How many groups each earlier result could record, oldest first: all it returned
+        (at most ``limit``), or for an entry written before that, its ``CAPPED_GROUPS``
+        largest. A group absent from a result that recorded fewer had no cases then."""
+        size = len(self)
+        capped = size - self.complete_count()
+        return [min(limit, CAPPED_GROUPS)] * capped + [limit] * (size - capped)
+
+    def latest_capacity(self, limit: int) -> int:
+        """``capacities`` of the newest earlier result alone (``limit`` when there is none)."""
+        return limit if self.complete_count() or not len(self) else min(limit, CAPPED_GROUPS)
+
     def recorded_counts(self) -> list[int]:
         """How many groups each earlier result recorded."""
         counts = [0] * len(self)
@@ -138,20 +211,25 @@ class History(Sequence[JsonObject]):
         return latest
 
     def columns(self) -> dict[str, Any]:
-        """The JSON form written to state."""
-        return {
+        """The JSON form written to state (``complete`` only where some entry is)."""
+        columns = {
             "fetched_at": self._columns["fetched_at"],
             "total": self._columns["total"],
             "groups": dict(self._columns["groups"]),
         }
+        if self._columns.get("complete"):
+            columns["complete"] = self._columns["complete"]
+        return columns
 
     def _materialise(self) -> tuple[JsonObject, ...]:
         if self._entries is None:
             stamps = self._columns["fetched_at"].split()
             totals = [_parse_number(t) for t in self._columns["total"].split()]
             groups = {name: text.split() for name, text in self._columns["groups"].items()}
-            self._entries = tuple(
-                {
+            first_complete = len(stamps) - self.complete_count()
+            entries: list[JsonObject] = []
+            for index, stamp in enumerate(stamps):
+                entry: dict[str, Any] = {
                     "fetched_at": stamp,
                     "total": totals[index],
                     "groups": {
@@ -160,8 +238,10 @@ class History(Sequence[JsonObject]):
                         if series[index] != _MISSING
                     },
                 }
-                for index, stamp in enumerate(stamps)
-            )
+                if index >= first_complete:
+                    entry["complete"] = True
+                entries.append(entry)
+            self._entries = tuple(entries)
         return self._entries
 
     def __len__(self) -> int:
@@ -195,12 +275,18 @@ def count(value: float) -> float | int:
 
 
 def history_entry(result: JsonObject, fetched_at: str) -> dict[str, Any]:
-    """The compact form of a result kept in history: total and its top groups' first counts."""
+    """The compact form of a result kept in history: its total and the first count of every
+    group (a limit is at most 1,000 groups), so each group's change is known next run."""
     groups = {}
-    for group in list(result.get("groups", ()))[:HISTORY_GROUPS]:
+    for group in result.get("groups", ()):
         values = group.get("value") or [0]
         groups[str(group["group"])] = count(values[0])
-    return {"fetched_at": fetched_at, "total": count(result["total"]), "groups": groups}
+    return {
+        "fetched_at": fetched_at,
+        "total": count(result["total"]),
+        "groups": groups,
+        "complete": True,
+    }
 
 
 # The grammar of the columns, which loading checks (see ``State`` loading in ``model``).
@@ -243,9 +329,13 @@ def _whole_numbers(text: str) -> bool:
     )
 
 
+_COLUMN_KEYS = frozenset(("fetched_at", "total", "groups", "complete"))
+
+
 def valid_columns(history: Any) -> bool:
-    """History columns (see ``History``): strings of equal item counts, numbers where due."""
-    if type(history) is not dict:
+    """History columns (see ``History``): strings of equal item counts, numbers where due,
+    and ``complete`` (when there) a count from 1 to the number of entries."""
+    if type(history) is not dict or not _COLUMN_KEYS.issuperset(history):
         return False
     stamps, totals, groups = history.get("fetched_at"), history.get("total"), history.get("groups")
     if type(stamps) is not str or type(totals) is not str or type(groups) is not dict:
@@ -253,6 +343,11 @@ def valid_columns(history: Any) -> bool:
     size = stamps.count(" ")
     if not _stamps(stamps):
         return False
+    if "complete" in history:
+        complete = history["complete"]
+        # Written only when some entry is complete: 0, like a bool or a float, is not ours.
+        if type(complete) is not int or not stamps or not 1 <= complete <= size + 1:
+            return False
     if not _whole_numbers(totals) and not _TOTALS_RE.fullmatch(totals):
         return False
     if totals.count(" ") != size or bool(totals) != bool(stamps):

@@ -12,6 +12,10 @@ and so is a journal without a single whole entry. Replaying sets the state's sou
 journal's (results carry their source), putting the state's results of another source
 aside as ``switch_source`` does.
 
+The header also carries the ``apply --refresh`` the run is doing (``refresh``), so that a
+kill leaves it recorded as unfinished in the state the journal is folded into, with no
+result yet if none arrived.
+
 Each apply's journal is a file of its own (created anew, never truncated in place), and a
 run removes only its own: a run whose lock was removed while it was stopped must not
 scribble over, or delete, the journal of the run that took the lock after it.
@@ -40,6 +44,7 @@ from casereport.state.model import (
     switch_source,
     write_state,
 )
+from casereport.state.refresh import UnfinishedRefresh, parse_unfinished_refresh
 
 JOURNAL_VERSION = 1
 
@@ -80,14 +85,23 @@ class Journal:
         self._thread.start()
 
     @classmethod
-    def open(cls, state_path: Path, base: State | None, source: Source) -> Journal:
-        """Start a journal extending ``base`` (the state as on disk) with ``source``'s data."""
-        header = {
+    def open(
+        cls,
+        state_path: Path,
+        base: State | None,
+        source: Source,
+        refresh: UnfinishedRefresh | None = None,
+    ) -> Journal:
+        """Start a journal extending ``base`` (the state as on disk) with ``source``'s data
+        (``refresh``: the ``apply --refresh`` this run does, if it does one)."""
+        header: dict[str, Any] = {
             "journal": JOURNAL_VERSION,
             "lineage": base.lineage if base is not None else None,
             "serial": base.serial if base is not None else 0,
             "source": source.to_json(),
         }
+        if refresh is not None:
+            header["refresh"] = refresh.to_json()
         return cls(journal_path(state_path), header)
 
     def append(self, entries: Sequence[AggregationState]) -> None:
@@ -164,6 +178,12 @@ def _replay(state_path: Path, base: State | None) -> State | None:
     source = _header_source(header)
     if source is None:
         return None
+    refresh = None
+    if "refresh" in header:
+        try:
+            refresh = parse_unfinished_refresh(header["refresh"])
+        except ValueError:
+            return None
     # Results from another source are not comparable: they are put aside, not mixed in.
     current = switch_source(base, source) if base is not None else new_state()
     aggregations = dict(current.aggregations)
@@ -179,9 +199,20 @@ def _replay(state_path: Path, base: State | None) -> State | None:
             break  # a torn last line: the apply died while writing it
         replayed += 1
     if not replayed:
-        return None
+        # Killed before its first result: still a refresh to finish, of the same source's
+        # results (a change of source fetches everything anyway).
+        if refresh is None or base is None or base.unfinished_refresh == refresh:
+            return None
+        if base.source is None or base.source.identity != source.identity:
+            return None
+        return replace(base, unfinished_refresh=refresh)
     # Results carry their source: once one arrived, the state's source is the journal's.
-    return replace(current, aggregations=aggregations, source=source)
+    return replace(
+        current,
+        aggregations=aggregations,
+        source=source,
+        unfinished_refresh=refresh if refresh is not None else current.unfinished_refresh,
+    )
 
 
 def read_both(state_path: Path) -> tuple[State | None, State | None]:

@@ -1,52 +1,15 @@
 """State: what the last apply fetched and rendered (``.casereport/state.json``).
 
-The file is JSON with sorted keys, so equal states are equal bytes; each aggregation is
-one line of its own, so a diff shows one line per changed address (spread out here):
-
-    {
-      "format_version": 1,
-      "lineage": "<uuid set when the state is created>",
-      "serial": 7,                       # bumped by every write that changes content
-      "tool_version": "0.1.0",
-      "source": {"kind": "emulator", "site": "emulator", "detail": "5000 synthetic cases (seed 1)"},
-      "aggregations": {
-        "support-weekly.by_status": {
-          "report": "support-weekly", "title": "Cases by status",
-          "request": {"query_filter": "...", "groups": ["status"], "limit": 14},
-          "fingerprint": "<sha256 of the canonical request>",
-          "result": {"id": "...", "total": 100.0, "groups": [{"group": "OPEN", "value": [42.0]}]},
-          "fetched_at": "2026-11-26T19:00:00Z",
-          "history": {"fetched_at": "2026-11-25T19:00:00Z ...", "total": "97 ...",
-                      "groups": {"OPEN": "40 ...", "CLOSED": "_ ..."}},
-          "query_changed_at": "..."      # only once the request changed: history before it
-        }                                # is kept but not compared with
-      },
-      "reports": {
-        "support-weekly": {"definition_hash": "...", "template_hash": "...", "data_hash": "...",
-                           "outputs": {"support-weekly.html": "<sha256>", ...}}
-      },
-      "site": {"outputs": {"index.html": "<sha256>", "index.md": "<sha256>"}},
-      "previous_sources": {              # only when a source switch put results aside
-        "datadog:datadoghq.com": {"source": {...}, "aggregations": {<as above>}}
-      }
-    }
-
-A change of data source never throws results away: the old source's aggregations are put
-aside under ``previous_sources`` (keyed ``kind:site``), and a switch back brings them,
-with their history, back (``switch_source``). A state holding such a section is written
-as format 2, so a casereport that does not know it refuses the file instead of dropping
-the section; any other state is still format 1.
-
-Results and history stay plain JSON (mappings and lists) rather than objects: a full state
-holds 10,000 aggregations with their history, and building objects for all of them would
-cost more than planning itself. History is bounded and stored by column (``history``).
+The file's format, field by field, is in ``docs/state.md``. In short: JSON with sorted
+keys, an aggregation per line; results and history kept as plain JSON (10,000
+aggregations with their history would cost more to build as objects than planning
+itself), history bounded and stored by column (``history``); another source's results
+put aside under ``previous_sources`` (format 2) so that a switch back restores them.
 
 Writes are atomic (temp file, fsync, rename) after the previous file becomes
-``<state>.backup`` (a hard link renamed into place, so the backup is never torn either).
-``serial`` changes only when content does, so a no-op apply leaves the file untouched.
-Loading checks every field the engine reads, so a damaged or hand-edited file is refused
-with one line naming it, before anything is planned or written. Credentials never enter
-state: the source records a site, not keys.
+``<state>.backup``; ``serial`` changes only when content does. Loading checks every field
+the engine reads, so a damaged or hand-edited file is refused with one line naming it,
+before anything is planned or written. Credentials never enter state.
 """
 
 from __future__ import annotations
@@ -79,6 +42,7 @@ from casereport.state.history import (
     history_entry,
     valid_columns,
 )
+from casereport.state.refresh import UnfinishedRefresh, parse_unfinished_refresh
 
 FORMAT_VERSION = 1
 #: The format of a state with a ``previous_sources`` section, and the newest this reads.
@@ -194,6 +158,7 @@ class State:
     # render removes them (or a defined report's render takes them over).
     forgotten_pages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     previous_sources: Mapping[str, PreviousSource] = field(default_factory=dict)
+    unfinished_refresh: UnfinishedRefresh | None = None  # see ``refresh``
 
     def content(self) -> dict[str, Any]:
         """Everything but the bookkeeping fields; equal content means nothing to write."""
@@ -209,6 +174,8 @@ class State:
             "reports": {name: self.reports[name].to_json() for name in sorted(self.reports)},
             "site": site,
         }
+        if self.unfinished_refresh is not None:
+            content["unfinished_refresh"] = self.unfinished_refresh.to_json()
         if self.previous_sources:
             content["previous_sources"] = {
                 key: self.previous_sources[key].to_json() for key in sorted(self.previous_sources)
@@ -304,11 +271,11 @@ def with_result(
     A changed request keeps history too, but marks the change (``query_changed_at``): pages
     compare and draw trends only from results fetched since.
     """
-    history: tuple[JsonObject, ...] = ()
+    history: Sequence[JsonObject] = ()
     changed_at = previous.query_changed_at if previous is not None else None
     if previous is not None:
-        earlier = (*previous.history, history_entry(previous.result, previous.fetched_at))
-        history = earlier[-HISTORY_LIMIT:]
+        entry = history_entry(previous.result, previous.fetched_at)
+        history = History.from_entries(previous.history).appended(entry, HISTORY_LIMIT)
         changed_at = fetched_at if previous.fingerprint != fingerprint else changed_at
     return AggregationState(
         address=address,
@@ -492,6 +459,7 @@ def _parse_source(path: Path, raw: Any) -> Source | None:
 
 # Keys every state file has (``serialise`` always writes them all); a file without one of
 # them was truncated or written by something else.
+_ABSENT = object()
 _REQUIRED_KEYS = ("lineage", "serial", "tool_version", "source", "aggregations", "reports", "site")
 
 
@@ -560,6 +528,11 @@ def _parse_state(path: Path, data: bytes | str) -> State:
     _check_file_names(path, reports_raw, site_raw.get("outputs", {}))
     _check_file_names(path, {n: {"outputs": p} for n, p in forgotten_raw.items()}, {})
     source = _parse_source(path, raw["source"])
+    refresh = raw.get("unfinished_refresh", _ABSENT)
+    try:
+        refresh = None if refresh is _ABSENT else parse_unfinished_refresh(refresh)
+    except ValueError as exc:
+        raise _bad(path, f"malformed: unfinished_refresh {exc}") from None
     return State(
         lineage=lineage,
         serial=serial,
@@ -574,6 +547,7 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         site_outputs=dict(site_raw.get("outputs", {})),
         format_version=FORMAT_VERSION,
         forgotten_pages={name: dict(pages) for name, pages in forgotten_raw.items()},
+        unfinished_refresh=refresh,
     )
 
 

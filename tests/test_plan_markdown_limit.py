@@ -71,3 +71,20 @@ def test_a_small_plan_is_unchanged_and_a_tiny_limit_is_refused(
     tiny = CliRunner().invoke(cli, ["plan", "--emulator", "--markdown", "--max-chars", "10"])
     assert tiny.exit_code == 1
     assert tiny.stderr.startswith("Error: --max-chars 10 is too small for even the plan's summary")
+
+
+def test_the_pull_request_plan_shows_the_definitions_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _workspace(tmp_path, 1)
+    path = tmp_path / "reports" / "report-0.yaml"
+    path.write_text(path.read_text().replace("status:open project:P0x3", "staus:open project:P0x3"))
+    result = CliRunner().invoke(cli, ["plan", "--emulator", "--markdown"])
+    assert result.exit_code == 0, result.output
+    warning = (
+        'reports/report-0.yaml:20:19: warning: query field "staus" is not a known case field '
+        'or a declared attribute (did you mean "status"?)'
+    )
+    assert f"1 warning:\n\n```\n{warning}\n```\n" in result.stdout
+    assert warning in result.stderr  # and in the log, as for every plan

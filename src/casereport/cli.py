@@ -400,11 +400,18 @@ def plan_command(
     from casereport.engine import views
     from casereport.engine.apply import run_plan
 
-    plan = run_plan(_options(**values), out=out, notice=_notice)
+    warnings: list[str] = []  # for the pull-request comment, which the CI log is not
+
+    def notice(line: str) -> None:
+        _notice(line)
+        if ": warning: " in line:
+            warnings.append(line)
+
+    plan = run_plan(_options(**values), out=out, notice=notice)
     if as_json:
         click.echo(views.render_json(plan), nl=False)
     elif markdown:
-        click.echo(views.render_markdown(plan, max_chars=max_chars), nl=False)
+        click.echo(views.render_markdown(plan, max_chars=max_chars, warnings=warnings), nl=False)
     else:
         colour = views.use_colour(sys.stdout.isatty())
         # (the view escapes what it shows, and its colour must stay)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from casereport.engine.plan import (
@@ -290,23 +291,26 @@ def _md_table(header: str, rows: list[str], noun: str, total: int | None = None)
 GITHUB_COMMENT_LIMIT = 65_536
 
 
-def render_markdown(plan: Plan, *, max_chars: int | None = GITHUB_COMMENT_LIMIT) -> str:
-    """A concise plan for a pull-request comment (GitHub-flavoured Markdown).
+def render_markdown(
+    plan: Plan, *, max_chars: int | None = GITHUB_COMMENT_LIMIT, warnings: Sequence[str] = ()
+) -> str:
+    """A concise plan for a pull-request comment (GitHub-flavoured Markdown), with the
+    definitions' ``warnings`` (a query field typo) listed under the summary.
 
     Longer than ``max_chars`` (GitHub's limit by default; None for no limit), the tables
     keep as many rows as fit and a line counts the rest and points at the full plan.
     """
-    text = _markdown(plan, None, max_chars)
+    text = _markdown(plan, None, max_chars, warnings)
     if max_chars is None or len(text) <= max_chars:
         return text
     low, high = 0, text.count("\n| ")  # the most table rows that fit, by bisection
     while low < high:
         middle = (low + high + 1) // 2
-        if len(_markdown(plan, middle, max_chars)) <= max_chars:
+        if len(_markdown(plan, middle, max_chars, warnings)) <= max_chars:
             low = middle
         else:
             high = middle - 1
-    shorter = _markdown(plan, low, max_chars)
+    shorter = _markdown(plan, low, max_chars, warnings)
     if len(shorter) > max_chars:
         raise PlanError(
             f"--max-chars {max_chars} is too small for even the plan's summary "
@@ -315,11 +319,17 @@ def render_markdown(plan: Plan, *, max_chars: int | None = GITHUB_COMMENT_LIMIT)
     return shorter
 
 
-def _markdown(plan: Plan, keep: int | None, max_chars: int | None) -> str:
+def _markdown(
+    plan: Plan, keep: int | None, max_chars: int | None, warnings: Sequence[str] = ()
+) -> str:
     """The Markdown plan with at most ``keep`` table rows (all with None); the note on
     rows left out names ``max_chars``."""
     counts = plan.counts()
     lines = ["### casereport plan", "", f"**{plan.summary()}**", ""]
+    if warnings:  # in a code block: nothing in them is read as Markdown or HTML
+        runs = [len(run) + 1 for run in re.findall("`+", "".join(warnings))]
+        fence = "`" * max([3, *runs])
+        lines += [f"{_plural(len(warnings), 'warning')}:", "", fence, *warnings, fence, ""]
     notes = [f"Source: {_cell(plan.source.describe())}."]
     if plan.previous_source is not None:
         notes.append(

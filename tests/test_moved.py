@@ -155,3 +155,25 @@ def test_a_saved_plan_carries_its_moves(ws: Workspace) -> None:
     assert result.exit_code == 0, result.output
     assert "support-backlog.by_state" in ws.state().aggregations
     assert "support-backlog.by_status" not in ws.state().aggregations
+
+
+def test_a_target_that_leaves_out_a_moves_destination_never_deletes_its_source(
+    ws: Workspace,
+) -> None:
+    before = ws.state().aggregations
+    own = sorted(a for a in before if a.startswith("support-backlog."))
+    (ws.reports / "support-backlog.yaml").rename(ws.reports / "support-queue.yaml")
+    add_moved(ws, "support-queue", "  - {from: support-backlog}\n")
+
+    # The old name is still in state, so it can be targeted: nothing of it may be deleted.
+    ws.apply("--target", "support-backlog")
+
+    kept = ws.state().aggregations
+    assert all(address in kept for address in own)
+    assert all(list(kept[a].history) == list(before[a].history) for a in own)
+    # A later apply moves them, history and all.
+    ws.apply()
+    after = ws.state().aggregations
+    for old in own:
+        new = old.replace("support-backlog.", "support-queue.")
+        assert old not in after and list(after[new].history) == list(before[old].history)

@@ -679,7 +679,9 @@ def make_plan(
             )
 
     report_names = {r.name for r in reports}
-    for address in set(previous_aggregations) - defined - moved_away:
+    # A result a `moved:` entry will move is never deleted, even when a --target leaves
+    # its new address out of this plan: a later apply moves it, history and all.
+    for address in set(previous_aggregations) - defined - moved_away - set(moves.values()):
         previous = previous_aggregations[address]
         if in_target(address, previous.report):
             reason = (

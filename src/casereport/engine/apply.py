@@ -48,7 +48,6 @@ from casereport.engine.workspace import (
     check_templates_in_use,
     load_workspace,
     plan_workspace,
-    template_hashes_of,
 )
 from casereport.errors import ApiError, CaseReportError, PlanError, RenderError
 from casereport.state import journal
@@ -130,7 +129,7 @@ def check_plan_is_current(
             f"Saved plan {path} is stale: the state changed since it was made "
             f"(serial {plan.state_serial} -> {state.serial}); {fix}"
         )
-    if plan.inputs_hash != inputs_hash(workspace.reports, template_hashes_of(workspace)):
+    if plan.inputs_hash != inputs_hash(workspace.reports, workspace.template_hashes):
         raise PlanError(
             f"Saved plan {path} is stale: report definitions, variables or templates changed "
             f"since it was made; {fix}"
@@ -463,7 +462,7 @@ def _render(
 
     site_dir = workspace.site_dir
     env = environment(workspace.templates_dir)
-    hashes = template_hashes_of(workspace)
+    hashes = workspace.template_hashes
     reports_by_name = {r.name: r for r in workspace.reports}
     reports: dict[str, ReportState] = dict(state.reports)
     forgotten = dict(state.forgotten_pages)
@@ -538,7 +537,7 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
         state,
         source=state.source or Source("none", "none"),
         site_dir=workspace.site_dir,
-        template_hashes=template_hashes_of(workspace),
+        template_hashes=workspace.template_hashes,
         now=clock.now(),
     )
     # Render everything defined, and remove what state records but the definitions dropped.

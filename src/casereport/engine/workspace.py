@@ -5,6 +5,7 @@ anything is planned (targets, templates). ``plan_workspace`` plans it against a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +58,14 @@ class Workspace:
     @property
     def reports(self) -> tuple[ReportSpec, ...]:
         return self.expansion.reports
+
+    @functools.cached_property
+    def template_hashes(self) -> dict[str, str]:
+        """The hash of every template name the reports use (see ``render.templates``):
+        read once per run, so the template check, the plan and the state agree."""
+        from casereport.render.templates import template_hashes
+
+        return template_hashes(self.templates_dir, {r.template for r in self.reports})
 
 
 def load_workspace(options: Options, notice: Notice | None = None) -> Workspace:
@@ -119,18 +128,11 @@ def check_targets(workspace: Workspace, targets: Sequence[str], state: State | N
             )
 
 
-def template_hashes_of(workspace: Workspace) -> dict[str, str]:
-    """The hash of every template name the workspace's reports use (see ``render.templates``)."""
-    from casereport.render.templates import template_hashes
-
-    return template_hashes(workspace.templates_dir, {r.template for r in workspace.reports})
-
-
 def check_templates_in_use(workspace: Workspace, state: State | None) -> None:
     """Before a plan: every template in use renders (see ``render.check``), or one line
     names the first problem's file and line. Skipped when the state records a report
     rendered from these very template files (their hash covers them all): they did."""
-    hashes = template_hashes_of(workspace)
+    hashes = workspace.template_hashes
     rendered = {r.template_hash for r in state.reports.values()} if state else set()
     if not workspace.reports or rendered.intersection(hashes.values()):
         return
@@ -157,7 +159,7 @@ def plan_workspace(
         state,
         source=source,
         site_dir=workspace.site_dir,
-        template_hashes=template_hashes_of(workspace),
+        template_hashes=workspace.template_hashes,
         now=now or clock.now(),
         targets=targets,
         refresh_all=refresh_all,

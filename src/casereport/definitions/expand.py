@@ -37,6 +37,7 @@ from casereport.definitions.models import (
     sort_diagnostics,
 )
 from casereport.definitions.moved import Move, check_moves, resolve
+from casereport.definitions.reading import DEFAULT_READING, Reading
 from casereport.fsutil import collector_paused
 from casereport.settings import (
     DEFAULT_REFRESH,
@@ -76,6 +77,9 @@ class AggregationSpec:
     groups: tuple[str, ...]
     limit: int
     fingerprint: str
+    # How the numbers read (compare:, order:, labels:, better:, trend:): not fetched, so
+    # not in the fingerprint.
+    reading: Reading = DEFAULT_READING
 
     def request(self) -> dict[str, Any]:
         """The fingerprinted request: ``{query_filter, groups, limit}``."""

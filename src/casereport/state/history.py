@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast, overload
+
+from casereport.definitions.reading import compare_tolerance
 
 HISTORY_LIMIT = 30
 #: How many groups (the largest) a history entry kept before entries recorded them all.
@@ -171,6 +174,40 @@ class History(Sequence[JsonObject]):
             return counts if any(c is not None for c in counts) else None
         return cast(list[float | None], _parse_numbers(parts))
 
+    def compared_index(self, fetched_at: str, seconds: int | None) -> int | None:
+        """Which earlier result a result fetched at ``fetched_at`` is compared with: the
+        newest (``seconds`` None, ``compare: previous``), or the one nearest to ``seconds``
+        before it, within ``compare_tolerance`` (the older of two equally near); None when
+        there is no such result."""
+        stamps = self.stamps()
+        if seconds is None:
+            return len(stamps) - 1 if stamps else None
+        target = _epoch(fetched_at) - seconds
+        best: int | None = None
+        best_distance: float = compare_tolerance(seconds)
+        for index, stamp in enumerate(stamps):
+            distance = abs(_epoch(stamp) - target)
+            if distance <= best_distance and (best is None or distance < best_distance):
+                best, best_distance = index, distance
+        return best
+
+    def total_at(self, index: int) -> float:
+        """The total of the earlier result at ``index`` (oldest first)."""
+        return _parse_number(self._columns["total"].split()[index])
+
+    def groups_at(self, index: int) -> dict[str, float]:
+        """The groups the earlier result at ``index`` recorded: name -> count."""
+        recorded = {}
+        for name, text in self._columns["groups"].items():
+            part = text.split()[index]
+            if part != _MISSING:
+                recorded[name] = _parse_number(part)
+        return recorded
+
+    def capacity_at(self, index: int, limit: int) -> int:
+        """``capacities`` of the earlier result at ``index`` alone."""
+        return limit if index >= len(self) - self.complete_count() else min(limit, CAPPED_GROUPS)
+
     def complete_count(self) -> int:
         """How many of the newest earlier results recorded every group they returned."""
         return int(self._columns.get("complete", 0))
@@ -266,6 +303,11 @@ class History(Sequence[JsonObject]):
 
     def __repr__(self) -> str:
         return f"History({list(self)!r})"
+
+
+def _epoch(stamp: str) -> float:
+    """A stored ``fetched_at`` (ISO 8601, UTC) as seconds since the epoch."""
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def count(value: float) -> float | int:

@@ -26,7 +26,13 @@ from typing import Any, Final
 import orjson
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
-from casereport.definitions.reading import Reading, display_label, order_key
+from casereport.definitions.reading import (
+    ENUM_ORDERS,
+    ORDER_NATURAL,
+    Reading,
+    display_label,
+    order_key,
+)
 from casereport.state.comparable import comparable_history
 from casereport.state.history import count
 from casereport.state.model import AggregationState, Source
@@ -60,6 +66,7 @@ CSV_COLUMNS: Final = (
 # return too), and the apostrophe that marks a guarded cell (so it is guarded as well:
 # removing one leading apostrophe then always gives the value back).
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "'")
+_NO_COUNT: Final = (0,)
 
 
 @functools.lru_cache(maxsize=16384)  # values repeat across aggregations (OPEN, P1, ...)
@@ -70,10 +77,28 @@ def _label(raw: str, fields: tuple[str, ...], reading: Reading) -> str:
 _order_key = functools.lru_cache(maxsize=1024)(order_key)
 
 
+@functools.lru_cache(maxsize=1024)
+def _by_count(fields: tuple[str, ...], reading: Reading) -> bool:
+    """Whether ``order_key`` sorts these groups by count alone (no enum field to put in
+    its meaning's order): then a plain sort by count does, several times faster."""
+    natural = reading.order == ORDER_NATURAL and not any(f in ENUM_ORDERS for f in fields)
+    return reading.order == "count" or natural
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_labels(fields: tuple[str, ...], reading: Reading) -> bool:
+    """Whether every group's label is its raw value (no ``labels:``, no enum field)."""
+    return not reading.labels and not any(f in ENUM_ORDERS for f in fields)
+
+
+def _largest_first(item: tuple[str, float]) -> tuple[float, str]:
+    return (-item[1], item[0])
+
+
 def clear_caches() -> None:
     """Forget memoised labels and order keys (for benchmarks and tests)."""
-    _label.cache_clear()
-    _order_key.cache_clear()
+    for cached in (_label, _order_key, _by_count, _plain_labels):
+        cached.cache_clear()
 
 
 def _group_name(raw: Any) -> str:
@@ -116,27 +141,34 @@ def aggregation_data(spec: AggregationSpec, state: AggregationState | None) -> d
         # A group that run did not record had no cases then, unless it recorded as many
         # groups as it could (its limit, or an old entry's largest few): then unknown.
         absent_is_zero = len(before) < history.capacity_at(index, spec.limit)
-    fields = tuple(spec.groups)
+    fields, reading = spec.groups, spec.reading
     counted: list[tuple[str, float]] = []
     for group in result.get("groups") or ():
-        values = group.get("value") or (0,)
-        counted.append((_group_name(group.get("group")), count(values[0])))
-    key = _order_key(fields, spec.reading)
-    # Ties (in every order) by count, then by raw value: the same order whatever the API's.
-    counted.sort(key=lambda item: (*key(*item), -item[1], item[0]))
-    rows = []
-    for name, number in counted:
-        was = before.get(name)
-        rows.append(
-            {
-                "group": name,
-                "label": _label(name, fields, spec.reading),
-                "count": number,
-                "compared_count": (
-                    count(was) if was is not None else 0 if absent_is_zero else None
-                ),
-            }
+        raw = group.get("group")
+        value = (group.get("value") or _NO_COUNT)[0]
+        counted.append(
+            (
+                raw if type(raw) is str else _group_name(raw),
+                value if type(value) is int else count(value),
+            )
         )
+    # Ties (in every order) by count, then by raw value: the same order whatever the API's.
+    if _by_count(fields, reading):
+        counted.sort(key=_largest_first)
+    else:
+        key = _order_key(fields, reading)
+        counted.sort(key=lambda item: (*key(*item), -item[1], item[0]))
+    plain = _plain_labels(fields, reading)
+    absent = 0 if absent_is_zero else None
+    rows = [
+        {
+            "group": name,
+            "label": name if plain else _label(name, fields, reading),
+            "count": number,
+            "compared_count": before.get(name, absent),
+        }
+        for name, number in counted
+    ]
     data.update(fetched_at=state.fetched_at, total=count(result["total"]), groups=rows)
     return data
 
@@ -200,16 +232,18 @@ def csv_text(data: Mapping[str, Any]) -> str:
         groups = item["groups"]
         if not groups:
             writer.writerow((*head, "", "", "", ""))
-        writer.writerows(
-            (
-                *head,
-                _guarded(group["group"]),
-                _guarded(group["label"]),
-                _number(group["count"]),
-                _number(group["compared_count"]),
+        for group in groups:
+            name, label, was = group["group"], group["label"], group["compared_count"]
+            name_cell = f"'{name}" if name.startswith(_FORMULA_STARTS) else name
+            writer.writerow(
+                (
+                    *head,
+                    name_cell,
+                    name_cell if label is name else _guarded(label),
+                    group["count"],  # the csv module writes numbers as str() does
+                    "" if was is None else was,
+                )
             )
-            for group in groups
-        )
     return buffer.getvalue()
 
 

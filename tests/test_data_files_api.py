@@ -12,6 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pty
+import subprocess
+import sys
+import tty
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -173,7 +178,17 @@ aggregations:
     group_by: [title]
     limit: 50
 """
-TITLES = ['=HYPERLINK("http://x")', "+1", "-1", "@A1", "a,b", 'say "hi"', "two\nlines", "ünï ☃"]
+TITLES = [
+    '=HYPERLINK("http://x")',
+    "+1",
+    "-1",
+    "@A1",
+    "a,b",
+    'say "hi"',
+    "two\nlines",
+    "ünï ☃",
+    "\x1b[2Jescape\r",
+]
 
 
 def cases(priorities: dict[str, int], statuses: dict[str, int]) -> CaseStore:
@@ -215,12 +230,12 @@ def test_compared_counts_are_the_earlier_runs_answers(
     site = workspace.site
     before = answers(emulator, site)
     before_at = {e.fetched_at for e in workspace.state().aggregations.values()}
-    assert check_against(site, before, None, None, workspace.state_json()) == 11
+    assert check_against(site, before, None, None, workspace.state_json()) == 12
     emulator.app.store = cases({"P3": 6, "P1": 3, "P2": 2}, {"OPEN": 7, "CLOSED": 4})
     workspace.epoch += 7 * 86400
     workspace.apply("--refresh")
     now = answers(emulator, site)
-    assert check_against(site, now, before, before_at.pop(), workspace.state_json()) == 12
+    assert check_against(site, now, before, before_at.pop(), workspace.state_json()) == 13
     data = json.loads((site / "churn.json").read_bytes())
     compared = {
         (a["address"], g["group"]): g["compared_count"]
@@ -241,6 +256,40 @@ def test_compared_counts_are_the_earlier_runs_answers(
         result = workspace.run(*args)
         assert result.exit_code == 0, result.output
         assert result.stdout_bytes == (site / f"churn.{suffix}").read_bytes()
+
+    # On a terminal: what the API sent cannot drive it (escapes shown), CSV rows end in LF.
+    shown = on_a_terminal([sys.executable, "-m", "casereport", "output", "churn", "--csv"])
+    written = (site / "churn.csv").read_bytes().decode("utf-8")
+    assert "\x1b" in written and "\x1b" not in shown and "\\u001b[2Jescape" in shown
+    assert "\r" not in shown
+    # The two lines title, as its group and its label: the only line breaks of their own.
+    assert shown.count("\n") == written.count("\r\n") + 2
+
+
+def on_a_terminal(command: list[str]) -> str:
+    """What ``command`` prints to a terminal (a pseudo-terminal in raw mode, so the
+    terminal adds no carriage returns of its own)."""
+    main_fd, terminal_fd = pty.openpty()
+    tty.setraw(terminal_fd)
+    try:
+        process = subprocess.Popen(command, stdout=terminal_fd, stderr=subprocess.DEVNULL)
+        os.close(terminal_fd)
+        terminal_fd = -1
+        received = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # EIO: the terminal's other end was closed
+                break
+            if not chunk:
+                break
+            received += chunk
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(main_fd)
+        if terminal_fd != -1:
+            os.close(terminal_fd)
+    return received.decode("utf-8")
 
 
 def test_output_names_an_unknown_report_with_a_suggestion(

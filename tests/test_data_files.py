@@ -15,7 +15,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from casereport.cli import cli
 from casereport.definitions.expand import AggregationSpec, ReportSpec, fingerprint
 from casereport.definitions.reading import DEFAULT_READING, Reading
 from casereport.render.context import aggregation_context
@@ -415,3 +417,10 @@ def test_csv_text_is_what_the_csv_module_writes() -> None:
                 [*head, guard(group["group"]), guard(group["label"]), group["count"], was]
             )
     assert csv_text(data) == buffer.getvalue()
+
+
+def test_schema_command_prints_the_data_file_schema() -> None:
+    result = CliRunner().invoke(cli, ["schema", "--data-file"])
+    assert result.exit_code == 0, result.output
+    assert result.output == data_schema_json() == (ROOT / DATA_SCHEMA_PATH).read_text()
+    assert json.loads(result.output)["properties"]["format_version"] == {"const": 1}

@@ -39,7 +39,7 @@ def build_store(config: EmulatorConfig) -> CaseStore:
     """The cases the emulator serves: a data file, or the deterministic synthetic set."""
     if config.data is not None:
         return load_cases(config.data)
-    return synthetic_cases(config.cases, config.seed)
+    return synthetic_cases(config.cases, config.seed, config.now)
 
 
 def build_app(config: EmulatorConfig, store: CaseStore | None = None) -> EmulatorApp:

@@ -119,3 +119,26 @@ def test_a_pinned_clock_wins_for_its_block_only(monkeypatch: pytest.MonkeyPatch)
     with clock.pinned(moment):
         assert clock.now() == moment.replace(microsecond=0)
     assert clock.now() == datetime.fromtimestamp(1700000000, UTC)
+
+
+def test_emulator_export_now_writes_the_set_of_that_moment() -> None:
+    from click.testing import CliRunner
+
+    from casereport.cli import cli
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["emulator", "export", "--cases", "200", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    moment = datetime(2026, 6, 25, 9, 0, tzinfo=UTC)
+    at = run("--now", "2026-06-25T09:00Z", "--ndjson")
+    assert at == export(synthetic_cases(200, 1, moment))
+    assert run("--now", "2026-06-25T09:00", "--ndjson") == at  # naive means UTC
+    assert run("--ndjson") == export(synthetic_cases(200, 1))
+    wrong = CliRunner().invoke(cli, ["emulator", "export", "--now", "yesterday"])
+    assert wrong.exit_code == 2
+    assert wrong.output.endswith(
+        "Error: Invalid value for '--now': 'yesterday' is not a date and time like "
+        "2026-06-25T09:00Z\n"
+    )

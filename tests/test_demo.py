@@ -186,3 +186,15 @@ def test_the_help_example_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "Plan: 11 to fetch (0 new, 0 changed, 11 stale), 2 reports to render, 0 to delete.\n"
     )
     assert json.loads((tmp_path / "demo-reports" / ".casereport" / "state.json").read_text())
+
+
+def test_the_current_directory_when_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = demo(".", "--cases", "300")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-2:] == [
+        "Site: site/index.html",
+        "Next: casereport plan --emulator",
+    ]
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert sorted(p.name for p in tmp_path.parent.iterdir() if ".demo-" in p.name) == []

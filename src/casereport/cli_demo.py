@@ -56,4 +56,5 @@ def demo_command(directory: Path, seed: int, cases: int, force: bool) -> None:
         f"{first:%a %d %b} to {last:%a %d %b %Y} (seed {result.seed}), demo data only."
     )
     click.echo(f"Site: {result.site_index}")
-    click.echo(f"Next: cd {directory} && casereport plan --emulator")
+    where = "" if directory == Path(".") else f"cd {directory} && "
+    click.echo(f"Next: {where}casereport plan --emulator")

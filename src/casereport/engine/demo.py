@@ -121,11 +121,17 @@ def build_demo(
             f"{directory} is not empty; casereport demo builds a new workspace: give a new or "
             "empty directory, or pass --force to replace the demo's files in it"
         )
-    directory.parent.mkdir(parents=True, exist_ok=True)
     runs = run_times()
-    # Not mkdtemp: its folder is private (0700), and it becomes the workspace.
-    building = directory.parent / f".{directory.name}.demo-{secrets.token_hex(6)}"
-    building.mkdir()
+    # Beside DIR (resolved: DIR may be "."), so that moving it in is a rename. Not mkdtemp:
+    # its folder is private (0700), and this one becomes the workspace.
+    home = directory.resolve()
+    building = home.parent / f".{home.name}.demo-{secrets.token_hex(6)}"
+    try:
+        building.mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot build the demo in {directory}: {exc.strerror}: {exc.filename}"
+        ) from None
     try:
         init_workspace(building)
         (building / DEMO_REPORT).write_text(_REPORT, encoding="utf-8", newline="\n")

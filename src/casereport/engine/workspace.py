@@ -45,7 +45,7 @@ class Options:
     max_rate_limit_wait: float | None = None
     allow_source_change: bool = False
     # The emulator ``use_emulator`` starts (``casereport demo``: a seed and a simulated
-    # clock); None: the default one.
+    # clock), or with a ``url`` the one already running there; None: the default one.
     emulator: EmulatorConfig | None = None
 
 

@@ -410,6 +410,7 @@ def _fetch(
                 fingerprint=fingerprint,
                 result=result,
                 fetched_at=fetched_at,
+                retention=workspace.settings.history,
             )
             aggregations[change.address] = entry
             entries.append(entry)

@@ -103,6 +103,15 @@ def _compare(checker: _Checker, node: Node) -> str | None:
     return None
 
 
+def _string(checker: _Checker, node: Node, what: str) -> SourceString | None:
+    """A non-empty string; a number or boolean gets a hint to quote it (group values and
+    labels are text)."""
+    if isinstance(node, ScalarNode) and node.tag != _STR and node.value:
+        checker.at(node, f'{what} must be text: quote {node.value} as "{node.value}"')
+        return None
+    return checker.string(node, what)
+
+
 def _values(checker: _Checker, node: Node, name: str) -> tuple[str, ...] | None:
     """A non-empty list of unique group values (strings)."""
     if not isinstance(node, SeqNode):
@@ -113,10 +122,7 @@ def _values(checker: _Checker, node: Node, name: str) -> tuple[str, ...] | None:
         return None
     values: list[str] = []
     for item in node.items:
-        if isinstance(item, ScalarNode) and item.tag != _STR and item.value:
-            checker.at(item, f'"{name}" entries must be strings: quote {item.value} as "{item.value}"')
-            continue
-        found = checker.string(item, f'"{name}" entries')
+        found = _string(checker, item, f'"{name}" entries')
         if found is None:
             continue
         if found.value in values:
@@ -160,7 +166,7 @@ def _labels(checker: _Checker, node: Node) -> tuple[tuple[str, str], ...] | None
         if not raw.strip():
             checker.at(key, "a label's group value must not be empty")
             continue
-        label = checker.string(value, f'the label of "{raw}"')
+        label = _string(checker, value, f'the label of "{raw}"')
         if label is not None:
             pairs.append((raw, label.value))
     return tuple(pairs) if len(pairs) == len(node.pairs) else None

@@ -174,7 +174,9 @@ aggregations:
     trend: [ P1 ]
 """
     formatted = format_text(messy)
-    assert formatted == """\
+    assert (
+        formatted
+        == """\
 title: Support backlog
 compare: 7d
 labels:
@@ -189,6 +191,7 @@ aggregations:
     better: lower  # fewer is better
     trend: [P1]
 """
+    )
     assert format_text(formatted) == formatted
     assert readings(formatted) == readings(messy)
     assert format_text(REPORT) == REPORT.replace(

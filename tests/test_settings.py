@@ -326,8 +326,7 @@ def test_history_is_a_run_count_or_a_duration(
     [
         (
             "history = 0",
-            '"history" must keep from 1 to 1,000 runs (or a duration, e.g. history = "90d"), '
-            "got 0",
+            '"history" must keep from 1 to 1,000 runs (or a duration, e.g. history = "90d"), got 0',
         ),
         (
             "history = 1001",

@@ -92,8 +92,8 @@ class ReportSpec:
     """A report with its variables resolved and its aggregations expanded.
 
     ``definition_hash`` covers everything in the definition that shows on the rendered
-    page (the reading keys too, but not ``refresh``), so it changes exactly when a report must be re-rendered for a
-    definition change; formatting and key order do not change it.
+    page (the reading keys too, but not ``refresh``), so it changes exactly when a report
+    must be re-rendered for a definition change; formatting and key order do not change it.
     """
 
     name: str

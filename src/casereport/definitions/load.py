@@ -577,9 +577,8 @@ class _Checker:
                     )
                 )
             return None
-        record = (
-            agg_id, key.line + 1, key.column + 1, title, query, groups, limit, for_each, reading
-        )
+        line, column = key.line + 1, key.column + 1
+        record = (agg_id, line, column, title, query, groups, limit, for_each, reading)
         return _new_record(AggregationDefinition, record)
 
     def query(self, query: SourceString) -> None:

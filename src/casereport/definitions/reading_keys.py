@@ -115,7 +115,8 @@ def _string(checker: _Checker, node: Node, what: str) -> SourceString | None:
 def _values(checker: _Checker, node: Node, name: str) -> tuple[str, ...] | None:
     """A non-empty list of unique group values (strings)."""
     if not isinstance(node, SeqNode):
-        checker.at(node, f'"{name}" must be a list of group values such as [P1, P2], not {node_kind(node)}')
+        kind = node_kind(node)
+        checker.at(node, f'"{name}" must be a list of group values such as [P1, P2], not {kind}')
         return None
     if not node.items:
         checker.at(node, f'"{name}" must list at least one group value, e.g. [P1, P2]')
@@ -190,9 +191,7 @@ _PARSERS: dict[str, Any] = {
 
 
 @functools.lru_cache(maxsize=1024)
-def resolve_reading(
-    report: tuple[ReadingKey, ...], aggregation: tuple[ReadingKey, ...]
-) -> Reading:
+def resolve_reading(report: tuple[ReadingKey, ...], aggregation: tuple[ReadingKey, ...]) -> Reading:
     """An aggregation's ``Reading``: the defaults, the report's keys, then its own."""
     if not report and not aggregation:
         return DEFAULT_READING

@@ -33,9 +33,9 @@ import orjson
 from casereport import __version__
 from casereport.errors import StateError
 from casereport.fsutil import TEMP_FILE_RE, atomic_write_text, collector_paused
+from casereport.settings import DEFAULT_HISTORY, Retention
 from casereport.site import is_report_name, output_name_problem
 from casereport.state import guard
-from casereport.settings import DEFAULT_HISTORY, Retention
 from casereport.state.history import (
     History,
     JsonObject,

@@ -270,7 +270,7 @@ def _shown(spec: AggregationSpec) -> list[Any]:
     existed stay the same). Labels in any order read the same."""
     shown: list[Any] = [spec.address, spec.title, spec.fingerprint]
     reading = spec.reading
-    if reading is not DEFAULT_READING and reading != DEFAULT_READING:
+    if reading != DEFAULT_READING:
         labels = sorted(reading.labels)
         shown.append([reading.compare, reading.order, labels, reading.better, reading.trend])
     return shown
@@ -338,7 +338,12 @@ class _Expander:
                     "owner": report.owner,
                     "formats": list(report.formats),
                     "template": report.template,
-                    "aggregations": [_shown(a) for a in aggregations],
+                    "aggregations": [
+                        [a.address, a.title, a.fingerprint]
+                        if a.reading is DEFAULT_READING
+                        else _shown(a)
+                        for a in aggregations
+                    ],
                 }
             )
         ).hexdigest()

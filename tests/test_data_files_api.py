@@ -25,6 +25,7 @@ import httpx
 import jsonschema
 import pytest
 
+import casereport
 from apply_workspace import Workspace
 from casereport.emulator.config import EmulatorConfig
 from casereport.emulator.server import RunningEmulator, running_emulator
@@ -141,12 +142,14 @@ def check_against(
 def test_apply_emulator_data_files_match_the_emulators_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``apply --emulator`` twice (a day apart): the files hold the emulator's answers
+    """``apply --emulator`` twice (a week apart): the files hold the emulator's answers
     (the same data both times, so each compared count is the count)."""
     example_workspace(tmp_path, monkeypatch)
     ok("apply", "--emulator", "--auto-approve")
     first_state = json.loads(Path(".casereport/state.json").read_text(encoding="utf-8"))
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(1790000000 + 86400))
+    # A week later: the run compared with for `compare: previous` and for `compare: 7d`
+    # (support-backlog) alike.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(1790000000 + 7 * 86400))
     ok("apply", "--emulator", "--auto-approve", "--refresh")
     state = json.loads(Path(".casereport/state.json").read_text(encoding="utf-8"))
     stamps = {entry["fetched_at"] for entry in first_state["aggregations"].values()}
@@ -157,6 +160,8 @@ def test_apply_emulator_data_files_match_the_emulators_answers(
         now = answers(emulator, site)
     assert len(now) == len(state["aggregations"]) >= 10
     assert check_against(site, now, now, stamps.pop(), state) > 30
+    settings = {a["compare"] for data, _ in data_files(site) for a in data["aggregations"]}
+    assert settings == {"previous", "7d"}  # both ways of choosing the run were checked
 
 
 # Groups that come and go between two sets of cases: the first answer for ``by_priority``
@@ -272,7 +277,11 @@ def on_a_terminal(command: list[str]) -> str:
     main_fd, terminal_fd = pty.openpty()
     tty.setraw(terminal_fd)
     try:
-        process = subprocess.Popen(command, stdout=terminal_fd, stderr=subprocess.DEVNULL)
+        # This casereport, wherever the tests import it from.
+        package = str(Path(casereport.__file__).resolve().parents[1])
+        path = os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
+        process = subprocess.Popen(command, stdout=terminal_fd, stderr=subprocess.DEVNULL, env=env)
         os.close(terminal_fd)
         terminal_fd = -1
         received = b""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec, fingerprint
-from casereport.definitions.reading import Reading
+from casereport.definitions.reading import DEFAULT_READING, Reading
 from casereport.render.pages import render_report
 from casereport.render.templates import environment
 from casereport.settings import DEFAULT_REFRESH
@@ -32,7 +32,7 @@ def stamp(moment: datetime) -> str:
 def aggregation(
     aggregation_id: str,
     groups: tuple[str, ...],
-    reading: Reading = Reading(),
+    reading: Reading = DEFAULT_READING,
     *,
     report: str = "weekly",
     title: str | None = None,
@@ -195,4 +195,3 @@ def render_pages() -> dict[str, str]:
             assert isinstance(page, str)
             pages[name] = page
     return pages
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
@@ -38,7 +38,7 @@ from casereport.render.filters import (
     percent,
     textbar,
 )
-from casereport.render.groups import labeller, ordered, raw_value
+from casereport.render.groups import Labels, labeller, ordered, raw_value
 from casereport.render.links import app_host, case_list_url, group_url
 from casereport.render.markdown import (
     description_html,
@@ -329,9 +329,7 @@ def aggregation_context(
     # unknown; else it had no cases.
     capacity = compared.capacity if compare else limit
     absent_is_zero = compare and len(before) < capacity
-    raw_groups = ordered(result.get("groups") or (), fields, reading)
-    counts = [(g.get("value") or _NO_VALUES)[0] for g in raw_groups]
-    largest = float(max(counts)) if counts else 0.0
+    raw_groups, largest = ordered(result.get("groups") or (), fields, reading)
     extra = max([len(g.get("value") or ()) for g in raw_groups], default=1) - 1
     label_of = labeller(fields, reading)
     split = len(fields) >= 3 and not extra
@@ -348,8 +346,9 @@ def aggregation_context(
     groups_sum = 0.0
     unknown_change = 0
     for index, group in enumerate(raw_groups):
-        raw = raw_value(group)
-        label = raw if label_of is None else label_of(raw)
+        raw = group.get("group")
+        raw = raw if type(raw) is str else "" if raw is None else str(raw)
+        label = raw if label_of is None else label_of[raw]
         values = group.get("value") or _NO_VALUES
         count = values[0]
         groups_sum += count
@@ -428,7 +427,7 @@ def aggregation_context(
         [
             {
                 "group": str(raw),
-                "label": str(raw) if label_of is None else label_of(str(raw)),
+                "label": str(raw) if label_of is None else label_of[str(raw)],
                 "previous": float(count),
             }
             for raw, count in sorted(before.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
@@ -554,7 +553,7 @@ def _linker(host: str, query_filter: str) -> Linker:
 def _trend_candidates(
     reading: Reading,
     rows: Sequence[Mapping[str, Any]],
-    label_of: Callable[[str], str] | None,
+    label_of: Labels | None,
     truncated: bool,
 ) -> list[tuple[str, str, float | None]]:
     """The groups a trend may draw, in order: ``trend:``'s values (this run's count 0 when
@@ -565,7 +564,7 @@ def _trend_candidates(
     return [
         (
             raw,
-            raw if label_of is None else label_of(raw),
+            raw if label_of is None else label_of[raw],
             counts.get(raw, None if truncated else 0.0),
         )
         for raw in reading.trend

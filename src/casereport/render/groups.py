@@ -18,7 +18,8 @@ _NO_VALUES = (0.0,)
 def clear_caches() -> None:
     """Forget memoised sort keys and labels (for benchmarks and tests)."""
     _sort_key.cache_clear()
-    _labels.cache_clear()
+    labeller.cache_clear()
+    _enum_values.cache_clear()
 
 
 def _group_sort_key(group: Mapping[str, Any]) -> tuple[float, str]:
@@ -61,36 +62,52 @@ def _sort_key(
     return group_key
 
 
+@functools.lru_cache(maxsize=256)
+def _enum_values(field: str) -> frozenset[str]:
+    return frozenset(ENUM_ORDERS.get(field, ()))
+
+
 def ordered(
     groups: Sequence[Mapping[str, Any]], fields: tuple[str, ...], reading: Reading
-) -> list[Mapping[str, Any]]:
-    """The groups in the page's order: ``reading.order``, ties largest first, then by value."""
+) -> tuple[list[Mapping[str, Any]], float]:
+    """The groups in the page's order (``reading.order``, ties largest first, then by
+    value) and the largest count (0 without groups)."""
     largest = largest_first(groups)
+    top = float((largest[0].get("value") or _NO_VALUES)[0]) if largest else 0.0
     key = _sort_key(fields, reading)
-    return largest if key is None else sorted(largest, key=key)
+    if key is None:
+        return largest, top
+    # Natural order of one field puts its known values first; when no group has one, it
+    # is largest first (seeing that is cheaper than sorting with a key per group).
+    if (
+        len(fields) == 1
+        and reading.order == "natural"
+        and _enum_values(fields[0]).isdisjoint([group.get("group") for group in largest])
+    ):
+        return largest, top
+    return sorted(largest, key=key), top
+
+
+class Labels(dict[str, str]):
+    """Display labels by raw value, each found once (``labels[raw]``: a dict lookup for
+    every value seen before, a plain-dict speed on the hot path)."""
+
+    def __init__(self, fields: tuple[str, ...], reading: Reading) -> None:
+        super().__init__()
+        self.fields = fields
+        self.reading = reading
+
+    def __missing__(self, raw: str) -> str:
+        shown = display_label(raw, self.fields, self.reading)
+        if len(self) < 65536:
+            self[raw] = shown
+        return shown
 
 
 @functools.lru_cache(maxsize=1024)
-def _labels(fields: tuple[str, ...], reading: Reading) -> dict[str, str] | None:
-    """Display labels found so far for these fields and reading, or None where every raw
-    value is its own label (no ``labels:``, no known enum among the fields)."""
+def labeller(fields: tuple[str, ...], reading: Reading) -> Labels | None:
+    """Display labels of these fields' values, or None where every raw value is its own
+    label (no ``labels:``, no known enum among the fields)."""
     if not reading.labels and not any(f in ENUM_ORDERS for f in fields):
         return None
-    return {}
-
-
-def labeller(fields: tuple[str, ...], reading: Reading) -> Callable[[str], str] | None:
-    """A raw value -> display label function, or None when labels are the raw values."""
-    known = _labels(fields, reading)
-    if known is None:
-        return None
-
-    def label(raw: str) -> str:
-        shown = known.get(raw)
-        if shown is None:
-            shown = display_label(raw, fields, reading)
-            if len(known) < 65536:
-                known[raw] = shown
-        return shown
-
-    return label
+    return Labels(fields, reading)

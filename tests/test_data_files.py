@@ -231,8 +231,8 @@ def test_labels_are_the_pages_and_raw_values_stay() -> None:
 
 
 def test_counts_agree_with_the_page_for_every_fixture_aggregation() -> None:
-    """The data file and the page read the same state the same way (``compare: previous``,
-    the fixture's setting): totals, the compared run, each group's count and earlier one."""
+    """The data file and the page read the same state the same way: totals, the compared
+    run, each group (in order) with its label, count and earlier count."""
     current = fixture_state()
     checked = 0
     for rep in fixture_reports():
@@ -243,8 +243,11 @@ def test_counts_agree_with_the_page_for_every_fixture_aggregation() -> None:
             assert item["total"] == page["total"]
             assert item["fetched_at"] == page["fetched_at"]
             assert item["compared_with"] == page["previous"]
-            rows = {row["label"]: (row["count"], row["previous"]) for row in page["rows"]}
-            assert by_group(item) == rows
+            # The same groups, in the same order, with the same labels and numbers.
+            rows = [(r["group"], r["label"], r["count"], r["previous"]) for r in page["rows"]]
+            assert [
+                (g["group"], g["label"], g["count"], g["compared_count"]) for g in item["groups"]
+            ] == rows
             checked += 1
     assert checked >= 10
 
@@ -424,3 +427,28 @@ def test_schema_command_prints_the_data_file_schema() -> None:
     assert result.exit_code == 0, result.output
     assert result.output == data_schema_json() == (ROOT / DATA_SCHEMA_PATH).read_text()
     assert json.loads(result.output)["properties"]["format_version"] == {"const": 1}
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        Reading(compare="7d"),
+        Reading(compare="1d", order="count"),
+        Reading(order=("P3", "other"), labels=(("P1", "Urgent"),)),
+        Reading(order="label", labels=(("other", "Another"),)),
+    ],
+)
+def test_the_page_and_the_data_file_read_the_keys_alike(reading: Reading) -> None:
+    agg = spec(reading=reading, limit=5)
+    earlier = [
+        ("2026-11-30T06:00:00Z", {"P1": 1, "P2": 2, "other": 4}),
+        ("2026-12-06T06:00:00Z", {"P1": 8, "P3": 1}),
+    ]
+    entry = state(agg, {"P3": 40, "NOT_DEFINED": 50, "P1": 2, "other": 60}, earlier=earlier)
+    page = aggregation_context(agg, state=entry)
+    data = aggregation_data(agg, entry)
+    assert data["compared_with"] == page["previous"]
+    rows = [(r["group"], r["label"], r["count"], r["previous"]) for r in page["rows"]]
+    assert [(g["group"], g["label"], g["count"], g["compared_count"]) for g in data["groups"]] == (
+        rows
+    )

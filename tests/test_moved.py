@@ -21,6 +21,8 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> W
     """The example workspace after two applies a day apart (stats reset)."""
     monkeypatch.chdir(tmp_path)
     ws = Workspace(tmp_path, emulator())
+    # Runs a day apart, compared with the run before (the example compares with a week before).
+    ws.edit("support-backlog", "\ncompare: 7d", "\ncompare: previous")
     ws.apply()
     ws.epoch += DAY
     ws.apply()

@@ -84,7 +84,10 @@ def test_without_a_query_change_history_is_compared_as_before() -> None:
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> Workspace:
     monkeypatch.chdir(tmp_path)
-    return Workspace(tmp_path, emulator())
+    ws = Workspace(tmp_path, emulator())
+    # Runs a day apart, compared with the run before (the example compares with a week before).
+    ws.edit("support-backlog", "\ncompare: 7d", "\ncompare: previous")
+    return ws
 
 
 def test_an_applied_query_change_shows_on_the_pages_and_keeps_history(ws: Workspace) -> None:

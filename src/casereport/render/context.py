@@ -16,8 +16,9 @@ from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.definitions.fields import all_single_valued
-from casereport.render import charts, filters, markdown, words
+from casereport.render import charts, filters, markdown, tiles, words
 from casereport.render.charts import CHART_ROW, label_forms, labelled_svg, trend
+from casereport.render.families import family, family_title, runs
 from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
 from casereport.render.markdown import (
     description_html,
@@ -25,6 +26,7 @@ from casereport.render.markdown import (
     description_text,
     parse_description,
 )
+from casereport.render.tiles import Figures, family_figures, figures, tile, tiles_markup
 from casereport.render.words import (
     describe_groups,
     describe_query,
@@ -32,6 +34,7 @@ from casereport.render.words import (
     group_header,
     join_words,
 )
+from casereport.settings import DEFAULT_SITE_TITLE
 from casereport.site import FORMAT_SUFFIXES
 from casereport.state.comparable import comparable_history
 from casereport.state.model import AggregationState, Source
@@ -39,7 +42,7 @@ from casereport.state.model import AggregationState, Source
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
-SITE_TITLE = "Case reports"
+SITE_TITLE = DEFAULT_SITE_TITLE  # the default; ``site_title`` in casereport.toml sets it
 DEMO_NOTICE = "Demo data from the local emulator: these numbers are synthetic, not from Datadog."
 _NO_VALUES = (0.0,)
 _NO_ROWS = Markup()
@@ -57,6 +60,7 @@ def clear_caches() -> None:
     _title_cells.cache_clear()
     _parsed.cache_clear()
     _description.cache_clear()
+    tiles.clear_caches()
 
 
 def _source_context(source: Source | None) -> dict[str, Any]:
@@ -459,16 +463,24 @@ def _freshness(aggregations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _totals_rows(items: Sequence[Mapping[str, Any]], links: Sequence[str]) -> tuple[Markup, str]:
-    """Rows of a "total per aggregation" table, as HTML (linked titles) and Markdown."""
+def _totals_rows(
+    items: Sequence[Mapping[str, Any]],
+    links: Sequence[str],
+    changes: Sequence[str] | None = None,
+) -> tuple[Markup, str]:
+    """Rows of a "total per aggregation" table, as HTML (linked titles) and Markdown;
+    ``changes``: each row's change cell, when not the plain delta since the previous run."""
     html = []
     md_rows = []
-    for item, href in zip(items, links, strict=True):
+    for index, (item, href) in enumerate(zip(items, links, strict=True)):
         if not item["fetched"]:
             total, change = "not fetched", "–"
         else:
             total = number(item["total"])
-            change = delta(item["delta"]) if item["delta"] is not None else "first run"
+            if changes is not None:
+                change = changes[index]
+            else:
+                change = delta(item["delta"]) if item["delta"] is not None else "first run"
         title_html, title_md = _title_cells(item["title"])
         html.append(
             f'<tr><th scope="row"><a href="{escape(href)}">{title_html}</a></th>'
@@ -500,8 +512,9 @@ def report_context(
     files = _files(report)
     source_context = _source_context(source)
     summary_html, summary_md = _totals_rows(entries, [f"#{entry['id']}" for entry in entries])
+    headline_tiles, sections = _headlines(report, aggregations, entries, taken)
+    tiles_html, tiles_md = tiles_markup(headline_tiles)
     return {
-        "site_title": SITE_TITLE,
         "report": {
             "name": report.name,
             "title": report.title,
@@ -525,7 +538,48 @@ def report_context(
         "aggregations": entries,
         "summary_html": summary_html,
         "summary_md": summary_md,
+        "tiles": headline_tiles,
+        "tiles_html": tiles_html,
+        "tiles_md": tiles_md,
+        "sections": sections,
     }
+
+
+def _headlines(
+    report: ReportSpec,
+    states: Mapping[str, AggregationState],
+    entries: Sequence[dict[str, Any]],
+    taken: set[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The page's headline tiles (one per aggregation, one per ``for_each`` family) and
+    its sections: each family's combined table with its items, or plain aggregations."""
+    ids = {
+        spec.address: entry["id"] for spec, entry in zip(report.aggregations, entries, strict=True)
+    }
+    headline: list[dict[str, Any]] = []
+    sections: list[dict[str, Any]] = []
+    position = 0
+    for is_family, specs in runs(report.aggregations):
+        chunk = list(entries[position : position + len(specs)])
+        position += len(specs)
+        if not is_family:
+            for spec, entry in zip(specs, chunk, strict=True):
+                headline.append(
+                    tile(
+                        spec.title,
+                        f"#{entry['id']}",
+                        entry["id"],
+                        figures(spec, states.get(spec.address)),
+                    )
+                )
+            sections.append({"family": None, "aggregations": chunk})
+            continue
+        family_id = _html_id(f"{specs[0].aggregation_id}-all", taken)
+        table = family(specs, states, ids, family_id)
+        summed = family_figures([figures(spec, states.get(spec.address)) for spec in specs])
+        headline.append(tile(table["title"], f"#{family_id}", family_id, summed))
+        sections.append({"family": table, "aggregations": chunk})
+    return headline, sections
 
 
 def _index_entry(
@@ -536,11 +590,16 @@ def _index_entry(
     page_md = files.get("markdown") or page_html
     taken: set[str] = set()
     entries: list[dict[str, Any]] = []
+    changes: list[str] = []
+    every_figures: list[Figures] = []
     for spec in report.aggregations:
         state = aggregations.get(spec.address)
         anchor = _spec_anchor(spec, taken)
-        total = float(state.result["total"]) if state is not None else None
-        previous = comparable_history(state).latest_total() if state is not None else None
+        figs = figures(spec, state)
+        every_figures.append(figs)
+        moved = tiles.change(figs)
+        changes.append(moved.cell)
+        total = figs.total
         entries.append(
             {
                 "id": anchor,
@@ -548,14 +607,14 @@ def _index_entry(
                 "fetched": state is not None,
                 "fetched_at": state.fetched_at if state is not None else None,
                 "total": total,
-                "delta": (
-                    total - float(previous) if total is not None and previous is not None else None
-                ),
+                "delta": moved.change,
+                "change_text": moved.cell,
                 "link_html": f"{page_html}#{anchor}" if "html" in files else page_html,
                 "link_md": page_md,
             }
         )
-    table_html, table_md = _totals_rows(entries, [entry["link_html"] for entry in entries])
+    table_html, table_md = _totals_rows(entries, [entry["link_html"] for entry in entries], changes)
+    headline = _index_headline(report, entries, every_figures, page_html, "html" in files)
     return {
         "name": report.name,
         "title": report.title,
@@ -568,7 +627,27 @@ def _index_entry(
         "aggregations": entries,
         "table_html": table_html,
         "table_md": table_md,
+        "headline": headline,
     }
+
+
+def _index_headline(
+    report: ReportSpec,
+    entries: Sequence[Mapping[str, Any]],
+    every_figures: Sequence[Figures],
+    page: str,
+    has_html: bool,
+) -> dict[str, Any] | None:
+    """The report's first headline tile (its first aggregation, or its first ``for_each``
+    family's sum) for the index: one tile per report keeps an index of 1,000 reports light."""
+    if not report.aggregations:
+        return None
+    is_family, specs = runs(report.aggregations)[0]
+    count = len(specs) if is_family else 1
+    figs = family_figures(every_figures[:count]) if is_family else every_figures[0]
+    title = family_title(specs) if is_family else specs[0].title
+    anchor = f"#{entries[0]['id']}" if has_html else ""
+    return tile(title, f"{page}{anchor}", f"{report.name}-headline", figs)
 
 
 def index_context(
@@ -580,7 +659,6 @@ def index_context(
     entries = [_index_entry(r, aggregations) for r in sorted(reports, key=lambda r: r.name)]
     every = [a for entry in entries for a in entry["aggregations"]]
     return {
-        "site_title": SITE_TITLE,
         "source": _source_context(source),
         "demo_notice": DEMO_NOTICE,
         "freshness": _freshness(every),

@@ -660,7 +660,8 @@ def test_colours_have_sufficient_contrast_in_both_schemes() -> None:
 def test_every_svg_chart_has_a_title_and_a_text_alternative() -> None:
     html = _page("support-backlog.html")
     charts = re.findall(r'<svg[^>]*role="img"[^>]*aria-labelledby="([^"]+)"', html)
-    assert len(charts) == 10  # five aggregations: a bar chart and a trend each
+    # Five aggregations: a bar chart, a trend and a headline tile's sparkline each.
+    assert len(charts) == 15
     for ids in charts:
         title_id, desc_id = ids.split()
         assert re.search(rf'<title id="{title_id}">[^<]+</title>', html)

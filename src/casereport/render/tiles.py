@@ -151,9 +151,8 @@ def _sparkline(figure_id: str, title: str, figs: Figures) -> Markup:
         f"lowest {number(low)}, highest {number(high)}."
     )
     content = f'<path class="line" d="{_spark_path(values)}"/>'
-    return labelled_svg(
-        _SPARK_ATTRIBUTES, figure_id, "s", f"Totals over the last runs: {title}", summary, content
-    )
+    caption = f"Totals over the last {len(values)} runs: {title}"
+    return labelled_svg(_SPARK_ATTRIBUTES, figure_id, "s", caption, summary, content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +193,7 @@ def change(figs: Figures) -> Change:
     ratio = moved / before if before else None
     direction = "up" if moved > 0 else "down" if moved < 0 else "flat"
     text = f"{_ARROWS[direction]} {delta(moved)}" + (
-        f" ({delta_percent(ratio)})" if ratio is not None else ""
+        f" ({delta_percent(ratio)})" if ratio is not None and moved else ""
     )
     verdict, verdict_text = "neutral", ""
     if figs.better is not None and moved:

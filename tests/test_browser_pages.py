@@ -78,7 +78,9 @@ def test_tiles_show_at_desktop_and_phone_widths_without_scrolling(
             spark = tile.locator("svg.spark")
             if spark.count():
                 spark_box = spark.bounding_box()
-                assert spark_box is not None and spark_box["width"] > 50 and spark_box["height"] > 20
+                assert (
+                    spark_box is not None and spark_box["width"] > 50 and spark_box["height"] > 20
+                )
         # Nothing but the page itself was asked for, and nothing failed.
         assert visit.requests == [path.as_uri()]
         assert visit.console_errors == []
@@ -113,9 +115,10 @@ def test_changes_are_readable_in_both_schemes_and_without_colour(
                 assert _contrast(colour, background) >= 4.5, (name, verdict, colour, background)
                 seen.update(v for v in ("good", "bad", "neutral") if v in verdict.split())
             if scheme == "dark":
-                assert visit.page.evaluate(
-                    "getComputedStyle(document.body).backgroundColor"
-                ) == "rgb(15, 20, 25)"
+                assert (
+                    visit.page.evaluate("getComputedStyle(document.body).backgroundColor")
+                    == "rgb(15, 20, 25)"
+                )
         finally:
             _close(visit)
     assert seen == {"good", "bad", "neutral"}  # the pages show every kind of change

@@ -133,7 +133,11 @@ def test_a_tile_compares_with_the_run_its_compare_key_picks() -> None:
     week = _figures("7d")
     assert week.compared == ("2026-11-19T06:00:00Z", 40.0)
     moved = change(week)
-    assert (moved.change, moved.text, moved.compared_text) == (10, "▲ +10 (+25.0%)", "vs Thu 19 Nov")
+    assert (moved.change, moved.text, moved.compared_text) == (
+        10,
+        "▲ +10 (+25.0%)",
+        "vs Thu 19 Nov",
+    )
     month = change(_figures("28d"))
     assert (month.change, month.text, month.compared_text) == (None, "", "no run near 28 days ago")
     assert month.cell == "no run near 28 days ago"
@@ -184,8 +188,10 @@ def test_the_sparkline_is_an_labelled_svg_of_the_totals() -> None:
     assert 'aria-labelledby="open-st open-sd"' in svg
     assert '<title id="open-st">Totals over the last 4 runs: Open &lt;b&gt;</title>' in svg
     assert "4 runs: from 30 to 50, lowest 30, highest 50." in svg
-    # Lowest at the bottom, highest at the top, evenly spaced.
-    assert re.search(r'd="M2\.0 29\.0 L40\.7 [\d.]+ L79\.3 [\d.]+ L118\.0 3\.0"', svg)
+    # 30, 40, 45, 50: lowest at the bottom, highest at the top, evenly spaced.
+    assert '<path class="line" d="M2 29 L41 16 L79 9 L118 3"/>' in svg
+    flat = tile("Flat", "#f", "f", dataclasses.replace(_figures(), series=(4.0, 4.0, 4.0)))
+    assert '<path class="line" d="M2 16 L60 16 L118 16"/>' in str(flat["spark_svg"])
     assert shown["spark"] == "▁▅▆█"
 
 

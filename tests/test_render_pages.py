@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from apply_workspace import Workspace as ApplyWorkspace
 from casereport.definitions.expand import AggregationSpec, Expansion, ReportSpec
 from casereport.definitions.reading import Reading
 from casereport.engine.workspace import Workspace
@@ -28,6 +29,7 @@ from casereport.render.pages import render_index, render_report
 from casereport.render.templates import environment, template_hashes
 from casereport.render.tiles import Figures, change, family_figures, figures, short_day, tile
 from casereport.settings import SETTINGS_FILE, load_settings, read_settings
+from conftest import EmulatorFactory
 from test_render import EMULATOR, entry, report_spec, spec, state_of
 from test_render_golden import fixture_reports, fixture_state
 
@@ -467,3 +469,26 @@ def test_the_pdf_page_size_and_aggregations_share_pages(size: str, width: bytes)
     assert isinstance(html, str)
     whole = html.replace("</style>", "@media print{section.agg{break-inside:avoid}}</style>")
     assert len(boxes) < len(_pdf_pages(pdf.print_pdf(whole)))
+
+
+def test_apply_uses_the_site_settings_and_a_new_title_re_renders_every_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorFactory
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ws = ApplyWorkspace(tmp_path, emulator())
+    (tmp_path / SETTINGS_FILE).write_text('site_title = "Support desk"\n')
+    assert ws.apply().exit_code == 0
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "<title>Support desk</title>" in index and "<h1>Support desk</h1>" in index
+    page = (tmp_path / "site" / "support-backlog.html").read_text()
+    assert "<title>Support backlog · Support desk</title>" in page
+    assert '<ul class="tiles">' in page and "@page{size:A4;" in page
+    assert ws.plan().output.rstrip().endswith("No changes. Reports are up to date.")
+    (tmp_path / SETTINGS_FILE).write_text('site_title = "Support"\npdf_page_size = "Letter"\n')
+    planned = ws.plan().output
+    assert (
+        "Plan: 0 to fetch (0 new, 0 changed, 0 stale), 3 reports to render, 0 to delete." in planned
+    )
+    assert ws.apply().exit_code == 0
+    page = (tmp_path / "site" / "support-backlog.html").read_text()
+    assert "<title>Support backlog · Support</title>" in page and "@page{size:Letter;" in page

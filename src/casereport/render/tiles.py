@@ -291,8 +291,8 @@ def _tile_html(t: dict[str, Any]) -> Markup:
     return Markup(
         f'<li class="tile"><a class="tile-title" href="{escape(t["link"])}">'
         f"{escape(t['title'])}</a>{scope}"
-        f'<p class="tile-total"><strong>{total}</strong> {word if t["fetched"] else ""}</p>'
-        f'{change}<p class="tile-vs muted">{t["compared_text"]}</p>{t["spark_svg"]}</li>'
+        f'<p class="tile-total"><strong>{total}</strong>{" " + word if t["fetched"] else ""}</p>'
+        f'{change}<p class="tile-vs muted">{escape(t["compared_text"])}</p>{t["spark_svg"]}</li>'
     )
 
 
@@ -302,7 +302,7 @@ def _tile_md(t: dict[str, Any]) -> str:
     if t["verdict_text"]:
         change += f", {t['verdict_text']}"
     title = md_cell(t["title"] + (f" ({t['scope']})" if t["scope"] else ""))
-    compared = t["compared_text"].removeprefix("vs ")
+    compared = md_cell(t["compared_text"].removeprefix("vs "))
     trend = f"`{t['spark']}`" if t["spark"] else "–"
     return f"| {title} | {total} | {change} | {compared} | {trend} |"
 

@@ -492,3 +492,17 @@ def test_apply_uses_the_site_settings_and_a_new_title_re_renders_every_page(
     assert ws.apply().exit_code == 0
     page = (tmp_path / "site" / "support-backlog.html").read_text()
     assert "<title>Support backlog · Support</title>" in page and "@page{size:Letter;" in page
+
+
+def test_the_index_headline_of_a_family_links_to_its_table() -> None:
+    specs = (*_family_specs(), spec("last", title="Last"))
+    states = {s.address: state_of(s, [("P1", [2.0])]) for s in specs}
+    report = report_spec(*specs)
+    headline = index_context([report], states, EMULATOR)["reports"][0]["headline"]
+    page = report_context(report, states, EMULATOR)
+    assert headline["link"] == f"r.html{page['tiles'][0]['link']}" == "r.html#open-by-priority-all"
+    assert (headline["title"], headline["total"], headline["scope"]) == (
+        "Open on … by priority",
+        6.0,
+        "sum of 3 items",
+    )

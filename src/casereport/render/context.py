@@ -26,7 +26,7 @@ from casereport.render.markdown import (
     description_text,
     parse_description,
 )
-from casereport.render.tiles import Figures, family_figures, figures, tile, tiles_markup
+from casereport.render.tiles import family_figures, figures, tile, tiles_markup
 from casereport.render.words import (
     describe_groups,
     describe_query,
@@ -591,12 +591,10 @@ def _index_entry(
     taken: set[str] = set()
     entries: list[dict[str, Any]] = []
     changes: list[str] = []
-    every_figures: list[Figures] = []
     for spec in report.aggregations:
         state = aggregations.get(spec.address)
         anchor = _spec_anchor(spec, taken)
-        figs = figures(spec, state)
-        every_figures.append(figs)
+        figs = figures(spec, state, series=False)
         moved = tiles.change(figs)
         changes.append(moved.cell)
         total = figs.total
@@ -614,7 +612,7 @@ def _index_entry(
             }
         )
     table_html, table_md = _totals_rows(entries, [entry["link_html"] for entry in entries], changes)
-    headline = _index_headline(report, entries, every_figures, page_html, "html" in files)
+    headline = _index_headline(report, aggregations, entries, page_html, "html" in files, taken)
     return {
         "name": report.name,
         "title": report.title,
@@ -633,20 +631,26 @@ def _index_entry(
 
 def _index_headline(
     report: ReportSpec,
+    aggregations: Mapping[str, AggregationState],
     entries: Sequence[Mapping[str, Any]],
-    every_figures: Sequence[Figures],
     page: str,
     has_html: bool,
+    taken: set[str],
 ) -> dict[str, Any] | None:
     """The report's first headline tile (its first aggregation, or its first ``for_each``
-    family's sum) for the index: one tile per report keeps an index of 1,000 reports light."""
+    family's sum) for the index: one tile per report keeps an index of 1,000 reports light.
+    ``taken``: the report page's ids of its aggregations, so a family's table gets the id
+    it has there."""
     if not report.aggregations:
         return None
     is_family, specs = runs(report.aggregations)[0]
     count = len(specs) if is_family else 1
-    figs = family_figures(every_figures[:count]) if is_family else every_figures[0]
+    # The rows' figures have no series: the tile's sparkline needs them all.
+    members = [figures(spec, aggregations.get(spec.address)) for spec in specs[:count]]
+    figs = family_figures(members) if is_family else members[0]
     title = family_title(specs) if is_family else specs[0].title
-    anchor = f"#{entries[0]['id']}" if has_html else ""
+    target = _html_id(f"{specs[0].aggregation_id}-all", taken) if is_family else entries[0]["id"]
+    anchor = f"#{target}" if has_html else ""
     return tile(title, f"{page}{anchor}", f"{report.name}-headline", figs)
 
 

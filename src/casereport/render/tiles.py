@@ -58,20 +58,31 @@ class Figures:
     fetched_items: int = 0
 
 
-def figures(spec: AggregationSpec, state: AggregationState | None) -> Figures:
-    """One aggregation's figures, compared as its ``compare:`` says."""
+def figures(
+    spec: AggregationSpec, state: AggregationState | None, *, series: bool = True
+) -> Figures:
+    """One aggregation's figures, compared as its ``compare:`` says; ``series``: with the
+    totals of every run (the sparkline), else only this one (the index's table rows)."""
     reading = spec.reading
     if state is None:
         return Figures(None, None, None, (), reading.compare, reading.better)
     total = float(state.result["total"])
     history = comparable_history(state)
-    index = history.compared_index(state.fetched_at, reading.compare_seconds)
-    compared = None if index is None else (history.stamps()[index], float(history.total_at(index)))
+    seconds = reading.compare_seconds
+    compared: tuple[str, float] | None = None
+    if seconds is None:  # the previous run: the newest in the stored columns, no split
+        stamp, before = history.latest_fetched_at(), history.latest_total()
+        if stamp is not None and before is not None:
+            compared = (stamp, float(before))
+    else:
+        index = history.compared_index(state.fetched_at, seconds)
+        if index is not None:
+            compared = (history.stamps()[index], float(history.total_at(index)))
     return Figures(
         total,
         state.fetched_at,
         compared,
-        (*history.totals(), total),
+        (*history.totals(), total) if series else (total,),
         reading.compare,
         reading.better,
     )

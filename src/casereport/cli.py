@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from casereport import __version__
+from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
 from casereport.cli_state import state_mv
 from casereport.errors import CaseReportError
@@ -156,6 +157,7 @@ def query_command(
 
 
 cli.add_command(emulator_group)  # in its own module, like `state mv`: cli_emulator
+cli.add_command(demo_command)  # in its own module: cli_demo
 
 
 # -- report definitions: validate, fmt, schema, init ---------------------------------

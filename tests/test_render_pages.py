@@ -198,8 +198,8 @@ def test_the_sparkline_is_an_labelled_svg_of_the_totals() -> None:
 
 
 def test_short_day_adds_the_year_only_when_it_differs() -> None:
-    assert short_day("2026-11-30T06:00:00Z", 2026) == "Mon 30 Nov"
-    assert short_day("2025-12-29T06:00:00Z", 2026) == "Mon 29 Dec 2025"
+    assert short_day("2026-11-30T06:00:00Z", "2026-12-07T06:00:00Z") == "Mon 30 Nov"
+    assert short_day("2025-12-29T06:00:00Z", "2026-01-05T06:00:00Z") == "Mon 29 Dec 2025"
 
 
 # -- families ---------------------------------------------------------------------------

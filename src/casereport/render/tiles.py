@@ -16,24 +16,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from math import floor
 from typing import Any
 
 from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec
-from casereport.definitions.reading import COMPARE_PREVIOUS, DURATION_RE
+from casereport.definitions.reading import COMPARE_PREVIOUS
 from casereport.render.charts import labelled_svg
-from casereport.render.filters import day, delta, delta_percent, md_cell, number, spark
+from casereport.render.compare import duration_words
+from casereport.render.filters import delta, delta_percent, md_cell, number, spark, weekday
 from casereport.state.comparable import comparable_history
 from casereport.state.model import AggregationState
 
 __all__ = ["Change", "Figures", "change", "family_figures", "figures", "tile", "tiles_markup"]
 
-_UNITS = {"h": "hour", "d": "day", "w": "week"}
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # The sparkline's drawing box; the image is stretched to the tile's width.
 _SPARK_WIDTH = 120
 _SPARK_HEIGHT = 32
@@ -116,29 +113,10 @@ def family_figures(members: Sequence[Figures]) -> Figures:
     )
 
 
-@functools.lru_cache(maxsize=1024)
-def _ago(compare: str) -> str:
-    """``7d`` -> ``7 days ago``."""
-    match = DURATION_RE.fullmatch(compare)
-    if match is None:
-        return f"{compare} ago"
-    amount, unit = int(match.group(1)), _UNITS[match.group(2)]
-    return f"{amount} {unit}{'' if amount == 1 else 's'} ago"
-
-
-@functools.lru_cache(maxsize=4096)
-def short_day(stamp: str, this_year: int | None = None) -> str:
-    """``2026-11-30T06:00:00Z`` -> ``Mon 30 Nov`` (the year added when not ``this_year``)."""
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
-        return day(stamp)
-    text = f"{_WEEKDAYS[moment.weekday()]} {moment.day} {_MONTHS[moment.month - 1]}"
-    return text if moment.year == this_year else f"{text} {moment.year}"
-
-
-def _year(stamp: str | None) -> int | None:
-    return int(stamp[:4]) if stamp and stamp[:4].isdigit() else None
+def short_day(stamp: str, fetched_at: str | None) -> str:
+    """The run compared with by its day, as the aggregation's own sections name it
+    (``Mon 30 Nov``), with its year when that is not this run's."""
+    return weekday(stamp, year=fetched_at is not None and stamp[:4] != fetched_at[:4])
 
 
 @functools.lru_cache(maxsize=64)
@@ -213,7 +191,7 @@ def change(figs: Figures) -> Change:
         return Change(compared_text="not fetched yet")
     if figs.compared is None:
         if figs.compare != COMPARE_PREVIOUS:
-            return Change(compared_text=f"no run near {_ago(figs.compare)}")
+            return Change(compared_text=f"no run near {duration_words(figs.compare)} ago")
         return Change(compared_text=_NOTHING_YET)
     stamp, before = figs.compared
     moved = total - before
@@ -233,7 +211,7 @@ def change(figs: Figures) -> Change:
         verdict,
         text,
         verdict_text,
-        f"vs {short_day(stamp, _year(figs.fetched_at))}",
+        f"vs {short_day(stamp, figs.fetched_at)}",
     )
 
 
@@ -324,7 +302,5 @@ def tiles_markup(tiles: Sequence[dict[str, Any]]) -> tuple[Markup, str]:
 
 
 def clear_caches() -> None:
-    """Forget memoised day and duration words (for benchmarks and tests)."""
-    _ago.cache_clear()
-    short_day.cache_clear()
+    """Forget memoised sparkline layouts (for benchmarks and tests)."""
     _spark_format.cache_clear()

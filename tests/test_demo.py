@@ -107,11 +107,11 @@ def test_the_pages_show_changes_trends_and_the_demo_banner(built: tuple[Path, Re
     assert "Trend over the last 13 runs (1 Jun 2026 – 13 Jul 2026)" in markdown
     assert "since the previous run on 9 Jul 2026, 09:00 UTC" in markdown
     assert "Data as of:** 13 Jul 2026, 09:00 UTC" in markdown
-    # The summary table: every aggregation changed since the previous run.
-    summary = markdown.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    # The headline table: every aggregation changed since the previous run.
+    summary = markdown.split("## Headlines", 1)[1].split("\n## ", 1)[0]
     rows = [line.split("|") for line in summary.splitlines() if line.startswith("| ")][1:]
     assert len(rows) == 6
-    assert all(row[3].strip() not in ("", "±0") for row in rows), rows
+    assert all(row[3].strip() not in ("", "–", "= ±0") for row in rows), rows
 
 
 def test_the_same_seed_builds_the_same_site_and_another_seed_another(

@@ -664,9 +664,9 @@ def test_colours_have_sufficient_contrast_in_both_schemes() -> None:
 def test_every_svg_chart_has_a_title_and_a_text_alternative() -> None:
     html = _page("support-backlog.html")
     charts = re.findall(r'<svg[^>]*role="img"[^>]*aria-labelledby="([^"]+)"', html)
-    # Five aggregations with a trend each, and a bar chart each but the status x priority
-    # one, shown as a matrix.
-    assert len(charts) == 9
+    # Five aggregations with a trend and a headline tile's sparkline each, and a bar chart
+    # each but the status x priority one, shown as a matrix.
+    assert len(charts) == 14
     for ids in charts:
         title_id, desc_id = ids.split()
         assert re.search(rf'<title id="{title_id}">[^<]+</title>', html)

@@ -14,6 +14,8 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     max_rate_limit_wait = 120                # longest rate-limit reset (s) worth waiting for
     attributes = []                          # case attributes queries and group_by may name
     strict = false                           # warnings fail validate, plan and apply
+    site_title = "Case reports"              # the site's name: page titles, headers, the index
+    pdf_page_size = "A4"                     # paper of PDF pages (formats: [pdf]): "A4" or "Letter"
     history = 30                             # earlier results kept: a run count, or "90d"
 
     [vars]                                   # variables for every report, as ${var.NAME}
@@ -56,9 +58,12 @@ __all__ = [
     "DEFAULT_HISTORY",
     "DEFAULT_MAX_RATE_LIMIT_WAIT",
     "DEFAULT_PARALLELISM",
+    "DEFAULT_PDF_PAGE_SIZE",
     "DEFAULT_REFRESH",
+    "DEFAULT_SITE_TITLE",
     "DEFAULT_TIMEOUT",
     "MAX_HISTORY_RUNS",
+    "PDF_PAGE_SIZES",
     "SETTINGS_FILE",
     "VAR_NAME_RE",
     "Refresh",
@@ -81,6 +86,11 @@ MAX_PARALLELISM = 64
 DEFAULT_TIMEOUT = 30.0
 #: The longest ``X-RateLimit-Reset`` worth waiting for; a longer one fails the request.
 DEFAULT_MAX_RATE_LIMIT_WAIT = 120.0
+DEFAULT_SITE_TITLE = "Case reports"
+#: Paper sizes a PDF page may have (CSS ``@page`` size names, as Chromium prints them).
+PDF_PAGE_SIZES = ("A4", "Letter")
+DEFAULT_PDF_PAGE_SIZE = "A4"
+SITE_TITLE_MAX = 100
 VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # A case attribute a query can name: a search field name (see definitions.query), 100 at most.
 ATTRIBUTE_NAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,99}\Z")
@@ -207,6 +217,8 @@ class Settings:
     vars: Mapping[str, str] = field(default_factory=dict)
     attributes: tuple[str, ...] = ()
     strict: bool = False
+    site_title: str = DEFAULT_SITE_TITLE
+    pdf_page_size: str = DEFAULT_PDF_PAGE_SIZE
     history: Retention = DEFAULT_HISTORY
     # The settings file that was read, if any (for messages).
     source: Path | None = None
@@ -259,6 +271,8 @@ _KEYS = (
     *_SECONDS_KEYS,
     "attributes",
     "strict",
+    "site_title",
+    "pdf_page_size",
     "history",
     "vars",
 )
@@ -336,6 +350,12 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
                 values[key] = value
             else:
                 problem(key, f'"strict" must be true or false, got {value!r}')
+        elif key in _PAGE_KEYS:
+            wrong = _page_problem(key, value)
+            if wrong:
+                problem(key, wrong)
+            else:
+                values[key] = value.strip() if key == "site_title" else value
         elif key == "history":
             try:
                 values[key] = parse_history(value)
@@ -374,6 +394,27 @@ def _attributes(value: object) -> tuple[tuple[str, ...], str | None]:
             return (), f'"attributes" lists "{item}" twice'
         names.append(item)
     return tuple(names), None
+
+
+_PAGE_KEYS = ("site_title", "pdf_page_size")
+
+
+def _page_problem(key: str, value: object) -> str | None:
+    """Why ``value`` cannot be ``site_title`` or ``pdf_page_size``, or None when it can."""
+    if key == "pdf_page_size":
+        if value in PDF_PAGE_SIZES:
+            return None
+        # "a4" and "letter" are the usual slips: say the spelling that works.
+        hint = next(
+            (f' (did you mean "{s}"?)' for s in PDF_PAGE_SIZES if s.lower() == str(value).lower()),
+            "",
+        )
+        return f'"pdf_page_size" must be "A4" or "Letter", got {value!r}{hint}'
+    if not isinstance(value, str) or not value.strip():
+        return '"site_title" must be a non-empty string, e.g. site_title = "Support reports"'
+    if len(value.strip()) > SITE_TITLE_MAX or "\n" in value or "\r" in value:
+        return f'"site_title" must be one line of at most {SITE_TITLE_MAX} characters'
+    return None
 
 
 def _seconds_problem(key: str, value: object) -> str | None:

@@ -463,7 +463,11 @@ def _render(
     from casereport.render.write import remove_site_files, write_site_files
 
     site_dir = workspace.site_dir
-    env = environment(workspace.templates_dir)
+    env = environment(
+        workspace.templates_dir,
+        site_title=workspace.settings.site_title,
+        pdf_page_size=workspace.settings.pdf_page_size,
+    )
     hashes = workspace.template_hashes
     reports_by_name = {r.name: r for r in workspace.reports}
     reports: dict[str, ReportState] = dict(state.reports)

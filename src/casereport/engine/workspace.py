@@ -73,7 +73,12 @@ class Workspace:
         read once per run, so the template check, the plan and the state agree."""
         from casereport.render.templates import template_hashes
 
-        return template_hashes(self.templates_dir, {r.template for r in self.reports})
+        return template_hashes(
+            self.templates_dir,
+            {r.template for r in self.reports},
+            site_title=self.settings.site_title,
+            pdf_page_size=self.settings.pdf_page_size,
+        )
 
 
 def load_workspace(options: Options, notice: Notice | None = None) -> Workspace:

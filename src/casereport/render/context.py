@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.definitions.fields import all_single_valued
 from casereport.definitions.reading import DEFAULT_READING, Reading, display_label
-from casereport.render import charts, filters, markdown, words
+from casereport.render import charts, filters, markdown, tiles, words
 from casereport.render import groups as ordering
 from casereport.render.charts import (
     CHART_ROW,
@@ -39,6 +39,7 @@ from casereport.render.filters import (
     textbar,
 )
 from casereport.render.groups import Labels, labeller, ordered, raw_value
+from casereport.render.headlines import headlines, index_headline
 from casereport.render.links import app_host, case_list_url, group_url
 from casereport.render.markdown import (
     description_html,
@@ -47,6 +48,7 @@ from casereport.render.markdown import (
     parse_description,
 )
 from casereport.render.matrix import Linker, field_headers, matrix, split_rows
+from casereport.render.tiles import figures, tiles_markup
 from casereport.render.words import (
     describe_groups,
     describe_query,
@@ -54,6 +56,7 @@ from casereport.render.words import (
     group_header,
     join_words,
 )
+from casereport.settings import DEFAULT_SITE_TITLE
 from casereport.site import FORMAT_SUFFIXES
 from casereport.state.comparable import comparable_history
 from casereport.state.model import AggregationState, Source
@@ -61,7 +64,7 @@ from casereport.state.model import AggregationState, Source
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
-SITE_TITLE = "Case reports"
+SITE_TITLE = DEFAULT_SITE_TITLE  # the default; ``site_title`` in casereport.toml sets it
 DEMO_NOTICE = "Demo data from the local emulator: these numbers are synthetic, not from Datadog."
 _NO_VALUES = (0.0,)
 _NO_ROWS = Markup()
@@ -80,6 +83,7 @@ def clear_caches() -> None:
     _title_cells.cache_clear()
     _parsed.cache_clear()
     _description.cache_clear()
+    tiles.clear_caches()
 
 
 def _source_context(source: Source | None) -> dict[str, Any]:
@@ -607,18 +611,26 @@ def _freshness(aggregations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _totals_rows(items: Sequence[Mapping[str, Any]], links: Sequence[str]) -> tuple[Markup, str]:
-    """Rows of a "total per aggregation" table, as HTML (linked titles) and Markdown."""
+def _totals_rows(
+    items: Sequence[Mapping[str, Any]],
+    links: Sequence[str],
+    changes: Sequence[str] | None = None,
+) -> tuple[Markup, str]:
+    """Rows of a "total per aggregation" table, as HTML (linked titles) and Markdown;
+    ``changes``: each row's change cell, when not the plain delta since the previous run."""
     html = []
     md_rows = []
-    for item, href in zip(items, links, strict=True):
+    for index, (item, href) in enumerate(zip(items, links, strict=True)):
         if not item["fetched"]:
             total, change = "not fetched", "–"
         else:
             total = number(item["total"])
-            change = item.get("change_cell") or (
-                delta(item["delta"]) if item["delta"] is not None else "first run"
-            )
+            if changes is not None:
+                change = changes[index]
+            else:
+                change = item.get("change_cell") or (
+                    delta(item["delta"]) if item["delta"] is not None else "first run"
+                )
         title_html, title_md = _title_cells(item["title"])
         html.append(
             f'<tr><th scope="row"><a href="{escape(href)}">{title_html}</a></th>'
@@ -651,8 +663,9 @@ def report_context(
     files = _files(report)
     source_context = _source_context(source)
     summary_html, summary_md = _totals_rows(entries, [f"#{entry['id']}" for entry in entries])
+    headline_tiles, sections = headlines(report, aggregations, entries, taken, _html_id)
+    tiles_html, tiles_md = tiles_markup(headline_tiles)
     return {
-        "site_title": SITE_TITLE,
         "report": {
             "name": report.name,
             "title": report.title,
@@ -676,6 +689,10 @@ def report_context(
         "aggregations": entries,
         "summary_html": summary_html,
         "summary_md": summary_md,
+        "tiles": headline_tiles,
+        "tiles_html": tiles_html,
+        "tiles_md": tiles_md,
+        "sections": sections,
     }
 
 
@@ -687,11 +704,14 @@ def _index_entry(
     page_md = files.get("markdown") or page_html
     taken: set[str] = set()
     entries: list[dict[str, Any]] = []
+    changes: list[str] = []
     for spec in report.aggregations:
         state = aggregations.get(spec.address)
         anchor = _spec_anchor(spec, taken)
-        total = float(state.result["total"]) if state is not None else None
-        previous = comparable_history(state).latest_total() if state is not None else None
+        figs = figures(spec, state, series=False)
+        moved = tiles.change(figs)
+        changes.append(moved.cell)
+        total = figs.total
         entries.append(
             {
                 "id": anchor,
@@ -699,14 +719,16 @@ def _index_entry(
                 "fetched": state is not None,
                 "fetched_at": state.fetched_at if state is not None else None,
                 "total": total,
-                "delta": (
-                    total - float(previous) if total is not None and previous is not None else None
-                ),
+                "delta": moved.change,
+                "change_text": moved.cell,
                 "link_html": f"{page_html}#{anchor}" if "html" in files else page_html,
                 "link_md": page_md,
             }
         )
-    table_html, table_md = _totals_rows(entries, [entry["link_html"] for entry in entries])
+    table_html, table_md = _totals_rows(entries, [entry["link_html"] for entry in entries], changes)
+    headline = index_headline(
+        report, aggregations, entries, page_html, "html" in files, taken, _html_id
+    )
     return {
         "name": report.name,
         "title": report.title,
@@ -719,6 +741,7 @@ def _index_entry(
         "aggregations": entries,
         "table_html": table_html,
         "table_md": table_md,
+        "headline": headline,
     }
 
 
@@ -731,7 +754,6 @@ def index_context(
     entries = [_index_entry(r, aggregations) for r in sorted(reports, key=lambda r: r.name)]
     every = [a for entry in entries for a in entry["aggregations"]]
     return {
-        "site_title": SITE_TITLE,
         "source": _source_context(source),
         "demo_notice": DEMO_NOTICE,
         "freshness": _freshness(every),

@@ -4,6 +4,9 @@ The browser is a program on the machine, not a Python dependency: Chromium's own
 ``--print-to-pdf`` prints exactly what the HTML page looks like with its print
 stylesheet, and nothing needs installing when no report asks for PDF. The page is
 self-contained (inline CSS and SVG, no JavaScript), so the browser loads nothing else.
+The paper is the print stylesheet's ``@page`` size (``pdf_page_size`` in casereport.toml,
+A4 or Letter), which Chromium prints on; the stylesheet keeps each part of an aggregation
+(its heading, its table and chart, each figure) on one page, not the whole aggregation.
 
 The browser is the first of: ``$CASEREPORT_CHROMIUM``, then ``chromium``,
 ``chromium-browser``, ``google-chrome``, ``google-chrome-stable`` on ``PATH``. Chromium

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from casereport.errors import RenderError
 from casereport.render.filters import FILTERS
-from casereport.settings import did_you_mean
+from casereport.settings import DEFAULT_PDF_PAGE_SIZE, DEFAULT_SITE_TITLE, did_you_mean
 
 if TYPE_CHECKING:
     import jinja2
@@ -38,13 +38,24 @@ def _template_files(templates_dir: Path | None) -> list[Path]:
     return files
 
 
-def template_hashes(templates_dir: Path | None, names: Iterable[str]) -> dict[str, str]:
-    """A hash per template name of every template file it could use.
+def template_hashes(
+    templates_dir: Path | None,
+    names: Iterable[str],
+    *,
+    site_title: str = DEFAULT_SITE_TITLE,
+    pdf_page_size: str = DEFAULT_PDF_PAGE_SIZE,
+) -> dict[str, str]:
+    """A hash per template name of every template file it could use, and of the site
+    settings every page shows (``site_title``, ``pdf_page_size``).
 
     Templates include and extend each other, so any change to any template file
-    re-renders every report (cheap next to guessing the include graph wrong).
+    re-renders every report (cheap next to guessing the include graph wrong); so does a
+    new site title or page size. Default settings add nothing to the hash: a workspace
+    that never sets them keeps the hashes it had.
     """
     digest = hashlib.sha256()
+    if (site_title, pdf_page_size) != (DEFAULT_SITE_TITLE, DEFAULT_PDF_PAGE_SIZE):
+        digest.update(f"settings\0{site_title}\0{pdf_page_size}\0".encode())
     for path in _template_files(templates_dir):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     shared = digest.hexdigest()
@@ -81,8 +92,18 @@ def _environment_class() -> type[jinja2.Environment]:
     return Environment
 
 
-def environment(templates_dir: Path | None) -> jinja2.Environment:
-    """The one Jinja2 environment: workspace templates first, then the built-in ones."""
+def environment(
+    templates_dir: Path | None,
+    *,
+    site_title: str = DEFAULT_SITE_TITLE,
+    pdf_page_size: str = DEFAULT_PDF_PAGE_SIZE,
+) -> jinja2.Environment:
+    """The one Jinja2 environment: workspace templates first, then the built-in ones.
+
+    The site settings every page shows (``site_title``, and ``pdf_page_size`` for the
+    print stylesheet's ``@page``) are the environment's globals: every template sees them
+    without each context repeating them.
+    """
     import jinja2
 
     folders = [str(BUILTIN_TEMPLATES)]
@@ -98,6 +119,7 @@ def environment(templates_dir: Path | None) -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters.update(FILTERS)
+    env.globals.update(site_title=site_title, pdf_page_size=pdf_page_size)
     return env
 
 

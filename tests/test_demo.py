@@ -105,9 +105,12 @@ def test_the_pages_show_changes_trends_and_the_demo_banner(built: tuple[Path, Re
         assert DEMO_NOTICE.split(":")[0] in files[name].decode(), name
     markdown = files["support-weekly.md"].decode()
     assert "Trend over the last 13 runs (1 Jun 2026 – 13 Jul 2026)" in markdown
-    assert "since the previous run on 9 Jul 2026, 09:00 UTC" in markdown
+    # The report compares with the run a week before: Monday's with the Monday before
+    # (not Thursday's run), and a shrinking backlog reads as good news.
+    assert "vs Mon 6 Jul" in markdown and "Thu 9 Jul" not in markdown
+    assert "▼" in markdown and "better" in markdown
     assert "Data as of:** 13 Jul 2026, 09:00 UTC" in markdown
-    # The headline table: every aggregation changed since the previous run.
+    # The headline table: every aggregation changed since the week before.
     summary = markdown.split("## Headlines", 1)[1].split("\n## ", 1)[0]
     rows = [line.split("|") for line in summary.splitlines() if line.startswith("| ")][1:]
     assert len(rows) == 6

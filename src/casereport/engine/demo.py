@@ -54,17 +54,21 @@ description: |
 owner: "@support"
 refresh: 1d
 formats: [markdown, html]
+# Read on Mondays: every change is against the Monday before, not Thursday's run.
+compare: 7d
 aggregations:
   backlog:
     title: Cases not closed, by status
     query_filter: -status:closed
     group_by: [status]
     limit: 3
+    better: lower  # a shrinking backlog is good news
   backlog_by_priority:
     title: Cases not closed, by priority
     query_filter: -status:closed
     group_by: [priority]
     limit: 6
+    better: lower
   all_by_status:
     title: All cases by status
     query_filter: ""
@@ -80,6 +84,7 @@ aggregations:
     query_filter: -status:closed priority:P1
     group_by: [services]
     limit: 10
+    better: lower
   backlog_by_service:
     title: Cases not closed, by service
     query_filter: -status:closed

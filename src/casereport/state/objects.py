@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import obstore
 from obstore.exceptions import (
     AlreadyExistsError,
+    BaseError,
     NotModifiedError,
     PermissionDeniedError,
     PreconditionError,
@@ -99,7 +100,7 @@ class Bucket:
                 f"{self.where(key)}: the object store refused access{reason}; check the AWS "
                 "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE or the CI role) and the bucket policy"
             ) from None
-        except Exception as exc:  # obstore's GenericError and kin: network, DNS, TLS
+        except (BaseError, OSError) as exc:  # GenericError and kin: network, DNS, TLS, 5xx
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             endpoint = self.endpoint or "the AWS endpoint"
             raise BackendError(

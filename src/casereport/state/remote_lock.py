@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from casereport.errors import LockError
-from casereport.state.lock import LockInfo, _who
+from casereport.state.lock import LockInfo, _who  # the same `user@host` as a local lock
 from casereport.state.objects import Bucket, Conflict, Stored
 
 _POLL_SECONDS = 0.25
@@ -123,8 +124,6 @@ def remote_lock(
 
 def _abandoned(holder: LockInfo) -> bool:
     """A lock of a process of this machine that is no longer running."""
-    import socket
-
     return holder.hostname == socket.gethostname() and not holder.alive_here()
 
 

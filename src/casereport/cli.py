@@ -577,7 +577,7 @@ def state_group() -> None:
     """Inspect and edit the state (.casereport/state.json)."""
 
 
-def _STATE_OPTION(function: Any) -> Any:
+def _state_options(function: Any) -> Any:
     option = click.option(
         "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
     )
@@ -592,7 +592,7 @@ cli.add_command(workspace_group)
 
 @state_group.command("list")
 @click.argument("prefixes", nargs=-1, metavar="[ADDR]...")
-@_STATE_OPTION
+@_state_options
 def state_list(prefixes: tuple[str, ...], state_path: Path | None, **at: Any) -> None:
     """List aggregation addresses in state (those under ADDR if given).
 
@@ -609,7 +609,7 @@ def state_list(prefixes: tuple[str, ...], state_path: Path | None, **at: Any) ->
 
 @state_group.command("show")
 @click.argument("address")
-@_STATE_OPTION
+@_state_options
 def state_show(address: str, state_path: Path | None, **at: Any) -> None:
     """Show one aggregation's state: request, result, fetch time, history.
 
@@ -625,7 +625,7 @@ def state_show(address: str, state_path: Path | None, **at: Any) -> None:
 
 @state_group.command("rm")
 @click.argument("addresses", nargs=-1, required=True, metavar="ADDR...")
-@_STATE_OPTION
+@_state_options
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, metavar="SECONDS")
 def state_rm(
     addresses: tuple[str, ...], state_path: Path | None, lock_timeout: float, **at: Any
@@ -647,7 +647,7 @@ def state_rm(
 
 @cli.command("force-unlock")
 @click.argument("lock_id", metavar="ID")
-@_STATE_OPTION
+@_state_options
 def force_unlock_command(lock_id: str, state_path: Path | None, **at: Any) -> None:
     """Remove a stuck state lock. Only when its run is really gone or hung.
 

@@ -220,11 +220,6 @@ class S3Backend:
 
         verify_held(self.bucket, self.lock_key, lock_id)
 
-    def current_lock(self) -> LockInfo | None:
-        from casereport.state.remote_lock import current
-
-        return current(self.bucket, self.lock_key)
-
     def force_unlock(self, lock_id: str) -> tuple[LockInfo, str]:
         from casereport.state.remote_lock import force_unlock
 

@@ -145,12 +145,6 @@ def verify_held(bucket: Bucket, key: str, lock_id: str) -> None:
         )
 
 
-def current(bucket: Bucket, key: str) -> LockInfo | None:
-    """The lock's holder, or None when the state is not locked."""
-    held = _held(bucket, key)
-    return held[1] if held is not None else None
-
-
 def force_unlock(bucket: Bucket, key: str, lock_id: str) -> tuple[LockInfo, str]:
     """Remove the lock object with ID ``lock_id``; returns it and its age."""
     where = bucket.where(key.removesuffix(".lock"))

@@ -46,6 +46,7 @@ def test_scaffolded_files_are_right(tmp_path: Path) -> None:
     settings = load_settings(tmp_path)
     assert settings.refresh == defaults.refresh
     assert settings.parallelism == defaults.parallelism
+    assert settings.history == defaults.history
     assert settings.reports_dir == tmp_path / "reports"
     assert settings.state_path == tmp_path / ".casereport/state.json"
 

@@ -821,3 +821,52 @@ def test_the_inputs_hash_follows_definitions_refresh_and_templates() -> None:
 )
 def test_format_age(seconds: int, text: str) -> None:
     assert format_age(seconds) == text
+
+
+# -- reading keys ---------------------------------------------------------------------------
+
+READING_BEFORE = """\
+title: Backlog
+aggregations:
+  by_priority:
+    query_filter: project:SUP
+    group_by: [priority]
+    limit: 6
+"""
+
+
+def expanded(text: str) -> ReportSpec:
+    from casereport.definitions.expand import expand
+    from casereport.definitions.load import load_report
+
+    definition, diagnostics = load_report(Path("reports/backlog.yaml"), text)
+    assert diagnostics == [] and definition is not None
+    (spec,) = expand([definition]).reports
+    return spec
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        "compare: 7d\n",
+        "order: [P2, P1]\n",
+        "labels: {NOT_DEFINED: No priority}\n",
+        "better: lower\n",
+        "trend: [P1]\n",
+    ],
+)
+def test_a_reading_key_renders_the_report_again_without_fetching(site: Path, keys: str) -> None:
+    state = applied([expanded(READING_BEFORE)], site)
+    assert set(actions(plan_for([expanded(READING_BEFORE)], state, site)).values()) == {NOOP}
+
+    for text in (
+        READING_BEFORE.replace("aggregations:", keys + "aggregations:"),  # report level
+        READING_BEFORE + "    " + keys,  # in the aggregation
+    ):
+        plan = plan_for([expanded(text)], state, site)
+        assert set(actions(plan).values()) == {NOOP}
+        assert not plan.fetch_requests
+        assert report_reasons(plan)["backlog"] == (RENDER, ("definition changed",))
+        assert plan.summary() == (
+            "Plan: 0 to fetch (0 new, 0 changed, 0 stale), 1 report to render, 0 to delete."
+        )

@@ -287,8 +287,9 @@ def test_rows_changes_shares_and_notes() -> None:
     assert context["delta"] == 5.0
     assert context["delta_ratio"] == pytest.approx(5 / 95)
     assert context["previous"] == {"fetched_at": "2026-11-25T07:00:00Z", "total": 95.0}
-    rows = {row["label"]: row for row in context["rows"]}
-    assert [row["label"] for row in context["rows"]] == ["OPEN", "IN_PROGRESS", "CLOSED"]
+    rows = {row["group"]: row for row in context["rows"]}
+    assert [row["group"] for row in context["rows"]] == ["OPEN", "IN_PROGRESS", "CLOSED"]
+    assert [row["label"] for row in context["rows"]] == ["Open", "In progress", "Closed"]
     assert rows["OPEN"]["change"] == 5.0
     assert rows["OPEN"]["share"] == 0.6
     assert rows["OPEN"]["bar"] == 1.0
@@ -311,7 +312,7 @@ def test_a_group_missing_from_a_full_history_entry_has_an_unknown_change() -> No
     context = aggregation_context(agg, state=state)
     row_c = context["rows"][1]
     assert row_c["change"] is None and not row_c["is_new"]
-    assert context["dropped"] == [{"label": "B", "previous": 4.0}]
+    assert context["dropped"] == [{"group": "B", "label": "B", "previous": 4.0}]
     assert any(note.startswith("A change shown as – is unknown") for note in context["notes"])
     assert '<td class="num">–</td>' in context["table_html"]
 
@@ -660,7 +661,9 @@ def test_colours_have_sufficient_contrast_in_both_schemes() -> None:
 def test_every_svg_chart_has_a_title_and_a_text_alternative() -> None:
     html = _page("support-backlog.html")
     charts = re.findall(r'<svg[^>]*role="img"[^>]*aria-labelledby="([^"]+)"', html)
-    assert len(charts) == 10  # five aggregations: a bar chart and a trend each
+    # Five aggregations with a trend each, and a bar chart each but the status x priority
+    # one, shown as a matrix.
+    assert len(charts) == 9
     for ids in charts:
         title_id, desc_id = ids.split()
         assert re.search(rf'<title id="{title_id}">[^<]+</title>', html)
@@ -720,7 +723,7 @@ def test_each_aggregation_shows_what_a_reader_needs() -> None:
         assert "Owner" in text and "@support" in text
     assert '<a href="index.html">← All reports</a>' in html
     assert "[← All reports](index.md)" in markdown
-    assert "| OPEN | 728 | `███████░░░░░░░░░░░░░` 34.6% | +18 |" in markdown
+    assert "| Open | 728 | `███████░░░░░░░░░░░░░` 34.6% | +18 |" in markdown
 
 
 def test_empty_results_say_so() -> None:

@@ -11,6 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from casereport.definitions import load
+from casereport.definitions.reading import BETTER_CHOICES, ORDER_CHOICES
 from casereport.definitions.schema import SCHEMA_PATH, report_schema, schema_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,32 @@ def test_schema_keys_match_the_loader() -> None:
     assert schema["properties"]["formats"]["items"]["enum"] == list(load.FORMATS)
     pattern = schema["properties"]["aggregations"]["propertyNames"]["pattern"]
     assert pattern == "^[a-z0-9][a-z0-9_]*$"
+    for properties in (schema["properties"], schema["$defs"]["aggregation"]["properties"]):
+        assert properties["better"]["enum"] == list(BETTER_CHOICES)
+        assert properties["order"]["oneOf"][0]["enum"] == list(ORDER_CHOICES)
+
+
+def test_schema_and_loader_agree_on_reading_values() -> None:
+    """Every value the loader takes, the schema takes, and the other way round."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(report_schema())
+    values = {
+        "compare": ["previous", "1d", "7d", "12h", "4w", "9999d", "0d", "7days", "1h30m", "30m"],
+        "order": ["natural", "count", "label", "cout", ["P1"], ["P1", "P1"], [], [""]],
+        "labels": [{}, {"P1": "Urgent"}, {"P1": ""}, {"": "x"}],
+        "better": ["lower", "higher", "down"],
+        "trend": [["OPEN"], ["OPEN", "OPEN"], [], "OPEN"],
+    }
+    for key, cases in values.items():
+        for value in cases:
+            text = json.dumps({"title": "T", key: value, "aggregations": AGGREGATION})
+            _, diagnostics = load.load_report(Path("reports/x.yaml"), text)
+            loads = not diagnostics
+            schema_ok = not list(validator.iter_errors(json.loads(text)))
+            assert loads == schema_ok, (key, value)
+
+
+AGGREGATION = {"a": {"query_filter": "status:open", "group_by": ["status"], "limit": 3}}
 
 
 def test_schema_json_is_deterministic_text() -> None:
@@ -75,6 +102,19 @@ SHAPE_ERRORS = [
     "missing-limit-and-group-by",
     "missing-title",
     "not-a-mapping",
+    "reading-bad-better",
+    "reading-bad-compare",
+    "reading-bad-order",
+    "reading-better-other",
+    "reading-compare-near-miss",
+    "reading-compare-number",
+    "reading-key-typo",
+    "reading-labels-list",
+    "reading-labels-values",
+    "reading-order-empty",
+    "reading-order-list",
+    "reading-trend-duplicate",
+    "reading-trend-string",
     "unknown-aggregation-key",
     "unknown-key",
     "var-value-list",

@@ -8,10 +8,14 @@ import pytest
 
 from casereport.errors import ConfigError
 from casereport.settings import (
+    DEFAULT_HISTORY,
     DEFAULT_REFRESH,
+    MAX_HISTORY_RUNS,
     Refresh,
+    Retention,
     Settings,
     load_settings,
+    parse_duration,
     parse_refresh,
     parse_var_assignments,
     read_settings,
@@ -289,3 +293,84 @@ def test_attributes_and_strict_are_checked(tmp_path: Path, line: str, message: s
     settings, problems = read_settings(tmp_path)
     assert [str(p) for p in problems] == [f"{path}:2:1: error: {message}"]
     assert (settings.attributes, settings.strict) == ((), False)
+
+
+# -- history retention ----------------------------------------------------------------
+
+
+def test_history_defaults_to_thirty_runs(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    assert settings.history == DEFAULT_HISTORY == Retention(30, None, "30")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("history = 60", Retention(60, None, "60")),
+        ("history = 1", Retention(1, None, "1")),
+        (f"history = {MAX_HISTORY_RUNS}", Retention(MAX_HISTORY_RUNS, None, "1000")),
+        ('history = "90d"', Retention(MAX_HISTORY_RUNS, 90 * 86400, "90d")),
+        ('history = "12w"', Retention(MAX_HISTORY_RUNS, 12 * 7 * 86400, "12w")),
+        ('history = "36h"', Retention(MAX_HISTORY_RUNS, 36 * 3600, "36h")),
+    ],
+)
+def test_history_is_a_run_count_or_a_duration(
+    tmp_path: Path, line: str, expected: Retention
+) -> None:
+    (tmp_path / "casereport.toml").write_text(f"{line}\n")
+    assert load_settings(tmp_path).history == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "history = 0",
+            '"history" must keep from 1 to 1,000 runs (or a duration, e.g. history = "90d"), got 0',
+        ),
+        (
+            "history = 1001",
+            '"history" must keep from 1 to 1,000 runs (or a duration, e.g. history = "90d"), '
+            "got 1001",
+        ),
+        (
+            'history = "90days"',
+            '"history" duration "90days" is not valid: use a whole number and a unit s, m, h, d '
+            'or w (e.g. history = "90d"), or a number of runs (history = 60)',
+        ),
+        (
+            'history = "60"',
+            '"history" duration "60" is not valid: use a whole number and a unit s, m, h, d '
+            'or w (e.g. history = "90d"), or a number of runs (history = 60)',
+        ),
+        (
+            'history = "0d"',
+            '"history" duration "0d" is not valid: use a whole number and a unit s, m, h, d '
+            'or w (e.g. history = "90d"), or a number of runs (history = 60)',
+        ),
+        (
+            "history = true",
+            '"history" must be a number of runs (e.g. history = 60) or a duration '
+            '(e.g. history = "90d"), got True',
+        ),
+        (
+            "history = 2.5",
+            '"history" must be a number of runs (e.g. history = 60) or a duration '
+            '(e.g. history = "90d"), got 2.5',
+        ),
+        ("histroy = 60", 'unknown setting "histroy" (did you mean "history"?)'),
+    ],
+)
+def test_bad_history_is_one_line_at_its_place(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "casereport.toml"
+    path.write_text(f'refresh = "1h"\n\n{line}\n')
+    settings, problems = read_settings(tmp_path)
+    assert [str(p) for p in problems] == [f"{path}:3:1: error: {message}"]
+    assert settings.history == DEFAULT_HISTORY
+
+
+def test_refresh_and_history_share_the_duration_parser() -> None:
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("90d") == 90 * 86400
+    assert parse_duration("90days") is None
+    assert parse_duration("") is None

@@ -27,6 +27,7 @@ from casereport.cli_backend import (
     state_push,
     workspace_group,
 )
+from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
 from casereport.cli_state import state_mv
 from casereport.errors import CaseReportError
@@ -167,6 +168,7 @@ def query_command(
 
 
 cli.add_command(emulator_group)  # in its own module, like `state mv`: cli_emulator
+cli.add_command(demo_command)  # in its own module: cli_demo
 
 
 # -- report definitions: validate, fmt, schema, init ---------------------------------

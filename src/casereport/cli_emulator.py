@@ -4,9 +4,29 @@ calls one library function; the emulator's numpy and uvicorn are imported inside
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+
+
+def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """``--now``: an ISO 8601 date and time (naive means UTC), e.g. 2026-06-25T09:00Z."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date and time like 2026-06-25T09:00Z", ctx, param
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+_NOW_HELP = (
+    "Simulated clock: the synthetic cases as they have evolved by TIME (ISO 8601, e.g. "
+    "2026-06-25T09:00Z); without it, the fixed snapshot. See `casereport demo`."
+)
 
 
 @click.group("emulator")
@@ -23,6 +43,7 @@ def emulator_group() -> None:
     "--cases", type=int, default=5000, show_default=True, help="Synthetic cases to generate."
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the synthetic set.")
+@click.option("--now", metavar="TIME", callback=_moment, help=_NOW_HELP)
 @click.option(
     "--data",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -46,6 +67,7 @@ def emulator_serve(
     port: int,
     cases: int,
     seed: int,
+    now: datetime | None,
     data: Path | None,
     api_key: str | None,
     app_key: str | None,
@@ -72,6 +94,7 @@ def emulator_serve(
         port=port,
         cases=cases,
         seed=seed,
+        now=now,
         data=data,
         api_key=api_key,
         app_key=app_key,
@@ -89,6 +112,7 @@ def emulator_serve(
     "--cases", type=int, default=5000, show_default=True, help="Synthetic cases to generate."
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the synthetic set.")
+@click.option("--now", metavar="TIME", callback=_moment, help=_NOW_HELP)
 @click.option("--ndjson", is_flag=True, help="One case object per line instead of one document.")
 @click.option(
     "--output",
@@ -96,7 +120,9 @@ def emulator_serve(
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write here (atomically) instead of standard output.",
 )
-def emulator_export(cases: int, seed: int, ndjson: bool, output: Path | None) -> None:
+def emulator_export(
+    cases: int, seed: int, now: datetime | None, ndjson: bool, output: Path | None
+) -> None:
     """Write the synthetic case set in the shape of GET /api/v2/cases.
 
     The file can be edited and served back with `emulator serve --data FILE`.
@@ -104,7 +130,8 @@ def emulator_export(cases: int, seed: int, ndjson: bool, output: Path | None) ->
     \b
     Example:
       casereport emulator export --cases 200 --seed 3 -o cases.json
+      casereport emulator export --now 2026-06-25T09:00Z --ndjson -o june-25.ndjson
     """
     from casereport.emulator.server import export_synthetic
 
-    export_synthetic(output, cases=cases, seed=seed, ndjson=ndjson)
+    export_synthetic(output, cases=cases, seed=seed, now=now, ndjson=ndjson)

@@ -1,21 +1,43 @@
-"""The current time, pinned by ``SOURCE_DATE_EPOCH`` for reproducible runs and tests."""
+"""The current time, pinned by ``SOURCE_DATE_EPOCH`` for reproducible runs and tests, or
+by ``pinned`` for a block of code (``casereport demo`` runs each apply at a simulated time)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
+
+# A context variable rather than the environment: a pin holds for its block alone (and for
+# the asyncio tasks started in it), never for another thread or a later command.
+_pinned: ContextVar[datetime | None] = ContextVar("casereport_clock_pinned", default=None)
 
 
 def now() -> datetime:
-    """Now in UTC, to the second; ``SOURCE_DATE_EPOCH`` (seconds since 1970) pins it."""
-    pinned = os.environ.get("SOURCE_DATE_EPOCH")
-    if pinned:
+    """Now in UTC, to the second; ``pinned`` or ``SOURCE_DATE_EPOCH`` (seconds since 1970)
+    pins it."""
+    moment = _pinned.get()
+    if moment is not None:
+        return moment
+    pinned_epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if pinned_epoch:
         try:
-            return datetime.fromtimestamp(int(pinned), UTC)
+            return datetime.fromtimestamp(int(pinned_epoch), UTC)
         except ValueError:
             from casereport.errors import ConfigError
 
             raise ConfigError(
-                f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {pinned!r}"
+                f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {pinned_epoch!r}"
             ) from None
     return datetime.now(UTC).replace(microsecond=0)
+
+
+@contextlib.contextmanager
+def pinned(moment: datetime) -> Iterator[None]:
+    """Within the block, ``now()`` is ``moment`` (in UTC, to the second)."""
+    token = _pinned.set(moment.astimezone(UTC).replace(microsecond=0))
+    try:
+        yield
+    finally:
+        _pinned.reset(token)

@@ -14,6 +14,7 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     max_rate_limit_wait = 120                # longest rate-limit reset (s) worth waiting for
     attributes = []                          # case attributes queries and group_by may name
     strict = false                           # warnings fail validate, plan and apply
+    history = 30                             # earlier results kept: a run count, or "90d"
 
     [vars]                                   # variables for every report, as ${var.NAME}
     service = "case-api"
@@ -32,9 +33,15 @@ Relative paths are relative to the workspace root. Command-line flags override t
 for variables, a report's own ``vars`` override ``[vars]`` and ``--var NAME=VALUE`` overrides
 both. Unknown keys are errors (with a "did you mean" hint), so a typo never goes unnoticed.
 
-Durations (``refresh`` here and in reports) are a positive whole number and a unit, ``s``,
-``m``, ``h``, ``d`` or ``w``, optionally chained (``1h30m``), or the word ``always`` (re-fetch
-on every apply). ``tomllib`` (standard library) reads the file.
+``history`` is how many earlier results each aggregation keeps, for changes, comparisons
+and trends: a run count from 1 to ``MAX_HISTORY_RUNS`` (``history = 60``), or a duration
+(``history = "90d"``): the results fetched within that long before the newest one, never
+more than ``MAX_HISTORY_RUNS``, and always the one just before it.
+
+Durations (``refresh`` here and in reports, ``history``) are a positive whole number and a
+unit, ``s``, ``m``, ``h``, ``d`` or ``w``, optionally chained (``1h30m``); ``refresh`` also
+takes the word ``always`` (re-fetch on every apply). ``tomllib`` (standard library) reads
+the file.
 """
 
 from __future__ import annotations
@@ -51,18 +58,23 @@ from typing import Any
 from casereport.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_HISTORY",
     "DEFAULT_MAX_RATE_LIMIT_WAIT",
     "DEFAULT_PARALLELISM",
     "DEFAULT_REFRESH",
     "DEFAULT_TIMEOUT",
+    "MAX_HISTORY_RUNS",
     "SETTINGS_FILE",
     "VAR_NAME_RE",
     "BackendSettings",
     "Refresh",
+    "Retention",
     "Settings",
     "SettingsProblem",
     "did_you_mean",
     "load_settings",
+    "parse_duration",
+    "parse_history",
     "parse_refresh",
     "parse_var_assignments",
     "read_settings",
@@ -110,20 +122,73 @@ def parse_refresh(text: str) -> Refresh:
     one-line message otherwise."""
     if text == "always":
         return Refresh(0, text)
-    if not _DURATION_RE.match(text):
+    seconds = parse_duration(text)
+    if seconds is None:
         raise ValueError(
             f'invalid duration "{text}": use a whole number and a unit s, m, h, d or w '
             '(e.g. 30m, 6h, 1d), or "always"'
         )
-    seconds = sum(
-        int(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART_RE.findall(text)
-    )
     if seconds == 0:
         raise ValueError(f'invalid duration "{text}": it must be longer than 0 (or "always")')
     return Refresh(seconds, text)
 
 
+def parse_duration(text: str) -> int | None:
+    """The seconds of a duration such as ``30m``, ``6h`` or ``1h30m`` (whole numbers and
+    units ``s``, ``m``, ``h``, ``d``, ``w``, chained), or None when ``text`` is not one."""
+    if not _DURATION_RE.match(text):
+        return None
+    return sum(
+        int(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART_RE.findall(text)
+    )
+
+
 DEFAULT_REFRESH = Refresh(3600, "1h")
+
+#: The most earlier results an aggregation keeps, whatever ``history`` says: 1,000 runs of
+#: 10,000 aggregations is already a state of hundreds of megabytes.
+MAX_HISTORY_RUNS = 1000
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much history each aggregation keeps (``history`` in ``casereport.toml``).
+
+    ``runs``: the newest earlier results kept, at most. ``seconds`` (a duration was given):
+    also drop those fetched more than that long before the newest result, except the one
+    just before it. ``text`` is what the user wrote, for messages.
+    """
+
+    runs: int
+    seconds: int | None = None
+    text: str = ""
+
+
+DEFAULT_HISTORY = Retention(30, None, "30")
+
+
+def parse_history(value: object) -> Retention:
+    """``history = 60`` (runs) or ``history = "90d"`` (a duration); raise ``ValueError``
+    with a one-line message otherwise."""
+    if isinstance(value, str):
+        seconds = parse_duration(value)
+        if not seconds:
+            raise ValueError(
+                f'"history" duration "{value}" is not valid: use a whole number and a unit '
+                's, m, h, d or w (e.g. history = "90d"), or a number of runs (history = 60)'
+            )
+        return Retention(MAX_HISTORY_RUNS, seconds, value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            '"history" must be a number of runs (e.g. history = 60) or a duration '
+            f'(e.g. history = "90d"), got {value!r}'
+        )
+    if not 1 <= value <= MAX_HISTORY_RUNS:
+        raise ValueError(
+            f'"history" must keep from 1 to {MAX_HISTORY_RUNS:,} runs '
+            f'(or a duration, e.g. history = "90d"), got {value}'
+        )
+    return Retention(value, None, str(value))
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str:
@@ -149,6 +214,7 @@ class Settings:
     attributes: tuple[str, ...] = ()
     strict: bool = False
     backend: BackendSettings = field(default_factory=lambda: BackendSettings())
+    history: Retention = DEFAULT_HISTORY
     # The settings file that was read, if any (for messages).
     source: Path | None = None
 
@@ -200,6 +266,7 @@ _KEYS = (
     *_SECONDS_KEYS,
     "attributes",
     "strict",
+    "history",
     "vars",
     "backend",
 )
@@ -279,6 +346,11 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
                 problem(key, f'"strict" must be true or false, got {value!r}')
         elif key == "backend":
             values[key] = _backend_settings(value, problem)
+        elif key == "history":
+            try:
+                values[key] = parse_history(value)
+            except ValueError as exc:
+                problem(key, str(exc))
         elif not isinstance(value, dict):
             problem(key, '"vars" must be a table ([vars] with NAME = "value" lines)')
         else:

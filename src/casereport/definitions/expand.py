@@ -38,6 +38,7 @@ from casereport.definitions.models import (
 )
 from casereport.definitions.moved import Move, check_moves, resolve
 from casereport.definitions.reading import DEFAULT_READING, Reading
+from casereport.definitions.reading_keys import resolve_reading, retention_warnings
 from casereport.fsutil import collector_paused
 from casereport.settings import (
     DEFAULT_REFRESH,
@@ -91,8 +92,8 @@ class ReportSpec:
     """A report with its variables resolved and its aggregations expanded.
 
     ``definition_hash`` covers everything in the definition that shows on the rendered
-    page (not ``refresh``), so it changes exactly when a report must be re-rendered for a
-    definition change; formatting and key order do not change it.
+    page (the reading keys too, but not ``refresh``), so it changes exactly when a report
+    must be re-rendered for a definition change; formatting and key order do not change it.
     """
 
     name: str
@@ -213,8 +214,9 @@ def expand_workspace(
     settings_diagnostics = [
         Diagnostic("error", p.message, str(p.path), p.line, p.column) for p in problems
     ]
+    retention = retention_warnings(loaded.reports, settings.history)
     diagnostics = sort_diagnostics(
-        [*settings_diagnostics, *loaded.diagnostics, *expansion.diagnostics]
+        [*settings_diagnostics, *loaded.diagnostics, *expansion.diagnostics, *retention]
     )
     return settings, Expansion(expansion.reports, diagnostics, expansion.checked)
 
@@ -260,6 +262,18 @@ def expand(
             )
         )
     return Expansion(tuple(specs), sort_diagnostics(diagnostics), tuple(checked))
+
+
+def _shown(spec: AggregationSpec) -> list[Any]:
+    """What of an aggregation its page shows, for the definition hash: its address, title
+    and request, and its reading when not the default (so hashes made before reading keys
+    existed stay the same). Labels in any order read the same."""
+    shown: list[Any] = [spec.address, spec.title, spec.fingerprint]
+    reading = spec.reading
+    if reading != DEFAULT_READING:
+        labels = sorted(reading.labels)
+        shown.append([reading.compare, reading.order, labels, reading.better, reading.trend])
+    return shown
 
 
 class _Failed(Exception):
@@ -324,7 +338,12 @@ class _Expander:
                     "owner": report.owner,
                     "formats": list(report.formats),
                     "template": report.template,
-                    "aggregations": [[a.address, a.title, a.fingerprint] for a in aggregations],
+                    "aggregations": [
+                        [a.address, a.title, a.fingerprint]
+                        if a.reading is DEFAULT_READING
+                        else _shown(a)
+                        for a in aggregations
+                    ],
                 }
             )
         ).hexdigest()
@@ -390,6 +409,9 @@ class _Expander:
         digest = self.fingerprints.get(request)
         if digest is None:
             digest = self.fingerprints[request] = fingerprint(*request)
+        reading = DEFAULT_READING
+        if definition.reading or self.definition.reading:
+            reading = resolve_reading(self.definition.reading, definition.reading)
         # Built as __init__ would build it, without its cost: a frozen dataclass sets every
         # field through object.__setattr__, a fifth of expanding 10,000 aggregations.
         spec = object.__new__(AggregationSpec)
@@ -403,6 +425,7 @@ class _Expander:
             groups=request[1],
             limit=definition.limit,
             fingerprint=digest,
+            reading=reading,
         )
         return spec
 

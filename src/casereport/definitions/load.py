@@ -3,8 +3,9 @@
 Every problem becomes a ``Diagnostic`` (``path:line:col: error: message``) and loading goes
 on, so one run reports every error in every file. Checked here: YAML syntax, duplicate keys,
 the shape and types of every key (unknown keys get a "did you mean" hint), report and
-aggregation names, ``limit`` bounds, ``group_by`` fields, ``refresh`` durations, and the
-syntax of every ``query_filter`` that needs no variables. Strings with ``${...}`` are
+aggregation names, ``limit`` bounds, ``group_by`` fields, ``refresh`` durations, the
+reading keys (``casereport.definitions.reading_keys``), and the syntax of every
+``query_filter`` that needs no variables. Strings with ``${...}`` are
 checked by ``casereport.definitions.expand`` once their variables are known.
 
 YAML text becomes position-carrying nodes in ``casereport.definitions.yamlnodes``, by
@@ -45,6 +46,7 @@ from casereport.definitions.models import (
 from casereport.definitions.moved import parse_moved
 from casereport.definitions.query import is_plainly_valid
 from casereport.definitions.query import parse as parse_query
+from casereport.definitions.reading_keys import READING_KEYS, parse_reading
 from casereport.definitions.yamlnodes import (
     MapNode,
     Node,
@@ -52,6 +54,7 @@ from casereport.definitions.yamlnodes import (
     SeqNode,
     YamlSyntaxError,
     compose,
+    node_kind,
     to_int,
 )
 from casereport.errors import QuerySyntaxError
@@ -88,11 +91,12 @@ REPORT_KEYS = (
     "refresh",
     "formats",
     "template",
+    *READING_KEYS,
     "vars",
     "aggregations",
     "moved",
 )
-AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each")
+AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each", *READING_KEYS)
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -265,24 +269,8 @@ _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
-_NULL = "tag:yaml.org,2002:null"
 _TEXT_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL})
-_TAG_NAMES = {
-    _STR: "a string",
-    _INT: "an integer",
-    _FLOAT: "a number",
-    _BOOL: "a boolean",
-    _NULL: "empty (null)",
-    "tag:yaml.org,2002:timestamp": "a date",
-}
-
-
-def _kind(node: Node) -> str:
-    if isinstance(node, MapNode):
-        return "a mapping"
-    if isinstance(node, SeqNode):
-        return "a list"
-    return _TAG_NAMES.get(node.tag, f"a value tagged {node.tag}")
+_kind = node_kind
 
 
 # A string that stands in for one a broken file lacks, in definitions only checked.
@@ -438,6 +426,7 @@ class _Checker:
             # A variable left out would make every use of it "undefined": no such checks.
             self.variables_ok = len(self.diagnostics) == vars_before
         moved = parse_moved(self, fields["moved"][1]) if "moved" in fields else ()
+        reading = parse_reading(self, fields)
         self.report_level_errors = any(
             d.severity == "error" for d in self.diagnostics[errors_before:]
         )
@@ -475,6 +464,7 @@ class _Checker:
             template=template,
             vars=variables,
             moved=moved,
+            reading=reading,
         )
         if self.has_errors:  # (only then: a file without errors needs no second copy)
             self.whole = dataclasses.replace(definition, aggregations=(*aggregations, *self.broken))
@@ -564,6 +554,7 @@ class _Checker:
         groups = self.group_by(fields["group_by"][1]) if "group_by" in fields else ()
         limit = self.limit(fields["limit"][1]) if "limit" in fields else None
         for_each = self.for_each(fields["for_each"][1]) if "for_each" in fields else None
+        reading = parse_reading(self, fields)
         failed = self.has_errors
         self.has_errors = before or failed
         if failed or query is None or limit is None or not groups:
@@ -582,10 +573,12 @@ class _Checker:
                         valid_groups,
                         limit or 1,
                         for_each,
+                        reading,
                     )
                 )
             return None
-        record = (agg_id, key.line + 1, key.column + 1, title, query, groups, limit, for_each)
+        line, column = key.line + 1, key.column + 1
+        record = (agg_id, line, column, title, query, groups, limit, for_each, reading)
         return _new_record(AggregationDefinition, record)
 
     def query(self, query: SourceString) -> None:

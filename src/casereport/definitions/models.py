@@ -25,6 +25,7 @@ __all__ = [
     "ForEachItem",
     "LoadResult",
     "MovedEntry",
+    "ReadingKey",
     "ReportDefinition",
     "Severity",
     "SourceString",
@@ -145,6 +146,20 @@ class ForEach:
     column: int
 
 
+class ReadingKey(NamedTuple):
+    """A reading key as written (``compare``, ``order``, ``labels``, ``better`` or ``trend``,
+    see ``casereport.definitions.reading_keys``), its checked value and where the value is.
+
+    ``value`` has the form of the same field of ``reading.Reading``: a string, or a tuple of
+    strings (``order``, ``trend``) or of (raw value, label) pairs (``labels``).
+    """
+
+    name: str
+    value: Any
+    line: int
+    column: int
+
+
 class AggregationDefinition(NamedTuple):
     """An aggregation as written, before variables and ``for_each`` are applied."""
 
@@ -156,6 +171,7 @@ class AggregationDefinition(NamedTuple):
     group_by: tuple[SourceString, ...]
     limit: int
     for_each: ForEach | None = None
+    reading: tuple[ReadingKey, ...] = ()  # its own reading keys, over the report's
 
 
 class MovedEntry(NamedTuple):
@@ -183,6 +199,7 @@ class ReportDefinition:
     template: str = DEFAULT_TEMPLATE
     vars: tuple[Variable, ...] = ()
     moved: tuple[MovedEntry, ...] = ()
+    reading: tuple[ReadingKey, ...] = ()  # the defaults of its aggregations
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from casereport.settings import parse_duration
+
 __all__ = [
     "BETTER_CHOICES",
     "COMPARE_PREVIOUS",
@@ -39,9 +41,9 @@ ORDER_NATURAL: Final = "natural"
 ORDER_CHOICES: Final = ("natural", "count", "label")
 BETTER_CHOICES: Final = ("lower", "higher")
 
-# ``compare:`` durations: a whole number of hours, days or weeks (``12h``, ``7d``, ``4w``).
+# ``compare:`` durations: a whole number of hours, days or weeks (``12h``, ``7d``, ``4w``),
+# a narrower form of the durations ``refresh`` takes (``settings.parse_duration``).
 DURATION_RE: Final = re.compile(r"([1-9][0-9]{0,3})([hdw])")
-_UNIT_SECONDS: Final = {"h": 3600, "d": 86400, "w": 7 * 86400}
 
 # Known enums in their meaning's order (DATADOG_API.md, "The Case object"): the most urgent
 # first, the value that says nothing last. ``natural`` order puts these first, in this
@@ -88,10 +90,7 @@ DEFAULT_READING: Final = Reading()
 
 def duration_seconds(text: str) -> int | None:
     """``7d`` -> 604800; None when ``text`` is not a duration ``DURATION_RE`` accepts."""
-    match = DURATION_RE.fullmatch(text)
-    if match is None:
-        return None
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return parse_duration(text) if DURATION_RE.fullmatch(text) else None
 
 
 def compare_tolerance(seconds: int) -> int:

@@ -43,6 +43,10 @@ parallelism = 16
 attributes = []
 # true: every warning is an error in validate, plan and apply (for CI).
 strict = false
+# Earlier results each aggregation keeps, for changes, comparisons and trends: a run count
+# (1 to 1000), or a duration such as "90d" (what was fetched within it, at most 1000 runs).
+# A report that compares with a week ago (`compare: 7d`) needs a week of runs and more.
+history = 30
 
 # Variables for every report, used as ${var.NAME} (none by default; this one is used by
 # the example report). A report's own vars override these; --var NAME=VALUE overrides both.
@@ -70,6 +74,12 @@ aggregations:
     query_filter: env:${{var.environment}} status:open
     group_by: [priority]
     limit: 6
+    # How the numbers read: the change against the run nearest to a week ago (default:
+    # the previous run), fewer open cases is good, and what "NOT_DEFINED" is called.
+    compare: 7d
+    better: lower
+    labels:
+      NOT_DEFINED: No priority
   open_on_service:
     # One aggregation per service: open-cases.open_on_service["billing"], ...
     for_each: [case-api, billing, checkout]

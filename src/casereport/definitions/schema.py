@@ -27,6 +27,13 @@ from casereport.definitions.load import (
 )
 from casereport.definitions.moved import LOCAL_RE, MOVED_FROM_RE
 from casereport.definitions.query import MAX_QUERY_LENGTH
+from casereport.definitions.reading import (
+    BETTER_CHOICES,
+    COMPARE_PREVIOUS,
+    DURATION_RE,
+    ORDER_CHOICES,
+)
+from casereport.definitions.reading_keys import READING_KEYS
 from casereport.settings import VAR_NAME_RE
 
 __all__ = ["SCHEMA_COMMENT", "SCHEMA_PATH", "report_schema", "schema_json"]
@@ -40,6 +47,63 @@ _SCALAR = {"type": ["string", "number", "boolean"]}
 def _pattern(regex: re.Pattern[str]) -> str:
     """A Python ``...\\Z`` pattern as an anchored ECMA-262 one."""
     return "^" + regex.pattern.removesuffix(r"\Z") + "$"
+
+
+def _group_values(what: str) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "minItems": 1,
+        "uniqueItems": True,
+        "items": {"type": "string", "minLength": 1},
+        "description": what,
+    }
+
+
+def _reading_properties(where: str) -> dict[str, Any]:
+    """The reading keys (``casereport.definitions.reading_keys``), at report level or in
+    an aggregation (``where`` says which, in each description)."""
+    properties = {
+        "compare": {
+            "type": "string",
+            "pattern": f"^({COMPARE_PREVIOUS}|{DURATION_RE.pattern})$",
+            "description": (
+                "What changes are measured against: previous (the run before, default) or "
+                "a whole number of hours, days or weeks (12h, 7d, 4w), the run nearest to "
+                f"that long before. {where}"
+            ),
+            "examples": [COMPARE_PREVIOUS, "1d", "7d", "28d"],
+        },
+        "order": {
+            "oneOf": [
+                {"enum": list(ORDER_CHOICES)},
+                _group_values("Group values in this order, then the rest by count."),
+            ],
+            "description": (
+                "The order of groups in tables, charts, matrices and trends: natural "
+                "(default: priority P1 to P5, status open to closed, other fields by count), "
+                f"count, label, or a list of group values. {where}"
+            ),
+        },
+        "labels": {
+            "type": "object",
+            "propertyNames": {"minLength": 1},
+            "additionalProperties": {"type": "string", "minLength": 1},
+            "description": (
+                "Display labels by raw group value, e.g. {NOT_DEFINED: No priority}; data "
+                "files and links keep the raw values. An aggregation's labels add to the "
+                "report's."
+            ),
+        },
+        "better": {
+            "enum": list(BETTER_CHOICES),
+            "description": f"Which direction of change is good: lower or higher. {where}",
+        },
+        "trend": _group_values(
+            "The group values the trend draws (default: the first groups by order). " + where
+        ),
+    }
+    assert tuple(properties) == READING_KEYS
+    return properties
 
 
 def report_schema() -> dict[str, Any]:
@@ -83,6 +147,7 @@ def report_schema() -> dict[str, Any]:
                 "Template name: templates/<template>.md.j2 and .html.j2. Default: report."
             ),
         },
+        **_reading_properties("The default of every aggregation of the report."),
         "vars": {
             "type": "object",
             "propertyNames": {"pattern": _pattern(VAR_NAME_RE)},
@@ -172,6 +237,7 @@ def report_schema() -> dict[str, Any]:
                 "(each.key == each.value) or a mapping key -> value."
             ),
         },
+        **_reading_properties("Overrides the report's."),
     }
     assert tuple(report_properties) == REPORT_KEYS
     assert tuple(aggregation_properties) == AGGREGATION_KEYS

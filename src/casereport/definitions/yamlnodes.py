@@ -50,6 +50,7 @@ __all__ = [
     "YamlSyntaxError",
     "compose",
     "iter_strings",
+    "node_kind",
     "to_int",
     "value_positions",
     "yaml_syntax_error",
@@ -134,6 +135,25 @@ def iter_strings(node: Node | None) -> Iterator[ScalarNode]:
     else:
         for item in node.items:
             yield from iter_strings(item)
+
+
+_TAG_NAMES = {
+    _STR: "a string",
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "a boolean",
+    _NULL: "empty (null)",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+
+
+def node_kind(node: Node) -> str:
+    """What a node is, for messages: "a mapping", "a list", "an integer", ..."""
+    if isinstance(node, MapNode):
+        return "a mapping"
+    if isinstance(node, SeqNode):
+        return "a list"
+    return _TAG_NAMES.get(node.tag, f"a value tagged {node.tag}")
 
 
 def to_int(text: str) -> int:

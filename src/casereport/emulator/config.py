@@ -7,6 +7,7 @@ source without importing either.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,12 @@ class EmulatorConfig:
     error_rate: float = 0.0
     rate_limit: int | None = None
     rate_period: int = 60
+    # A simulated clock: the synthetic set as it has evolved by then (``emulator.evolution``);
+    # None: the fixed snapshot, as always.
+    now: datetime | None = None
+    # The URL of an emulator already serving this data (``casereport demo`` keeps one for
+    # all its runs): a command told to start one uses it instead.
+    url: str | None = None
 
     def __post_init__(self) -> None:
         if self.cases < 0:
@@ -72,4 +79,9 @@ class EmulatorConfig:
         """One phrase naming the data set, for banners and state."""
         if self.data is not None:
             return f"cases from {self.data}"
+        if self.now is not None:
+            return (
+                f"synthetic cases over simulated time (seed {self.seed}), "
+                f"as of {self.now:%Y-%m-%d %H:%M} UTC"
+            )
         return f"{self.cases} synthetic cases (seed {self.seed})"

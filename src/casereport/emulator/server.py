@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -39,7 +40,7 @@ def build_store(config: EmulatorConfig) -> CaseStore:
     """The cases the emulator serves: a data file, or the deterministic synthetic set."""
     if config.data is not None:
         return load_cases(config.data)
-    return synthetic_cases(config.cases, config.seed)
+    return synthetic_cases(config.cases, config.seed, config.now)
 
 
 def build_app(config: EmulatorConfig, store: CaseStore | None = None) -> EmulatorApp:
@@ -141,13 +142,16 @@ def serve(config: EmulatorConfig, announce: Any = print) -> None:
         sock.close()
 
 
-def export_synthetic(output: Path | None, *, cases: int, seed: int, ndjson: bool) -> None:
-    """Write the synthetic set (``GET /api/v2/cases`` shape, or NDJSON) to a file or stdout."""
+def export_synthetic(
+    output: Path | None, *, cases: int, seed: int, ndjson: bool, now: datetime | None = None
+) -> None:
+    """Write the synthetic set (``GET /api/v2/cases`` shape, or NDJSON) to a file or stdout;
+    with ``now``, as it has evolved by then."""
     import sys
 
     from casereport.fsutil import atomic_writer
 
-    store = build_store(EmulatorConfig(cases=cases, seed=seed))
+    store = build_store(EmulatorConfig(cases=cases, seed=seed, now=now))
     if output is None:
         export_cases(store, sys.stdout, ndjson=ndjson)
         return

@@ -4,7 +4,9 @@
 ``np.random.default_rng(seed)`` (no per-case Python work, so a million cases build in
 about a second) and builds Case objects only when they are asked for. The same ``n`` and
 ``seed`` always give the same cases, byte for byte: the clock is never read, every
-timestamp falls in the 365 days before ``REFERENCE_TIME``.
+timestamp falls in the 365 days before ``REFERENCE_TIME``. Given a simulated ``now``, the
+set is instead the evolving one (``emulator.evolution``) as it is at that moment: the same
+draws, for cases whose lives (arrival, status, priority, closing) the evolution decides.
 
 The set is skewed the way real case data is: most cases CLOSED (more so the older they
 are) or OPEN, few IN_PROGRESS; priorities mostly P3/P4, some NOT_DEFINED; ten services
@@ -37,6 +39,7 @@ from casereport.emulator.columns import (
     SingleColumn,
     format_time,
 )
+from casereport.emulator.evolution import world
 from casereport.emulator.store import CaseStore
 
 __all__ = ["REFERENCE_TIME", "synthetic_cases"]
@@ -175,8 +178,13 @@ _CUSTOM = (
 _ATTRIBUTE_KEYS = ("team", "datacenters", "services", "environments", "versions")
 
 
-def synthetic_cases(n: int, seed: int) -> CaseStore:
-    """The deterministic synthetic data set: ``n`` cases drawn from ``seed``."""
+def synthetic_cases(n: int, seed: int, now: datetime | None = None) -> CaseStore:
+    """The deterministic synthetic data set: ``n`` cases drawn from ``seed``.
+
+    With ``now`` (a simulated clock), the set evolves over time (``emulator.evolution``):
+    ``n`` cases are created in the world's span, and those created by ``now`` are served,
+    as they are at ``now``. Without it, the snapshot at ``REFERENCE_TIME``.
+    """
     if n < 0:
         raise ValueError(f"the number of cases must be at least 0, got {n}")
     rng = np.random.default_rng(seed)
@@ -187,7 +195,11 @@ def synthetic_cases(n: int, seed: int) -> CaseStore:
     ]
     type_ids = [_uuid(rng.bytes(16)) for _ in _TYPES]
 
-    created = _REFERENCE_MS - _SPAN_MS + np.sort(rng.integers(0, _SPAN_MS, n, dtype=np.int64))
+    lives = None if now is None else world(n, seed, _REFERENCE_MS)
+    if lives is None:
+        created = _REFERENCE_MS - _SPAN_MS + np.sort(rng.integers(0, _SPAN_MS, n, dtype=np.int64))
+    else:
+        created = lives.created
     age = (_REFERENCE_MS - created) / _SPAN_MS  # 0 (now) .. 1 (a year ago)
     source = rng.choice(len(_SOURCES), n, p=_SOURCE_P).astype(np.int32)
     case_type = ((source == _ERROR_TRACKING) & (rng.random(n) < 0.9)).astype(
@@ -233,6 +245,37 @@ def synthetic_cases(n: int, seed: int) -> CaseStore:
     general = rng.integers(0, len(_TITLES_GENERAL), n)
     error = len(_TITLES_GENERAL) + rng.integers(0, len(_TITLES_ERROR), n)
     security = len(_TITLES_GENERAL) + len(_TITLES_ERROR) + rng.integers(0, 3, n)
+    description_template = rng.integers(0, len(_DESCRIPTIONS), n)
+
+    tier = _optional(rng, n, 0.35, rng.choice(3, n, p=(0.25, 0.5, 0.25)))
+    impact = _optional(rng, n, 0.2, rng.choice(5, n, p=(0.1, 0.2, 0.35, 0.25, 0.1)))
+    regions, _ = _multi(rng, n, (0.5, 0.3, 0.2), extra=0.3, present=0.1)
+    runbook = _optional(rng, n, 0.05, service)
+    raw_ids = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+
+    if lives is not None:
+        # Every draw above is made for the whole world, so that a case is the same at every
+        # moment; only the cases created by ``now`` are kept, as they are at ``now``.
+        assert now is not None
+        seen = lives.at(now)
+        n = seen.size
+        status, priority = seen.status, seen.priority
+        closed_at, modified_at = seen.closed_at, seen.modified_at
+        archived, archived_at = seen.archived, seen.archived_at
+        (
+            created, source, case_type, project, service, team, env, dc, version, assignee,
+            created_by, modified_by, comments, general, error, security, description_template,
+            tier, impact, runbook, raw_ids,
+        ) = _heads(
+            n,
+            created, source, case_type, project, service, team, env, dc, version, assignee,
+            created_by, modified_by, comments, general, error, security, description_template,
+            tier, impact, runbook, raw_ids,
+        )  # fmt: skip
+        services, environments, datacenters, versions, regions = (
+            csr.head(n) for csr in (services, environments, datacenters, versions, regions)
+        )
+
     template = np.where(
         source == _ERROR_TRACKING, error, np.where(source == _SECURITY_SIGNAL, security, general)
     )
@@ -244,7 +287,7 @@ def synthetic_cases(n: int, seed: int) -> CaseStore:
     )
     description = _render(
         [
-            (rng.integers(0, len(_DESCRIPTIONS), n), len(_DESCRIPTIONS)),
+            (description_template, len(_DESCRIPTIONS)),
             (service, len(_SERVICES)),
             (env, len(_ENVIRONMENTS)),
             (version + 1, len(_VERSIONS) + 1),
@@ -256,11 +299,6 @@ def synthetic_cases(n: int, seed: int) -> CaseStore:
             team=_TEAM_OF_SERVICE[s],
         ),
     )
-
-    tier = _optional(rng, n, 0.35, rng.choice(3, n, p=(0.25, 0.5, 0.25)))
-    impact = _optional(rng, n, 0.2, rng.choice(5, n, p=(0.1, 0.2, 0.35, 0.25, 0.1)))
-    regions, _ = _multi(rng, n, (0.5, 0.3, 0.2), extra=0.3, present=0.1)
-    runbook = _optional(rng, n, 0.05, service)
     custom: dict[str, Column] = {
         "customer_tier": SingleColumn(tier, list(_TIERS)),
         "impact_score": SingleColumn(impact, [str(score) for score in range(1, 6)]),
@@ -277,7 +315,6 @@ def synthetic_cases(n: int, seed: int) -> CaseStore:
     number[by_project] = np.arange(n) - np.repeat(np.cumsum(per_project) - per_project, per_project)
     number += 1
     project_keys = [key for key, _ in _PROJECTS]
-    raw_ids = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw_ids[:, 6] = (raw_ids[:, 6] & 0x0F) | 0x40  # version 4
     raw_ids[:, 8] = (raw_ids[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
 
@@ -363,6 +400,15 @@ _TEAM_INDEX = np.array([_TEAMS.index(team) for team in _TEAM_OF_SERVICE], dtype=
 class _Csr:
     offsets: NDArray[np.int64]
     codes: NDArray[np.int32]
+
+    def head(self, size: int) -> _Csr:
+        """The first ``size`` cases' values."""
+        return _Csr(self.offsets[: size + 1], self.codes[: int(self.offsets[size])])
+
+
+def _heads(size: int, *columns: NDArray[Any]) -> tuple[NDArray[Any], ...]:
+    """Each column's values of the first ``size`` cases."""
+    return tuple(column[:size] for column in columns)
 
 
 def _zipf(size: int, exponent: float) -> NDArray[np.float64]:

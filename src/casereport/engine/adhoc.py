@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casereport.api.client import aggregate_sync
 from casereport.api.messages import AggregateRequest, AggregateResult
@@ -17,6 +17,9 @@ from casereport.definitions.fields import check_query_fields, known_fields
 from casereport.definitions.load import check_group, check_query
 from casereport.errors import ConfigError
 from casereport.settings import load_settings, read_settings
+
+if TYPE_CHECKING:
+    from casereport.emulator.config import EmulatorConfig
 
 # The emulator accepts any keys unless started with its own; these only satisfy the protocol.
 # Keys are scrubbed from every message, so they are words no message otherwise holds (keys
@@ -65,18 +68,29 @@ def query_request(
 
 @contextlib.contextmanager
 def api_settings(
-    *, use_emulator: bool, env: Mapping[str, str] | None = None
+    *,
+    use_emulator: bool,
+    env: Mapping[str, str] | None = None,
+    emulator: EmulatorConfig | None = None,
 ) -> Iterator[ClientSettings]:
-    """Client settings from the environment, or for a local emulator started for the block."""
+    """Client settings from the environment, or for a local emulator started for the block
+    (``emulator``: its ``EmulatorConfig``, the default one when None; with a ``url``, the
+    emulator already running there)."""
     if not use_emulator:
         yield ClientSettings.from_env(env)
         return
+    if emulator is not None and emulator.url is not None:
+        yield _emulator_settings(emulator.url)
+        return
     from casereport.emulator.server import EmulatorConfig, running_emulator
 
-    with running_emulator(EmulatorConfig(port=0)) as emulator:
-        yield ClientSettings(
-            base_url=emulator.url, site="emulator", credentials=EMULATOR_CREDENTIALS
-        )
+    config = EmulatorConfig(port=0) if emulator is None else replace(emulator, port=0)
+    with running_emulator(config) as running:
+        yield _emulator_settings(running.url)
+
+
+def _emulator_settings(url: str) -> ClientSettings:
+    return ClientSettings(base_url=url, site="emulator", credentials=EMULATOR_CREDENTIALS)
 
 
 def run_query(

@@ -181,7 +181,8 @@ def _client_settings(plan: Plan, workspace: Workspace) -> Iterator[Any]:
     """Client settings for the plan's source; starts the emulator for the block if needed."""
     from casereport.engine.adhoc import api_settings
 
-    with api_settings(use_emulator=plan.source.kind == "emulator") as settings:
+    use_emulator = plan.source.kind == "emulator"
+    with api_settings(use_emulator=use_emulator, emulator=workspace.emulator) as settings:
         yield replace(
             settings,
             parallelism=workspace.parallelism,
@@ -409,6 +410,7 @@ def _fetch(
                 fingerprint=fingerprint,
                 result=result,
                 fetched_at=fetched_at,
+                retention=workspace.settings.history,
             )
             aggregations[change.address] = entry
             entries.append(entry)
@@ -612,7 +614,7 @@ def _plan_for(workspace: Workspace, state: State | None, source: Source, options
 def run_plan(options: Options, *, out: Path | None = None, notice: Notice | None = None) -> Plan:
     """``casereport plan``: plan under the lock, never writing state; save it if asked."""
     workspace = load_workspace(options, notice)
-    source = source_for(options.use_emulator)
+    source = source_for(options.use_emulator, emulator=options.emulator)
     require_credentials(source)
     with _lock(workspace, "plan", options, notice):
         disk, state = journal.read_both(workspace.state_path)
@@ -642,7 +644,7 @@ def run_apply(
     """
     workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
-    source = source_for(options.use_emulator)
+    source = source_for(options.use_emulator, emulator=options.emulator)
     if plan_file is None:
         require_credentials(source)
     with _lock(workspace, "apply", options, notice):

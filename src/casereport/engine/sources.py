@@ -14,18 +14,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from casereport.engine.plan import Plan
 from casereport.errors import ConfigError, PlanError
 from casereport.state.model import Source
 
+if TYPE_CHECKING:
+    from casereport.emulator.config import EmulatorConfig
 
-def source_for(use_emulator: bool, env: Mapping[str, str] | None = None) -> Source:
-    """The data source a run will use, known before anything is started or called."""
+
+def source_for(
+    use_emulator: bool,
+    env: Mapping[str, str] | None = None,
+    *,
+    emulator: EmulatorConfig | None = None,
+) -> Source:
+    """The data source a run will use, known before anything is started or called
+    (``emulator``: the emulator's settings when not the default ones)."""
     if use_emulator:
         from casereport.emulator.config import EmulatorConfig
 
-        return Source("emulator", "emulator", EmulatorConfig(port=0).describe_data())
+        config = EmulatorConfig(port=0) if emulator is None else emulator
+        return Source("emulator", "emulator", config.describe_data())
     env = os.environ if env is None else env
     url = env.get("CASEREPORT_API_URL")
     if url:

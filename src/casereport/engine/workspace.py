@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from casereport import clock
 from casereport.definitions.expand import Expansion, ReportSpec, expand_workspace
@@ -17,6 +18,9 @@ from casereport.engine.plan import Plan, make_plan
 from casereport.errors import DefinitionError
 from casereport.settings import DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, Settings
 from casereport.state.model import Source, State
+
+if TYPE_CHECKING:
+    from casereport.emulator.config import EmulatorConfig
 
 #: Where a command's one-line notices go (stderr in the CLI).
 Notice = Callable[[str], None]
@@ -40,6 +44,9 @@ class Options:
     timeout: float | None = None
     max_rate_limit_wait: float | None = None
     allow_source_change: bool = False
+    # The emulator ``use_emulator`` starts (``casereport demo``: a seed and a simulated
+    # clock), or with a ``url`` the one already running there; None: the default one.
+    emulator: EmulatorConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Workspace:
     parallelism: int
     timeout: float = DEFAULT_TIMEOUT
     max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT
+    emulator: EmulatorConfig | None = None  # see ``Options.emulator``
 
     @property
     def reports(self) -> tuple[ReportSpec, ...]:
@@ -104,6 +112,7 @@ def load_workspace(options: Options, notice: Notice | None = None) -> Workspace:
             if options.max_rate_limit_wait is not None
             else settings.max_rate_limit_wait
         ),
+        emulator=options.emulator,
     )
 
 

@@ -14,33 +14,41 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
-from math import floor
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from math import ceil, floor, log10
 from typing import Any, cast
 
 from markupsafe import Markup, escape
 
-from casereport.render.filters import date, day, md_cell, number, spark
+from casereport.render.filters import MONTHS, date, day, md_cell, number, spark
 from casereport.state.history import History
 
 CHART_ROW = 34  # px per bar: a label line, then the bar
 CHART_LABEL = 28  # characters of a group label shown in the chart (the table has all)
-_TREND_GROUPS = 3
+TREND_GROUPS = 3  # groups a trend draws by default (``trend:`` may list up to 6)
+TREND_GROUPS_LISTED = 6
 _TREND_WIDTH = 600
 _TREND_HEIGHT = 120
 _TREND_AXIS = (
     f'<line class="axis" x1="0" y1="{_TREND_HEIGHT - 4}" x2="{_TREND_WIDTH}" '
     f'y2="{_TREND_HEIGHT - 4}"/>\n'
 )
+# Pixels from the axis (4 px above the bottom) to the top of the scale: 16 px are left
+# above it, for the top tick's label to sit above its grid line as the others do.
+_PLOT_RANGE = _TREND_HEIGHT - 20
 _TREND_VIEWBOX = f"0 0 {_TREND_WIDTH} {_TREND_HEIGHT}"
-_TREND_ATTRIBUTES = f'class="plot" viewBox="{_TREND_VIEWBOX}" preserveAspectRatio="none"'
-_SERIES_CSS = tuple(f"s{i}" for i in range(_TREND_GROUPS + 1))
+_TREND_ATTRIBUTES = f'class="tplot" width="100%" height="{_TREND_HEIGHT + 22}"'
+_SERIES_CSS = tuple(f"s{i}" for i in range(TREND_GROUPS_LISTED + 1))
 
 
 def clear_caches() -> None:
     """Forget memoised path layouts and label forms (for benchmarks and tests)."""
     _x_positions.cache_clear()
+    _time_layout.cache_clear()
     _path_format.cache_clear()
+    nice_scale.cache_clear()
+    _axes.cache_clear()
     _LABELS.clear()
 
 
@@ -88,43 +96,147 @@ def label_forms(label: str) -> tuple[str, str, str, str]:
 
 @functools.lru_cache(maxsize=64)
 def _x_positions(count: int) -> tuple[int, ...]:
+    """``count`` points spread evenly over the plot (runs whose times are not known apart)."""
     if count == 1:
         return (_TREND_WIDTH // 2,)
     step = (_TREND_WIDTH - 8) / (count - 1)
     return tuple(round(4 + i * step) for i in range(count))
 
 
-@functools.lru_cache(maxsize=64)
-def _path_format(count: int) -> str:
+def _epoch(stamp: str) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)  # the runs of one apply share their stamps
+def _time_layout(stamps: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[tuple[float, str], ...]]:
+    """Where each run sits on the time axis (x in the viewBox, by its ``fetched_at``) and
+    the axis's date ticks: (x, label) each, a few, evenly spread in time."""
+    moments = [_epoch(stamp) for stamp in stamps]
+    known = [m for m in moments if m is not None]
+    if len(known) != len(stamps) or known[-1] <= known[0]:
+        positions = _x_positions(len(stamps))
+        return positions, ((float(positions[0]), day(stamps[0])),)
+    first, span = known[0], known[-1] - known[0]
+    inner = _TREND_WIDTH - 8
+    positions = tuple(round(4 + (m - first) / span * inner) for m in known)
+    days = span / 86400
+    count = 4 if days >= 3 else max(2, min(4, int(days) + 1))
+    ticks: list[tuple[float, str]] = []
+    for index in range(count):
+        moment = datetime.fromtimestamp(first + span * index / (count - 1), tz=UTC)
+        label = (
+            f"{moment.day} {MONTHS[moment.month - 1]}"
+            if days >= 2
+            else f"{moment.day} {MONTHS[moment.month - 1]} {moment.hour:02d}:{moment.minute:02d}"
+        )
+        if not ticks or ticks[-1][1] != label:
+            ticks.append((4 + inner * index / (count - 1), label))
+    return positions, tuple(ticks)
+
+
+@functools.lru_cache(maxsize=256)
+def _path_format(positions: tuple[int, ...]) -> str:
     # "M4 %s L24 %s ...": the x positions baked in, one % fills in the heights (a third
     # quicker than str.format, which reads its template again at every call).
-    return "M" + " L".join(f"{x} %s" for x in _x_positions(count))
+    return "M" + " L".join(f"{x} %s" for x in positions)
+
+
+@functools.lru_cache(maxsize=1024)
+def nice_scale(top: float) -> tuple[float, tuple[float, ...]]:
+    """The vertical axis for values up to ``top``: its end and its ticks, from 0 in steps
+    of 1, 2 or 5 times a power of ten (whole numbers: counts), about five of them."""
+    if not top > 0:
+        return 1.0, (0.0, 1.0)
+    rough = top / 5
+    magnitude = 10 ** floor(log10(rough)) if rough >= 1 else 1
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
+    end = ceil(top / step) * step
+    return float(end), tuple(float(step * i) for i in range(int(end / step) + 1))
 
 
 # Each height on the plot as text, by pixels above the axis: "116" (0 px) up to "4".
 _HEIGHTS = tuple(str(_TREND_HEIGHT - 4 - pixels) for pixels in range(_TREND_HEIGHT - 7))
 
 
-def _path(values: Sequence[float | None], top: float, low: float, complete: bool) -> str:
+def _path(
+    values: Sequence[float | None],
+    top: float,
+    low: float,
+    complete: bool,
+    positions: tuple[int, ...] | None = None,
+) -> str:
     """SVG path data of a line through ``values`` (a gap where a value is unknown), the
-    lowest of them ``low``; ``complete``: no value is unknown (one unbroken line)."""
+    lowest of them ``low``; ``complete``: no value is unknown (one unbroken line);
+    ``positions``: the x of each (evenly spread when not given)."""
+    return _paths(values, top, low, complete, positions or _x_positions(len(values)))[0]
+
+
+def _paths(
+    values: Sequence[float | None],
+    top: float,
+    low: float,
+    complete: bool,
+    positions: tuple[int, ...],
+) -> tuple[str, str]:
+    """The line's path data (see ``_path``) and its points': a zero-length stroke at each
+    known value, which a round cap draws as a dot that stays round however the plot is
+    stretched."""
     base = _TREND_HEIGHT - 4
-    scale = (_TREND_HEIGHT - 8) / top if top > 0 else 0.0
+    scale = _PLOT_RANGE / top if top > 0 else 0.0
     if complete and low >= 0:
         # The common case: counts, no gap. int(v * scale + 0.5) rounds to the nearest
-        # pixel, 0 to 112 here (no value is above ``top``), where floor() is the same and
+        # pixel, 0 to 100 here (no value is above ``top``), where floor() is the same and
         # the quicker call, and the text of each height is made once.
         heights = tuple([_HEIGHTS[floor(v * scale + 0.5)] for v in values])  # type: ignore[operator]
-        return _path_format(len(values)) % heights
+        line = _path_format(positions) % heights
+        # The points are the line's vertices, each its own zero-length stroke: "M4 78 L25
+        # 80" -> "M4 78h0M25 80h0" (a replace costs a fifth of formatting them again).
+        return line, line.replace(" L", "h0M") + "h0"
     parts = []
+    points = []
     pen_down = False
-    for x, value in zip(_x_positions(len(values)), values, strict=True):
+    for x, value in zip(positions, values, strict=True):
         if value is None:
             pen_down = False
             continue
-        parts.append(f"{'L' if pen_down else 'M'}{x} {base - int(value * scale + 0.5)}")
+        y = base - int(value * scale + 0.5)
+        parts.append(f"{'L' if pen_down else 'M'}{x} {y}")
+        points.append(f"M{x} {y}h0")
         pen_down = True
-    return " ".join(parts)
+    return " ".join(parts), "".join(points)
+
+
+@functools.lru_cache(maxsize=1024)  # scales and run times repeat across a site
+def _axes(
+    ticks_y: tuple[float, ...], end: float, ticks_x: tuple[tuple[float, str], ...]
+) -> tuple[str, str]:
+    """The plot's grid (a line per y tick) inside the stretched plot, and the ticks' text
+    outside it, in pixels (text in a stretched viewBox would stretch too)."""
+    scale = _PLOT_RANGE / end
+    base = _TREND_HEIGHT - 4
+    heights = [base - round(t * scale) for t in ticks_y]
+    grid = "".join(f"M0 {y}H{_TREND_WIDTH}" for y in heights[1:])
+    y_text = "".join(
+        f'<text class="tick" x="4" y="{y - 3}">{number(t)}</text>'
+        for t, y in zip(ticks_y, heights, strict=True)
+        if t
+    )
+    last = len(ticks_x) - 1
+    x_text = "".join(
+        f'<text class="tick" x="{x / _TREND_WIDTH:.1%}" y="{_TREND_HEIGHT + 15}" '
+        f'text-anchor="{"start" if i == 0 and last else "end" if i == last and last else "middle"}"'
+        f">{label}</text>"
+        for i, (x, label) in enumerate(ticks_x)
+    )
+    return (
+        f'<svg class="plot" width="100%" height="{_TREND_HEIGHT}" viewBox="{_TREND_VIEWBOX}" '
+        f'preserveAspectRatio="none" aria-hidden="true">\n<rect class="bg" width="{_TREND_WIDTH}" '
+        f'height="{_TREND_HEIGHT}"/>\n<path class="grid" d="{grid}"/>\n{_TREND_AXIS}',
+        f'</svg>\n<g aria-hidden="true">{y_text}{x_text}</g>',
+    )
 
 
 def trend(
@@ -134,68 +246,77 @@ def trend(
     earlier_totals: Sequence[float],
     fetched_at: str,
     total: float,
-    rows: Sequence[Mapping[str, Any]],
+    candidates: Sequence[tuple[str, str, float | None]],
     limit: int,
     figure_id: str = "",
+    groups: int = TREND_GROUPS,
 ) -> dict[str, Any] | None:
-    """The trend of the total and the top groups: earlier results, then this one
-    (``figure_id``: the aggregation's id on the page, which ``svg_html`` names it by)."""
+    """The trend of the total and of up to ``groups`` groups: earlier results, then this
+    one (``figure_id``: the aggregation's id on the page, which ``svg_html`` names it by).
+
+    ``candidates``: the groups that may be drawn, in the order to draw them (``trend:`` or
+    the page's order): raw value, display label and this run's count (None if unknown);
+    those no earlier run recorded are passed over.
+    """
     if not earlier_totals:
         return None
     totals: list[float | None] = [*earlier_totals, total]
-    # Each series: label, kind, values, and whether every value is known (the common case,
-    # found once here: each scan for None compares every value).
-    series_values: list[tuple[str, str, list[float | None], bool]] = [
-        ("Total", "total", totals, True)
+    # Each series: label, raw value, kind, values, and whether every value is known (the
+    # common case, found once here: each scan for None compares every value).
+    series_values: list[tuple[str, str | None, str, list[float | None], bool]] = [
+        ("Total", None, "total", totals, True)
     ]
     # A group missing from a run had no cases then, unless that run recorded as many
     # groups as it could hold (its limit, or its largest few in an entry written before
     # entries were complete): then it may have been cut, and its count is unknown.
     recorded: list[int] | None = None
     capacities: list[int] | None = None
-    for row in rows:
-        if len(series_values) > _TREND_GROUPS:
+    for raw, label, count in candidates:
+        if len(series_values) > groups:
             break
-        label = row["label"]
-        values = history.group_counts(label)
+        values = history.group_counts(raw)
         if values is None:
             continue
-        complete = None not in values
-        if not complete:
+        complete = None not in values and count is not None
+        if None in values:
             recorded = recorded or history.recorded_counts()
             capacities = capacities or history.capacities(limit)
             values = [
-                count if count is not None else None if held >= capacity else 0.0
-                for count, held, capacity in zip(values, recorded, capacities, strict=True)
+                value if value is not None else None if held >= capacity else 0.0
+                for value, held, capacity in zip(values, recorded, capacities, strict=True)
             ]
-            complete = None not in values
-        values.append(row["count"])
-        series_values.append((label, "group", values, complete))
+            complete = None not in values and count is not None
+        values.append(count)
+        series_values.append((label, raw, "group", values, complete))
     ranges = []
-    for _, _, values, complete in series_values:
+    for _, _, _, values, complete in series_values:
         known = cast(list[float], values) if complete else [v for v in values if v is not None]
         ranges.append((known[0], known[-1], min(known), max(known)))
     top = max([high for _, _, _, high in ranges])
+    end, ticks_y = nice_scale(top)
+    positions, ticks_x = _time_layout((*stamps, fetched_at))
     series = []
     summaries = []
     paths = []
     legend = []
     md_rows = []
-    for index, ((label, kind, values, complete), (first, last, low, high)) in enumerate(
+    for index, ((label, group, kind, values, complete), (first, last, low, high)) in enumerate(
         zip(series_values, ranges, strict=True)
     ):
         css = _SERIES_CSS[index]
-        path = _path(values, top, low, complete)
+        path, dots = _paths(values, end, low, complete, positions)
         sparks = spark(values, low, high, complete)
         series.append(
             {
                 "label": label,
+                "group": group,
                 "kind": kind,
                 "css": css,
                 "values": values,
                 "first": first,
                 "last": last,
                 "path": path,
+                "points": dots,
                 "spark": sparks,
             }
         )
@@ -203,7 +324,7 @@ def trend(
         first_text, last_text = number(first), number(last)
         md_rows.append(f"| {md_label} | `{sparks}` | {first_text} | {last_text} |")
         summaries.append(f"{label or '(empty)'} from {first_text} to {last_text}")
-        paths.append(f'<path class="line {css}" d="{path}"/>')
+        paths.append(f'<path class="line {css}" d="{path}"/><path class="dots {css}" d="{dots}"/>')
         legend.append(
             f'<li><svg width="26" height="10" aria-hidden="true" focusable="false">'
             f'<line class="line {css}" x1="1" y1="5" x2="25" y2="5"/></svg>'
@@ -211,14 +332,14 @@ def trend(
         )
     runs = len(totals)
     start = stamps[0]
-    legend.append(f'<li class="muted">Scale 0 to {number(top)}</li>')
     caption_title = f"Trend over the last {runs} runs: {title}"
     summary = (
         f"Over {runs} runs from {date(start)} to {date(fetched_at)}: "
-        f"{'; '.join(summaries)}. The vertical axis runs from 0 to {number(top)}."
+        f"{'; '.join(summaries)}. The vertical axis runs from 0 to {number(end)}."
     )
+    plot_start, plot_end = _axes(ticks_y, end, ticks_x)
     # The total is drawn last, on top of the groups.
-    paths_svg = Markup(_TREND_AXIS + "\n".join(reversed(paths)))
+    paths_svg = Markup(plot_start + "\n".join(reversed(paths)) + plot_end)
     return {
         "runs": runs,
         "caption": f"Trend over the last {runs} runs ({day(start)} – {day(fetched_at)})",
@@ -228,6 +349,9 @@ def trend(
         "width": _TREND_WIDTH,
         "height": _TREND_HEIGHT,
         "max": top,
+        "axis_max": end,
+        "ticks_y": list(ticks_y),
+        "ticks_x": [label for _, label in ticks_x],
         "title": caption_title,
         "summary": summary,
         "series": series,

@@ -7,7 +7,6 @@ built-in templates use is listed there.
 from __future__ import annotations
 
 import functools
-import operator
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,15 +15,38 @@ from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.definitions.fields import all_single_valued
+from casereport.definitions.reading import DEFAULT_READING, Reading, display_label
 from casereport.render import charts, filters, markdown, words
-from casereport.render.charts import CHART_ROW, label_forms, labelled_svg, trend
-from casereport.render.filters import date, delta, delta_percent, md_cell, number, percent, textbar
+from casereport.render import groups as ordering
+from casereport.render.charts import (
+    CHART_ROW,
+    TREND_GROUPS,
+    TREND_GROUPS_LISTED,
+    label_forms,
+    labelled_svg,
+    trend,
+)
+from casereport.render.compare import PREVIOUS_RUN, Compared, compared_run
+from casereport.render.filters import (
+    date,
+    delta,
+    delta_arrow,
+    delta_percent,
+    judged,
+    md_cell,
+    number,
+    percent,
+    textbar,
+)
+from casereport.render.groups import Labels, labeller, ordered, raw_value
+from casereport.render.links import app_host, case_list_url, group_url
 from casereport.render.markdown import (
     description_html,
     description_md,
     description_text,
     parse_description,
 )
+from casereport.render.matrix import Linker, field_headers, matrix, split_rows
 from casereport.render.words import (
     describe_groups,
     describe_query,
@@ -50,6 +72,7 @@ def clear_caches() -> None:
     filters.clear_caches()
     charts.clear_caches()
     words.clear_caches()
+    ordering.clear_caches()
     markdown.clear_caches()
     _bar_markup.cache_clear()
     _id_base.cache_clear()
@@ -119,6 +142,7 @@ def _notes(
     unknown_change: int,
     *,
     capped: bool = True,
+    run: str = "the previous run",
 ) -> list[str]:
     """Plain-text explanations of what the table cannot say by itself, each only where it
     can be true of these groups.
@@ -142,12 +166,12 @@ def _notes(
         )
     if unknown_change and capped:
         notes.append(
-            "A change shown as – is unknown: the previous run recorded only its largest "
+            f"A change shown as – is unknown: {run} recorded only its largest "
             f"{unknown_change} groups, and this group was not among them."
         )
     elif unknown_change:
         notes.append(
-            f"A change shown as – is unknown: the previous run fetched {unknown_change} groups, "
+            f"A change shown as – is unknown: {run} fetched {unknown_change} groups, "
             "as many as the limit allows, and this group was not among them."
         )
     if extra:
@@ -181,21 +205,6 @@ def _sum_reasons(
     return reasons
 
 
-def _group_sort_key(group: Mapping[str, Any]) -> tuple[float, str]:
-    values = group.get("value") or (0.0,)
-    label = group.get("group")
-    return (-float(values[0]), "" if label is None else str(label))
-
-
-def _largest_first(groups: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Groups by count, largest first, then by label. The API sends them so, as a rule:
-    seeing that their counts fall is cheaper than sorting them (a key made per group)."""
-    counts = [float((group.get("value") or _NO_VALUES)[0]) for group in groups]
-    if all(map(operator.gt, counts, counts[1:])):
-        return list(groups)
-    return sorted(groups, key=_group_sort_key)
-
-
 @functools.lru_cache(maxsize=256)
 def _bar_markup(index: int) -> tuple[str, str, str]:
     """The markup of the bar chart's ``index``-th bar around its label, its value and its
@@ -209,17 +218,48 @@ def _bar_markup(index: int) -> tuple[str, str, str]:
     )
 
 
+def _reading_of(spec: AggregationSpec | str) -> Reading:
+    return spec.reading if isinstance(spec, AggregationSpec) else DEFAULT_READING
+
+
+def _change_text(
+    state: AggregationState,
+    total: float,
+    compared: Compared,
+    better: str | None,
+    has_history: bool,
+) -> str:
+    """The total's change in words, naming the run it is compared with (or why none is)."""
+    if compared.total is None:
+        if has_history and compared.missing:
+            return f"{compared.missing}: nothing to compare with"
+        if state.query_changed_at is not None:
+            changed_on = filters.day(state.query_changed_at)
+            return f"query changed on {changed_on}: nothing to compare with yet"
+        return "the first run: nothing to compare with yet"
+    was = compared.total
+    moved = total - was
+    ratio = f" ({delta_percent(moved / was)})" if was else ""
+    text = f"{delta_arrow(moved, better)}{ratio}" if moved else "no change"
+    if compared.name == PREVIOUS_RUN:  # the words pages always used
+        return f"{text} since the previous run on {date(compared.stamp)}"
+    return f"{text} vs {compared.name}"
+
+
 def aggregation_context(
     spec: AggregationSpec | str,
     request: Mapping[str, Any] | None = None,
     state: AggregationState | None = None,
     *,
     html_id: str = "",
+    source: Source | None = None,
 ) -> dict[str, Any]:
     """What a template sees of one aggregation (see docs/templates.md).
 
-    Takes the aggregation's spec, or (the older form) its title and request.
+    Takes the aggregation's spec, or (the older form) its title and request; ``source``
+    (where the data came from) gives Datadog data its drill-down links.
     """
+    reading = _reading_of(spec)
     if isinstance(spec, AggregationSpec):
         title, address = spec.title, spec.address
         query_filter, groups, limit = spec.query_filter, list(spec.groups), spec.limit
@@ -228,9 +268,12 @@ def aggregation_context(
         title, address = spec, ""
         query_filter = str(request["query_filter"])
         groups, limit = [str(g) for g in request["groups"]], int(request["limit"])
+    fields = tuple(groups)
     query_text = describe_query(query_filter)
-    group_text, header, per, _ = _group_words(tuple(groups))
+    group_text, header, per, _ = _group_words(fields)
     ident = html_id or _html_id(address or title, set())
+    host = app_host(source.kind, source.site) if source is not None else None
+    better = reading.better
     context: dict[str, Any] = {
         "id": ident,
         "address": address,
@@ -240,14 +283,22 @@ def aggregation_context(
         "group_by": groups,
         "group_by_text": group_text,
         "group_header": header,
+        "group_columns": [header],
         "limit": limit,
         "summary": f"{query_text}, counted by {group_text} ({per}, at most {limit}).",
+        "link": case_list_url(host, query_filter) if host else None,
+        "compare": reading.compare,
+        "better": better,
         "fetched": False,
         "fetched_at": None,
         "total": None,
         "previous": None,
+        "compared_text": "",
+        "change_header": "Change",
         "delta": None,
         "delta_ratio": None,
+        "delta_class": "",
+        "change_cell": "",
         "rows": [],
         "extra_value_count": 0,
         "groups_sum": 0.0,
@@ -255,6 +306,7 @@ def aggregation_context(
         "dropped": [],
         "notes": [],
         "chart": None,
+        "matrix": None,
         "trend": None,
         "table_html": _NO_ROWS,
         "table_md": "",
@@ -269,16 +321,22 @@ def aggregation_context(
     history = comparable_history(state)  # since the query last changed
     earlier_totals = history.totals()
     stamps = history.stamps()
-    previous = bool(earlier_totals)
-    before = history.latest_groups()
-    # Absent from a previous run that recorded as many groups as it could (its limit, or
-    # its largest few in an entry written before entries were complete): maybe cut, so
+    compared = compared_run(history, state.fetched_at, reading, limit)
+    compare = compared.found
+    before = compared.groups or {}
+    # Absent from the compared run when it recorded as many groups as it could (its limit,
+    # or its largest few in an entry written before entries were complete): maybe cut, so
     # unknown; else it had no cases.
-    capacity = history.latest_capacity(limit)
-    absent_is_zero = previous and len(before) < capacity
-    raw_groups = _largest_first(result.get("groups") or ())
-    largest = float((raw_groups[0].get("value") or (0.0,))[0]) if raw_groups else 0.0
+    capacity = compared.capacity if compare else limit
+    absent_is_zero = compare and len(before) < capacity
+    raw_groups, largest = ordered(result.get("groups") or (), fields, reading)
     extra = max([len(g.get("value") or ()) for g in raw_groups], default=1) - 1
+    label_of = labeller(fields, reading)
+    split = len(fields) >= 3 and not extra
+    field_parts: list[tuple[str, ...]] = []
+    if split:
+        field_parts = split_rows(fields, [{"group": raw_value(g)} for g in raw_groups])
+        split = bool(field_parts)
 
     rows = []
     html_rows = []
@@ -287,15 +345,15 @@ def aggregation_context(
     described = []
     groups_sum = 0.0
     unknown_change = 0
-    compare = previous
     for index, group in enumerate(raw_groups):
         raw = group.get("group")
-        label = raw if type(raw) is str else "" if raw is None else str(raw)
+        raw = raw if type(raw) is str else "" if raw is None else str(raw)
+        label = raw if label_of is None else label_of[raw]
         values = group.get("value") or _NO_VALUES
         count = values[0]
         groups_sum += count
         share = count / total if total else None
-        was = before.get(label)
+        was = before.get(raw)
         previous_count: float | None
         change: float | None
         if was is not None:
@@ -305,8 +363,10 @@ def aggregation_context(
         else:
             previous_count = change = None
         bar = count / largest if largest else 0.0
+        link = group_url(host, query_filter, fields, raw) if host else None
         rows.append(
             {
+                "group": raw,
                 "label": label,
                 "values": values,
                 "count": count,
@@ -316,24 +376,41 @@ def aggregation_context(
                 "change": change,
                 "is_new": compare and was is None and absent_is_zero,
                 "bar": bar,
+                "link": link,
             }
         )
         shown, cell, md_label, short = label_forms(label)
+        if split:
+            head, md_label = _field_cells(field_parts[index], fields, reading, link)
+        elif link is not None:
+            head = f'<th scope="row"><a href="{escape(link)}">{cell}</a></th>'
+            md_label = f"[{md_label}]({link})"
+        else:
+            head = f'<th scope="row">{cell}</th>'
         count_text = number(count)
         share_text = percent(share)
         cells = md_cells = ""
         if compare:
-            change_text = "new" if was is None and absent_is_zero else delta(change)
+            if was is None and absent_is_zero:
+                change_text, css = "new", ""
+            elif better is None:
+                change_text, css = delta(change), ""
+            else:
+                change_text, css = judged(change, better)
             if change is None:
                 unknown_change = len(before)
-            cells = f'<td class="num">{change_text}</td>'
+            cells = (
+                f'<td class="num {css}">{change_text}</td>'
+                if css
+                else f'<td class="num">{change_text}</td>'
+            )
             md_cells = f" {change_text} |"
         if extra:
             others = ", ".join([number(v) for v in values[1:]]) or "–"
             cells += f'<td class="num">{others}</td>'
             md_cells += f" {others} |"
         html_rows.append(
-            f'<tr><th scope="row">{cell}</th><td class="num">{count_text}</td>'
+            f'<tr>{head}<td class="num">{count_text}</td>'
             f'<td class="num">{share_text}</td>{cells}</tr>'
         )
         md_rows.append(f"| {md_label} | {count_text} | `{textbar(share)}` {share_text} |{md_cells}")
@@ -345,18 +422,22 @@ def aggregation_context(
             f'{max(bar * 100, 0.5):.1f}%" height="10" rx="2"/></g>'
         )
         described.append(f"{label or '(empty)'}: {count_text}")
-    listed = {row["label"] for row in rows}
+    listed = {row["group"] for row in rows}
     dropped = (
         [
-            {"label": str(label), "previous": float(count)}
-            for label, count in sorted(before.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
-            if str(label) not in listed
+            {
+                "group": str(raw),
+                "label": str(raw) if label_of is None else label_of[str(raw)],
+                "previous": float(count),
+            }
+            for raw, count in sorted(before.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
+            if str(raw) not in listed
         ]
         if not listed.issuperset(before)  # usually every group is still listed
         else []
     )
     truncated = _may_have_more(groups, limit, len(rows), total, groups_sum)
-    previous_total = earlier_totals[-1] if previous else None
+    previous_total = compared.total
     chart = None
     if rows:
         height = len(rows) * CHART_ROW + 2
@@ -372,32 +453,34 @@ def aggregation_context(
                 f'width="100%" height="{height}"', ident, "b", chart_title, summary, bars_svg
             ),
         }
-    if previous_total is None and state.query_changed_at is not None:
-        changed_on = filters.day(state.query_changed_at)
-        change_text = f"query changed on {changed_on}: nothing to compare with yet"
-    elif previous_total is None:
-        change_text = "the first run: nothing to compare with yet"
-    else:
-        moved = total - previous_total
-        ratio = f" ({delta_percent(moved / previous_total)})" if previous_total else ""
-        change_text = (
-            f"{delta(moved)}{ratio}" if moved else "no change"
-        ) + f" since the previous run on {date(stamps[-1])}"
+    previous_name = compared.name == PREVIOUS_RUN
+    since = (date(compared.stamp) if previous_name else compared.name) if compare else ""
+    caption = f"Cases by {group_text}" + (
+        f"; change {'since' if previous_name else 'vs'} {since}" if compare else ""
+    )
+    if better is not None and compare:
+        caption += f"; {better} is better"
+    moved = None if previous_total is None else total - previous_total
     context.update(
         fetched=True,
         fetched_at=state.fetched_at,
         cases_word="case" if total == 1 else "cases",
-        change_text=change_text,
-        caption=f"Cases by {group_text}"
-        + (f"; change since {date(stamps[-1])}" if previous else ""),
+        change_text=_change_text(state, total, compared, better, bool(stamps)),
+        caption=caption,
         total=total,
         previous=(
-            {"fetched_at": stamps[-1], "total": float(previous_total)}
+            {"fetched_at": compared.stamp, "total": float(previous_total)}
             if previous_total is not None
             else None
         ),
-        delta=None if previous_total is None else total - previous_total,
-        delta_ratio=((total - previous_total) / previous_total if previous_total else None),
+        compared_text=compared.name,
+        change_header="Change" if previous_name or not compare else f"Change vs {compared.name}",
+        delta=moved,
+        delta_ratio=(moved / previous_total if previous_total and moved is not None else None),
+        delta_class=judged(moved, better)[1],
+        change_cell=(
+            delta_arrow(moved, better) if moved is not None else compared.missing or "first run"
+        ),
         rows=rows,
         extra_value_count=extra,
         groups_sum=groups_sum,
@@ -412,15 +495,80 @@ def aggregation_context(
             extra,
             unknown_change,
             capped=capacity < limit,
+            run=PREVIOUS_RUN if previous_name else f"the run of {compared.name}",
         ),
         chart=chart,
+        group_columns=field_headers(fields) if split else [header],
+        matrix=(
+            matrix(
+                fields,
+                rows,
+                reading,
+                caption=caption,
+                compared=compare,
+                truncated=truncated,
+                link=_linker(host, query_filter) if host else None,
+            )
+            if len(fields) == 2 and not extra and rows
+            else None
+        ),
         trend=trend(
-            title, history, stamps, earlier_totals, state.fetched_at, total, rows, limit, ident
+            title,
+            history,
+            stamps,
+            earlier_totals,
+            state.fetched_at,
+            total,
+            _trend_candidates(reading, rows, label_of, truncated),
+            limit,
+            ident,
+            TREND_GROUPS_LISTED if reading.trend else TREND_GROUPS,
         ),
         table_html=Markup("\n".join(html_rows)),
         table_md="\n".join(md_rows),
     )
     return context
+
+
+def _field_cells(
+    parts: tuple[str, ...], fields: tuple[str, ...], reading: Reading, link: str | None
+) -> tuple[str, str]:
+    """A group of three or more fields as cells, one per field (HTML: the first is the
+    row's header cell), and as Markdown cells; the first links to the group's cases when
+    there is a ``link``."""
+    labels = [display_label(p, (f,), reading) for p, f in zip(parts, fields, strict=True)]
+    html = [label_forms(label)[1] for label in labels]
+    md = [label_forms(label)[2] for label in labels]
+    if link is not None:
+        html[0] = f'<a href="{escape(link)}">{html[0]}</a>'
+        md[0] = f"[{md[0]}]({link})"
+    rest = "".join(f"<td>{cell}</td>" for cell in html[1:])
+    return f'<th scope="row">{html[0]}</th>{rest}', " | ".join(md)
+
+
+def _linker(host: str, query_filter: str) -> Linker:
+    return lambda fields, raw: group_url(host, query_filter, fields, raw)
+
+
+def _trend_candidates(
+    reading: Reading,
+    rows: Sequence[Mapping[str, Any]],
+    label_of: Labels | None,
+    truncated: bool,
+) -> list[tuple[str, str, float | None]]:
+    """The groups a trend may draw, in order: ``trend:``'s values (this run's count 0 when
+    not listed, unknown when groups may be missing), else the page's rows in their order."""
+    if reading.trend is None:
+        return [(row["group"], row["label"], row["count"]) for row in rows]
+    counts = {row["group"]: row["count"] for row in rows}
+    return [
+        (
+            raw,
+            raw if label_of is None else label_of[raw],
+            counts.get(raw, None if truncated else 0.0),
+        )
+        for raw in reading.trend
+    ]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -468,7 +616,9 @@ def _totals_rows(items: Sequence[Mapping[str, Any]], links: Sequence[str]) -> tu
             total, change = "not fetched", "–"
         else:
             total = number(item["total"])
-            change = delta(item["delta"]) if item["delta"] is not None else "first run"
+            change = item.get("change_cell") or (
+                delta(item["delta"]) if item["delta"] is not None else "first run"
+            )
         title_html, title_md = _title_cells(item["title"])
         html.append(
             f'<tr><th scope="row"><a href="{escape(href)}">{title_html}</a></th>'
@@ -494,6 +644,7 @@ def report_context(
             spec,
             state=aggregations.get(spec.address),
             html_id=_spec_anchor(spec, taken),
+            source=source,
         )
         for spec in report.aggregations
     ]

@@ -23,7 +23,7 @@ def clear_caches() -> None:
     """Forget memoised number and date formatting (for benchmarks and tests)."""
     _NUMBERS.clear()
     _DELTAS.clear()
-    for cached in (date, day, _parse_time, _bar_text):
+    for cached in (date, day, weekday, _parse_time, _bar_text):
         cached.cache_clear()
 
 
@@ -66,6 +66,28 @@ def delta(value: float | None) -> str:
     return text
 
 
+_UP, _DOWN = "\u25b2", "\u25bc"  # ▲ ▼
+
+
+def judged(value: float | None, better: str | None) -> tuple[str, str]:
+    """A change as text and its CSS class: with ``better`` (``lower`` or ``higher``), an
+    arrow before the sign and ``good`` or ``bad`` (the colour never says it alone); else
+    the plain ``delta`` and no class."""
+    text = delta(value)
+    if better is None or not value:  # not judged, unknown, or no change
+        return text, ""
+    rising = value > 0
+    return (
+        f"{_UP if rising else _DOWN} {text}",
+        "good" if rising == (better == "higher") else "bad",
+    )
+
+
+def delta_arrow(value: float | None, better: str | None = None) -> str:
+    """A change with an arrow when ``better`` judges it: ``▲ +12``, ``▼ −3`` (else ``delta``)."""
+    return judged(value, better)[0]
+
+
 def delta_percent(value: float | None) -> str:
     """A relative change: ``0.042`` -> ``+4.2%``; None -> ``–``."""
     if value is None:
@@ -75,7 +97,8 @@ def delta_percent(value: float | None) -> str:
     return ("+" if value > 0 else _MINUS) + percent(abs(value))
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -98,6 +121,21 @@ def date(value: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+def weekday(value: str, year: bool = False, time: bool = False) -> str:
+    """``2026-11-30T06:00:00Z`` -> ``Mon 30 Nov`` (``year``: ``Mon 30 Nov 2026``; ``time``:
+    ``Mon 30 Nov, 06:00 UTC``): a run named as a reader says it."""
+    moment = _parse_time(value)
+    if moment is None:
+        return value
+    text = f"{_WEEKDAYS[moment.weekday()]} {moment.day} {MONTHS[moment.month - 1]}"
+    if year:
+        text += f" {moment.year}"
+    if time:
+        text += f", {moment.hour:02d}:{moment.minute:02d} UTC"
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
 def day(value: str | None) -> str:
     """``2026-11-26T19:00:00Z`` -> ``26 Nov 2026``."""
     if value is None:
@@ -105,7 +143,7 @@ def day(value: str | None) -> str:
     moment = _parse_time(value)
     if moment is None:
         return value
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+    return f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}"
 
 
 # Markdown specials escaped in running text. ``_`` inside a word never makes emphasis in
@@ -208,8 +246,10 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "percent": percent,
     "delta": delta,
     "delta_percent": delta_percent,
+    "delta_arrow": delta_arrow,
     "date": date,
     "day": day,
+    "weekday": weekday,
     "md": md,
     "md_cell": md_cell,
     "md_code": md_code,

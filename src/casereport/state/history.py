@@ -1,6 +1,7 @@
 """History: the earlier results of one aggregation, stored by column.
 
-Bounded to ``HISTORY_LIMIT`` earlier results, each with its total and the count of every
+Bounded to ``HISTORY_LIMIT`` earlier results (``history`` in ``casereport.toml``: a count, or
+a duration, see ``settings.Retention``), each with its total and the count of every
 group it returned (at most 1,000, the largest limit), oldest first. Kept apart from the state
 model because it is a format of its own (space-separated columns, checked by regular
 expressions at load time) read by rendering as much as by the engine.
@@ -22,8 +23,10 @@ from datetime import datetime
 from typing import Any, cast, overload
 
 from casereport.definitions.reading import compare_tolerance
+from casereport.settings import DEFAULT_HISTORY
 
-HISTORY_LIMIT = 30
+#: How many earlier results are kept by default (``history`` in ``casereport.toml``).
+HISTORY_LIMIT = DEFAULT_HISTORY.runs
 #: How many groups (the largest) a history entry kept before entries recorded them all.
 CAPPED_GROUPS = 5
 
@@ -108,14 +111,22 @@ class History(Sequence[JsonObject]):
         history._entries = tuple(entries)
         return history
 
-    def appended(self, entry: JsonObject, limit: int = HISTORY_LIMIT) -> History:
+    def appended(
+        self, entry: JsonObject, limit: int = HISTORY_LIMIT, *, since: float | None = None
+    ) -> History:
         """This history with ``entry`` (complete, as ``history_entry`` makes it) as its
         newest result and only the newest ``limit`` kept: the stored columns extended, no
-        entry built (an entry holds up to 1,000 groups, and every fetch appends one)."""
+        entry built (an entry holds up to 1,000 groups, and every fetch appends one).
+
+        ``since`` (seconds since the epoch): the results fetched before it go too, all but
+        ``entry``, which is always kept (the run a page compares with by default).
+        """
         if entry.get("complete") is not True:
             raise ValueError("only a complete entry is appended to history")
         size = len(self)
         drop = max(0, size + 1 - limit)
+        if since is not None:
+            drop = max(drop, self._fetched_before(since))
         kept = size - drop
 
         def extend(text: str, item: str) -> str:
@@ -141,6 +152,16 @@ class History(Sequence[JsonObject]):
                 "complete": min(self.complete_count() + 1, kept + 1),
             }
         )
+
+    def _fetched_before(self, since: float) -> int:
+        """How many of the oldest results were fetched before ``since`` (read from the
+        oldest until one was not: results are appended in the order they were fetched)."""
+        dropped = 0
+        for stamp in self.stamps():
+            if epoch(stamp) >= since:
+                break
+            dropped += 1
+        return dropped
 
     def latest_fetched_at(self) -> str | None:
         """When the newest earlier result was fetched (without building entries)."""
@@ -182,11 +203,11 @@ class History(Sequence[JsonObject]):
         stamps = self.stamps()
         if seconds is None:
             return len(stamps) - 1 if stamps else None
-        target = _epoch(fetched_at) - seconds
+        target = epoch(fetched_at) - seconds
         best: int | None = None
         best_distance: float = compare_tolerance(seconds)
         for index, stamp in enumerate(stamps):
-            distance = abs(_epoch(stamp) - target)
+            distance = abs(epoch(stamp) - target)
             if distance <= best_distance and (best is None or distance < best_distance):
                 best, best_distance = index, distance
         return best
@@ -305,7 +326,7 @@ class History(Sequence[JsonObject]):
         return f"History({list(self)!r})"
 
 
-def _epoch(stamp: str) -> float:
+def epoch(stamp: str) -> float:
     """A stored ``fetched_at`` (ISO 8601, UTC) as seconds since the epoch."""
     return datetime.fromisoformat(stamp).timestamp()
 

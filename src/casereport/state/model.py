@@ -33,12 +33,13 @@ import orjson
 from casereport import __version__
 from casereport.errors import StateError
 from casereport.fsutil import TEMP_FILE_RE, atomic_write_text, collector_paused
+from casereport.settings import DEFAULT_HISTORY, Retention
 from casereport.site import is_report_name, output_name_problem
 from casereport.state import guard
 from casereport.state.history import (
-    HISTORY_LIMIT,
     History,
     JsonObject,
+    epoch,
     history_entry,
     valid_columns,
 )
@@ -265,8 +266,10 @@ def with_result(
     fingerprint: str,
     result: JsonObject,
     fetched_at: str,
+    retention: Retention = DEFAULT_HISTORY,
 ) -> AggregationState:
-    """The aggregation after a fetch: the old result moves into (bounded) history.
+    """The aggregation after a fetch: the old result moves into history, bounded by
+    ``retention`` (``history`` in ``casereport.toml``), counted from this fetch.
 
     A changed request keeps history too, but marks the change (``query_changed_at``): pages
     compare and draw trends only from results fetched since.
@@ -275,7 +278,10 @@ def with_result(
     changed_at = previous.query_changed_at if previous is not None else None
     if previous is not None:
         entry = history_entry(previous.result, previous.fetched_at)
-        history = History.from_entries(previous.history).appended(entry, HISTORY_LIMIT)
+        since = None if retention.seconds is None else epoch(fetched_at) - retention.seconds
+        history = History.from_entries(previous.history).appended(
+            entry, retention.runs, since=since
+        )
         changed_at = fetched_at if previous.fingerprint != fingerprint else changed_at
     return AggregationState(
         address=address,

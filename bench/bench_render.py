@@ -10,6 +10,9 @@ loaded state holds it (its stored columns, nothing parsed yet).
   adds up every process.
 - ``render.write_2002_files``: the same files written again by one process, durably, as
   the renderers write them; and one fsync at a time, as casereport wrote them before.
+- ``render.data_files_1000x10``: the reports' data files (``<report>.json`` and ``.csv``,
+  part of every render above) built alone in one process, in CPU seconds, with their share
+  of the render's CPU: what they add to a rebuild.
 - ``render.rebuild_1000x10_command``: ``rm -rf site && casereport render`` in a real
   workspace (1,000 report files, the state file), the whole process timed, interpreter
   start included; the median of five, and the peak RSS of its largest process.
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec, expand_workspace, fingerprint
 from casereport.fsutil import atomic_write_bytes
+from casereport.render import data
 from casereport.render.context import clear_caches
 from casereport.render.pages import render_index
 from casereport.render.templates import environment
@@ -184,6 +188,7 @@ def main() -> None:
         for run in range(3):
             # A fresh process renders once: clear the caches that would flatter a second run.
             clear_caches()
+            data.clear_caches()
             site = Path(folder) / f"site-{run}"
             started, cpu = time.perf_counter(), _cpu_seconds()
             render_all(reports, states, source, site)
@@ -199,8 +204,33 @@ def main() -> None:
         note=f"rendered and written, {AGGREGATIONS} aggregations each, {len(pages)} files, "
         f"{size:.0f} MB, {process_count(REPORTS)} processes, CPU {best_cpu:.2f} s",
     )
+    bench_data_files(reports, states, source, best_cpu)
     bench_write(pages)
     bench_rebuild()
+
+
+def bench_data_files(
+    reports: list[ReportSpec],
+    states: dict[str, AggregationState],
+    source: Source,
+    render_cpu: float,
+) -> None:
+    """The data files of every report, built in memory by one process (best of three)."""
+    best = float("inf")
+    size = 0
+    for _ in range(3):
+        data.clear_caches()
+        started = time.process_time()
+        files = [data.data_files(report, states, source) for report in reports]
+        best = min(best, time.process_time() - started)
+        size = sum(len(text) for built in files for text in built.values())
+    figure(
+        f"render.data_files_{REPORTS}x{AGGREGATIONS}",
+        best,
+        "s",
+        note=f"CPU, {2 * len(reports)} files, {size / 1e6:.1f} MB, "
+        f"{best / render_cpu:.1%} of the render's CPU ({render_cpu:.2f} s, all processes)",
+    )
 
 
 def bench_write(pages: dict[str, bytes]) -> None:

@@ -214,7 +214,7 @@ def reference(
     duration = time.monotonic() - started
     assert process.returncode == 0, stderr.decode()
     site = {p.name: p.read_bytes() for p in (root / "site").iterdir()}
-    assert len(site) == 2 * REPORTS + 2
+    assert len(site) == 4 * REPORTS + 2  # two pages and two data files each, the index
     state = load_state(root / ".casereport" / "state.json")
     assert state is not None and len(state.aggregations) == REPORTS * 10
     return site, state, duration

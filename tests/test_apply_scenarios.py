@@ -38,16 +38,28 @@ from casereport.state.journal import journal_path
 Emulator = Callable[..., RunningEmulator]
 
 ADDRESSES = 19
+# Every report's pages, and its data files whatever its formats.
 SITE_FILES = [
     "index.html",
     "index.md",
+    "security-cases.csv",
     "security-cases.html",
+    "security-cases.json",
+    "service-health.csv",
     "service-health.html",
+    "service-health.json",
     "service-health.md",
+    "support-backlog.csv",
     "support-backlog.html",
+    "support-backlog.json",
     "support-backlog.md",
 ]
-SUPPORT_PAGES = {"support-backlog.html", "support-backlog.md"}
+SUPPORT_PAGES = {
+    "support-backlog.csv",
+    "support-backlog.html",
+    "support-backlog.json",
+    "support-backlog.md",
+}
 BY_STATUS = """\
   by_status:
     title: Support cases by status
@@ -129,7 +141,9 @@ def test_first_apply_fetches_every_distinct_request_once(ws: Workspace) -> None:
     assert shared.result == original.result and shared.result["total"] > 0
     assert {a.fetched_at for a in state.aggregations.values()} == {"2027-01-15T08:00:00Z"}
     assert state.source is not None and state.source.site == ws.emulator.url
-    assert sorted(ws.site_files()) == sorted([*SITE_FILES, "shared.html", "shared.md"])
+    assert sorted(ws.site_files()) == sorted(
+        [*SITE_FILES, "shared.csv", "shared.html", "shared.json", "shared.md"]
+    )
     assert set(state.reports) == {"security-cases", "service-health", "shared", "support-backlog"}
     assert not journal_path(ws.state_path).exists()
     assert_converged(ws)
@@ -233,7 +247,13 @@ def test_a_new_report_fetches_only_its_own_requests(applied: Workspace) -> None:
     assert changed(before["reports"], after["reports"]) == {"triage"}
     assert (ws.site / "triage.md").exists() and not (ws.site / "triage.html").exists()
     assert "Triage" in (ws.site / "index.md").read_text(encoding="utf-8")
-    assert rewritten(stamps, ws.site_stamps()) == {"triage.md", "index.html", "index.md"}
+    assert rewritten(stamps, ws.site_stamps()) == {
+        "triage.csv",
+        "triage.json",
+        "triage.md",
+        "index.html",
+        "index.md",
+    }
     assert_converged(ws)
 
 
@@ -297,7 +317,11 @@ def test_dropping_a_format_removes_its_page(applied: Workspace) -> None:
     assert result.exit_code == 0, result.output
     assert calls == 0
     assert not (ws.site / "support-backlog.md").exists()
-    assert list(ws.state().reports["support-backlog"].outputs) == ["support-backlog.html"]
+    assert list(ws.state().reports["support-backlog"].outputs) == [
+        "support-backlog.csv",
+        "support-backlog.html",
+        "support-backlog.json",
+    ]
     assert_converged(ws)
 
 

@@ -53,6 +53,11 @@ TEMPLATES = {"report": "template-v1"}
 # -- building reports and states --------------------------------------------------------
 
 
+def outputs(report: str, *suffixes: str) -> tuple[str, ...]:
+    """A report's output files: these pages and, always, its data files (.csv, .json)."""
+    return tuple(sorted(f"{report}.{suffix}" for suffix in (*suffixes, "csv", "json")))
+
+
 def agg(
     report: str,
     aggregation_id: str,
@@ -231,8 +236,10 @@ def test_a_first_plan_creates_every_aggregation_and_page(site: Path) -> None:
         fingerprint=BY_STATUS.fingerprint,
     )
     assert plan.reports == (
-        ReportChange("backlog", RENDER, ("new report",), ("backlog.html", "backlog.md"), new=True),
-        ReportChange("health", RENDER, ("new report",), ("health.html", "health.md"), new=True),
+        ReportChange(
+            "backlog", RENDER, ("new report",), outputs("backlog", "html", "md"), new=True
+        ),
+        ReportChange("health", RENDER, ("new report",), outputs("health", "html", "md"), new=True),
     )
     assert plan.index == ReportChange(
         "index", RENDER, ("reports changed", "new site index"), INDEX_FILES, new=True
@@ -478,8 +485,8 @@ def test_a_removed_report_deletes_its_aggregations_and_files(site: Path) -> None
         ('health.open["checkout"]', DELETE, "report health removed"),
     ]
     assert plan.reports == (
-        ReportChange("backlog", NOOP, (), ("backlog.html", "backlog.md")),
-        ReportChange("health", DELETE, ("report removed",), ("health.html", "health.md")),
+        ReportChange("backlog", NOOP, (), outputs("backlog", "html", "md")),
+        ReportChange("health", DELETE, ("report removed",), outputs("health", "html", "md")),
     )
     assert report_reasons(plan)["index"] == (RENDER, ("reports changed",))
     # Two addresses leave state and one report's pages go: 3 to delete.
@@ -556,7 +563,7 @@ def test_a_new_format_is_a_new_output(site: Path) -> None:
         RENDER,
         ("definition changed", "new output backlog.md"),
     )
-    assert plan.reports[0].outputs == ("backlog.html", "backlog.md")
+    assert plan.reports[0].outputs == outputs("backlog", "html", "md")
 
 
 def test_reasons_accumulate_in_a_fixed_order(site: Path) -> None:

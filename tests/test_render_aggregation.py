@@ -292,9 +292,10 @@ def test_page_matches_its_golden_file(name: str) -> None:
     golden = GOLDEN / name
     if UPDATE:
         golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(PAGES[name], encoding="utf-8", newline="\n")
+        golden.write_bytes(PAGES[name].encode("utf-8"))
     assert golden.exists(), f"no golden file {golden}; create it with CASEREPORT_UPDATE_GOLDEN=1"
-    assert PAGES[name] == golden.read_text(encoding="utf-8"), (
+    # Bytes, not text: the data files' CRLF line ends (CSV) are part of what is checked.
+    assert PAGES[name] == golden.read_bytes().decode("utf-8"), (
         f"{name} differs from {golden}; if the change is intended, regenerate with "
         "CASEREPORT_UPDATE_GOLDEN=1 and review the diff"
     )

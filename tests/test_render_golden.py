@@ -70,15 +70,24 @@ PAGES = render_fixture_site()
 
 
 def test_the_fixture_renders_every_expected_page() -> None:
+    # Every report has its data files (.csv, .json), whatever its formats.
     assert sorted(PAGES) == [
+        "edge-cases.csv",
         "edge-cases.html",
+        "edge-cases.json",
         "edge-cases.md",
         "index.html",
         "index.md",
+        "security-cases.csv",
         "security-cases.html",  # html only: its definition says formats: [html]
+        "security-cases.json",
+        "service-health.csv",
         "service-health.html",
+        "service-health.json",
         "service-health.md",
+        "support-backlog.csv",
         "support-backlog.html",
+        "support-backlog.json",
         "support-backlog.md",
     ]
 
@@ -89,9 +98,10 @@ def test_page_matches_its_golden_file(name: str) -> None:
     text = _text(PAGES, name)
     if UPDATE:
         golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text, encoding="utf-8", newline="\n")
+        golden.write_bytes(text.encode("utf-8"))
     assert golden.exists(), f"no golden file {golden}; create it with CASEREPORT_UPDATE_GOLDEN=1"
-    expected = golden.read_text(encoding="utf-8")
+    # Bytes, not text: the CSV files' CRLF line ends are part of what is checked.
+    expected = golden.read_bytes().decode("utf-8")
     assert text == expected, (
         f"{name} differs from {golden}; if the change is intended, regenerate with "
         "CASEREPORT_UPDATE_GOLDEN=1 and review the diff"

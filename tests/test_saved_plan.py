@@ -82,7 +82,9 @@ def test_apply_a_saved_plan_does_exactly_what_it_says(workspace: Path) -> None:
     assert sorted(p.name for p in Path("site").iterdir()) == [
         "index.html",
         "index.md",
+        "support-backlog.csv",
         "support-backlog.html",
+        "support-backlog.json",
         "support-backlog.md",
     ]
     # The other reports were not part of that plan: they are still to do.
@@ -297,7 +299,10 @@ def test_target_a_removed_report_to_delete_it(workspace: Path) -> None:
 
     result = ok("plan", "--emulator", "--target", "security-cases")
     lines = result.stdout.splitlines()
-    assert "  - report security-cases: removes security-cases.html" in lines
+    assert (
+        "  - report security-cases: removes security-cases.csv, security-cases.html, "
+        "security-cases.json"
+    ) in lines
     assert lines[-1] == (
         "Plan: 0 to fetch (0 new, 0 changed, 0 stale), 0 reports to render, 5 to delete."
     )

@@ -93,7 +93,7 @@ def test_a_state_naming_a_page_outside_the_site_is_refused(
     line = refused(("apply", "--emulator", "--auto-approve"), workspace)
     assert line == (
         f"Error: .casereport/state.json: reports['security-cases'].outputs: {problem} "
-        f"security-cases (security-cases + one of .html, .md, .pdf){RESTORE}"
+        f"security-cases (security-cases + one of .csv, .html, .json, .md, .pdf){RESTORE}"
     )
     assert outside(workspace).read_text() == "precious\n"
     # Every command that reads the state refuses it the same way.
@@ -169,7 +169,7 @@ def test_a_saved_plan_deleting_a_file_that_is_not_the_reports_page_is_refused(
     line = refused(("apply", "plan.json"), workspace)
     assert line == (
         "Error: plan.json: malformed plan (report security-cases outputs: "
-        f"{problem} (security-cases + one of .html, .md, .pdf)); make a new one"
+        f"{problem} (security-cases + one of .csv, .html, .json, .md, .pdf)); make a new one"
     )
     assert outside(workspace).read_text() == "precious\n"
     assert Path("site/support-backlog.html").exists()

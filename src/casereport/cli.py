@@ -29,6 +29,7 @@ from casereport.cli_backend import (
 )
 from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
+from casereport.cli_output import output_command
 from casereport.cli_state import state_mv
 from casereport.errors import CaseReportError
 from casereport.terminal import clean, clean_output, raw
@@ -169,6 +170,7 @@ def query_command(
 
 cli.add_command(emulator_group)  # in its own module, like `state mv`: cli_emulator
 cli.add_command(demo_command)  # in its own module: cli_demo
+cli.add_command(output_command)  # in its own module: cli_output
 
 
 # -- report definitions: validate, fmt, schema, init ---------------------------------
@@ -264,16 +266,23 @@ def fmt_command(
 
 
 @cli.command("schema")
-def schema_command() -> None:
-    """Print the JSON Schema (draft 2020-12) of a report file.
+@click.option("--data-file", is_flag=True, help="The schema of site/REPORT.json instead.")
+def schema_command(data_file: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of a report file (or of a data file).
 
     Editors that understand `# yaml-language-server: $schema=...` use it to check and
     complete report files.
 
     \b
-    Example:
+    Examples:
       casereport schema > schema/report.schema.json
+      casereport schema --data-file > schema/data-file.schema.json
     """
+    if data_file:
+        from casereport.render.data_schema import data_schema_json
+
+        click.echo(data_schema_json(), nl=False)
+        return
     from casereport.definitions.schema import schema_json
 
     click.echo(schema_json(), nl=False)

@@ -10,6 +10,10 @@ import re
 from collections.abc import Sequence
 
 FORMAT_SUFFIXES = {"markdown": ".md", "html": ".html", "pdf": ".pdf"}
+# Every report's data files, whatever its ``formats`` (docs/data-files.md).
+DATA_SUFFIXES = (".csv", ".json")
+# Every suffix a report's output may have.
+OUTPUT_SUFFIXES = frozenset((*FORMAT_SUFFIXES.values(), *DATA_SUFFIXES))
 INDEX_FILES = ("index.html", "index.md")
 DEFAULT_SITE_DIR = "site"
 # A report's name is its file name without .yaml, and names its pages: so it is a plain
@@ -20,8 +24,10 @@ RESERVED_REPORT_NAMES = frozenset({"index"})
 
 
 def output_names(report: str, formats: Sequence[str]) -> tuple[str, ...]:
-    """Site-relative file names of a report's outputs, in a stable order."""
-    return tuple(sorted(f"{report}{FORMAT_SUFFIXES[f]}" for f in formats))
+    """Site-relative file names of a report's outputs (its pages and its data files), in a
+    stable order."""
+    suffixes = [FORMAT_SUFFIXES[f] for f in formats]
+    return tuple(sorted({f"{report}{suffix}" for suffix in (*suffixes, *DATA_SUFFIXES)}))
 
 
 def is_report_name(name: object) -> bool:
@@ -37,24 +43,24 @@ def output_name_problem(name: object, report: str | None) -> str | None:
     """Why ``name`` cannot be a page of ``report`` (None: the site index), or None if it can.
 
     State and saved plans come from caches and artifacts, so the file names they hold are
-    checked before any is written or removed: a page is ``<report><suffix>`` in the site
-    directory itself, an index file one of ``INDEX_FILES``; nothing else (no separator,
+    checked before any is written or removed: a page or data file is ``<report><suffix>``
+    in the site directory itself, an index file one of ``INDEX_FILES``; nothing else (no separator,
     no ``..``, no absolute path) is ever a site file.
     """
     if report is None:
         if name in INDEX_FILES:
             return None
         return f"{name!r} is not a site index file ({', '.join(INDEX_FILES)})"
-    if isinstance(name, str) and name in {f"{report}{s}" for s in FORMAT_SUFFIXES.values()}:
+    if isinstance(name, str) and name in {f"{report}{s}" for s in OUTPUT_SUFFIXES}:
         return None
-    suffixes = ", ".join(sorted(FORMAT_SUFFIXES.values()))
+    suffixes = ", ".join(sorted(OUTPUT_SUFFIXES))
     return f"{name!r} is not a page of report {report} ({report} + one of {suffixes})"
 
 
 def is_site_file_name(name: str) -> bool:
     """Whether ``name`` could be a file casereport writes in a site: an index file or a
-    page of some report (``<report><suffix>``)."""
+    page or data file of some report (``<report><suffix>``)."""
     if name in INDEX_FILES:
         return True
     report, dot, rest = name.partition(".")
-    return bool(dot) and is_report_name(report) and f".{rest}" in FORMAT_SUFFIXES.values()
+    return bool(dot) and is_report_name(report) and f".{rest}" in OUTPUT_SUFFIXES

@@ -14,6 +14,7 @@ from casereport.definitions.expand import ReportSpec
 from casereport.errors import RenderError
 from casereport.fsutil import collector_paused
 from casereport.render.context import index_context, report_context
+from casereport.render.data import data_files
 from casereport.render.templates import render_template
 from casereport.site import FORMAT_SUFFIXES, INDEX_FILES
 from casereport.state.model import AggregationState, Source
@@ -35,7 +36,8 @@ def render_report(
     source: Source | None,
     env: jinja2.Environment,
 ) -> Pages:
-    """A report's pages in memory: site-relative file name -> content (bytes for PDF)."""
+    """A report's pages and data files in memory: site-relative file name -> content
+    (bytes for PDF). The data files (``render.data``) are written whatever the formats."""
     for fmt in report.formats:
         if fmt not in _RENDERED_FORMATS:
             raise RenderError(
@@ -56,6 +58,7 @@ def render_report(
             if fmt == "html":
                 html = text
             pages[name] = text
+        pages.update(data_files(report, aggregations, source))
     if "pdf" in report.formats:
         from casereport.render.pdf import print_pdf
 

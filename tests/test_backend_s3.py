@@ -95,6 +95,9 @@ def test_apply_plan_render_and_state_commands_work_on_the_remote_state(
     shown = remote.run("state", "show", "support-backlog.by_status")
     assert "support-backlog.by_status" in json.loads(shown.output)
     assert "serial 1" in remote.run("show").output
+    output = remote.run("output", "support-backlog")
+    assert output.exit_code == 0, output.output
+    assert output.stdout.encode() == (remote.site / "support-backlog.json").read_bytes()
 
     removed = remote.run("state", "rm", "support-backlog.by_status")
     assert removed.exit_code == 0, removed.output

@@ -16,6 +16,17 @@ from typing import Any
 import click
 
 from casereport import __version__
+from casereport.cli_backend import (
+    BACKEND_OPTIONS,
+    backend_options,
+    located_state,
+    located_values,
+    remote_force_unlock,
+    state_migrate,
+    state_pull,
+    state_push,
+    workspace_group,
+)
 from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
 from casereport.cli_output import output_command
@@ -332,6 +343,7 @@ def _workspace_options(function: Any) -> Any:
             metavar="SECONDS",
             help="Wait this long for another run's state lock (default: fail at once).",
         ),
+        *BACKEND_OPTIONS,
     ]
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -418,7 +430,8 @@ def plan_command(
         if ": warning: " in line:
             warnings.append(line)
 
-    plan = run_plan(_options(**values), out=out, notice=notice)
+    with located_values(values, None) as values:
+        plan = run_plan(_options(**values), out=out, notice=notice)
     if as_json:
         click.echo(views.render_json(plan), nl=False)
     elif markdown:
@@ -501,7 +514,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
         bar.update(1)
 
     try:
-        with bars:
+        with bars, located_values(values, "apply") as values:
             plan, outcome = run_apply(
                 _options(**values),
                 plan_file,
@@ -536,7 +549,8 @@ def render_command(**values: Any) -> None:
     """
     from casereport.engine.apply import run_render
 
-    rendered = run_render(_options(**values), notice=_notice)
+    with located_values(values, "render") as values:
+        rendered = run_render(_options(**values), notice=_notice)
     click.echo(f"Rendered {len(rendered)} reports and the index.")
 
 
@@ -546,7 +560,8 @@ def render_command(**values: Any) -> None:
 )
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="A saved plan as JSON.")
-def show_command(plan_file: Path | None, state_path: Path | None, as_json: bool) -> None:
+@backend_options
+def show_command(plan_file: Path | None, state_path: Path | None, as_json: bool, **at: Any) -> None:
     """Show a saved plan, or without PLAN the current state in brief.
 
     \b
@@ -564,15 +579,8 @@ def show_command(plan_file: Path | None, state_path: Path | None, as_json: bool)
         return
     from casereport.state.ops import describe_state
 
-    click.echo(describe_state(_state_path(state_path)))
-
-
-def _state_path(state_path: Path | None) -> Path:
-    if state_path is not None:
-        return state_path
-    from casereport.settings import load_settings
-
-    return load_settings(Path(".")).state_path
+    with located_state(state_path, at["backend"], at["workspace"], None) as path:
+        click.echo(describe_state(path))
 
 
 @cli.group("state")
@@ -580,16 +588,23 @@ def state_group() -> None:
     """Inspect and edit the state (.casereport/state.json)."""
 
 
-_STATE_OPTION = click.option(
-    "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
-)
-state_group.add_command(state_mv)  # in its own module: this one is at its size limit
+def _state_options(function: Any) -> Any:
+    option = click.option(
+        "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
+    )
+    return option(backend_options(function))
+
+
+# In their own modules: this one is at its size limit.
+for _command in (state_mv, state_push, state_pull, state_migrate):
+    state_group.add_command(_command)
+cli.add_command(workspace_group)
 
 
 @state_group.command("list")
 @click.argument("prefixes", nargs=-1, metavar="[ADDR]...")
-@_STATE_OPTION
-def state_list(prefixes: tuple[str, ...], state_path: Path | None) -> None:
+@_state_options
+def state_list(prefixes: tuple[str, ...], state_path: Path | None, **at: Any) -> None:
     """List aggregation addresses in state (those under ADDR if given).
 
     \b
@@ -598,14 +613,15 @@ def state_list(prefixes: tuple[str, ...], state_path: Path | None) -> None:
     """
     from casereport.state.ops import list_addresses
 
-    for address in list_addresses(_state_path(state_path), prefixes):
-        click.echo(address)
+    with located_state(state_path, at["backend"], at["workspace"], None) as path:
+        for address in list_addresses(path, prefixes):
+            click.echo(address)
 
 
 @state_group.command("show")
 @click.argument("address")
-@_STATE_OPTION
-def state_show(address: str, state_path: Path | None) -> None:
+@_state_options
+def state_show(address: str, state_path: Path | None, **at: Any) -> None:
     """Show one aggregation's state: request, result, fetch time, history.
 
     \b
@@ -614,14 +630,17 @@ def state_show(address: str, state_path: Path | None) -> None:
     """
     from casereport.state.ops import show_address
 
-    click.echo(show_address(_state_path(state_path), address))
+    with located_state(state_path, at["backend"], at["workspace"], None) as path:
+        click.echo(show_address(path, address))
 
 
 @state_group.command("rm")
 @click.argument("addresses", nargs=-1, required=True, metavar="ADDR...")
-@_STATE_OPTION
+@_state_options
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, metavar="SECONDS")
-def state_rm(addresses: tuple[str, ...], state_path: Path | None, lock_timeout: float) -> None:
+def state_rm(
+    addresses: tuple[str, ...], state_path: Path | None, lock_timeout: float, **at: Any
+) -> None:
     """Forget aggregations or whole reports; the next apply fetches them again.
 
     \b
@@ -630,14 +649,17 @@ def state_rm(addresses: tuple[str, ...], state_path: Path | None, lock_timeout: 
     """
     from casereport.state.ops import remove
 
-    removed = remove(_state_path(state_path), addresses, lock_timeout=lock_timeout)
+    with located_state(
+        state_path, at["backend"], at["workspace"], "state rm", lock_timeout
+    ) as path:
+        removed = remove(path, addresses, lock_timeout=lock_timeout)
     click.echo(f"Removed {len(removed)} from state: {', '.join(removed)}")
 
 
 @cli.command("force-unlock")
 @click.argument("lock_id", metavar="ID")
-@_STATE_OPTION
-def force_unlock_command(lock_id: str, state_path: Path | None) -> None:
+@_state_options
+def force_unlock_command(lock_id: str, state_path: Path | None, **at: Any) -> None:
     """Remove a stuck state lock. Only when its run is really gone or hung.
 
     \b
@@ -646,7 +668,10 @@ def force_unlock_command(lock_id: str, state_path: Path | None) -> None:
     """
     from casereport.state.ops import unlock
 
-    info = unlock(_state_path(state_path), lock_id)
+    if state_path is None and remote_force_unlock(lock_id, at["backend"], at["workspace"]):
+        return
+    with located_state(state_path, at["backend"], at["workspace"], None) as path:
+        info = unlock(path, lock_id)
     click.echo(f"Removed the lock {info.describe()}.")
     if info.alive_here():
         click.echo(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from casereport.cli_backend import backend_options, located_state
 from casereport.terminal import raw
 
 
@@ -38,12 +39,15 @@ from casereport.terminal import raw
     metavar="NAME=VALUE",
     help="Set ${var.NAME} in every report (repeatable).",
 )
+@backend_options
 def output_command(
     report: str,
     data_format: str,
     reports_dir: Path | None,
     state_path: Path | None,
     variables: tuple[str, ...],
+    backend: str | None,
+    workspace: str | None,
 ) -> None:
     """Print a report's data file (totals, groups, compared counts) from state.
 
@@ -61,12 +65,11 @@ def output_command(
     from casereport.engine.workspace import Options
     from casereport.settings import parse_var_assignments
 
-    options = Options(
-        reports_dir=reports_dir,
-        state_path=state_path,
-        cli_vars=parse_var_assignments(variables),
-    )
-    text = report_output(options, report, data_format, lambda line: click.echo(line, err=True))
+    with located_state(state_path, backend, workspace, None) as path:
+        options = Options(
+            reports_dir=reports_dir, state_path=path, cli_vars=parse_var_assignments(variables)
+        )
+        text = report_output(options, report, data_format, lambda line: click.echo(line, err=True))
     if sys.stdout.isatty():
         # For eyes: through the cleaning stream (an escape sequence in a group value must
         # not drive the terminal), with the CSV's CRLF row ends as plain line ends.

@@ -11,6 +11,7 @@ to do. The CLI prints it without a traceback (``--debug`` shows one).
     ├── EmulatorError          the local emulator cannot start or read its data
     ├── StateError             a state file that is corrupt, too new, or cannot be written
     ├── LockError              the state is locked by another run (names the holder)
+    ├── BackendError           the object store holding a remote state: bucket, credentials, network
     ├── PlanError              a saved plan that is stale, corrupt or for another workspace
     ├── RenderError            a template that fails to render
     ├── PublishError           publishing the site: missing extra or Pulumi CLI, demo or stale site
@@ -54,6 +55,10 @@ class StateError(CaseReportError):
 
 class LockError(CaseReportError):
     """The state is locked by another run, or a lock cannot be released."""
+
+
+class BackendError(CaseReportError):
+    """The object store of a remote state is missing, refuses the credentials or is unreachable."""
 
 
 class PlanError(CaseReportError):

@@ -21,6 +21,11 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     [vars]                                   # variables for every report, as ${var.NAME}
     service = "case-api"
 
+    [backend]                                # where the state lives (docs/state.md)
+    url = "local"                            # or "s3://bucket/prefix"
+    endpoint_url = "http://127.0.0.1:9000"   # an S3-compatible store (MinIO, R2), optional
+    region = "eu-west-1"                     # optional; else the AWS chain's region
+
 ``attributes`` lists the custom case attributes the reports use (``["region", "tier"]``):
 a field in a ``query_filter`` or ``group_by`` that is neither a known case field nor declared
 here gets a warning, so a typo (``staus``) does not quietly count nothing. ``strict = true``
@@ -66,6 +71,7 @@ __all__ = [
     "PDF_PAGE_SIZES",
     "SETTINGS_FILE",
     "VAR_NAME_RE",
+    "BackendSettings",
     "Refresh",
     "Retention",
     "Settings",
@@ -219,6 +225,7 @@ class Settings:
     strict: bool = False
     site_title: str = DEFAULT_SITE_TITLE
     pdf_page_size: str = DEFAULT_PDF_PAGE_SIZE
+    backend: BackendSettings = field(default_factory=lambda: BackendSettings())
     history: Retention = DEFAULT_HISTORY
     # The settings file that was read, if any (for messages).
     source: Path | None = None
@@ -275,6 +282,7 @@ _KEYS = (
     "pdf_page_size",
     "history",
     "vars",
+    "backend",
 )
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
@@ -356,6 +364,8 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
                 problem(key, wrong)
             else:
                 values[key] = value.strip() if key == "site_title" else value
+        elif key == "backend":
+            values[key] = _backend_settings(value, problem)
         elif key == "history":
             try:
                 values[key] = parse_history(value)
@@ -493,3 +503,52 @@ def _key_position(lines: list[str], key: str, table: str | None) -> tuple[int, i
             if match:
                 return number, len(line) - len(line.lstrip()) + 1
     return 1, 1
+
+
+# -- [backend] (issue 14: remote state) -------------------------------------------------
+#
+# Kept apart from the settings above: parsed here, used by ``casereport.state.location``.
+
+BACKEND_URL_RE = re.compile(
+    r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?"
+)
+_BACKEND_KEYS = ("url", "endpoint_url", "region")
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """Where the state lives: ``local`` (the state file) or ``s3://bucket/prefix``."""
+
+    url: str = "local"
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+def backend_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a backend URL, or None when it is one."""
+    if url == "local" or BACKEND_URL_RE.fullmatch(url):
+        return None
+    return (
+        f'backend url "{url}" is neither "local" nor "s3://BUCKET/PREFIX" '
+        "(S3 and S3-compatible stores such as MinIO or R2)"
+    )
+
+
+def _backend_settings(value: object, problem: Any) -> BackendSettings:
+    """The ``[backend]`` table; each problem is reported through ``problem(key, message)``."""
+    if not isinstance(value, dict):
+        problem("backend", '"backend" must be a table ([backend] with url = "s3://...")')
+        return BackendSettings()
+    values: dict[str, str] = {}
+    for key, raw in value.items():
+        if key not in _BACKEND_KEYS:
+            problem(
+                key, f'unknown backend setting "{key}"{did_you_mean(key, _BACKEND_KEYS)}', "backend"
+            )
+        elif not isinstance(raw, str) or not raw.strip():
+            problem(key, f'backend "{key}" must be a non-empty string', "backend")
+        elif key == "url" and (wrong := backend_url_problem(raw)):
+            problem(key, wrong, "backend")
+        else:
+            values[key] = raw
+    return BackendSettings(**values)

@@ -12,10 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from casereport.emulator.server import EmulatorConfig, RunningEmulator, running_emulator
 
 EmulatorFactory = Callable[..., RunningEmulator]
+
+# Tests never assert wall-clock times: Hypothesis's per-example deadline (200 ms) is one,
+# and on a loaded CI runner it fails examples that take 0.03 ms when run again.
+settings.register_profile("casereport", deadline=None)
+settings.load_profile("casereport")
 
 
 @pytest.fixture

@@ -80,6 +80,18 @@ class LockInfo:
     path: str
     version: str = __version__
 
+    @classmethod
+    def taken_now(cls, operation: str, path: str) -> LockInfo:
+        """The lock this process takes now for ``operation`` on ``path`` (a new ID)."""
+        return cls(
+            id=str(uuid.uuid4()),
+            operation=operation,
+            who=_who(),
+            pid=os.getpid(),
+            created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            path=path,
+        )
+
     @property
     def hostname(self) -> str:
         """The holder's host: ``who`` is ``user@host``."""
@@ -236,14 +248,7 @@ def state_lock(
         notice(
             f"Taking over the lock {abandoned.describe()}, whose run ended without releasing it."
         )
-    info = LockInfo(
-        id=str(uuid.uuid4()),
-        operation=operation,
-        who=_who(),
-        pid=os.getpid(),
-        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        path=str(state_path),
-    )
+    info = LockInfo.taken_now(operation, str(state_path))
     _HELD.add(fd)
     key = str(path.absolute())
     outer = _OWN.get(key)  # a lock this process took before on a file since removed

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 from casereport.errors import LockError
-from casereport.state.lock import LockInfo, _who  # the same `user@host` as a local lock
+from casereport.state.lock import LockInfo  # the same `user@host` as a local lock
 from casereport.state.objects import Bucket, Conflict, Stored
 
 _POLL_SECONDS = 0.25
@@ -81,14 +79,7 @@ def remote_lock(
 ) -> Iterator[LockInfo]:
     """Hold the lock object ``key`` (``<state key>.lock``) for the block."""
     where = bucket.where(key.removesuffix(".lock"))
-    info = LockInfo(
-        id=str(uuid.uuid4()),
-        operation=operation,
-        who=_who(),
-        pid=os.getpid(),
-        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        path=where,
-    )
+    info = LockInfo.taken_now(operation, where)
     data = (json.dumps(asdict(info), indent=2) + "\n").encode()
     deadline = time.monotonic() + timeout
     while True:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from casereport.fsutil import AtomicFiles
+from casereport.render.write import content_hash, site_listing, write_pages
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/fd").is_dir(), reason="the tests name descriptors through /proc"
@@ -119,3 +120,20 @@ def test_a_failed_fsync_is_raised_and_its_file_is_not_renamed(
 
     names = {path.name for path in tmp_path.iterdir()}
     assert names == set(PAGES) - {"page-7.html"}
+
+
+def test_write_pages_with_a_listing_checks_only_the_files_listed(tmp_path: Path) -> None:
+    # A page missing from the listing is written without reading its file; a listed one
+    # whose file holds what state records is left alone, as without a listing.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "kept.html").write_text("same")
+    present = site_listing(site)
+    assert present == {"kept.html"} and site_listing(tmp_path / "none") == frozenset()
+    recorded = {"kept.html": content_hash("same"), "gone.html": content_hash("new")}
+    before = (site / "kept.html").stat().st_mtime_ns
+    with AtomicFiles(site) as files:
+        hashes = write_pages(files, {"kept.html": "same", "gone.html": "new"}, recorded, present)
+    assert hashes == recorded
+    assert (site / "gone.html").read_text() == "new"
+    assert (site / "kept.html").stat().st_mtime_ns == before

@@ -704,6 +704,16 @@ def test_history_columns_read_as_its_entries_do() -> None:
     assert list(loaded) == entries
 
 
+def test_history_readers_read_once_and_hand_each_caller_its_own_copy() -> None:
+    # Totals and the newest groups are parsed once per history (a page, its tiles and its
+    # data file read them): a caller changing what it got must not change the next read.
+    history = History({"fetched_at": "a b", "total": "1 2", "groups": {"A": "3 4"}})
+    history.totals().append(99)
+    history.latest_groups()["B"] = 5
+    assert history.totals() == [1, 2]
+    assert history.latest_groups() == {"A": 4}
+
+
 def test_a_group_column_that_records_nothing_reads_as_never_recorded() -> None:
     # Only a hand-edited state holds one, but it must not draw a trend line of gaps.
     history = History({"fetched_at": "a b", "total": "1 2", "groups": {"A": "_ _", "B": "1 _"}})

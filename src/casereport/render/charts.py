@@ -49,6 +49,7 @@ def clear_caches() -> None:
     _path_format.cache_clear()
     nice_scale.cache_clear()
     _axes.cache_clear()
+    _escaped.cache_clear()
     _LABELS.clear()
 
 
@@ -70,12 +71,18 @@ def labelled_svg(
     """An ``<svg>`` image labelled by its title and its text alternative (``<desc>``), whose
     ids are ``figure_id`` and ``-{kind}t`` / ``-{kind}d``; ``attributes`` and ``content``
     are markup, ``title`` and ``summary`` text."""
-    ident = escape(figure_id)
+    ident = _escaped(figure_id)
     return Markup(
         f'<svg {attributes} role="img" aria-labelledby="{ident}-{kind}t {ident}-{kind}d" '
-        f'focusable="false">\n<title id="{ident}-{kind}t">{escape(title)}</title>\n'
+        f'focusable="false">\n<title id="{ident}-{kind}t">{_escaped(title)}</title>\n'
         f'<desc id="{ident}-{kind}d">{escape(summary)}</desc>\n{content}\n</svg>'
     )
+
+
+@functools.lru_cache(maxsize=8192, typed=True)  # ids and titles repeat across a site's reports
+def _escaped(text: str) -> str:
+    # typed: Markup (left as it is) and equal plain text (escaped) are cached apart.
+    return str(escape(text))
 
 
 def label_forms(label: str) -> tuple[str, str, str, str]:

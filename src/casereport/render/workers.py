@@ -35,7 +35,7 @@ from casereport.definitions.expand import ReportSpec
 from casereport.errors import RenderError
 from casereport.fsutil import AtomicFiles, collector_paused
 from casereport.render.pages import Pages, render_index, render_report
-from casereport.render.write import clean_partial_writes, write_pages
+from casereport.render.write import clean_partial_writes, site_listing, write_pages
 from casereport.state.model import AggregationState, Source
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class _Site:
     env: jinja2.Environment
     site_dir: Path
     recorded: Mapping[str, Mapping[str, str]]
+    present: frozenset[str]  # the site folder's names before any page was written
     index: Sequence[ReportSpec] | None = None  # the reports the index lists, if asked for
 
 
@@ -115,7 +116,9 @@ def render_site_pages(
     """
     count = process_count(len(reports)) if processes is None else max(1, processes)
     shares = [reports[share::count] for share in range(count)]
-    site = _Site(shares, aggregations, source, env, site_dir, recorded, index)
+    site = _Site(
+        shares, aggregations, source, env, site_dir, recorded, site_listing(site_dir), index
+    )
     if count == 1:
         with AtomicFiles(site_dir) as files:
             written = dict(_each_written(reports, site, files))
@@ -166,7 +169,8 @@ def _each_written(
         except RenderError as exc:
             yield report.name, exc
         else:
-            yield report.name, write_pages(files, pages, site.recorded.get(report.name, {}))
+            recorded = site.recorded.get(report.name, {})
+            yield report.name, write_pages(files, pages, recorded, site.present)
 
 
 def _index_pages(site: _Site) -> Pages | RenderError | None:

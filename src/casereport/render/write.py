@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from pathlib import Path
 
 from casereport.fsutil import STAGING_DIR_RE, TEMP_FILE_RE, AtomicFiles
@@ -28,19 +28,39 @@ def _encoded(content: str | bytes) -> bytes:
     return content.encode("utf-8") if isinstance(content, str) else content
 
 
-def write_pages(files: AtomicFiles, pages: Pages, recorded: Mapping[str, str]) -> dict[str, str]:
+def write_pages(
+    files: AtomicFiles,
+    pages: Pages,
+    recorded: Mapping[str, str],
+    present: Container[str] | None = None,
+) -> dict[str, str]:
     """Write the pages that differ from the files on disk; return name -> content hash.
 
     A page equal to what the state records (``recorded``: name -> hash) and to what its
     file holds is left alone, so a run touches only the files whose content changes.
+    ``present``: the names in the folder, when listed before (a page not among them is
+    written without trying to read its file).
     """
     hashes = {}
     for name, content in pages.items():
         data = _encoded(content)
         hashes[name] = digest = hashlib.sha256(data).hexdigest()
-        if recorded.get(name) != digest or file_sha256(files.directory / name) != digest:
+        if (
+            recorded.get(name) != digest
+            or (present is not None and name not in present)
+            or file_sha256(files.directory / name) != digest
+        ):
             files.write(name, data)
     return hashes
+
+
+def site_listing(site_dir: Path) -> frozenset[str]:
+    """The names in the site folder (none if it is missing): one listing instead of a
+    failed open per page when a site is rebuilt from scratch."""
+    try:
+        return frozenset(os.listdir(site_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return frozenset()
 
 
 def write_site_files(

@@ -72,11 +72,14 @@ class History(Sequence[JsonObject]):
     when a page is rendered. Planning never pays for history it does not read.
     """
 
-    __slots__ = ("_columns", "_entries")
+    __slots__ = ("_columns", "_entries", "_parsed")
 
     def __init__(self, columns: JsonObject | None = None) -> None:
         self._columns: JsonObject = columns or {"fetched_at": "", "total": "", "groups": {}}
         self._entries: tuple[JsonObject, ...] | None = None
+        # Columns read as numbers, each once: a page's table, its tiles and its data file
+        # read the same ones (keyed by reader).
+        self._parsed: dict[str, Any] = {}
 
     @classmethod
     def from_entries(cls, entries: Iterable[JsonObject]) -> History:
@@ -177,7 +180,9 @@ class History(Sequence[JsonObject]):
 
     def totals(self) -> list[float]:
         """The total of each earlier result, oldest first."""
-        return _parse_numbers(str(self._columns["total"]).split())
+        if "totals" not in self._parsed:
+            self._parsed["totals"] = _parse_numbers(str(self._columns["total"]).split())
+        return list(self._parsed["totals"])  # a copy: the caller may change it
 
     def group_names(self) -> list[str]:
         """Every group recorded in some earlier result, in stored order."""
@@ -261,6 +266,11 @@ class History(Sequence[JsonObject]):
 
     def latest_groups(self) -> dict[str, float]:
         """The groups the newest earlier result recorded: name -> count."""
+        if "latest_groups" not in self._parsed:
+            self._parsed["latest_groups"] = self._read_latest_groups()
+        return dict(self._parsed["latest_groups"])  # a copy: the caller may change it
+
+    def _read_latest_groups(self) -> dict[str, float]:
         latest = {}
         for name, text in self._columns["groups"].items():
             last = text[text.rfind(" ") + 1 :]

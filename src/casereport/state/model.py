@@ -183,14 +183,15 @@ class State:
             }
         return content
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, content: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The whole document; ``content``: this state's ``content()``, when already made."""
         version = PREVIOUS_SOURCES_FORMAT_VERSION if self.previous_sources else FORMAT_VERSION
         return {
             "format_version": version,
             "lineage": self.lineage,
             "serial": self.serial,
             "tool_version": self.tool_version,
-            **self.content(),
+            **(self.content() if content is None else content),
         }
 
 
@@ -617,13 +618,14 @@ def _one_line(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def serialise(state: State) -> str:
-    """Sorted JSON, indented, with each aggregation on one line of its own.
+def serialise(state: State, content: dict[str, Any] | None = None) -> str:
+    """Sorted JSON, indented, with each aggregation on one line of its own (``content``:
+    the state's ``content()``, when already made).
 
     One line per address keeps a diff of the state readable (a line per changed address)
     while a state of 10,000 aggregations with history stays a size ``json`` reads quickly.
     """
-    document = state.to_json()
+    document = state.to_json(content)
     aggregations = document.pop("aggregations")
     previous = document.pop("previous_sources", None)
     skeleton = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
@@ -674,7 +676,8 @@ def write_state(path: Path, state: State, previous: State | None) -> State:
     The caller holds the state lock, so temporary files beside the state are leftovers of a
     killed run and are removed.
     """
-    if previous is not None and previous.content() == state.content():
+    content = state.content()  # made once: compared, then written (10,000 entries)
+    if previous is not None and previous.content() == content:
         return previous
     serial = previous.serial + 1 if previous is not None else max(state.serial, 1)
     lineage = previous.lineage if previous is not None else state.lineage
@@ -683,7 +686,8 @@ def write_state(path: Path, state: State, previous: State | None) -> State:
     try:
         _remove_leftovers(path)
         _backup(path)
-        atomic_write_text(path, serialise(written))
+        # ``written`` differs only in bookkeeping fields, outside the content.
+        atomic_write_text(path, serialise(written, content))
     except OSError as exc:
         raise StateError(f"{path}: cannot write the state: {exc.strerror or exc}") from None
     return written

@@ -179,10 +179,6 @@ class History(Sequence[JsonObject]):
         """The total of each earlier result, oldest first."""
         return _parse_numbers(str(self._columns["total"]).split())
 
-    def group_names(self) -> list[str]:
-        """Every group recorded in some earlier result, in stored order."""
-        return list(self._columns["groups"])
-
     def group_counts(self, name: str) -> list[float | None] | None:
         """A group's count in each earlier result (None where it was not among that
         result's top groups), or None if no result recorded it."""

@@ -385,7 +385,7 @@ def _change_from_json(raw: Mapping[str, Any]) -> AggregationChange:
             or not isinstance(request.get("query_filter"), str)
             or not isinstance(request.get("groups"), list)
             or not all(isinstance(g, str) for g in request["groups"])
-            or not isinstance(request.get("limit"), int)
+            or type(request.get("limit")) is not int  # exact: true is no limit
             or not isinstance(fingerprint, str)
         ):
             raise ValueError(f"{address}: no valid request to fetch")

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plan import BACKLOG, plan_for
 
 from casereport.engine.plan import Plan
+from test_plan import BACKLOG, plan_for
 
 
 def saved(tmp_path: Path) -> dict[str, Any]:

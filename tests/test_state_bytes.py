@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 
 import pytest
-from test_state import aggregation, sample_state
 
 from casereport import __version__
 from casereport.state import model
 from casereport.state.model import backup_path, load_state, write_state
+from test_state import aggregation, sample_state
 
 GOLDEN = Path(__file__).parent / "golden" / "state" / "state.json"
 UPDATE = os.environ.get("CASEREPORT_UPDATE_GOLDEN") == "1"

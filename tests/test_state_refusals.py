@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_state import AGG, VALID, snapshot, variant
 
 from casereport.errors import StateError
 from casereport.state.model import load_state, parse_state
+from test_state import AGG, VALID, snapshot, variant
 
 SUPPORT = "aggregations['support.by_status'] is malformed: "
 BILLING = "aggregations['support.by_service[\"billing\"]'] is malformed: "
@@ -73,7 +73,7 @@ REFUSED = [
         "reports['support'] is malformed: template_hash is not a string",
     ),
     (
-        variant("aggregations/support.by_service[\"billing\"]/query_changed_at", "soon"),
+        variant('aggregations/support.by_service["billing"]/query_changed_at', "soon"),
         BILLING + "query_changed_at 'soon' is not a timestamp",
     ),
     (

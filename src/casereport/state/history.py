@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, cast, overload
 
+from casereport import clock
 from casereport.definitions.reading import compare_tolerance
 from casereport.settings import DEFAULT_HISTORY
 
@@ -324,7 +324,7 @@ class History(Sequence[JsonObject]):
 
 def epoch(stamp: str) -> float:
     """A stored ``fetched_at`` (ISO 8601, UTC) as seconds since the epoch."""
-    return datetime.fromisoformat(stamp).timestamp()
+    return clock.parse(stamp).timestamp()
 
 
 def count(value: float) -> float | int:

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from casereport import clock
-from casereport.engine.plan import format_timestamp, parse_timestamp
+from casereport.engine.plan import NOOP, REFRESH, format_timestamp, parse_timestamp
 from casereport.state.history import epoch
 from casereport.state.remote_lock import age
+from test_plan import BACKLOG, NOW, actions, applied, plan_for
 
 ZONES = ["America/New_York", "Asia/Kolkata", "Pacific/Chatham"]
 
@@ -54,3 +57,24 @@ def test_a_stored_time_without_a_zone_is_read_as_utc(zone: str, stamp: str) -> N
     assert parse_timestamp(stamp) == expected
     assert epoch(stamp) == expected.timestamp()
     assert age(stamp, now=expected + timedelta(minutes=12)) == "12 min"
+
+
+def test_a_refresh_is_planned_by_a_stored_times_age_in_utc(zone: str, tmp_path: Path) -> None:
+    """``refresh: 6h`` at 12:00 UTC: a result of 06:30 is fresh, one of 05:30 is stale, with
+    or without a zone in the stored time (read in Kolkata's zone, 06:30 would be stale)."""
+    site = tmp_path / "site"
+    state = applied([BACKLOG], site)
+    for stamp, action in [
+        ("2026-11-26T06:30:00", NOOP),
+        ("2026-11-26T06:30:00Z", NOOP),
+        ("2026-11-26T05:30:00", REFRESH),
+    ]:
+        aged = replace(
+            state,
+            aggregations={
+                address: replace(entry, fetched_at=stamp)
+                for address, entry in state.aggregations.items()
+            },
+        )
+        plan = plan_for([BACKLOG], aged, site, now=NOW)
+        assert set(actions(plan).values()) == {action}, stamp

@@ -14,7 +14,10 @@ from test_plan import BACKLOG, plan_for
 
 
 def saved(tmp_path: Path) -> dict[str, Any]:
-    return json.loads(json.dumps(plan_for([BACKLOG], None, tmp_path / "site").to_json()))  # type: ignore[no-any-return]
+    raw: dict[str, Any] = json.loads(
+        json.dumps(plan_for([BACKLOG], None, tmp_path / "site").to_json())
+    )
+    return raw
 
 
 @pytest.mark.parametrize("limit", ["5", 5.0, 2.5, None, True, [5]])

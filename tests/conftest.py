@@ -7,6 +7,7 @@ thread) and stops every one of them at teardown.
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ EmulatorFactory = Callable[..., RunningEmulator]
 # and on a loaded CI runner it fails examples that take 0.03 ms when run again.
 settings.register_profile("casereport", deadline=None)
 settings.load_profile("casereport")
+
+# A suite started in the background by a shell without job control (``pytest &``, nohup)
+# inherits SIGINT ignored, and so would every CLI it starts: the Ctrl-C tests would then
+# see an apply or render that never stops. A handler here is reset to the default in each
+# child at exec, as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

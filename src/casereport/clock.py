@@ -33,6 +33,14 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def parse(text: str) -> datetime:
+    """A stored timestamp (``2026-11-26T19:00:00Z``, or with an offset) as an aware datetime.
+    One without a zone is UTC, as every time casereport writes is: never the machine's zone,
+    which would move a hand-edited stamp by hours on one machine and not on another."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 @contextlib.contextmanager
 def pinned(moment: datetime) -> Iterator[None]:
     """Within the block, ``now()`` is ``moment`` (in UTC, to the second)."""

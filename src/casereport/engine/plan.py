@@ -60,7 +60,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from casereport import __version__
+from casereport import __version__, clock
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.engine.moves import planned_moves
 from casereport.site import INDEX_FILES, is_report_name, output_name_problem, output_names
@@ -385,7 +385,7 @@ def _change_from_json(raw: Mapping[str, Any]) -> AggregationChange:
             or not isinstance(request.get("query_filter"), str)
             or not isinstance(request.get("groups"), list)
             or not all(isinstance(g, str) for g in request["groups"])
-            or not isinstance(request.get("limit"), int)
+            or type(request.get("limit")) is not int  # exact: true is no limit
             or not isinstance(fingerprint, str)
         ):
             raise ValueError(f"{address}: no valid request to fetch")
@@ -454,8 +454,8 @@ def inputs_hash(reports: Sequence[ReportSpec], template_hashes: Mapping[str, str
 
 
 def parse_timestamp(text: str) -> datetime:
-    """Parse a state timestamp (``2026-11-26T19:00:00Z``)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """Parse a state timestamp (``2026-11-26T19:00:00Z``; without a zone, UTC)."""
+    return clock.parse(text)
 
 
 def format_timestamp(moment: datetime) -> str:

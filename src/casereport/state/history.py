@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, cast, overload
 
+from casereport import clock
 from casereport.definitions.reading import compare_tolerance
 from casereport.settings import DEFAULT_HISTORY
 
@@ -184,10 +184,6 @@ class History(Sequence[JsonObject]):
             self._parsed["totals"] = _parse_numbers(str(self._columns["total"]).split())
         return list(self._parsed["totals"])  # a copy: the caller may change it
 
-    def group_names(self) -> list[str]:
-        """Every group recorded in some earlier result, in stored order."""
-        return list(self._columns["groups"])
-
     def group_counts(self, name: str) -> list[float | None] | None:
         """A group's count in each earlier result (None where it was not among that
         result's top groups), or None if no result recorded it."""
@@ -338,7 +334,7 @@ class History(Sequence[JsonObject]):
 
 def epoch(stamp: str) -> float:
     """A stored ``fetched_at`` (ISO 8601, UTC) as seconds since the epoch."""
-    return datetime.fromisoformat(stamp).timestamp()
+    return clock.parse(stamp).timestamp()
 
 
 def count(value: float) -> float | int:

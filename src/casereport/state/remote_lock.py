@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 
+from casereport import clock
 from casereport.errors import LockError
 from casereport.state.lock import LockInfo  # the same `user@host` as a local lock
 from casereport.state.objects import Bucket, Conflict, Stored
@@ -38,7 +39,7 @@ def _parse(data: bytes) -> LockInfo | None:
 def age(created: str, now: datetime | None = None) -> str:
     """How long ago a lock was taken: ``40 s``, ``12 min``, ``3 h``, ``2 d``."""
     try:
-        then = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        then = clock.parse(created)
     except ValueError:
         return "an unknown time"
     seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))

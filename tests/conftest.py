@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from casereport.emulator.server import EmulatorConfig, RunningEmulator, running_emulator
 
 EmulatorFactory = Callable[..., RunningEmulator]
 
 # Tests never assert wall-clock times: Hypothesis's per-example deadline (200 ms) is one,
-# and on a loaded CI runner it fails examples that take 0.03 ms when run again.
-settings.register_profile("casereport", deadline=None)
+# and on a loaded CI runner it fails examples that take 0.03 ms when run again; so is the
+# "too slow" health check.
+settings.register_profile("casereport", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("casereport")
 
 # A suite started in the background by a shell without job control (``pytest &``, nohup)

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from markupsafe import Markup, escape
 
+from casereport import clock
 from casereport.render.filters import MONTHS, date, day, md_cell, number, spark
 from casereport.state.history import History
 
@@ -112,7 +113,7 @@ def _x_positions(count: int) -> tuple[int, ...]:
 
 def _epoch(stamp: str) -> float | None:
     try:
-        return datetime.fromisoformat(stamp).timestamp()
+        return clock.parse(stamp).timestamp()  # a stamp without a zone is UTC, as stored
     except ValueError:
         return None
 

@@ -78,6 +78,22 @@ def test_parse_estimates_reads_times_and_mutants_without_tests() -> None:
     }
 
 
+def test_parse_estimates_reads_the_clean_run_line_of_prepare() -> None:
+    text = f"61500ms {mutate.CLEAN_RUN}\n2ms {PLAN}.x_b__mutmut_2\n"
+    assert mutate.parse_estimates(text) == {mutate.CLEAN_RUN: 61.5, f"{PLAN}.x_b__mutmut_2": 0.002}
+
+
+def test_only_mutants_not_already_killed_run_again() -> None:
+    sampled = [f"{HISTORY}.x_a__mutmut_{n}" for n in range(1, 6)]
+    before = {
+        sampled[0]: "killed",
+        sampled[1]: "survived",
+        sampled[2]: "timeout",
+        sampled[3]: "not checked",
+    }
+    assert mutate.still_to_run(sampled, before) == [sampled[1], sampled[3], sampled[4]]
+
+
 def test_parse_results_reads_each_status() -> None:
     text = f"    {HISTORY}.x_a__mutmut_1: killed\n    {HISTORY}.x_a__mutmut_2: no tests\nnoise\n"
     assert mutate.parse_results(text) == {

@@ -13,8 +13,9 @@ not do, this wrapper adds, through mutmut's command line:
   total; equivalent mutants are listed in docs/mutation-equivalent.txt with a reason;
 - the survivors, with mutmut's diff of each, written to mutation-survivors.txt.
 
-The one place it reaches inside mutmut is `generate_mutants`: mutmut has no command that
-only writes the mutants, and their names are needed before the sample can be chosen.
+The one place it reaches inside mutmut is `prepare`: mutmut has no command that only writes
+the mutants and records which tests reach them, and their names are needed before the
+sample can be chosen (hence mutmut pinned to 3.8 in the dev extra).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ MUTMUT = str(Path(sys.executable).parent / "mutmut")
 DEFAULT_BUDGET = 80 * 60
 # What one mutant costs beyond its tests: a fork, pytest's per-run set-up, the result.
 PER_MUTANT_OVERHEAD = 0.3
+# The line of `--prepare`'s output that estimates mutmut's clean run of the tests.
+CLEAN_RUN = "clean-run"
 KILLED = frozenset({"killed", "timeout", "caught by type check"})
 NOT_RUN = frozenset({"not checked", "skipped", "check was interrupted by user"})
 
@@ -76,11 +79,11 @@ def module_of(mutant: str) -> str:
 
 
 def parse_estimates(text: str) -> dict[str, float]:
-    """Read `mutmut print-time-estimates`: `123ms NAME`, or `<no tests> NAME` (cost 0)."""
+    """Read `123ms NAME` or `<no tests> NAME` lines (as `mutmut print-time-estimates`)."""
     estimates: dict[str, float] = {}
     for line in text.splitlines():
         head, _, name = line.strip().rpartition(" ")
-        if "__mutmut_" not in name:
+        if "__mutmut_" not in name and name != CLEAN_RUN:
             continue
         if head == "<no tests>":
             estimates[name] = 0.0
@@ -142,6 +145,13 @@ def choose_sample(
     return Sample(names=tuple(chosen), step=step, offset=offset, total=len(names))
 
 
+def still_to_run(names: Iterable[str], before: Mapping[str, str]) -> list[str]:
+    """The sampled mutants not already killed: a survivor is tried again (a test may have
+    been added since), a killed one keeps its verdict while its function is unchanged
+    (mutmut resets the verdicts of a function whose source changed)."""
+    return [n for n in names if before.get(n, "not checked") not in KILLED]
+
+
 def _mutant_order(name: str) -> tuple[str, int]:
     """Order a module's mutants as mutmut numbers them: by function, then number."""
     function, _, number = name.rpartition("__mutmut_")
@@ -190,15 +200,27 @@ def format_scores(scores: Iterable[ModuleScore]) -> list[str]:
     return lines
 
 
-def generate_mutants() -> None:
-    """Write mutants/ as `mutmut run` does first (mutmut has no command for this alone)."""
-    from mutmut.__main__ import create_mutants
-    from mutmut.utils.file_utils import (
-        copy_also_copy_files,
-        copy_src_dir,
-        setup_source_paths,
-    )
+def prepare() -> None:
+    """Begin as `mutmut run` does, then print each mutant's estimate as
+    `mutmut print-time-estimates` does (`123ms NAME`, or `<no tests> NAME`).
 
+    Run in a child process (`--prepare`): mutmut keeps its state in module globals, runs the
+    suite in this process and changes `sys.path`. mutmut has no command that only writes the
+    mutants, and `print-time-estimates` on its own would drop the recorded tests of every
+    function whose hash it has not seen in the same process, so the two are done together.
+    """
+    from mutmut.__main__ import (
+        collect_or_load_stats,
+        collect_source_file_mutation_data,
+        create_mutants,
+        estimated_worst_case_time,
+    )
+    from mutmut.mutation.trampoline import set_mutant_under_test
+    from mutmut.state import state
+    from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+    from mutmut.workers.isolation import get_mutant_runner
+
+    set_mutant_under_test("mutant_generation")
     Path("mutants").mkdir(exist_ok=True)
     # mutmut prints every file it walks, from its worker processes too: silence the fd.
     sys.stdout.flush()
@@ -210,10 +232,17 @@ def generate_mutants() -> None:
             copy_also_copy_files()
             setup_source_paths()
             create_mutants(2)
+            collect_or_load_stats(get_mutant_runner(2), apply_config_invalidation=True)
         finally:
             sys.stdout.flush()
             os.dup2(saved, 1)
             os.close(saved)
+    # `mutmut run` first runs the tests of the chosen mutants once unmutated: at most all.
+    print(f"{int(sum(state().duration_by_test.values()) * 1000)}ms {CLEAN_RUN}")
+    mutants, _ = collect_source_file_mutation_data(mutant_names=())
+    for _, name, _ in mutants:
+        seconds = estimated_worst_case_time(name.replace("__init__.", ""))
+        print(f"{int(seconds * 1000)}ms {name}" if seconds else f"<no tests> {name}")
 
 
 def mutmut(*args: str) -> str:
@@ -252,20 +281,30 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--modules", default="", help="only these, e.g. casereport.state.history")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     os.chdir(ROOT)  # mutmut reads pyproject.toml and writes mutants/ where it runs
+    if options.prepare:
+        prepare()
+        return 0
     started = time.monotonic()
     wanted = set(options.modules.replace(",", " ").split())
 
     print("mutate: writing the mutants (mutants/), then one run of the suite to learn which")
     print("        tests reach each function (the longest step; mutmut keeps it for next time)")
-    generate_mutants()
-    estimates = parse_estimates(mutmut("print-time-estimates"))
+    prepared = subprocess.run(
+        [sys.executable, __file__, "--prepare"], capture_output=True, text=True, check=False
+    )
+    if prepared.returncode != 0:
+        sys.stderr.write(prepared.stdout[-4000:] + prepared.stderr[-4000:])
+        raise SystemExit(f"mutate: mutmut could not begin (exit {prepared.returncode}), see above")
+    estimates = parse_estimates(prepared.stdout)
+    clean_run = estimates.pop(CLEAN_RUN, 0.0)
     if wanted:
         estimates = {n: t for n, t in estimates.items() if module_of(n) in wanted}
     if not estimates:
         raise SystemExit(f"mutate: no mutants in {', '.join(sorted(wanted)) or 'the engine'}")
-    left = options.budget - (time.monotonic() - started)
+    left = options.budget - (time.monotonic() - started) - clean_run
     sample = choose_sample(estimates, left, workers=options.workers, seed=options.seed)
     if sample.step > 1:
         print(
@@ -275,8 +314,15 @@ def main(argv: list[str]) -> int:
         )
     else:
         print(f"mutate: running all {sample.total} mutants")
-    finished = run_mutants(
-        sample.names, options.workers, options.budget - (time.monotonic() - started)
+    before = parse_results(mutmut("results", "--all", "true"))
+    pending = still_to_run(sample.names, before)
+    if len(pending) < len(sample.names):
+        print(
+            f"mutate: {len(sample.names) - len(pending)} killed in an earlier run keep their"
+            " verdict (`rm -rf mutants` to start over)"
+        )
+    finished = not pending or run_mutants(
+        pending, options.workers, options.budget - (time.monotonic() - started)
     )
     if not finished:
         print("mutate: stopped at the budget; the mutants not reached are reported as not run")

@@ -52,6 +52,13 @@ def test_a_short_budget_takes_every_kth_mutant_of_each_module_from_a_seeded_offs
     assert again == sample
 
 
+def test_a_spent_budget_still_runs_one_mutant_of_each_module() -> None:
+    estimates = dict.fromkeys(names(HISTORY, "x_f", 30) + names(PLAN, "x_g", 2), 1.0)
+    for seed in range(10):
+        sample = mutate.choose_sample(estimates, -50.0, workers=2, seed=seed, overhead=0.0)
+        assert sorted(mutate.module_of(n) for n in sample.names) == [PLAN, HISTORY]
+
+
 def test_the_offset_depends_on_the_seed() -> None:
     estimates = dict.fromkeys(names(HISTORY, "x_f", 100), 1.0)
     offsets = {

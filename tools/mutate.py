@@ -128,7 +128,8 @@ def choose_sample(
 
     The estimate is mutmut's: the run time of the tests that reach a mutant (what a
     survivor costs), plus `overhead`, spread over `workers`. One seeded offset in 0..k-1
-    applies to every module, so each module is sampled at the same rate.
+    applies to every module, so each module is sampled at the same rate; a budget already
+    spent still runs one mutant of each module.
     """
     names = sorted(estimates)
     cost = sum(estimates[name] + overhead for name in names) / max(workers, 1)
@@ -137,10 +138,13 @@ def choose_sample(
     by_module: dict[str, list[str]] = {}
     for name in names:
         by_module.setdefault(module_of(name), []).append(name)
+    # A module shorter than the step still gives one mutant: its start wraps round.
     chosen = [
         name
         for module in sorted(by_module)
-        for name in sorted(by_module[module], key=_mutant_order)[offset::step]
+        for name in sorted(by_module[module], key=_mutant_order)[
+            offset % len(by_module[module]) :: step
+        ]
     ]
     return Sample(names=tuple(chosen), step=step, offset=offset, total=len(names))
 

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT_FILE = ROOT / "docs" / "mutation-equivalent.txt"
 SURVIVORS_FILE = ROOT / "mutation-survivors.txt"
 MUTMUT = str(Path(sys.executable).parent / "mutmut")
+PREPARE_LOG = ROOT / "mutants" / "mutate-prepare.log"
 # A fresh clone's `make mutate` must finish within 90 minutes on two cores; the
 # installation of the dev tools and mutmut's start-up come out of that.
 DEFAULT_BUDGET = 80 * 60
@@ -226,11 +227,12 @@ def prepare() -> None:
 
     set_mutant_under_test("mutant_generation")
     Path("mutants").mkdir(exist_ok=True)
-    # mutmut prints every file it walks, from its worker processes too: silence the fd.
+    # mutmut prints every file it walks, from its worker processes too, and the suite's
+    # output: all of it goes to a log (fd 1), shown by the parent if this step fails.
     sys.stdout.flush()
     saved = os.dup(1)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 1)
+    with PREPARE_LOG.open("w", encoding="utf-8") as log:
+        os.dup2(log.fileno(), 1)
         try:
             copy_src_dir()
             copy_also_copy_files()
@@ -300,7 +302,8 @@ def main(argv: list[str]) -> int:
         [sys.executable, __file__, "--prepare"], capture_output=True, text=True, check=False
     )
     if prepared.returncode != 0:
-        sys.stderr.write(prepared.stdout[-4000:] + prepared.stderr[-4000:])
+        log = PREPARE_LOG.read_text(encoding="utf-8") if PREPARE_LOG.exists() else ""
+        sys.stderr.write(log[-6000:] + prepared.stdout[-2000:] + prepared.stderr[-4000:])
         raise SystemExit(f"mutate: mutmut could not begin (exit {prepared.returncode}), see above")
     estimates = parse_estimates(prepared.stdout)
     clean_run = estimates.pop(CLEAN_RUN, 0.0)

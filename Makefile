@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev report plan publish test lint format bench emulator clean
+.PHONY: help install dev report plan publish test lint format bench mutate emulator clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,14 +44,14 @@ publish: $(STAMP) ## publish site/ to S3 with Pulumi (needs the Pulumi CLI and A
 	$(BIN)/casereport publish --yes
 
 lint: $(DEV_STAMP) ## ruff check, ruff format --check, mypy --strict, the import layering
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
 format: $(DEV_STAMP) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench tools
+	$(BIN)/ruff format src tests bench tools
 
 test: lint ## lint, then the test suite
 	$(BIN)/python -m pytest
@@ -59,10 +59,16 @@ test: lint ## lint, then the test suite
 bench: $(DEV_STAMP) ## run the benchmarks in bench/ and print their figures (BENCH=name to pick)
 	$(BIN)/python bench/run.py $(BENCH)
 
+# Mutation testing of plan, state and the API client with mutmut (docs/mutation.md); not
+# part of `make test`. The budget is in seconds, all in; a short one runs an even sample.
+MUTATE_BUDGET ?= 4800
+mutate: $(DEV_STAMP) ## mutation scores of the engine (MUTATE_BUDGET=s, MUTATE_MODULES=casereport.state.history)
+	$(BIN)/python tools/mutate.py --budget $(MUTATE_BUDGET) $(if $(MUTATE_MODULES),--modules "$(MUTATE_MODULES)")
+
 emulator: $(STAMP) ## serve the local Case Management emulator on 127.0.0.1:8710
 	$(BIN)/casereport emulator serve
 
 clean: ## remove the venv, caches, site and local state
-	rm -rf $(VENV) site .casereport .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results test-artifacts
+	rm -rf $(VENV) site .casereport .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results test-artifacts mutants mutation-survivors.txt
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf src/*.egg-info

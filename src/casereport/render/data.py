@@ -33,8 +33,9 @@ from casereport.definitions.reading import (
     display_label,
     order_key,
 )
+from casereport.render.compare import compared_run
 from casereport.state.comparable import comparable_history
-from casereport.state.history import History, count
+from casereport.state.history import count
 from casereport.state.model import AggregationState, Source
 
 __all__ = [
@@ -108,29 +109,6 @@ def _source(source: Source | None) -> dict[str, str] | None:
     return None if source is None else source.to_json()
 
 
-def _compared(
-    history: History, fetched_at: str, seconds: int | None, limit: int
-) -> tuple[str, float, Mapping[str, float], int] | None:
-    """The compared run (``History.compared_index``): when it was fetched, its total, its
-    groups and how many groups it could record; None when there is none. The previous run
-    (the usual setting) is read from the ends of the stored columns, without splitting them."""
-    if seconds is None:
-        stamp = history.latest_fetched_at()
-        total = history.latest_total()
-        if stamp is None or total is None:
-            return None
-        return stamp, total, history.latest_groups(), history.latest_capacity(limit)
-    index = history.compared_index(fetched_at, seconds)
-    if index is None:
-        return None
-    return (
-        history.stamps()[index],
-        history.total_at(index),
-        history.groups_at(index),
-        history.capacity_at(index, limit),
-    )
-
-
 def aggregation_data(spec: AggregationSpec, state: AggregationState | None) -> dict[str, Any]:
     """One aggregation of a data file: its definition, total, groups and comparison."""
     data: dict[str, Any] = {
@@ -149,15 +127,16 @@ def aggregation_data(spec: AggregationSpec, state: AggregationState | None) -> d
         return data
     result = state.result
     history = comparable_history(state)  # since the query last changed, as the pages
-    compared = _compared(history, state.fetched_at, spec.reading.compare_seconds, spec.limit)
+    # The run the page compares with, picked the same way (render.compare).
+    compared = compared_run(history, state.fetched_at, spec.reading, spec.limit)
     before: Mapping[str, float] = {}
     absent_is_zero = False
-    if compared is not None:
-        stamp, total, before, capacity = compared
-        data["compared_with"] = {"fetched_at": stamp, "total": count(total)}
+    if compared.found and compared.total is not None and compared.groups is not None:
+        before = compared.groups
+        data["compared_with"] = {"fetched_at": compared.stamp, "total": count(compared.total)}
         # A group that run did not record had no cases then, unless it recorded as many
         # groups as it could (its limit, or an old entry's largest few): then unknown.
-        absent_is_zero = len(before) < capacity
+        absent_is_zero = len(before) < compared.capacity
     fields, reading = spec.groups, spec.reading
     counted: list[tuple[str, float]] = []
     for group in result.get("groups") or ():

@@ -1,0 +1,1 @@
+"""Checks: CEL assertions over an aggregation's numbers, evaluated from state (never the API)."""

@@ -106,9 +106,10 @@ def test_query_against_the_emulator_prints_a_table() -> None:
     assert re.match(r"STATUS\s+COUNT\s+SHARE$", lines[3])
     rows = lines[4:-2]
     assert {row.split()[0] for row in rows} <= {"OPEN", "IN_PROGRESS", "CLOSED"}
-    assert all(re.match(r"\S+\s+\d+\s+\d+\.\d%$", row) for row in rows)
-    total = int(re.match(r"Total: (\d+) cases in (\d+) groups shown$", lines[-1]).group(1))
-    assert total == sum(int(row.split()[1]) for row in rows)
+    assert all(re.match(r"\S+\s+\d{1,3}(,\d{3})*\s+\d+\.\d%$", row) for row in rows)
+    found = re.match(r"Total: ([\d,]+) cases in (\d+) groups shown$", lines[-1])
+    total = int(found.group(1).replace(",", ""))
+    assert total == sum(int(row.split()[1].replace(",", "")) for row in rows)
 
 
 def test_query_json_is_the_api_shape() -> None:
@@ -140,7 +141,7 @@ def test_query_without_group_by_counts() -> None:
     as_json = CliRunner().invoke(cli, ["query", "status:open", "--json", "--emulator"])
     assert counted.exit_code == 0 and as_json.exit_code == 0, counted.output + as_json.output
     total = int(json.loads(grouped.stdout)["data"]["attributes"]["total"])
-    assert counted.stdout == f"Query: status:open\n\n{total} cases\n"
+    assert counted.stdout == f"Query: status:open\n\n{total:,} cases\n"
     assert json.loads(as_json.stdout) == {"query_filter": "status:open", "total": total}
 
 

@@ -167,7 +167,7 @@ def test_run_writes_only_changed_files_and_keeps_broken_ones(tmp_path: Path) -> 
     assert err == [
         f"{reports}/broken.yaml:2:1: error: invalid YAML: found unexpected end of stream "
         "(while scanning a quoted scalar started at line 1, column 8) (file left unchanged)",
-        "1 of 3 files need formatting: run casereport fmt",
+        "1 file of 3 needs formatting: run casereport fmt",
     ]
     assert (reports / "ugly.yaml").read_text() == UGLY  # --check writes nothing
 

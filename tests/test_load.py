@@ -224,6 +224,8 @@ def test_diagnostics_json_shape() -> None:
                 "file": "reports/a.yaml",
                 "line": 3,
                 "column": 5,
+                # (no such file to read the span from: the one character)
+                "span": {"start": {"line": 3, "column": 5}, "end": {"line": 3, "column": 6}},
             },
             {
                 "severity": "warning",
@@ -232,6 +234,7 @@ def test_diagnostics_json_shape() -> None:
                 "file": "reports/b.yaml",
                 "line": 1,
                 "column": 1,
+                "span": {"start": {"line": 1, "column": 1}, "end": {"line": 1, "column": 2}},
             },
         ],
     }

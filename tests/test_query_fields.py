@@ -153,10 +153,12 @@ def test_validate_warns_and_strict_fails(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.output.splitlines()[0] == WARNING.format(severity="warning")
     result = CliRunner().invoke(cli, ["validate", "--strict"])
     assert result.exit_code == 1
-    assert result.output.splitlines() == [
+    lines = result.output.splitlines()
+    assert [lines[0], lines[-1]] == [
         WARNING.format(severity="error"),
         "Not valid: 1 error, 0 warnings.",
     ]
+    assert lines[1:-1] == ["  |", "4 |     query_filter: staus:open", "  |                   ^^^^^"]
 
 
 def test_strict_in_settings_fails_validate_and_plan(

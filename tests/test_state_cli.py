@@ -316,9 +316,10 @@ def test_show_describes_the_state_in_brief(workspace: Path, applied: State) -> N
     body = lines[3 : 3 + len(addresses(workspace))]
     assert [line.split(": ", 1)[0] for line in body] == addresses(workspace)
     entry = applied.aggregations[addresses(workspace)[0]]
+    groups = len(entry.result["groups"])
     assert body[0] == (
-        f"{entry.address}: total {float(entry.result['total']):g}, "
-        f"{len(entry.result['groups'])} groups, fetched 2026-11-26T19:00:00Z, 0 earlier results"
+        f"{entry.address}: total {int(entry.result['total']):,}, "
+        f"{groups} group{'s' * (groups != 1)}, fetched 2026-11-26T19:00:00Z, 0 earlier results"
     )
     assert lines[-2:] == ["", f"Reports: {', '.join(report_names(workspace))}"]
 

@@ -31,8 +31,9 @@ from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
 from casereport.cli_output import output_command
 from casereport.cli_state import state_mv
+from casereport.cli_version import add_no_color, completion_command, version_command
 from casereport.errors import CaseReportError
-from casereport.terminal import clean, clean_output, raw
+from casereport.terminal import clean, clean_output, raw, use_colour
 
 
 class CaseReportGroup(click.Group):
@@ -48,6 +49,13 @@ class CaseReportGroup(click.Group):
             if isinstance(exc, click.ClickException):
                 # click prints it once this returns (its stubs mark it Final; it is not)
                 exc.message = clean(exc.message)  # type: ignore[misc]
+                tty = sys.stderr.isatty()
+                if isinstance(exc, CaseReportError) and (tty or ctx.meta.get("casereport.lines")):
+                    from casereport.diagnostics import annotate
+
+                    # The file's line under each "path:line:col: error:" (its first line kept).
+                    colour, ends = use_colour(tty), exc.span_ends
+                    exc.message = annotate(exc.message, colour=colour, ends=ends)  # type: ignore[misc]
             if ctx.meta.get("casereport.debug"):
                 traceback.print_exc()
             raise
@@ -171,6 +179,8 @@ def query_command(
 cli.add_command(emulator_group)  # in its own module, like `state mv`: cli_emulator
 cli.add_command(demo_command)  # in its own module: cli_demo
 cli.add_command(output_command)  # in its own module: cli_output
+cli.add_command(version_command)  # in its own module, with completion: cli_version
+cli.add_command(completion_command)
 
 
 # -- report definitions: validate, fmt, schema, init ---------------------------------
@@ -212,6 +222,7 @@ def validate_command(
     from casereport.render.check import check_templates
     from casereport.settings import parse_var_assignments
 
+    ctx.meta["casereport.lines"] = True  # casereport.toml's errors too show their line
     cli_vars = parse_var_assignments(variables)
     settings, expansion = expand_workspace(Path("."), reports_dir=reports_dir, cli_vars=cli_vars)
     # The templates of every report, with the rest of the problems: one run.
@@ -219,7 +230,9 @@ def validate_command(
     expansion = replace(expansion, diagnostics=(*expansion.diagnostics, *problems))
     if flags["strict"] or settings.strict:
         expansion = expansion.strict()
-    click.echo(validation_output(expansion, as_json=flags["as_json"]), nl=False)
+    colour = use_colour(sys.stdout.isatty())  # (the snippets' carets in red, on a terminal)
+    text = validation_output(expansion, as_json=flags["as_json"], colour=colour)
+    click.echo(text, nl=False, file=raw(sys.stdout) if colour else None)
     if not expansion.ok:
         ctx.exit(1)
 
@@ -558,15 +571,26 @@ def render_command(**values: Any) -> None:
 @click.argument(
     "plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[PLAN]"
 )
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="A saved plan as JSON.")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State file (.casereport/state.json).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="As JSON: the saved plan, or the state's content."
+)
 @backend_options
 def show_command(plan_file: Path | None, state_path: Path | None, as_json: bool, **at: Any) -> None:
     """Show a saved plan, or without PLAN the current state in brief.
 
+    With --json and no PLAN, prints the state's whole content as JSON (its shape is
+    versioned: see docs/state.md).
+
     \b
     Examples:
       casereport show
+      casereport show --json
       casereport show plan.json
     """
     from casereport.engine import views
@@ -577,10 +601,13 @@ def show_command(plan_file: Path | None, state_path: Path | None, as_json: bool,
         plan = read_plan(plan_file)
         click.echo(views.render_json(plan) if as_json else views.render_human(plan), nl=False)
         return
-    from casereport.state.ops import describe_state
+    from casereport.state.ops import describe_state, state_json
 
     with located_state(state_path, at["backend"], at["workspace"], None) as path:
-        click.echo(describe_state(path))
+        if as_json:
+            click.echo(state_json(path, __version__), nl=False)
+        else:
+            click.echo(describe_state(path))
 
 
 @cli.group("state")
@@ -740,6 +767,9 @@ def publish_command(**values: Any) -> None:
         out=click.echo,
     )
     click.echo(outcome.summary())
+
+
+add_no_color(cli)  # on every command: after the last is added
 
 
 def main() -> None:

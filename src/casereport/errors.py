@@ -32,9 +32,15 @@ import click
 
 
 class CaseReportError(click.ClickException):
-    """Base of every error casereport reports to the user."""
+    """Base of every error casereport reports to the user.
+
+    ``span_ends`` maps a ``(file, line, column)`` the message names to the column just
+    past the span it means, when the producer knew it; the CLI underlines that span
+    in the snippet it shows under the line (``casereport.diagnostics``).
+    """
 
     exit_code = 1
+    span_ends: dict[tuple[str, int, int], int] = {}  # noqa: RUF012 (read-only default)
 
 
 class ConfigError(CaseReportError):

@@ -18,16 +18,35 @@ it shows with ``escape``.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-__all__ = ["clean", "clean_output", "escape", "raw"]
+__all__ = ["clean", "clean_output", "disable_colour", "escape", "raw", "use_colour"]
 
 # C0 but tab and newline, DEL, C1 (ESC is \x1b; CSI is \x1b[ or the single \x9b).
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+# Set by --no-color for the rest of the command (one process runs one command).
+_colour_disabled = False
+
+
+def disable_colour() -> None:
+    """No colour for the rest of this process (``--no-color``)."""
+    global _colour_disabled
+    _colour_disabled = True
+
+
+def use_colour(stream_is_tty: bool) -> bool:
+    """Colour only on a terminal, never with --no-color, NO_COLOR set (https://no-color.org)
+    or TERM=dumb."""
+    if _colour_disabled or not stream_is_tty or os.environ.get("NO_COLOR"):
+        return False
+    return os.environ.get("TERM") != "dumb"
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -304,7 +304,10 @@ class _Expander:
 
     def error(self, source: SourceString, index: int, message: str, detail: str = "") -> None:
         line, column = source.location_of(index)
-        self.diagnostics.append(Diagnostic("error", message, self.file, line, column, detail))
+        end = source.end_column_of(index)
+        self.diagnostics.append(
+            Diagnostic("error", message, self.file, line, column, detail, end_column=end)
+        )
         self.failed = True
 
     def report(self, default_refresh: Refresh, *, partial: bool = False) -> ReportSpec | None:
@@ -440,7 +443,10 @@ class _Expander:
                 continue
             self.warned.add((line, column, message))
             shown = f' (expanded for {where}: "{query}")' if query != source.value else ""
-            self.diagnostics.append(Diagnostic("warning", message + shown, self.file, line, column))
+            end = source.end_column_of(index)
+            self.diagnostics.append(
+                Diagnostic("warning", message + shown, self.file, line, column, end_column=end)
+            )
 
     def interpolate(
         self, source: SourceString, what: str, each: tuple[str, str] | None
@@ -557,11 +563,12 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def validation_output(expansion: Expansion, *, as_json: bool = False) -> str:
-    """What ``validate`` prints: one line per diagnostic and a summary, or JSON."""
+def validation_output(expansion: Expansion, *, as_json: bool = False, colour: bool = False) -> str:
+    """What ``validate`` prints: one line per diagnostic, each with the source line it
+    points at underneath, and a summary; or JSON."""
     if as_json:
         return json.dumps(diagnostics_json(expansion.diagnostics), indent=2) + "\n"
-    lines = [str(d) for d in expansion.diagnostics]
+    lines = [d.with_snippet(colour=colour) for d in expansion.diagnostics]
     warnings = expansion.warning_count
     if expansion.ok:
         specs = expansion.aggregations

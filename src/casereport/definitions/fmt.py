@@ -38,6 +38,7 @@ from casereport.definitions.yamlnodes import (
     to_int,
     yaml_syntax_error,
 )
+from casereport.numbers import count_of
 
 __all__ = ["FLOW_WIDTH", "FormatResult", "format_files", "format_text", "run", "target_files"]
 
@@ -372,5 +373,7 @@ def run(
             os.chmod(result.path, stat.S_IMODE(mode))
     failed = bool(problems) or any(r.error is not None for r in results)
     if check and unformatted:
-        err(f"{unformatted} of {len(results)} files need formatting: run casereport fmt")
+        need = "needs" if unformatted == 1 else "need"
+        files = count_of(unformatted, "file")
+        err(f"{files} of {len(results)} {need} formatting: run casereport fmt")
     return 1 if failed or (check and unformatted) else 0

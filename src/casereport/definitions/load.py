@@ -311,12 +311,18 @@ class _Checker:
         self.broken: list[AggregationDefinition] = []
         self.variables_ok = True
 
-    def error(self, line: int, column: int, message: str, detail: str = "") -> None:
+    def error(
+        self, line: int, column: int, message: str, detail: str = "", end: int | None = None
+    ) -> None:
         self.has_errors = True
-        self.diagnostics.append(Diagnostic("error", message, self.file, line, column, detail))
+        self.diagnostics.append(
+            Diagnostic("error", message, self.file, line, column, detail, end_column=end)
+        )
 
-    def warning(self, line: int, column: int, message: str) -> None:
-        self.diagnostics.append(Diagnostic("warning", message, self.file, line, column))
+    def warning(self, line: int, column: int, message: str, end: int | None = None) -> None:
+        self.diagnostics.append(
+            Diagnostic("warning", message, self.file, line, column, end_column=end)
+        )
 
     def at(self, node: Node, message: str, detail: str = "") -> None:
         self.error(node.line + 1, node.column + 1, message, detail)
@@ -586,11 +592,12 @@ class _Checker:
         if problem is not None:
             reason, position = problem
             line, column = query.location_of(position)
-            self.error(line, column, f"invalid query_filter: {reason}", query.value)
+            end = query.end_column_of(position)
+            self.error(line, column, f"invalid query_filter: {reason}", query.value, end)
             return
         for message, position in check_query_fields(query.value, self.known):
             line, column = query.location_of(position)
-            self.warning(line, column, message)
+            self.warning(line, column, message, query.end_column_of(position))
 
     def group_by(self, node: Node) -> tuple[SourceString, ...]:
         if not isinstance(node, SeqNode):

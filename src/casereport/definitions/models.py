@@ -8,12 +8,14 @@ tuples: as immutable as frozen dataclasses, and built three times faster.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from casereport.definitions.yamlnodes import value_positions
+from casereport.diagnostics import Span, snippet, span_of
 from casereport.settings import Refresh
 
 __all__ = [
@@ -40,6 +42,9 @@ DEFAULT_TEMPLATE = "report"
 
 Severity = Literal["error", "warning"]
 
+# What a position inside a string points at: an interpolation or a query word.
+_TOKEN = re.compile(r"\$\{[^}]*\}?|[^\s:()\"'\[\]{}]+")
+
 
 # --------------------------------------------------------------------------- diagnostics
 
@@ -47,7 +52,9 @@ Severity = Literal["error", "warning"]
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One located message. ``line`` and ``column`` are 1-based; ``None`` when the
-    message is not about a place in a file (e.g. a ``--var`` option)."""
+    message is not about a place in a file (e.g. a ``--var`` option). ``end_column``,
+    when the producer knows it, is the column just past the span meant on ``line``;
+    without it the span is read from the source (``casereport.diagnostics``)."""
 
     severity: Severity
     summary: str
@@ -55,14 +62,21 @@ class Diagnostic:
     line: int | None = None
     column: int | None = None
     detail: str = ""
+    end_column: int | None = None
 
     def __str__(self) -> str:
         parts = (self.file, self.line, self.column)
         where = "".join(f"{part}:" for part in parts if part)
         return f"{where} {self.severity}: {self.summary}".lstrip()
 
+    def span(self) -> Span | None:
+        """Where the message points, start and end (None when not in a file)."""
+        return span_of(self.file, self.line, self.column, self.end_column)
+
     def to_json(self) -> dict[str, Any]:
-        """The ``validate --json`` shape of one diagnostic."""
+        """The ``validate --json`` shape of one diagnostic: ``span`` holds the 1-based
+        start and end (``end.column`` just past the span), or null."""
+        span = self.span()
         return {
             "severity": self.severity,
             "summary": self.summary,
@@ -70,7 +84,19 @@ class Diagnostic:
             "file": self.file,
             "line": self.line,
             "column": self.column,
+            "span": None
+            if span is None
+            else {
+                "start": {"line": span.line, "column": span.column},
+                "end": {"line": span.end_line, "column": span.end_column},
+            },
         }
+
+    def with_snippet(self, *, colour: bool = False) -> str:
+        """The message line, and under it the source line with the span marked."""
+        span = self.span()
+        shown = "" if span is None or self.file is None else snippet(span, self.file, colour=colour)
+        return f"{self}\n{shown}" if shown else str(self)
 
 
 def diagnostics_json(diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
@@ -117,6 +143,15 @@ class SourceString(NamedTuple):
         if positions is None:
             return self.line, self.column
         return positions[max(0, min(index, len(positions) - 1))]
+
+    def end_column_of(self, index: int) -> int | None:
+        """The column just past the token of ``value`` at ``index`` (a ``${...}``, a
+        query word or field; else the one character), when it is on one line of the file."""
+        match = _TOKEN.match(self.value, index)
+        length = len(match.group()) if match else 1
+        line, column = self.location_of(index)
+        last_line, last = self.location_of(index + length - 1)
+        return last + 1 if last_line == line and last >= column else None
 
 
 class Variable(NamedTuple):

@@ -16,6 +16,7 @@ from casereport.api.settings import ClientSettings, Credentials
 from casereport.definitions.fields import check_query_fields, known_fields
 from casereport.definitions.load import check_group, check_query
 from casereport.errors import ConfigError
+from casereport.numbers import format_number
 from casereport.settings import load_settings, read_settings
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def result_as_json(result: AggregateResult) -> dict[str, Any]:
 
 
 def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+    return format_number(float(value))  # as pages write it: 12,345
 
 
 def format_table(request: AggregateRequest, result: AggregateResult) -> str:
@@ -155,7 +156,9 @@ def format_table(request: AggregateRequest, result: AggregateResult) -> str:
     lines += [f"{g:<{widths[0]}}  {c:>{widths[1]}}  {s:>{widths[2]}}" for g, c, s in rows]
     if not rows:
         lines.append("(no groups: no matching case has this field)")
-    lines += ["", f"Total: {_number(result.total)} cases in {len(rows)} groups shown"]
+    cases = "case" if result.total == 1 else "cases"
+    groups = "group" if len(rows) == 1 else "groups"
+    lines += ["", f"Total: {_number(result.total)} {cases} in {len(rows)} {groups} shown"]
     return "\n".join(lines)
 
 

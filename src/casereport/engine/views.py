@@ -16,12 +16,12 @@ own colour is the only control sequence in it.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from casereport import terminal
 from casereport.engine.plan import (
     CREATE,
     DELETE,
@@ -55,10 +55,8 @@ Paint = Callable[[str, str], str]
 
 
 def use_colour(stream_is_tty: bool) -> bool:
-    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org) or TERM=dumb."""
-    if not stream_is_tty or os.environ.get("NO_COLOR"):
-        return False
-    return os.environ.get("TERM") != "dumb"
+    """Colour only on a terminal, never with --no-color, NO_COLOR or TERM=dumb."""
+    return terminal.use_colour(stream_is_tty)
 
 
 def _painter(colour: bool) -> Paint:

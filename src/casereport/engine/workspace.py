@@ -96,11 +96,14 @@ def load_workspace(options: Options, notice: Notice | None = None) -> Workspace:
     else:
         strict_note = ""
     if not expansion.ok:
-        errors = [str(d) for d in expansion.diagnostics if d.severity == "error"]
-        more = (
-            f" (and {len(errors) - 1} more; run `casereport validate`)" if len(errors) > 1 else ""
-        )
-        raise DefinitionError(f"{errors[0]}{strict_note}{more}")
+        found = [d for d in expansion.diagnostics if d.severity == "error"]
+        more = f" (and {len(found) - 1} more; run `casereport validate`)" if len(found) > 1 else ""
+        error = DefinitionError(f"{found[0]}{strict_note}{more}")
+        first = found[0]
+        if first.file and first.line and first.column and first.end_column:
+            # So the snippet on a terminal marks exactly the span (casereport.diagnostics).
+            error.span_ends = {(first.file, first.line, first.column): first.end_column}
+        raise error
     if notice is not None:
         for diagnostic in expansion.diagnostics:
             notice(str(diagnostic))

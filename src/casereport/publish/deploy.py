@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from casereport.errors import PublishError
+from casereport.numbers import count_of
 from casereport.publish.config import CONFIG_NAMESPACE, PublishConfig, config_from_values
 from casereport.publish.files import check_site
 from casereport.publish.program import OUTPUT_BUCKET, OUTPUT_URL, site_program
@@ -149,13 +150,15 @@ class PublishOutcome:
         url = self.outputs.get(OUTPUT_URL) or ""
         where = f"s3://{self.outputs.get(OUTPUT_BUCKET) or '?'}/{self.config.prefix}"
         if self.status == "published":
-            return f"Published {self.files} files to {where}" + (f": {url}" if url else "")
+            files = count_of(self.files, "file")
+            return f"Published {files} to {where}" + (f": {url}" if url else "")
         if self.status == "unchanged":
             return "No changes. The published site is up to date" + (f": {url}" if url else ".")
         if self.status == "cancelled":
             return "Publish cancelled."
         return (
-            f"Preview of {self.files} files to {self.config.describe()}: nothing was changed. "
+            f"Preview of {count_of(self.files, 'file')} to {self.config.describe()}: "
+            "nothing was changed. "
             "Publish with `casereport publish`."
         )
 

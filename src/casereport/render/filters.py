@@ -13,6 +13,8 @@ from datetime import datetime
 from math import floor
 from typing import Any
 
+from casereport.numbers import format_number
+
 _MINUS = "\u2212"  # a real minus sign: "−3" reads better than "-3" next to "+3"
 # Counts repeat across a site (small integers above all): format each value once.
 _NUMBERS: dict[float, str] = {}
@@ -33,10 +35,7 @@ def number(value: float | None) -> str:
         return "–"
     text = _NUMBERS.get(value)
     if text is None:
-        if value.is_integer() if isinstance(value, float) else isinstance(value, int):
-            text = f"{int(value):,}"
-        else:
-            text = f"{value:,.2f}".rstrip("0").rstrip(".")
+        text = format_number(value)  # (the terminal's style: casereport.numbers)
         if value < 0:
             text = text.replace("-", _MINUS)
         if len(_NUMBERS) < 65536:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from casereport.errors import StateError
+from casereport.numbers import count_of, format_number
 from casereport.state import journal
 from casereport.state.lock import LockInfo, force_unlock, state_lock
 from casereport.state.model import State, remove_addresses, write_state
@@ -137,14 +138,29 @@ def describe_state(state_path: Path) -> str:
     ]
     for address in sorted(state.aggregations):
         entry = state.aggregations[address]
-        total = float(entry.result.get("total", 0))
-        groups = len(entry.result.get("groups", ()))
-        lines.append(
-            f"{address}: total {total:g}, {groups} groups, fetched {entry.fetched_at}, "
-            f"{len(entry.history)} earlier results"
-        )
+        total = format_number(float(entry.result.get("total", 0)))
+        groups = count_of(len(entry.result.get("groups", ())), "group")
+        earlier = count_of(len(entry.history), "earlier result")
+        lines.append(f"{address}: total {total}, {groups}, fetched {entry.fetched_at}, {earlier}")
     lines += ["", f"Reports: {', '.join(sorted(state.reports)) or 'none rendered yet'}"]
     return "\n".join(lines)
+
+
+# The shape of `show --json`; a change that breaks a reader raises it.
+SHOW_JSON_FORMAT_VERSION = 1
+
+
+def state_json(state_path: Path, casereport_version: str) -> str:
+    """``casereport show --json``: the state's content, wrapped with the versions of this
+    output's shape and of casereport (as ``terraform show -json``); see docs/state.md."""
+    state = _require(journal.load_with_journal(state_path), state_path)
+    document = {
+        "format_version": SHOW_JSON_FORMAT_VERSION,
+        "casereport_version": casereport_version,
+        "state_path": str(state_path),
+        "state": state.to_json(),
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def unlock(state_path: Path, lock_id: str) -> LockInfo:

@@ -14,6 +14,7 @@ import contextlib
 from pathlib import Path
 
 from casereport.errors import ConfigError, StateError
+from casereport.numbers import count_of
 from casereport.settings import Settings
 from casereport.state.backend import (
     DEFAULT_WORKSPACE,
@@ -81,9 +82,9 @@ def delete_workspace(
         state = _parse(backend, found.data)
         if (state.aggregations or state.reports) and not force:
             raise StateError(
-                f"workspace {name!r} holds {len(state.aggregations)} results and "
-                f"{len(state.reports)} reports ({backend.where}); pass --force to delete "
-                "them and their history"
+                f"workspace {name!r} holds {count_of(len(state.aggregations), 'result')} and "
+                f"{count_of(len(state.reports), 'report')} ({backend.where}); "
+                "pass --force to delete them and their history"
             )
         backend.delete()
     if isinstance(backend, LocalBackend):
@@ -126,7 +127,8 @@ def copy_state(
         destination.write(found.data, current)
     return (
         f"Copied the state (lineage {state.lineage}, serial {state.serial}, "
-        f"{len(state.aggregations)} results) from {source.where} to {destination.where}."
+        f"{count_of(len(state.aggregations), 'result')}) "
+        f"from {source.where} to {destination.where}."
     )
 
 

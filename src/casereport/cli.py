@@ -33,13 +33,17 @@ from casereport.cli_output import output_command
 from casereport.cli_state import state_mv
 from casereport.cli_version import add_no_color, completion_command, version_command
 from casereport.errors import CaseReportError
-from casereport.terminal import clean, clean_output, raw, use_colour
+from casereport.terminal import clean, clean_output, disable_colour, raw, use_colour
 
 
 class CaseReportGroup(click.Group):
     """A click group that turns unexpected exceptions into one line unless ``--debug``,
     and shows control characters in anything printed as visible escapes
     (``casereport.terminal``)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        disable_colour(False)  # (a test runs many commands in one process)
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -179,7 +179,8 @@ def annotate(
         file, number = match["file"], int(match["line"])
         column = int(match["column"]) if match["column"] else None
         end = (ends or {}).get((file, number, column or 0))
-        shown = snippet(span_of(file, number, column, end), file, colour=colour)
+        span = span_of(file, number, column, end) or infer_span(file, number, column)
+        shown = snippet(span, file, colour=colour)
         if shown:
             out.append(shown)
     return "\n".join(out)

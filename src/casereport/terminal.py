@@ -31,14 +31,14 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-# Set by --no-color for the rest of the command (one process runs one command).
+# Set by --no-color for the rest of the command; each command starts with it unset.
 _colour_disabled = False
 
 
-def disable_colour() -> None:
-    """No colour for the rest of this process (``--no-color``)."""
+def disable_colour(disabled: bool = True) -> None:
+    """No colour for the rest of this command (``--no-color``); ``False`` clears it."""
     global _colour_disabled
-    _colour_disabled = True
+    _colour_disabled = disabled
 
 
 def use_colour(stream_is_tty: bool) -> bool:

@@ -374,6 +374,6 @@ def run(
     failed = bool(problems) or any(r.error is not None for r in results)
     if check and unformatted:
         need = "needs" if unformatted == 1 else "need"
-        files = count_of(unformatted, "file")
-        err(f"{files} of {len(results)} {need} formatting: run casereport fmt")
+        counted = count_of(unformatted, "file")
+        err(f"{counted} of {len(results)} {need} formatting: run casereport fmt")
     return 1 if failed or (check and unformatted) else 0

@@ -312,7 +312,17 @@ def test_unused_cli_variable_is_a_warning() -> None:
     result = expanded(REPORT, cli_vars={"servce": "billing"})
     assert result.ok
     assert [str(d) for d in result.diagnostics] == [
-        '--var: warning: --var "servce" is not used by any report (no ${var.servce} anywhere)'
+        '--var: warning: --var "servce" is not used by any report (no ${var.servce} anywhere; '
+        "did you mean \"service\"? the reports' variables: service)"
+    ]
+
+
+def test_unused_cli_variable_when_no_report_has_one() -> None:
+    plain = REPORT.replace("${var.service}", "billing")
+    result = expanded(plain.replace("vars:\n  service: case-api\n", ""), cli_vars={"x": "1"})
+    assert [str(d) for d in result.diagnostics] == [
+        '--var: warning: --var "x" is not used by any report (no ${var.x} anywhere; '
+        "none has one)"
     ]
 
 

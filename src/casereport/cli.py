@@ -18,19 +18,17 @@ import click
 from casereport import __version__
 from casereport.cli_backend import (
     BACKEND_OPTIONS,
+    LOCK_TIMEOUT_HELP,
     backend_options,
     located_state,
     located_values,
     remote_force_unlock,
-    state_migrate,
-    state_pull,
-    state_push,
     workspace_group,
 )
 from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
 from casereport.cli_output import output_command
-from casereport.cli_state import state_mv
+from casereport.cli_state import state_group, state_options
 from casereport.cli_version import add_no_color, completion_command, version_command
 from casereport.errors import CaseReportError
 from casereport.terminal import clean, clean_output, disable_colour, raw, use_colour
@@ -358,7 +356,7 @@ def _workspace_options(function: Any) -> Any:
             type=click.FloatRange(0),
             default=0.0,
             metavar="SECONDS",
-            help="Wait this long for another run's state lock (default: fail at once).",
+            help=LOCK_TIMEOUT_HELP,
         ),
         *BACKEND_OPTIONS,
     ]
@@ -614,82 +612,14 @@ def show_command(plan_file: Path | None, state_path: Path | None, as_json: bool,
             click.echo(describe_state(path))
 
 
-@cli.group("state")
-def state_group() -> None:
-    """Inspect and edit the state (.casereport/state.json)."""
-
-
-def _state_options(function: Any) -> Any:
-    option = click.option(
-        "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
-    )
-    return option(backend_options(function))
-
-
-# In their own modules: this one is at its size limit.
-for _command in (state_mv, state_push, state_pull, state_migrate):
-    state_group.add_command(_command)
+# In their own modules (this one is at its size limit): cli_state, cli_backend.
+cli.add_command(state_group)
 cli.add_command(workspace_group)
-
-
-@state_group.command("list")
-@click.argument("prefixes", nargs=-1, metavar="[ADDR]...")
-@_state_options
-def state_list(prefixes: tuple[str, ...], state_path: Path | None, **at: Any) -> None:
-    """List aggregation addresses in state (those under ADDR if given).
-
-    \b
-    Example:
-      casereport state list support-backlog
-    """
-    from casereport.state.ops import list_addresses
-
-    with located_state(state_path, at["backend"], at["workspace"], None) as path:
-        for address in list_addresses(path, prefixes):
-            click.echo(address)
-
-
-@state_group.command("show")
-@click.argument("address")
-@_state_options
-def state_show(address: str, state_path: Path | None, **at: Any) -> None:
-    """Show one aggregation's state: request, result, fetch time, history.
-
-    \b
-    Example:
-      casereport state show 'open-by-service.open_by_priority["billing"]'
-    """
-    from casereport.state.ops import show_address
-
-    with located_state(state_path, at["backend"], at["workspace"], None) as path:
-        click.echo(show_address(path, address))
-
-
-@state_group.command("rm")
-@click.argument("addresses", nargs=-1, required=True, metavar="ADDR...")
-@_state_options
-@click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, metavar="SECONDS")
-def state_rm(
-    addresses: tuple[str, ...], state_path: Path | None, lock_timeout: float, **at: Any
-) -> None:
-    """Forget aggregations or whole reports; the next apply fetches them again.
-
-    \b
-    Example:
-      casereport state rm support-backlog.by_status
-    """
-    from casereport.state.ops import remove
-
-    with located_state(
-        state_path, at["backend"], at["workspace"], "state rm", lock_timeout
-    ) as path:
-        removed = remove(path, addresses, lock_timeout=lock_timeout)
-    click.echo(f"Removed {len(removed)} from state: {', '.join(removed)}")
 
 
 @cli.command("force-unlock")
 @click.argument("lock_id", metavar="ID")
-@_state_options
+@state_options
 def force_unlock_command(lock_id: str, state_path: Path | None, **at: Any) -> None:
     """Remove a stuck state lock. Only when its run is really gone or hung.
 

@@ -114,7 +114,12 @@ def remote_force_unlock(lock_id: str, backend: str | None, workspace: str | None
 
 @click.group("workspace")
 def workspace_group() -> None:
-    """Separate states (and sites) in the same backend: prod, staging, ..."""
+    """Separate states (and sites) in the same backend: prod, staging, ...
+
+    \b
+    Example:
+      casereport workspace list
+    """
 
 
 @workspace_group.command("list")
@@ -168,11 +173,18 @@ def workspace_delete(name: str, backend: str | None, workspace: str | None, forc
 
 # -- state push | pull | migrate -------------------------------------------------------------
 
+LOCK_TIMEOUT_HELP = "Wait this long for another run's state lock (default: fail at once)."
 _COPY_OPTIONS = [
     click.option(
         "--force", is_flag=True, help="Replace another or a newer state (kept as .backup)."
     ),
-    click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, metavar="SECONDS"),
+    click.option(
+        "--lock-timeout",
+        type=click.FloatRange(0),
+        default=0.0,
+        metavar="SECONDS",
+        help=LOCK_TIMEOUT_HELP,
+    ),
 ]
 
 

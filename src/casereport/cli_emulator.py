@@ -31,7 +31,12 @@ _NOW_HELP = (
 
 @click.group("emulator")
 def emulator_group() -> None:
-    """A local emulator of the Case Management API (offline demo data, tests)."""
+    """A local emulator of the Case Management API (offline demo data, tests).
+
+    \b
+    Example:
+      casereport emulator export --cases 5 -o five-cases.json
+    """
 
 
 @emulator_group.command("serve")
@@ -58,10 +63,28 @@ def emulator_group() -> None:
     envvar="CASEREPORT_EMULATOR_BEARER_TOKEN",
     help="Accept this OAuth bearer token (Authorization: Bearer ...) too.",
 )
-@click.option("--latency-ms", type=float, default=0.0, help="Delay every API response.")
-@click.option("--error-rate", type=float, default=0.0, help="Answer this share with 500/503.")
-@click.option("--rate-limit", type=int, help="Requests allowed per period (else unlimited).")
-@click.option("--rate-period", type=int, default=1, show_default=True, help="Seconds per period.")
+@click.option(
+    "--latency-ms", type=float, default=0.0, show_default=True, help="Delay every API response."
+)
+@click.option(
+    "--error-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Answer this share of requests (0 to 1) with 500/503.",
+)
+@click.option(
+    "--rate-limit",
+    type=int,
+    help="Requests allowed per --rate-period (without it: 100,000 per 60 s, as good as none).",
+)
+@click.option(
+    "--rate-period",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Seconds per window of --rate-limit (only with --rate-limit).",
+)
 def emulator_serve(
     host: str,
     port: int,

@@ -57,9 +57,9 @@ def output_command(
 
     \b
     Examples:
-      casereport output support-weekly
-      casereport output support-weekly --csv > support-weekly.csv
-      casereport output support-weekly | jq '.aggregations[].total'
+      casereport output support-backlog
+      casereport output support-backlog --csv > support-backlog.csv
+      casereport output support-backlog | jq '.aggregations[].total'
     """
     from casereport.engine.output import report_output
     from casereport.engine.workspace import Options

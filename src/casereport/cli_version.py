@@ -82,7 +82,7 @@ def completion_command(ctx: click.Context, shell: str) -> None:
     \b
     Examples:
       casereport completion bash > ~/.local/share/bash-completion/completions/casereport
-      casereport completion zsh > "${fpath[1]}/_casereport"
+      casereport completion zsh > ~/.zfunc/_casereport   # with fpath+=(~/.zfunc)
       casereport completion fish > ~/.config/fish/completions/casereport.fish
     """
     from click.shell_completion import get_completion_class

@@ -17,6 +17,7 @@ different reports are fetched once.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -251,13 +252,19 @@ def expand(
         if spec is not None:
             (checked if only_checked else specs).append(spec)
     diagnostics += check_moves(specs)
+    # What a mistyped --var was meant to be: every variable reports declare or use.
+    declared = sorted(used | set(workspace_vars) | {v.name for r, _ in every for v in r.vars})
     for name in sorted(set(cli_vars) - used):
         if not VAR_NAME_RE.match(name):
             continue
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f'did you mean "{close[0]}"? ' if close else ""
+        known = f"the reports' variables: {', '.join(declared)}" if declared else "none has one"
         diagnostics.append(
             Diagnostic(
                 "warning",
-                f'--var "{name}" is not used by any report (no ${{var.{name}}} anywhere)',
+                f'--var "{name}" is not used by any report (no ${{var.{name}}} anywhere; '
+                f"{hint}{known})",
                 file="--var",
             )
         )

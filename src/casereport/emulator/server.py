@@ -130,10 +130,14 @@ def serve(config: EmulatorConfig, announce: Any = print) -> None:
     host, port = sock.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
     limit = app.settings
+    # The words of `emulator serve --help`: the default limit is not a limit anyone sets.
+    rate = f"rate limit {limit.rate_limit:,}/{limit.rate_period} s"
+    if config.rate_limit is None:
+        rate += " (the default, as good as none)"
     announce(
         f"casereport emulator listening on http://{url_host}:{port} "
         f"({config.describe_data()}, loaded in {time.perf_counter() - started:.2f} s; "
-        f"rate limit {limit.rate_limit}/{limit.rate_period} s; Ctrl-C stops)"
+        f"{rate}; Ctrl-C stops)"
     )
     server = _uvicorn_server(app)
     try:

@@ -313,7 +313,7 @@ def test_unused_cli_variable_is_a_warning() -> None:
     assert result.ok
     assert [str(d) for d in result.diagnostics] == [
         '--var: warning: --var "servce" is not used by any report (no ${var.servce} anywhere; '
-        "did you mean \"service\"? the reports' variables: service)"
+        'did you mean "service"? the reports\' variables: service)'
     ]
 
 
@@ -321,8 +321,7 @@ def test_unused_cli_variable_when_no_report_has_one() -> None:
     plain = REPORT.replace("${var.service}", "billing")
     result = expanded(plain.replace("vars:\n  service: case-api\n", ""), cli_vars={"x": "1"})
     assert [str(d) for d in result.diagnostics] == [
-        '--var: warning: --var "x" is not used by any report (no ${var.x} anywhere; '
-        "none has one)"
+        '--var: warning: --var "x" is not used by any report (no ${var.x} anywhere; none has one)'
     ]
 
 

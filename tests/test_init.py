@@ -59,7 +59,8 @@ def test_init_refuses_to_overwrite_and_names_the_files(tmp_path: Path) -> None:
         init_workspace(tmp_path)
     assert caught.value.message == (
         f"refusing to overwrite existing files in {tmp_path}: casereport.toml, "
-        "reports/open-cases.yaml (run init in an empty or new directory, or move them away)"
+        "reports/open-cases.yaml (nothing was written: move them away, or run init in another "
+        "directory)"
     )
     assert (tmp_path / "casereport.toml").read_text() == "# mine\n"
     assert not (tmp_path / "templates").exists()  # nothing was written
@@ -78,3 +79,14 @@ def test_init_into_a_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="it exists and is not a directory"):
         init_workspace(tmp_path / "file")
+
+
+def test_init_in_a_non_empty_directory_leaves_other_files_alone(tmp_path: Path) -> None:
+    # What `init --help` promises: the directory need not be empty.
+    (tmp_path / "notes.txt").write_text("mine\n")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "other.yaml").write_text("title: other\n")
+    result = init_workspace(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+    assert (tmp_path / "reports" / "other.yaml").read_text() == "title: other\n"
+    assert tmp_path / EXAMPLE_REPORT in result.created

@@ -306,10 +306,11 @@ def schema_command(data_file: bool) -> None:
 @cli.command("init")
 @click.argument("directory", type=click.Path(path_type=Path), default=".", required=False)
 def init_command(directory: Path) -> None:
-    """Create a workspace: an example report, casereport.toml, templates/, .gitignore.
+    """Create a workspace: an example report, casereport.toml, schema/, templates/, .gitignore.
 
-    DIRECTORY (default: the current one) may be new or empty; init never overwrites a
-    file and names any that are in the way.
+    DIRECTORY (default: the current one) is created if missing. It need not be empty:
+    other files are left alone, and an existing .gitignore gets the lines it lacks
+    appended. If a file init would write exists already, it writes nothing and names it.
 
     \b
     Example:

@@ -146,7 +146,7 @@ def workspace_new(name: str, backend: str | None, workspace: str | None) -> None
 
     \b
     Example:
-      casereport workspace new staging && casereport apply --workspace staging --emulator
+      casereport workspace new staging && casereport plan --workspace staging --emulator
     """
     from casereport.state.workspaces import new_workspace
 

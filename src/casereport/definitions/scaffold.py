@@ -1,4 +1,4 @@
-"""``casereport init``: scaffold a working workspace in an empty or new directory.
+"""``casereport init``: scaffold a working workspace in a new or existing directory.
 
 It writes an example report, ``casereport.toml`` with every setting at its default, the
 report JSON Schema (so editors validate the example at once), an empty ``templates/``
@@ -118,7 +118,7 @@ def init_workspace(directory: Path) -> InitResult:
     if existing:
         raise ConfigError(
             f"refusing to overwrite existing files in {directory}: {', '.join(existing)} "
-            "(run init in an empty or new directory, or move them away)"
+            "(nothing was written: move them away, or run init in another directory)"
         )
     gitignore = directory / ".gitignore"
     if gitignore.exists() and not gitignore.is_file():

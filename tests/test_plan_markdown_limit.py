@@ -53,7 +53,8 @@ def test_a_large_plan_is_cut_to_the_limit_with_a_count_of_the_rest(
     assert _rows(cut.stdout) + int(match.group(1).replace(",", "")) == _rows(full.stdout)
     # The summary first, as in full; the folded table counts every change, and those shown.
     assert cut.stdout.splitlines()[:4] == full.stdout.splitlines()[:4]
-    assert f"<details><summary>1200 aggregation changes, {_rows(cut.stdout)} shown</summary>" in (
+    # (numbers as everywhere: with thousands separators)
+    assert f"<details><summary>1,200 aggregation changes, {_rows(cut.stdout)} shown</summary>" in (
         cut.stdout
     )
 

@@ -728,7 +728,19 @@ def test_each_aggregation_shows_what_a_reader_needs() -> None:
         assert "Owner" in text and "@support" in text
     assert '<a href="index.html">← All reports</a>' in html
     assert "[← All reports](index.md)" in markdown
-    assert "| Open | 728 | `███████░░░░░░░░░░░░░` 34.6% | +18 |" in markdown
+    # Bars on the chart's scale: Closed, the largest of the three, is a whole bar.
+    assert "| Open | 728 | `████████████░░░░░░░░` 34.6% | +18 |" in markdown
+    assert "| Closed | 1,169 | `████████████████████` 55.6% | +46 |" in markdown
+
+
+def test_markdown_bars_and_html_bars_share_one_scale() -> None:
+    html, markdown = _page("support-backlog.html"), _page("support-backlog.md")
+    widths = [float(w) for w in re.findall(r'<rect class="bar" [^>]*width="([\d.]+)%"', html)]
+    bars = re.findall(r"`([█░]{20})`", markdown)
+    assert len(widths) == len(bars) > 10
+    for width, bar in zip(widths, bars, strict=True):
+        # The same fraction; a text bar rounds to twentieths, a non-zero one shows a block.
+        assert bar.count("█") == max(1, round(width / 5)), (width, bar)
 
 
 def test_empty_results_say_so() -> None:

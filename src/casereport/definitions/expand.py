@@ -41,6 +41,7 @@ from casereport.definitions.moved import Move, check_moves, resolve
 from casereport.definitions.reading import DEFAULT_READING, Reading
 from casereport.definitions.reading_keys import resolve_reading, retention_warnings
 from casereport.fsutil import collector_paused
+from casereport.numbers import count_of
 from casereport.settings import (
     DEFAULT_REFRESH,
     VAR_NAME_RE,
@@ -259,12 +260,12 @@ def expand(
             continue
         close = difflib.get_close_matches(name, declared, n=1)
         hint = f'did you mean "{close[0]}"? ' if close else ""
-        known = f"the reports' variables: {', '.join(declared)}" if declared else "none has one"
+        names = f"the reports' variables: {', '.join(declared)}" if declared else "none has one"
         diagnostics.append(
             Diagnostic(
                 "warning",
                 f'--var "{name}" is not used by any report (no ${{var.{name}}} anywhere; '
-                f"{hint}{known})",
+                f"{hint}{names})",
                 file="--var",
             )
         )
@@ -567,7 +568,7 @@ def _source_index(
 
 
 def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    return count_of(count, word)
 
 
 def validation_output(expansion: Expansion, *, as_json: bool = False, colour: bool = False) -> str:

@@ -50,6 +50,7 @@ from casereport.engine.workspace import (
     plan_workspace,
 )
 from casereport.errors import ApiError, CaseReportError, PlanError, RenderError
+from casereport.numbers import count_of, format_number
 from casereport.state import journal
 from casereport.state.model import (
     AggregationState,
@@ -162,14 +163,14 @@ class Outcome:
         verb = "Apply interrupted" if self.interrupted else "Apply complete"
         if self.failures:
             verb = "Apply finished with errors"
-        calls = "API call" if self.api_calls == 1 else "API calls"
+        n = format_number  # (as pages write numbers: 12,345)
         line = (
-            f"{verb}: {self.fetched} fetched ({self.api_calls} {calls}), "
-            f"{len(self.rendered)} {'report' if len(self.rendered) == 1 else 'reports'} "
-            f"rendered, {self.deleted} deleted" + (f", {self.moved} moved." if self.moved else ".")
+            f"{verb}: {n(self.fetched)} fetched ({count_of(self.api_calls, 'API call')}), "
+            f"{count_of(len(self.rendered), 'report')} rendered, {n(self.deleted)} deleted"
+            + (f", {n(self.moved)} moved." if self.moved else ".")
         )
         if self.failures:
-            line += f" {len(self.failures)} failed:"
+            line += f" {n(len(self.failures))} failed:"
         return line
 
 

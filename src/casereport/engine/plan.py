@@ -63,6 +63,7 @@ from typing import Any
 from casereport import __version__, clock
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.engine.moves import planned_moves
+from casereport.numbers import format_number
 from casereport.site import INDEX_FILES, is_report_name, output_name_problem, output_names
 from casereport.state.model import (
     AggregationState,
@@ -264,11 +265,12 @@ class Plan:
         if not self.has_changes:
             return "No changes. Reports are up to date."
         counts = self.counts()
+        n = format_number  # (as pages write numbers: 12,345)
         return (
-            f"Plan: {counts.to_fetch} to fetch ({counts.new} new, {counts.changed} changed, "
-            f"{counts.stale} stale), {counts.to_render} {_reports(counts.to_render)} to render, "
-            f"{counts.to_delete} to delete"
-            + (f", {counts.moved} to move." if counts.moved else ".")
+            f"Plan: {n(counts.to_fetch)} to fetch ({n(counts.new)} new, {n(counts.changed)} "
+            f"changed, {n(counts.stale)} stale), {n(counts.to_render)} "
+            f"{_reports(counts.to_render)} to render, {n(counts.to_delete)} to delete"
+            + (f", {n(counts.moved)} to move." if counts.moved else ".")
         )
 
     # -- serialisation ---------------------------------------------------------------

@@ -36,6 +36,7 @@ from casereport.engine.plan import (
     ReportChange,
 )
 from casereport.errors import PlanError
+from casereport.numbers import count_of, format_number
 from casereport.terminal import escape
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", REFRESH: "↻", REPLACE: "-/+", DELETE: "-", RENDER: "~"}
@@ -75,7 +76,7 @@ def _value(value: Any) -> str:
 
 
 def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    return count_of(count, word)
 
 
 def _unchanged(counts: PlanCounts) -> str | None:
@@ -139,10 +140,10 @@ def _move_block(change: AggregationChange, paint: Paint) -> list[str]:
 def _stale_block(stale: list[AggregationChange], paint: Paint) -> list[str]:
     """Stale results counted per report and reason, not listed one by one."""
     groups = Counter((change.report, change.reason) for change in stale)
-    noun = "result" if len(stale) == 1 else "results"
-    lines = [f"{_gutter(SYMBOLS[REFRESH], REFRESH, paint)} {len(stale)} stale {noun} to refresh:"]
+    counted = count_of(len(stale), "stale result")
+    lines = [f"{_gutter(SYMBOLS[REFRESH], REFRESH, paint)} {counted} to refresh:"]
     lines += [
-        f"      {escape(report)}: {count} ({escape(reason)})"
+        f"      {escape(report)}: {format_number(count)} ({escape(reason)})"
         for (report, reason), count in sorted(groups.items())
     ]
     return lines
@@ -280,7 +281,7 @@ def _md_table(header: str, rows: list[str], noun: str, total: int | None = None)
     # GitHub renders Markdown inside <details> only after a blank line.
     counted = _plural(len(rows) if total is None else total, noun)
     if total is not None and total != len(rows):
-        counted += f", {len(rows)} shown"
+        counted += f", {format_number(len(rows))} shown"
     summary = f"<details><summary>{counted}</summary>"
     return [summary, "", *table, "", "</details>", ""]
 
@@ -353,7 +354,9 @@ def _markdown(
         lines += _md_table("Aggregation", rows, "aggregation change", all_rows)
     stale = Counter(c.report for c in plan.aggregations if c.action == REFRESH)
     if stale:
-        per_report = ", ".join(f"{_code(name)}: {count}" for name, count in sorted(stale.items()))
+        per_report = ", ".join(
+            f"{_code(name)}: {format_number(count)}" for name, count in sorted(stale.items())
+        )
         lines += [
             f"`↻` {_plural(counts.stale, 'stale result')} to refresh ({per_report}).",
             "",

@@ -417,7 +417,8 @@ def aggregation_context(
             f'<tr>{head}<td class="num">{count_text}</td>'
             f'<td class="num">{share_text}</td>{cells}</tr>'
         )
-        md_rows.append(f"| {md_label} | {count_text} | `{textbar(share)}` {share_text} |{md_cells}")
+        # The bar on the chart's scale (the largest group is a whole bar), as on the HTML page.
+        md_rows.append(f"| {md_label} | {count_text} | `{textbar(bar)}` {share_text} |{md_cells}")
         before_label, before_value, before_width = _bar_markup(index)
         svg_bars.append(
             # A tooltip only where the label is cut short (the table has every label).

@@ -567,7 +567,7 @@ def render_command(**values: Any) -> None:
 
     with located_values(values, "render") as values:
         rendered = run_render(_options(**values), notice=_notice)
-    click.echo(f"Rendered {len(rendered)} reports and the index.")
+    click.echo(f"Rendered {len(rendered)} report{'s' * (len(rendered) != 1)} and the index.")
 
 
 @cli.command("show")

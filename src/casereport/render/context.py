@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.definitions.fields import all_single_valued
 from casereport.definitions.reading import DEFAULT_READING, Reading, display_label
+from casereport.numbers import count_of
 from casereport.render import charts, filters, markdown, tiles, words
 from casereport.render import groups as ordering
 from casereport.render.charts import (
@@ -160,8 +161,8 @@ def _notes(
     notes = []
     if truncated:
         notes.append(
-            f"{limit} groups came back, as many as the limit allows: there may be more, "
-            "smaller ones that are not shown."
+            f"{count_of(limit, 'group')} came back, as many as the limit allows: there may be "
+            "more, smaller ones that are not shown."
         )
     if total and groups_sum != total:
         notes.append(
@@ -171,11 +172,11 @@ def _notes(
     if unknown_change and capped:
         notes.append(
             f"A change shown as – is unknown: {run} recorded only its largest "
-            f"{unknown_change} groups, and this group was not among them."
+            f"{count_of(unknown_change, 'group')}, and this group was not among them."
         )
     elif unknown_change:
         notes.append(
-            f"A change shown as – is unknown: {run} fetched {unknown_change} groups, "
+            f"A change shown as – is unknown: {run} fetched {count_of(unknown_change, 'group')}, "
             "as many as the limit allows, and this group was not among them."
         )
     if extra:

@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 
 from casereport.definitions.expand import AggregationSpec
 from casereport.definitions.reading import COMPARE_PREVIOUS
+from casereport.numbers import count_of
 from casereport.render.charts import labelled_svg
 from casereport.render.compare import duration_words
 from casereport.render.filters import delta, delta_percent, md_cell, number, spark, weekday
@@ -226,12 +227,14 @@ def tile(title: str, link: str, figure_id: str, figs: Figures) -> dict[str, Any]
     if figs.items and total is not None:
         fetched = figs.fetched_items
         scope = (
-            f"sum of {fetched} items"
+            f"sum of {count_of(fetched, 'item')}"
             if fetched == figs.items
-            else (f"sum of {fetched} of {figs.items} items (the others not fetched yet)")
+            else (
+                f"sum of {fetched} of {count_of(figs.items, 'item')} (the others not fetched yet)"
+            )
         )
     else:
-        scope = f"{figs.items} items" if figs.items else ""
+        scope = count_of(figs.items, "item") if figs.items else ""
     spark_svg = _sparkline(figure_id, title, figs) if total is not None else Markup()
     context: dict[str, Any] = {
         "title": title,

@@ -215,7 +215,7 @@ def bench_apply_stale() -> None:
             [*command, "--refresh"], cwd=root, env=env, capture_output=True, text=True, check=True
         )
         elapsed = time.perf_counter() - t0
-        assert "1000 fetched (1000 API calls)" in done.stdout, done.stdout
+        assert "1,000 fetched (1,000 API calls)" in done.stdout, done.stdout
         figure(
             "engine.apply_1000_stale_latency50",
             elapsed,

@@ -244,3 +244,48 @@ def test_no_snippet_off_a_terminal(bad_query: Path, monkeypatch: pytest.MonkeyPa
     assert result.output == (
         "Error: reports/one.yaml:5:32: error: invalid query_filter: unbalanced ')'\n"
     )
+
+
+QUOTING = """\
+title: Quoting
+aggregations:
+  plain:
+    title: Plain
+    query_filter: status:open )
+    group_by: [status]
+    limit: 3
+  single:
+    title: Single
+    query_filter: 'it''s:x status:open )'
+    group_by: [status]
+    limit: 3
+  double:
+    title: Double
+    query_filter: "\\u0041:x \\"q\\" )"
+    group_by: [status]
+    limit: 3
+  folded:
+    title: Folded
+    query_filter: >-
+      status:open
+      priority:P1 )
+    group_by: [status]
+    limit: 3
+"""
+
+
+def test_carets_point_at_the_character_whatever_the_quoting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "q.yaml").write_text(QUOTING, encoding="utf-8")
+    _, expansion = expand_workspace(Path("."))
+    shown = {}
+    for diagnostic in expansion.diagnostics:
+        assert diagnostic.summary == "invalid query_filter: unbalanced ')'"
+        _, _, source, carets = diagnostic.with_snippet().split("\n")
+        shown[diagnostic.line] = source[carets.index("^") : carets.rindex("^") + 1]
+        assert carets.count("^") == 1
+    # Each caret is under the ")" in the file, past '' and \" escapes and a folded line.
+    assert shown == {5: ")", 10: ")", 15: ")", 22: ")"}

@@ -12,11 +12,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from casereport.definitions.yamlnodes import value_positions
-from casereport.diagnostics import Span, snippet, span_of
 from casereport.settings import Refresh
+
+if TYPE_CHECKING:
+    from casereport.diagnostics import Span
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -71,6 +73,8 @@ class Diagnostic:
 
     def span(self) -> Span | None:
         """Where the message points, start and end (None when not in a file)."""
+        from casereport.diagnostics import span_of  # (only validate and errors read files)
+
         return span_of(self.file, self.line, self.column, self.end_column)
 
     def to_json(self) -> dict[str, Any]:
@@ -94,6 +98,8 @@ class Diagnostic:
 
     def with_snippet(self, *, colour: bool = False) -> str:
         """The message line, and under it the source line with the span marked."""
+        from casereport.diagnostics import snippet
+
         span = self.span()
         shown = "" if span is None or self.file is None else snippet(span, self.file, colour=colour)
         return f"{self}\n{shown}" if shown else str(self)

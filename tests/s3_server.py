@@ -85,6 +85,13 @@ class S3Bucket:
 
         obstore.put(self._store(), key, data)
 
+    def clear(self) -> None:
+        """Delete every object: the bucket as new."""
+        import obstore
+
+        for key in self.keys():
+            obstore.delete(self._store(), key)
+
     def keys(self) -> list[str]:
         import obstore
 

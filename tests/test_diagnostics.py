@@ -289,3 +289,19 @@ def test_carets_point_at_the_character_whatever_the_quoting(
         assert carets.count("^") == 1
     # Each caret is under the ")" in the file, past '' and \" escapes and a folded line.
     assert shown == {5: ")", 10: ")", 15: ")", 22: ")"}
+
+
+def test_carets_under_wide_characters(tmp_path: Path) -> None:
+    file = write(tmp_path / "w.yaml", "title: 日本 )\n")
+    shown = snippet(Span(1, 11, 1, 12), file)
+    assert shown.split("\n")[2] == "  |" + " " * (1 + len("title: ") + 4 + 1) + "^"
+
+
+def test_an_api_error_never_shows_a_file(tmp_path: Path) -> None:
+    from casereport.diagnostics import with_source
+    from casereport.errors import BadRequestError, DefinitionError
+
+    file = write(tmp_path / "secret.txt", "token = s3cr3t\n")
+    message = f"400 from the server\n{file}:1:1: error: x"
+    assert with_source(BadRequestError(message, status=400)) == message
+    assert "s3cr3t" in with_source(DefinitionError(message))

@@ -14,6 +14,7 @@ Pulumi CLI and AWS: they are skipped, with the reason shown, when ``pulumi`` is 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ import pytest
 from casereport.cli import cli
 from casereport.emulator.config import EmulatorConfig
 from casereport.emulator.server import RunningEmulator, running_emulator
-from s3_server import S3_ENV, free_port, s3_server  # noqa: F401 (a fixture)
+from s3_server import S3_ENV, S3Bucket, free_port, s3_server  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / "src"
@@ -265,7 +266,7 @@ def sandbox(
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m casereport "$@"\n', encoding="utf-8")
     shim.chmod(0o755)
     httpx.put(f"{s3_server}/reports-state", timeout=10)  # (an existing bucket is fine)
-    _empty_bucket(s3_server, "reports-state")
+    S3Bucket(s3_server, "reports-state").clear()  # each example starts from an empty one
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "HOME": str(home),
@@ -278,23 +279,6 @@ def sandbox(
         **S3_ENV,
     }
     return work, env
-
-
-def _empty_bucket(endpoint: str, bucket: str) -> None:
-    import obstore
-    from obstore.store import S3Store
-
-    store = S3Store(
-        bucket,
-        endpoint=endpoint,
-        region=S3_ENV["AWS_REGION"],
-        access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
-        secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
-        client_options={"allow_http": True},
-    )
-    for batch in obstore.list(store):
-        for meta in batch:
-            obstore.delete(store, meta["path"])
 
 
 def bash(line: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -333,13 +317,12 @@ def test_example_runs(name: str, example: str, sandbox: tuple[Path, dict[str, st
         assert written.is_file() and written.stat().st_size > 0, written
 
 
-def test_emulator_serve_example_and_its_curl(sandbox: tuple[Path, dict[str, str]]) -> None:
-    serve, curl = EXAMPLES["emulator serve"]
-    work, env = sandbox
-    port = free_port()  # the example's 8710 may be taken: a free port, as tests must
+@contextlib.contextmanager
+def serving(command: str, cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """Run ``command`` (a server) in the background until the block ends; its first line."""
     process = subprocess.Popen(
-        ["bash", "-c", f"exec {serve} --port {port}"],
-        cwd=work,
+        ["bash", "-c", f"exec {command}"],
+        cwd=cwd,
         env={**env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -347,37 +330,31 @@ def test_emulator_serve_example_and_its_curl(sandbox: tuple[Path, dict[str, str]
     )
     try:
         assert process.stdout is not None
-        banner = process.stdout.readline()
+        yield process.stdout.readline()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_emulator_serve_example_and_its_curl(sandbox: tuple[Path, dict[str, str]]) -> None:
+    serve, curl = EXAMPLES["emulator serve"]
+    work, env = sandbox
+    port = free_port()  # the example's 8710 may be taken: a free port, as tests must
+    with serving(f"{serve} --port {port}", work, env) as banner:
         assert f"listening on http://127.0.0.1:{port} (100000 synthetic cases" in banner, banner
         assert "rate limit 100/1 s; Ctrl-C stops)" in banner
         result = bash(curl.replace("localhost:8710", f"127.0.0.1:{port}"), work, env)
         assert result.returncode == 0, result.stderr
         assert '"type":"aggregate"' in result.stdout.replace(" ", "")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_emulator_banner_agrees_with_its_help(sandbox: tuple[Path, dict[str, str]]) -> None:
     work, env = sandbox
     help_text = bash("casereport emulator serve --help", work, env).stdout
     assert "as good as none" in help_text and "100,000 per 60 s" in help_text
-    port = free_port()
-    process = subprocess.Popen(
-        ["casereport", "emulator", "serve", "--cases", "10", "--port", str(port)],
-        cwd=work,
-        env={**env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
+    command = f"casereport emulator serve --cases 10 --port {free_port()}"
+    with serving(command, work, env) as banner:
         assert "rate limit 100,000/60 s (the default, as good as none)" in banner, banner
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     # And every default the help shows is the one the emulator uses.
     defaults = EmulatorConfig()
     for option, value in (

@@ -53,11 +53,10 @@ class CaseReportGroup(click.Group):
                 exc.message = clean(exc.message)  # type: ignore[misc]
                 tty = sys.stderr.isatty()
                 if isinstance(exc, CaseReportError) and (tty or ctx.meta.get("casereport.lines")):
-                    from casereport.diagnostics import annotate
+                    from casereport.diagnostics import with_source
 
                     # The file's line under each "path:line:col: error:" (its first line kept).
-                    colour, ends = use_colour(tty), exc.span_ends
-                    exc.message = annotate(exc.message, colour=colour, ends=ends)  # type: ignore[misc]
+                    exc.message = with_source(exc, colour=use_colour(tty))  # type: ignore[misc]
             if ctx.meta.get("casereport.debug"):
                 traceback.print_exc()
             raise

@@ -25,13 +25,23 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from casereport.errors import ApiError, CaseReportError
 from casereport.terminal import escape
 
-__all__ = ["Span", "annotate", "infer_span", "snippet", "source_line", "span_of"]
+__all__ = [
+    "Span",
+    "annotate",
+    "infer_span",
+    "snippet",
+    "source_line",
+    "span_of",
+    "with_source",
+]
 
 # "path:12:5: error: ..." or "path:12: warning: ..." at the start of a line.
 _LOCATED = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?:(?P<column>\d+):)? (?:error|warning): ")
@@ -135,6 +145,13 @@ def span_of(
     return infer_span(file, line, column)
 
 
+def _width(text: str) -> int:
+    """Terminal columns ``text`` takes: two for a wide character (CJK, most emoji)."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
 def snippet(span: Span, file: str, *, colour: bool = False) -> str:
     """The gutter, the source line and carets under ``span`` (empty without the line)."""
     text = source_line(file, span.line)
@@ -152,7 +169,7 @@ def snippet(span: Span, file: str, *, colour: bool = False) -> str:
     after = escape(text[end:])
     number = str(span.line)
     pad = " " * len(number)
-    carets = "^" * len(marked)
+    carets = "^" * _width(marked)
     if colour:
         number, bar = f"{_BLUE}{number}{_RESET}", f"{_BLUE}|{_RESET}"
         carets = f"{_BOLD}{_RED}{carets}{_RESET}"
@@ -160,7 +177,7 @@ def snippet(span: Span, file: str, *, colour: bool = False) -> str:
         bar = "|"
     return (
         f"{pad} {bar}\n{number} {bar} {before}{marked}{after}".rstrip()
-        + f"\n{pad} {bar} {' ' * len(before)}{carets}"
+        + f"\n{pad} {bar} {' ' * _width(before)}{carets}"
     )
 
 
@@ -184,3 +201,11 @@ def annotate(
         if shown:
             out.append(shown)
     return "\n".join(out)
+
+
+def with_source(error: CaseReportError, *, colour: bool = False) -> str:
+    """``error``'s message with the snippets ``annotate`` adds. Not an API error's: its
+    message holds a server's words, which must not make us print a line of a local file."""
+    if isinstance(error, ApiError):
+        return error.message
+    return annotate(error.message, colour=colour, ends=error.span_ends)

@@ -163,8 +163,10 @@ aggregations:
 """
 
 
-def _on_a_terminal(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run casereport with stderr on a pseudo-terminal; what it wrote there."""
+def _on_a_terminal(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, stdout: bool = False, code: int = 1
+) -> str:
+    """Run casereport with stderr (or stdout) on a pseudo-terminal; what it wrote there."""
     primary, secondary = pty.openpty()
     environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
     environment |= {"PYTHONPATH": str(SRC), "TERM": "xterm", **(env or {})}
@@ -174,8 +176,8 @@ def _on_a_terminal(cwd: Path, *args: str, env: dict[str, str] | None = None) -> 
             cwd=cwd,
             env=environment,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=secondary,
+            stdout=secondary if stdout else subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if stdout else secondary,
             timeout=120,
             check=False,
         )
@@ -194,7 +196,7 @@ def _on_a_terminal(cwd: Path, *args: str, env: dict[str, str] | None = None) -> 
         os.close(primary)
         if secondary >= 0:
             os.close(secondary)
-    assert process.returncode == 1
+    assert process.returncode == code
     return b"".join(chunks).decode().replace("\r\n", "\n")
 
 
@@ -235,6 +237,24 @@ def test_no_colour_when_asked(bad_query: Path, args: tuple[str, ...], env: dict[
         '5 |     query_filter: "status:open )"',
         "  |                                ^",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "coloured"),
+    [
+        (("plan", "--emulator"), {}, True),
+        (("plan", "--emulator", "--no-color"), {}, False),
+        (("--no-color", "plan", "--emulator"), {}, False),
+        (("plan", "--emulator"), {"NO_COLOR": "1"}, False),
+    ],
+)
+def test_the_plan_is_coloured_on_a_terminal_unless_told_not(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], coloured: bool
+) -> None:
+    shutil.copytree(HERE.parent / "reports", tmp_path / "reports")
+    shown = _on_a_terminal(tmp_path, *args, env=env, stdout=True, code=0)
+    assert "Plan: 19 to fetch" in shown
+    assert ("\x1b[" in shown) is coloured
 
 
 def test_no_snippet_off_a_terminal(bad_query: Path, monkeypatch: pytest.MonkeyPatch) -> None:

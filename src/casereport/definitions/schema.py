@@ -26,6 +26,7 @@ from casereport.definitions.load import (
     TEMPLATE_NAME_RE,
 )
 from casereport.definitions.moved import LOCAL_RE, MOVED_FROM_RE
+from casereport.definitions.notify_key import TARGET_NAME_RE
 from casereport.definitions.query import MAX_QUERY_LENGTH
 from casereport.definitions.reading import (
     BETTER_CHOICES,
@@ -186,6 +187,15 @@ def report_schema() -> dict[str, Any]:
             "description": (
                 "Renames that keep results and history (like Terraform's moved blocks): "
                 "[{from: old_id, to: new_id}], or [{from: old-report-name}]."
+            ),
+        },
+        "notify": {
+            "type": "array",
+            "items": {"type": "string", "pattern": _pattern(TARGET_NAME_RE)},
+            "uniqueItems": True,
+            "description": (
+                "Delivery targets ([notify.NAME] in casereport.toml) this report's runs are "
+                "sent to. Default: every target; [] for none."
             ),
         },
     }

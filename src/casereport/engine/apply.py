@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from casereport import clock
+from casereport.engine.delivery import NotifyOutcome, notify_after_apply
 from casereport.engine.plan import (
     DELETE,
     NOOP,
@@ -157,6 +158,7 @@ class Outcome:
     failures: list[str] = field(default_factory=list)  # one line each
     interrupted: bool = False
     stopped: str | None = None  # why fetching stopped early (credentials refused)
+    notified: NotifyOutcome | None = None  # what delivery did after the state was written
 
     def summary(self) -> str:
         verb = "Apply interrupted" if self.interrupted else "Apply complete"
@@ -672,7 +674,9 @@ def run_apply(
             if not approve(plan):
                 return plan, None
         check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)
-        outcome, _ = apply_plan(plan, workspace, state, progress=progress)
+        outcome, written = apply_plan(plan, workspace, state, progress=progress)
+        # checks: wired when casereport.checks.evaluate lands
+        outcome.notified = notify_after_apply(workspace, written, [])
     return plan, outcome
 
 

@@ -17,9 +17,8 @@ from typing import Protocol
 from casereport.definitions.models import Diagnostic, NotifyName, ReportDefinition
 from casereport.definitions.yamlnodes import Node, ScalarNode, SeqNode
 from casereport.settings import did_you_mean
-from casereport.settings_notify import TARGET_NAME_RE
 
-__all__ = ["TARGET_NAME_RE", "check_notify", "parse_notify"]
+__all__ = ["check_notify", "parse_notify"]
 
 
 class _Checker(Protocol):
@@ -28,6 +27,8 @@ class _Checker(Protocol):
 
 def parse_notify(checker: _Checker, node: Node) -> tuple[NotifyName, ...] | None:
     """The report's ``notify:`` list, each name's shape checked (errors at their place)."""
+    from casereport.settings_notify import TARGET_NAME_RE  # (only where a report has one)
+
     if not isinstance(node, SeqNode):
         checker.at(node, '"notify" must be a list of target names, e.g. [team]')
         return None

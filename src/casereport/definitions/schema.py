@@ -26,7 +26,6 @@ from casereport.definitions.load import (
     TEMPLATE_NAME_RE,
 )
 from casereport.definitions.moved import LOCAL_RE, MOVED_FROM_RE
-from casereport.definitions.notify_key import TARGET_NAME_RE
 from casereport.definitions.query import MAX_QUERY_LENGTH
 from casereport.definitions.reading import (
     BETTER_CHOICES,
@@ -36,6 +35,7 @@ from casereport.definitions.reading import (
 )
 from casereport.definitions.reading_keys import READING_KEYS
 from casereport.settings import VAR_NAME_RE
+from casereport.settings_notify import TARGET_NAME_RE
 
 __all__ = ["SCHEMA_COMMENT", "SCHEMA_PATH", "report_schema", "schema_json"]
 

@@ -19,10 +19,9 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casereport import clock
-from casereport.engine.delivery import NotifyOutcome, notify_after_apply
 from casereport.engine.plan import (
     DELETE,
     NOOP,
@@ -67,6 +66,9 @@ from casereport.state.model import (
 from casereport.state.moves import apply_moves
 from casereport.state.refresh import UnfinishedRefresh
 from casereport.state.refresh import started as refresh_started
+
+if TYPE_CHECKING:
+    from casereport.engine.delivery import NotifyOutcome
 
 #: The key of the site index among render failures (report names cannot contain a dot).
 INDEX = "site.index"
@@ -675,8 +677,11 @@ def run_apply(
                 return plan, None
         check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)
         outcome, written = apply_plan(plan, workspace, state, progress=progress)
-        # checks: wired when casereport.checks.evaluate lands
-        outcome.notified = notify_after_apply(workspace, written, [])
+        if workspace.settings.notify:
+            from casereport.engine.delivery import notify_after_apply
+
+            # checks: wired when casereport.checks.evaluate lands
+            outcome.notified = notify_after_apply(workspace, written, [])
     return plan, outcome
 
 

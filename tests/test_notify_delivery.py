@@ -257,3 +257,74 @@ def test_without_targets_notify_says_how_to_add_one(
         "Error: no delivery targets: add a [notify.NAME] table to casereport.toml "
         "(docs/notify.md)\n"
     )
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_the_smtp_login_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    logins: list[tuple[bytes, bytes]] = []
+    received: list[bytes] = []
+
+    def authenticator(
+        server: object, session: object, envelope: object, mechanism: str, data: object
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"pa55")
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            received.append(bytes(envelope.original_content))  # type: ignore[attr-defined]
+            return "250 OK"
+
+    port = closed_port()
+    # No TLS on a test server: casereport sends a password without it only to loopback.
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        workspace(
+            tmp_path,
+            monkeypatch,
+            f'[notify.leads]\ntype = "email"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
+            'starttls = false\nfrom = "r@example.com"\nto = ["l@example.com"]\non = ["always"]\n',
+        )
+        (tmp_path / "reports" / "service-health.yaml").unlink()
+        (tmp_path / "reports" / "support-backlog.yaml").unlink()
+        monkeypatch.setenv("CASEREPORT_SMTP_USER", "casereport")
+        monkeypatch.setenv("CASEREPORT_SMTP_PASSWORD", "pa55")
+        output = apply()
+    finally:
+        controller.stop()
+    assert logins == [(b"casereport", b"pa55")]
+    assert len(received) == 1
+    assert "pa55" not in output
+
+
+def test_no_password_crosses_the_network_without_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from email.message import EmailMessage
+
+    from casereport.notify.send import DeliveryFailed, send_mail
+    from casereport.settings_notify import NotifyTarget
+
+    monkeypatch.setenv("CASEREPORT_SMTP_USER", "u")
+    target = NotifyTarget(
+        "m", "email", smtp_host="smtp.example.com", starttls=False, sender="a@b.c", to=("d@e.f",)
+    )
+    with pytest.raises(DeliveryFailed) as refused:
+        send_mail(target, EmailMessage())  # refused before any connection is made
+    assert refused.value.permanent
+    assert refused.value.reason == (
+        "CASEREPORT_SMTP_USER is set but starttls = false: the password would cross the network "
+        "to smtp.example.com:587 unencrypted; set starttls = true (or port 465)"
+    )

@@ -53,8 +53,7 @@ def notify_command(dry_run: bool, force: bool, **values: Any) -> None:
     variables = values.pop("variables", ())
     with located_values(values, None if dry_run else "notify") as located:
         options = Options(cli_vars=parse_var_assignments(variables), **located)
-        # checks: wired when casereport.checks.evaluate lands
-        outcome = run_notify(options, [], dry_run=dry_run, force=force, notice=notice)
+        outcome = run_notify(options, dry_run=dry_run, force=force, notice=notice)
     if dry_run:
         for text in outcome.described:
             click.echo(text)

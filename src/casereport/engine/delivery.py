@@ -21,7 +21,7 @@ from casereport.state import journal
 from casereport.state.model import State
 
 if TYPE_CHECKING:
-    from casereport.notify.deliver import Delivered
+    from casereport.notify.deliver import Delivered, Delivery
 
 Sleep = Callable[[float], None]
 
@@ -47,6 +47,21 @@ class NotifyOutcome:
         return f"Sent {count} {'message' if count == 1 else 'messages'}: {where}."
 
 
+def _due(
+    workspace: Workspace, state: State, check_results: Sequence[CheckResult], *, force: bool
+) -> list[Delivery]:
+    from casereport.notify.deliver import due_deliveries
+
+    return due_deliveries(
+        workspace.settings.notify,
+        workspace.reports,
+        state,
+        check_results,
+        site_url=workspace.settings.site_url,
+        force=force,
+    )
+
+
 def _deliver(
     workspace: Workspace,
     state: State,
@@ -55,16 +70,9 @@ def _deliver(
     force: bool,
     sleep: Sleep | None,
 ) -> Delivered:
-    from casereport.notify.deliver import due_deliveries, record_sent, send_all
+    from casereport.notify.deliver import record_sent, send_all
 
-    deliveries = due_deliveries(
-        workspace.settings.notify,
-        workspace.reports,
-        state,
-        check_results,
-        site_url=workspace.settings.site_url,
-        force=force,
-    )
+    deliveries = _due(workspace, state, check_results, force=force)
     done = send_all(deliveries, workspace.site_dir, state, sleep=sleep)
     try:
         record_sent(workspace.state_path, state, done.sent)
@@ -91,7 +99,6 @@ def notify_after_apply(
 
 def run_notify(
     options: Options,
-    check_results: Sequence[CheckResult],
     *,
     dry_run: bool = False,
     force: bool = False,
@@ -108,16 +115,9 @@ def run_notify(
         state = journal.load_with_journal(workspace.state_path)
         if state is None:
             raise CaseReportError(_no_state(workspace))
-        from casereport.notify.deliver import describe, due_deliveries
+        from casereport.notify.deliver import describe
 
-        deliveries = due_deliveries(
-            workspace.settings.notify,
-            workspace.reports,
-            state,
-            check_results,
-            site_url=workspace.settings.site_url,
-            force=force,
-        )
+        deliveries = _due(workspace, state, _check_results(workspace, state), force=force)
         return NotifyOutcome(described=[describe(d, workspace.site_dir, state) for d in deliveries])
     from casereport.state.lock import state_lock
 
@@ -125,8 +125,15 @@ def run_notify(
         state = journal.recover(workspace.state_path)
         if state is None:
             raise CaseReportError(_no_state(workspace))
+        check_results = _check_results(workspace, state)
         done = _deliver(workspace, state, check_results, force=force, sleep=sleep)
     return NotifyOutcome(sent=done.sent, failures=done.failures)
+
+
+def _check_results(workspace: Workspace, state: State) -> Sequence[CheckResult]:
+    """The reports' checks, evaluated from ``state`` (never the API)."""
+    # checks: wired when casereport.checks.evaluate lands
+    return []
 
 
 def _no_state(workspace: Workspace) -> str:

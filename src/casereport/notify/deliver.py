@@ -52,10 +52,6 @@ class Delivered:
     sent: dict[str, dict[str, str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
-    @property
-    def count(self) -> int:
-        return sum(len(reports) for reports in self.sent.values())
-
 
 def _triggers(target: NotifyTarget, changed: Callable[[], bool], failing: bool) -> list[str]:
     fired = []

@@ -378,3 +378,25 @@ def test_emulator_data_is_labelled_in_the_subject_and_text(tmp_path: Path) -> No
     assert message["Subject"] == "[demo data] Support"
     html = message.get_body(("html",))
     assert html is not None and "Demo data — local emulator" in html.get_content()
+
+
+def test_a_failing_target_is_one_line_that_names_a_few_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casereport.notify.deliver import Delivery, send_all
+
+    monkeypatch.delenv("UNSET_SLACK_URL", raising=False)
+    spec = report_spec(tmp_path)
+    state = rendered_state(spec, fetched(spec, result(3, OPEN=3)))
+    digest = make_digest(
+        spec, state.aggregations, state.source, run="r", triggers=(), checks=(), site_url=None
+    )
+    target = NotifyTarget("team", "slack", webhook_url_env="UNSET_SLACK_URL")
+    deliveries = [Delivery(target, replace(digest, report=f"r{i}")) for i in range(7)]
+    done = send_all(deliveries, tmp_path, state, sleep=lambda _: None)
+    assert done.sent == {}
+    assert done.failures == [
+        'notify target "team" (slack): $UNSET_SLACK_URL is not set (the Slack incoming-webhook '
+        "URL) (after 1 attempt); not sent: r0, r1, r2, r3, r4, and 2 more; `casereport notify` "
+        "tries again"
+    ]

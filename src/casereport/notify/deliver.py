@@ -165,6 +165,10 @@ def send_one(delivery: Delivery, site_dir: Path, state: State) -> Callable[[], N
     return lambda: send_mail(target, message)
 
 
+#: Reports a failure line names (a workspace may have a thousand).
+_NAMED = 5
+
+
 def send_all(
     deliveries: Sequence[Delivery],
     site_dir: Path,
@@ -193,6 +197,8 @@ def send_all(
             except DeliveryFailed as failure:
                 failed.add(name)
                 left = [d.digest.report for d in batch[index:]]
+                if len(left) > _NAMED:
+                    left = [*left[:_NAMED], f"and {len(left) - _NAMED} more"]
                 tries = f"{failure.attempts} {'attempt' if failure.attempts == 1 else 'attempts'}"
                 done.failures.append(
                     f'notify target "{name}" ({target.type}): {failure.reason} (after {tries}); '

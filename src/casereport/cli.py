@@ -29,6 +29,7 @@ from casereport.cli_backend import (
 )
 from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
+from casereport.cli_notify import echo_delivery, notify_command
 from casereport.cli_output import output_command
 from casereport.cli_state import state_mv
 from casereport.errors import CaseReportError
@@ -534,8 +535,13 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
     click.echo(outcome.summary())
     for failure in outcome.failures:
         click.echo(f"  {failure}", err=True)
+    echo_delivery(outcome.notified)  # a failed delivery warns: the apply itself succeeded
     if outcome.failures:
         sys.exit(1)
+
+
+# In its own module (cli_notify), with the options plan, apply and render take.
+cli.add_command(_workspace_options(notify_command))
 
 
 @cli.command("render")

@@ -25,6 +25,7 @@ __all__ = [
     "ForEachItem",
     "LoadResult",
     "MovedEntry",
+    "NotifyName",
     "ReadingKey",
     "ReportDefinition",
     "Severity",
@@ -184,6 +185,14 @@ class MovedEntry(NamedTuple):
     column: int
 
 
+class NotifyName(NamedTuple):
+    """A delivery target a report's ``notify:`` names, and where."""
+
+    name: str
+    line: int
+    column: int
+
+
 @dataclass(frozen=True, slots=True)
 class ReportDefinition:
     """A report file that passed validation (its invalid aggregations are left out)."""
@@ -200,6 +209,7 @@ class ReportDefinition:
     vars: tuple[Variable, ...] = ()
     moved: tuple[MovedEntry, ...] = ()
     reading: tuple[ReadingKey, ...] = ()  # the defaults of its aggregations
+    notify: tuple[NotifyName, ...] | None = None  # None: every target
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casereport import clock
 from casereport.engine.plan import (
@@ -66,6 +66,9 @@ from casereport.state.model import (
 from casereport.state.moves import apply_moves
 from casereport.state.refresh import UnfinishedRefresh
 from casereport.state.refresh import started as refresh_started
+
+if TYPE_CHECKING:
+    from casereport.engine.delivery import NotifyOutcome
 
 #: The key of the site index among render failures (report names cannot contain a dot).
 INDEX = "site.index"
@@ -157,6 +160,7 @@ class Outcome:
     failures: list[str] = field(default_factory=list)  # one line each
     interrupted: bool = False
     stopped: str | None = None  # why fetching stopped early (credentials refused)
+    notified: NotifyOutcome | None = None  # what delivery did after the state was written
 
     def summary(self) -> str:
         verb = "Apply interrupted" if self.interrupted else "Apply complete"
@@ -672,7 +676,12 @@ def run_apply(
             if not approve(plan):
                 return plan, None
         check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)
-        outcome, _ = apply_plan(plan, workspace, state, progress=progress)
+        outcome, written = apply_plan(plan, workspace, state, progress=progress)
+        if workspace.settings.notify:
+            from casereport.engine.delivery import notify_after_apply
+
+            # checks: wired when casereport.checks.evaluate lands
+            outcome.notified = notify_after_apply(workspace, written, [])
     return plan, outcome
 
 

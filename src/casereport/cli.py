@@ -266,8 +266,9 @@ def fmt_command(
 
 @cli.command("schema")
 @click.option("--data-file", is_flag=True, help="The schema of site/REPORT.json instead.")
-def schema_command(data_file: bool) -> None:
-    """Print the JSON Schema (draft 2020-12) of a report file (or of a data file).
+@click.option("--apply-json", is_flag=True, help="The schema of a line of `apply --json` instead.")
+def schema_command(data_file: bool, apply_json: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of a report file (or a data file, or an event).
 
     Editors that understand `# yaml-language-server: $schema=...` use it to check and
     complete report files.
@@ -276,7 +277,13 @@ def schema_command(data_file: bool) -> None:
     Examples:
       casereport schema > schema/report.schema.json
       casereport schema --data-file > schema/data-file.schema.json
+      casereport schema --apply-json > schema/apply-json.schema.json
     """
+    if apply_json:
+        from casereport.engine.events_schema import events_schema_json
+
+        click.echo(events_schema_json(), nl=False)
+        return
     if data_file:
         from casereport.render.data_schema import data_schema_json
 

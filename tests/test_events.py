@@ -265,6 +265,15 @@ def test_the_golden_streams_hold_the_schema() -> None:
             VALIDATOR.validate(json.loads(line))
 
 
+def test_the_documented_examples_hold_the_schema() -> None:
+    text = (ROOT / "docs" / "apply-json.md").read_text(encoding="utf-8")
+    blocks = text.split("```json\n")[1:]
+    lines = [line for block in blocks for line in block.split("```")[0].splitlines()]
+    assert len(lines) == 10
+    for line in lines:
+        VALIDATOR.validate(json.loads(line))
+
+
 def test_the_schema_refuses_what_a_reader_could_not_rely_on() -> None:
     fetched = events.to_json(events.Fetched("r.a", "r", 42.0, 3, 0.5))
     VALIDATOR.validate(fetched)
@@ -331,6 +340,15 @@ def test_a_check_event_carries_the_result_it_reports() -> None:
         "passed": True,
         "message": "Too many cases",
     }
+
+
+def test_started_says_its_total_in_words() -> None:
+    assert events.to_json(events.Started("fetch", 1))["message"] == "1 aggregation to fetch"
+    assert events.to_json(events.Started("fetch", 1_200))["message"] == (
+        "1,200 aggregations to fetch"
+    )
+    assert events.to_json(events.Started("render", 1))["message"] == "1 report to render"
+    assert events.to_json(events.Started("render", 0))["message"] == "0 reports to render"
 
 
 def test_counts_are_integers_when_whole_and_text_stays_as_written() -> None:

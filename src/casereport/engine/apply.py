@@ -19,11 +19,9 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casereport import clock
-from casereport.engine import events
-from casereport.engine.events import Failed, Fetched, Listener, Planned, Rendered, Started
 from casereport.engine.plan import (
     DELETE,
     NOOP,
@@ -68,6 +66,14 @@ from casereport.state.model import (
 from casereport.state.moves import apply_moves
 from casereport.state.refresh import UnfinishedRefresh
 from casereport.state.refresh import started as refresh_started
+
+if TYPE_CHECKING:
+    from casereport.engine.events import Event, Listener, Summary
+
+
+def _nobody(event: Event) -> None:
+    """The listener of a run nobody follows."""
+
 
 #: The key of the site index among render failures (report names cannot contain a dot).
 INDEX = "site.index"
@@ -178,9 +184,11 @@ class Outcome:
     def exit_code(self) -> int:
         return 1 if self.failures else 0
 
-    def summary_event(self) -> events.Summary:
+    def summary_event(self) -> Summary:
         """The summary as the last event of the run."""
-        return events.Summary(
+        from casereport.engine.events import Summary
+
+        return Summary(
             message=self.summary(),
             exit_code=self.exit_code,
             fetched=self.fetched,
@@ -289,7 +297,7 @@ def apply_plan(
     workspace: Workspace,
     state: State | None,
     *,
-    listener: Listener = events.ignore,
+    listener: Listener = _nobody,
 ) -> tuple[Outcome, State]:
     """Carry out ``plan``; the caller holds the state lock. Returns the outcome and state.
 
@@ -395,6 +403,7 @@ def _fetch(
     journal (closed), which only this run may remove.
     """
     from casereport.api.client import CasesClient
+    from casereport.engine.events import Failed, Fetched, Started
 
     requests = plan.fetch_requests
     by_fingerprint: dict[str, list[Any]] = {}
@@ -480,13 +489,14 @@ def _render(
     skip: set[str],
     failures: dict[str, str],
     outcome: Outcome,
-    listener: Listener = events.ignore,
+    listener: Listener = _nobody,
 ) -> State:
     """Render the plan's reports (but those in ``skip``) and the index; write only pages.
 
     Returns ``state`` with the rendered reports and removed ones recorded; the caller
     writes it. A report that fails to render is put in ``failures`` and keeps its pages.
     """
+    from casereport.engine.events import Failed, Rendered, Started
     from casereport.render.templates import environment
     from casereport.render.workers import render_site_pages
     from casereport.render.write import remove_site_files, write_site_files
@@ -573,7 +583,7 @@ def _render(
 
 
 def render_site(
-    workspace: Workspace, state: State | None, listener: Listener = events.ignore
+    workspace: Workspace, state: State | None, listener: Listener = _nobody
 ) -> list[str]:
     """Re-render every report and the index from state, without calling the API."""
     if state is None:
@@ -677,7 +687,7 @@ def run_apply(
     plan_file: Path | None,
     *,
     approve: Callable[[Plan], bool],
-    listener: Listener = events.ignore,
+    listener: Listener = _nobody,
     notice: Notice | None = None,
     auto_approve: bool = False,
 ) -> tuple[Plan, Outcome | None]:
@@ -694,6 +704,8 @@ def run_apply(
     source = source_for(options.use_emulator, emulator=options.emulator)
     if plan_file is None:
         require_credentials(source)
+    from casereport.engine.events import Planned
+
     with _lock(workspace, "apply", options, notice):
         if plan_file is not None:
             plan = read_plan(plan_file)
@@ -722,7 +734,7 @@ def run_apply(
 
 
 def run_render(
-    options: Options, *, notice: Notice | None = None, listener: Listener = events.ignore
+    options: Options, *, notice: Notice | None = None, listener: Listener = _nobody
 ) -> list[str]:
     """``casereport render``: re-render the site from state, without calling the API."""
     workspace = load_workspace(options, notice)

@@ -85,7 +85,10 @@ class Started:
     total: int
 
     def fields(self) -> dict[str, Any]:
-        what = "aggregations to fetch" if self.stage == "fetch" else "reports to render"
+        if self.stage == "fetch":
+            what = f"{_plural(self.total, 'aggregation')} to fetch"
+        else:
+            what = f"{_plural(self.total, 'report')} to render"
         return {
             "message": f"{self.total:,} {what}",
             "stage": self.stage,
@@ -240,10 +243,6 @@ TYPES: dict[type[Any], str] = {
     Notice: "notice",
     Summary: "summary",
 }
-
-
-def ignore(event: Event) -> None:
-    """The listener of a run nobody follows."""
 
 
 def to_json(event: Event, moment: datetime | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ CASEREPORT_UPDATE_GOLDEN=1 and review the diff).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from pathlib import Path
@@ -26,6 +27,7 @@ from casereport.cli_events import HumanView
 from casereport.engine import progress
 from casereport.engine.events import Failed, Fetched, Rendered, Started, Summary
 from casereport.engine.progress import ProgressLines
+from casereport.errors import RenderError
 
 
 class FakeClock:
@@ -212,3 +214,41 @@ def test_the_human_view_prints_the_summary_and_each_failure_on_stderr(
     out, err = capsys.readouterr()
     assert out == "Apply finished with errors: 1 failed:\n"
     assert err == "  r.a: boom (kept)\n"
+
+
+# -- the render loop's callback ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_the_render_loop_tells_of_every_report_once(tmp_path: Path, processes: int) -> None:
+    from tests.test_render_golden import fixture_reports, fixture_state
+
+    from casereport.render.templates import environment
+    from casereport.render.workers import render_site_pages
+
+    (tmp_path / "typo.md.j2").write_text("{{ report.titel }}\n")
+    reports = list(fixture_reports())
+    broken = dataclasses.replace(reports[0], name="broken", formats=("markdown",), template="typo")
+    reports.append(broken)
+    state = fixture_state()
+    told: list[tuple[str, object]] = []
+
+    site = render_site_pages(
+        reports,
+        state.aggregations,
+        state.source,
+        environment(tmp_path),
+        tmp_path / "site",
+        {},
+        processes=processes,
+        on_report=lambda name, written: told.append((name, written)),
+    )
+
+    assert sorted(name for name, _ in told) == sorted(r.name for r in reports)
+    for name, written in told:
+        if name == "broken":
+            assert isinstance(written, RenderError) and "titel" in written.message
+        else:
+            assert written == site.reports[name]
+    if processes == 1:  # one by one, in order
+        assert [name for name, _ in told] == [r.name for r in reports]

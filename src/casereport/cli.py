@@ -486,7 +486,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, as_json: bool, **v
       casereport apply --emulator --auto-approve
       casereport apply plan.json
       casereport apply --auto-approve --timeout 10 --max-rate-limit-wait 300
-      casereport apply --emulator --auto-approve --json | jq -c 'select(.type == "failed")'
+      casereport apply --emulator --auto-approve --json > apply.jsonl
     """
     from casereport import cli_events
     from casereport.engine import views

@@ -7,6 +7,7 @@ with plan, apply and render."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -14,14 +15,18 @@ import click
 from casereport.cli_backend import located_values
 
 
-def echo_delivery(outcome: Any) -> None:
-    """After an apply: what was sent, and a warning line per target that failed."""
+def echo_delivery(outcome: Any, notice: Callable[[str], None] | None = None) -> None:
+    """After an apply: what was sent, and a warning line per target that failed (through
+    ``notice`` when given: ``apply --json`` makes them events)."""
     if outcome is None:
         return
     if outcome.sent:
-        click.echo(outcome.sent_line())
+        (notice or click.echo)(outcome.sent_line())
     for failure in outcome.failures:
-        click.echo(f"warning: {failure}", err=True)
+        if notice is not None:
+            notice(f"warning: {failure}")
+        else:
+            click.echo(f"warning: {failure}", err=True)
 
 
 @click.command("notify")

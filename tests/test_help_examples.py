@@ -6,19 +6,22 @@ or changed fails here until this list is changed too), and each is run by ``bash
 workspace of its own: a copy of the example reports with a ``casereport`` on PATH that is
 this source tree, the API at an emulator this module starts on 127.0.0.1 (through
 ``CASEREPORT_API_URL``), S3 at a moto server on 127.0.0.1 (``[backend] endpoint_url``),
-and HOME in the temporary directory. What an example needs first (a state, a saved plan,
-a lock, a pushed state) is in ``SETUP``; a run that listens on the fixed port of an
-example gets a free port instead (``emulator serve``). Examples of ``publish`` need the
-Pulumi CLI and AWS: they are skipped, with the reason shown, when ``pulumi`` is missing.
+a webhook target on 127.0.0.1 (``[notify.hook]``), and HOME in the temporary directory.
+What an example needs first (a state, a saved plan, a lock, a pushed state) is in
+``SETUP``; a run that listens on the fixed port of an example gets a free port instead
+(``emulator serve``). Examples of ``publish`` need the Pulumi CLI and AWS: they are
+skipped, with the reason shown, when ``pulumi`` is missing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +45,7 @@ EXAMPLES: dict[str, list[str]] = {
         "casereport apply --emulator --auto-approve",
         "casereport apply plan.json",
         "casereport apply --auto-approve --timeout 10 --max-rate-limit-wait 300",
+        "casereport apply --emulator --auto-approve --json > apply.jsonl",
     ],
     "completion": [
         "casereport completion bash > ~/.local/share/bash-completion/completions/casereport",
@@ -85,10 +89,16 @@ EXAMPLES: dict[str, list[str]] = {
         "casereport query 'status:open' -g team --timeout 10 --max-rate-limit-wait 300",
         "casereport query 'status:open priority:P1' --emulator   # a count",
     ],
-    "render": ["casereport render --site-dir public"],
+    "notify": [
+        "casereport notify --dry-run",
+        "casereport notify",
+        "casereport notify --force   # send the last run again, e.g. to try a new target",
+    ],
+    "render": ["casereport render --site-dir public", "casereport render --json"],
     "schema": [
         "casereport schema > schema/report.schema.json",
         "casereport schema --data-file > schema/data-file.schema.json",
+        "casereport schema --apply-json > schema/apply-json.schema.json",
     ],
     "show": ["casereport show", "casereport show --json", "casereport show plan.json"],
     "state": ["casereport state list"],
@@ -131,6 +141,10 @@ SETUP: dict[str, list[str]] = {
     "casereport apply plan.json": ["casereport plan --out plan.json >/dev/null"],
     "casereport show plan.json": ["casereport plan --out plan.json >/dev/null"],
     "casereport render --site-dir public": [APPLY],
+    "casereport render --json": [APPLY],
+    "casereport notify --dry-run": [APPLY],
+    "casereport notify": [APPLY],
+    "casereport notify --force   # send the last run again, e.g. to try a new target": [APPLY],
     "casereport show": [APPLY],
     "casereport show --json": [APPLY],
     "casereport output support-backlog": [APPLY],
@@ -185,6 +199,10 @@ WROTE: dict[str, str] = {
     "casereport output support-backlog --csv > support-backlog.csv": "work/support-backlog.csv",
     "casereport plan --markdown > plan.md   # for a pull-request comment": "work/plan.md",
     "casereport render --site-dir public": "work/public/index.html",
+    "casereport apply --emulator --auto-approve --json > apply.jsonl": "work/apply.jsonl",
+    "casereport schema --apply-json > schema/apply-json.schema.json": (
+        "work/schema/apply-json.schema.json"
+    ),
     "casereport init my-reports && cd my-reports && casereport validate": (
         "work/my-reports/casereport.toml"
     ),
@@ -246,10 +264,37 @@ def emulator() -> Iterator[RunningEmulator]:
         yield running
 
 
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that takes every delivery."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[str]:
+    """The URL of a webhook target on 127.0.0.1 (for notify's examples)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/casereport"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 @pytest.fixture
 def sandbox(
     tmp_path: Path,
     emulator: RunningEmulator,
+    webhook: str,
     s3_server: str,  # noqa: F811 (the fixture)
 ) -> tuple[Path, dict[str, str]]:
     """A workspace (tmp/work), a HOME (tmp/home), a casereport on PATH; the environment."""
@@ -259,7 +304,9 @@ def sandbox(
     shutil.copytree(REPO / "reports", work / "reports")
     shutil.copytree(REPO / "schema", work / "schema")
     (work / "casereport.toml").write_text(
-        f'[vars]\nenvironment = "prod"\n\n[backend]\nendpoint_url = "{s3_server}"\n',
+        f'[vars]\nenvironment = "prod"\n\n[backend]\nendpoint_url = "{s3_server}"\n\n'
+        f'[notify.hook]\ntype = "webhook"\nurl = "{webhook}"\nsecret_env = "HOOK_SECRET"\n'
+        'on = ["always"]\n',
         encoding="utf-8",
     )
     shim = bin_dir / "casereport"
@@ -276,6 +323,7 @@ def sandbox(
         "DD_APP_KEY": "fake-app-key",
         "SOURCE_DATE_EPOCH": "1795719600",
         "LC_ALL": "C.UTF-8",
+        "HOOK_SECRET": "help-examples-hmac-key",
         **S3_ENV,
     }
     return work, env

@@ -7,7 +7,6 @@ so ``casereport --help`` and ``--version`` start fast.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import traceback
 from pathlib import Path
@@ -27,6 +26,7 @@ from casereport.cli_backend import (
 )
 from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
+from casereport.cli_notify import echo_delivery, notify_command
 from casereport.cli_output import output_command
 from casereport.cli_state import state_group, state_options
 from casereport.cli_version import add_no_color, completion_command, version_command
@@ -281,8 +281,9 @@ def fmt_command(
 
 @cli.command("schema")
 @click.option("--data-file", is_flag=True, help="The schema of site/REPORT.json instead.")
-def schema_command(data_file: bool) -> None:
-    """Print the JSON Schema (draft 2020-12) of a report file (or of a data file).
+@click.option("--apply-json", is_flag=True, help="The schema of a line of `apply --json` instead.")
+def schema_command(data_file: bool, apply_json: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of a report file (or a data file, or an event).
 
     Editors that understand `# yaml-language-server: $schema=...` use it to check and
     complete report files.
@@ -291,7 +292,13 @@ def schema_command(data_file: bool) -> None:
     Examples:
       casereport schema > schema/report.schema.json
       casereport schema --data-file > schema/data-file.schema.json
+      casereport schema --apply-json > schema/apply-json.schema.json
     """
+    if apply_json:
+        from casereport.engine.events_schema import events_schema_json
+
+        click.echo(events_schema_json(), nl=False)
+        return
     if data_file:
         from casereport.render.data_schema import data_schema_json
 
@@ -474,7 +481,14 @@ def plan_command(
     is_flag=True,
     help="Let an unattended apply switch the state to another data source.",
 )
-def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object per event, as lines (docs/apply-json.md); needs "
+    "--auto-approve or PLAN.",
+)
+def apply_command(plan_file: Path | None, auto_approve: bool, as_json: bool, **values: Any) -> None:
     """Fetch what the plan needs, record state and render the site.
 
     Without PLAN it plans first, shows the plan and asks for confirmation (on a terminal;
@@ -488,15 +502,19 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
       casereport apply --emulator --auto-approve
       casereport apply plan.json
       casereport apply --auto-approve --timeout 10 --max-rate-limit-wait 300
+      casereport apply --emulator --auto-approve --json > apply.jsonl
     """
+    from casereport import cli_events
     from casereport.engine import views
     from casereport.engine.apply import run_apply
 
+    cli_events.require_approval(as_json, auto_approve, plan_file is not None)
     colour = views.use_colour(sys.stdout.isatty())
     stdin_tty = sys.stdin.isatty()
-    stderr_tty = sys.stderr.isatty()
 
     def approve(plan: Any) -> bool:
+        if as_json:  # (with --auto-approve: the plan is its `planned` event)
+            return True
         if not auto_approve and not stdin_tty:
             raise CaseReportError(
                 "apply needs approval: run it on a terminal, pass --auto-approve, "
@@ -515,58 +533,52 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
             return False
         return True
 
-    bars = contextlib.ExitStack()
-    bar: Any = None
+    with cli_events.view_for("apply", as_json=as_json) as view:
+        try:
+            with located_values(values, "apply", view.notice) as values:
+                plan, outcome = run_apply(
+                    _options(**values),
+                    plan_file,
+                    approve=approve,
+                    listener=view,
+                    notice=view.notice,
+                    auto_approve=auto_approve,
+                )
+        except KeyboardInterrupt:
+            raise cli_events.interrupted() from None
+        if as_json and outcome is not None:  # delivery came before the summary
+            echo_delivery(outcome.notified, view.notice)
+        code = cli_events.apply_summary(view, plan, outcome)
+    if not as_json and outcome is not None:
+        echo_delivery(outcome.notified)  # a failed delivery warns: the apply itself succeeded
+    if code:
+        sys.exit(code)
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if not stderr_tty or total < 20:
-            return
-        if bar is None:
-            bar = bars.enter_context(
-                click.progressbar(length=total, label="Fetching", file=raw(sys.stderr))
-            )
-        bar.update(1)
 
-    try:
-        with bars, located_values(values, "apply") as values:
-            plan, outcome = run_apply(
-                _options(**values),
-                plan_file,
-                approve=approve,
-                progress=progress,
-                notice=_notice,
-                auto_approve=auto_approve,
-            )
-    except KeyboardInterrupt:
-        raise CaseReportError(
-            "interrupted: results that arrived are kept in state; run apply again to finish"
-        ) from None
-    if outcome is None:
-        if not plan.has_changes:
-            click.echo(views.render_human(plan), nl=False)
-        return
-    click.echo(outcome.summary())
-    for failure in outcome.failures:
-        click.echo(f"  {failure}", err=True)
-    if outcome.failures:
-        sys.exit(1)
+# In its own module (cli_notify), with the options plan, apply and render take.
+cli.add_command(_workspace_options(notify_command))
 
 
 @cli.command("render")
 @_workspace_options
-def render_command(**values: Any) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per event (docs/apply-json.md)."
+)
+def render_command(as_json: bool, **values: Any) -> None:
     """Re-render every report page from state, without calling the API.
 
     \b
-    Example:
+    Examples:
       casereport render --site-dir public
+      casereport render --json
     """
+    from casereport import cli_events
     from casereport.engine.apply import run_render
 
-    with located_values(values, "render") as values:
-        rendered = run_render(_options(**values), notice=_notice)
-    click.echo(f"Rendered {len(rendered)} report{'s' * (len(rendered) != 1)} and the index.")
+    with cli_events.view_for("render", as_json=as_json, waiting="preparing") as view:
+        with located_values(values, "render", view.notice) as values:
+            rendered = run_render(_options(**values), notice=view.notice, listener=view)
+        cli_events.render_summary(view, rendered)
 
 
 @cli.command("show")

@@ -44,6 +44,7 @@ from casereport.definitions.models import (
     sort_diagnostics,
 )
 from casereport.definitions.moved import parse_moved
+from casereport.definitions.notify_key import parse_notify
 from casereport.definitions.query import is_plainly_valid
 from casereport.definitions.query import parse as parse_query
 from casereport.definitions.reading_keys import READING_KEYS, parse_reading
@@ -95,6 +96,7 @@ REPORT_KEYS = (
     "vars",
     "aggregations",
     "moved",
+    "notify",
 )
 AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each", *READING_KEYS)
 
@@ -432,6 +434,7 @@ class _Checker:
             # A variable left out would make every use of it "undefined": no such checks.
             self.variables_ok = len(self.diagnostics) == vars_before
         moved = parse_moved(self, fields["moved"][1]) if "moved" in fields else ()
+        notify = parse_notify(self, fields["notify"][1]) if "notify" in fields else None
         reading = parse_reading(self, fields)
         self.report_level_errors = any(
             d.severity == "error" for d in self.diagnostics[errors_before:]
@@ -471,6 +474,7 @@ class _Checker:
             vars=variables,
             moved=moved,
             reading=reading,
+            notify=notify,
         )
         if self.has_errors:  # (only then: a file without errors needs no second copy)
             self.whole = dataclasses.replace(definition, aggregations=(*aggregations, *self.broken))

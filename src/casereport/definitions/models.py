@@ -29,6 +29,7 @@ __all__ = [
     "ForEachItem",
     "LoadResult",
     "MovedEntry",
+    "NotifyName",
     "ReadingKey",
     "ReportDefinition",
     "Severity",
@@ -225,6 +226,14 @@ class MovedEntry(NamedTuple):
     column: int
 
 
+class NotifyName(NamedTuple):
+    """A delivery target a report's ``notify:`` names, and where."""
+
+    name: str
+    line: int
+    column: int
+
+
 @dataclass(frozen=True, slots=True)
 class ReportDefinition:
     """A report file that passed validation (its invalid aggregations are left out)."""
@@ -241,6 +250,7 @@ class ReportDefinition:
     vars: tuple[Variable, ...] = ()
     moved: tuple[MovedEntry, ...] = ()
     reading: tuple[ReadingKey, ...] = ()  # the defaults of its aggregations
+    notify: tuple[NotifyName, ...] | None = None  # None: every target
 
 
 @dataclass(frozen=True, slots=True)

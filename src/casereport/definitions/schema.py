@@ -35,6 +35,7 @@ from casereport.definitions.reading import (
 )
 from casereport.definitions.reading_keys import READING_KEYS
 from casereport.settings import VAR_NAME_RE
+from casereport.settings_notify import TARGET_NAME_RE
 
 __all__ = ["SCHEMA_COMMENT", "SCHEMA_PATH", "report_schema", "schema_json"]
 
@@ -186,6 +187,15 @@ def report_schema() -> dict[str, Any]:
             "description": (
                 "Renames that keep results and history (like Terraform's moved blocks): "
                 "[{from: old_id, to: new_id}], or [{from: old-report-name}]."
+            ),
+        },
+        "notify": {
+            "type": "array",
+            "items": {"type": "string", "pattern": _pattern(TARGET_NAME_RE)},
+            "uniqueItems": True,
+            "description": (
+                "Delivery targets ([notify.NAME] in casereport.toml) this report's runs are "
+                "sent to. Default: every target; [] for none."
             ),
         },
     }

@@ -27,6 +27,7 @@ from casereport.cli_backend import (
     state_push,
     workspace_group,
 )
+from casereport.cli_check import ChecksSeen, check_command
 from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
 from casereport.cli_output import output_command
@@ -171,6 +172,7 @@ def query_command(
 cli.add_command(emulator_group)  # in its own module, like `state mv`: cli_emulator
 cli.add_command(demo_command)  # in its own module: cli_demo
 cli.add_command(output_command)  # in its own module: cli_output
+cli.add_command(check_command)  # in its own module: cli_check
 
 
 # -- report definitions: validate, fmt, schema, init ---------------------------------
@@ -208,12 +210,14 @@ def validate_command(
     """
     from dataclasses import replace
 
+    from casereport.checks.validate import with_check_diagnostics
     from casereport.definitions.expand import expand_workspace, validation_output
     from casereport.render.check import check_templates
     from casereport.settings import parse_var_assignments
 
     cli_vars = parse_var_assignments(variables)
     settings, expansion = expand_workspace(Path("."), reports_dir=reports_dir, cli_vars=cli_vars)
+    expansion = with_check_diagnostics(expansion)
     # The templates of every report, with the rest of the problems: one run.
     problems = check_templates(expansion.every_report, settings.templates_dir)
     expansion = replace(expansion, diagnostics=(*expansion.diagnostics, *problems))
@@ -459,7 +463,12 @@ def plan_command(
     is_flag=True,
     help="Let an unattended apply switch the state to another data source.",
 )
-def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> None:
+@click.option(
+    "--fail-on-checks", is_flag=True, help="Exit 1 when an error check fails (fail_on_checks)."
+)
+def apply_command(
+    plan_file: Path | None, auto_approve: bool, fail_on_checks: bool, **values: Any
+) -> None:
     """Fetch what the plan needs, record state and render the site.
 
     Without PLAN it plans first, shows the plan and asks for confirmation (on a terminal;
@@ -467,6 +476,8 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
     plan, and refuses it if the state or the definitions changed since. A change of data
     source (another DD_SITE or API URL, or the emulator) is refused without a confirmation
     unless --allow-source-change is given; the old results are kept for a switch back.
+    Checks (checks: in report files) are evaluated at the end and their failures listed;
+    they fail the apply only with --fail-on-checks or fail_on_checks = true.
 
     \b
     Examples:
@@ -500,6 +511,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
             return False
         return True
 
+    checks_seen = ChecksSeen()
     bars = contextlib.ExitStack()
     bar: Any = None
 
@@ -522,6 +534,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
                 progress=progress,
                 notice=_notice,
                 auto_approve=auto_approve,
+                on_checks=checks_seen.record,
             )
     except KeyboardInterrupt:
         raise CaseReportError(
@@ -530,11 +543,12 @@ def apply_command(plan_file: Path | None, auto_approve: bool, **values: Any) -> 
     if outcome is None:
         if not plan.has_changes:
             click.echo(views.render_human(plan), nl=False)
-        return
-    click.echo(outcome.summary())
-    for failure in outcome.failures:
-        click.echo(f"  {failure}", err=True)
-    if outcome.failures:
+    else:
+        click.echo(outcome.summary())
+        for failure in outcome.failures:
+            click.echo(f"  {failure}", err=True)
+    checks_failed = checks_seen.report(fail_on_checks)
+    if (outcome is not None and outcome.failures) or checks_failed:
         sys.exit(1)
 
 
@@ -549,9 +563,11 @@ def render_command(**values: Any) -> None:
     """
     from casereport.engine.apply import run_render
 
+    checks_seen = ChecksSeen()
     with located_values(values, "render") as values:
-        rendered = run_render(_options(**values), notice=_notice)
+        rendered = run_render(_options(**values), notice=_notice, on_checks=checks_seen.record)
     click.echo(f"Rendered {len(rendered)} reports and the index.")
+    checks_seen.report()
 
 
 @cli.command("show")

@@ -23,6 +23,7 @@ import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from casereport.definitions.checks import parse_checks
 from casereport.definitions.fields import (
     KNOWN_FIELD_SET,
     check_query_fields,
@@ -95,8 +96,17 @@ REPORT_KEYS = (
     "vars",
     "aggregations",
     "moved",
+    "checks",
 )
-AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each", *READING_KEYS)
+AGGREGATION_KEYS = (
+    "title",
+    "query_filter",
+    "group_by",
+    "limit",
+    "for_each",
+    *READING_KEYS,
+    "checks",
+)
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -427,6 +437,7 @@ class _Checker:
             self.variables_ok = len(self.diagnostics) == vars_before
         moved = parse_moved(self, fields["moved"][1]) if "moved" in fields else ()
         reading = parse_reading(self, fields)
+        checks = parse_checks(self, fields["checks"][1]) if "checks" in fields else ()
         self.report_level_errors = any(
             d.severity == "error" for d in self.diagnostics[errors_before:]
         )
@@ -465,6 +476,7 @@ class _Checker:
             vars=variables,
             moved=moved,
             reading=reading,
+            checks=checks,
         )
         if self.has_errors:  # (only then: a file without errors needs no second copy)
             self.whole = dataclasses.replace(definition, aggregations=(*aggregations, *self.broken))
@@ -555,6 +567,7 @@ class _Checker:
         limit = self.limit(fields["limit"][1]) if "limit" in fields else None
         for_each = self.for_each(fields["for_each"][1]) if "for_each" in fields else None
         reading = parse_reading(self, fields)
+        checks = parse_checks(self, fields["checks"][1]) if "checks" in fields else ()
         failed = self.has_errors
         self.has_errors = before or failed
         if failed or query is None or limit is None or not groups:
@@ -574,11 +587,12 @@ class _Checker:
                         limit or 1,
                         for_each,
                         reading,
+                        checks,
                     )
                 )
             return None
         line, column = key.line + 1, key.column + 1
-        record = (agg_id, line, column, title, query, groups, limit, for_each, reading)
+        record = (agg_id, line, column, title, query, groups, limit, for_each, reading, checks)
         return _new_record(AggregationDefinition, record)
 
     def query(self, query: SourceString) -> None:

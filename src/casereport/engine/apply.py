@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from casereport import clock
+from casereport.engine.checks import OnChecks, has_checks, workspace_results
 from casereport.engine.plan import (
     DELETE,
     NOOP,
@@ -638,13 +639,15 @@ def run_apply(
     progress: Progress | None = None,
     notice: Notice | None = None,
     auto_approve: bool = False,
+    on_checks: OnChecks | None = None,
 ) -> tuple[Plan, Outcome | None]:
     """``casereport apply [PLANFILE]``: plan (or read the saved plan), approve, apply.
 
     ``approve`` shows the plan and says whether to go on; it is not asked for a saved
     plan (applying a saved plan is the approval) nor when there is nothing to do. Without
     anyone to confirm it (``auto_approve``, or a saved plan) a change of data source is
-    refused unless ``options.allow_source_change``.
+    refused unless ``options.allow_source_change``. ``on_checks`` is given every check
+    evaluated from the state the run ends with (nothing when no report has checks).
     """
     workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
@@ -666,18 +669,29 @@ def run_apply(
             check_templates_in_use(workspace, state)
             plan = _plan_for(workspace, state, source, options)
             if not plan.has_changes:
+                _checks(workspace, state, on_checks)
                 return plan, None
             if auto_approve:
                 check_source_change(plan, workspace.state_path, allowed=options.allow_source_change)
             if not approve(plan):
                 return plan, None
         check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)
-        outcome, _ = apply_plan(plan, workspace, state, progress=progress)
+        outcome, current = apply_plan(plan, workspace, state, progress=progress)
+    _checks(workspace, current, on_checks)
     return plan, outcome
 
 
-def run_render(options: Options, *, notice: Notice | None = None) -> list[str]:
-    """``casereport render``: re-render the site from state, without calling the API."""
+def _checks(workspace: Workspace, state: State | None, on_checks: OnChecks | None) -> None:
+    """Hand every check, evaluated from ``state``, to ``on_checks`` (when there are any)."""
+    if on_checks is not None and has_checks(workspace):
+        on_checks(workspace_results(workspace, state), workspace)
+
+
+def run_render(
+    options: Options, *, notice: Notice | None = None, on_checks: OnChecks | None = None
+) -> list[str]:
+    """``casereport render``: re-render the site from state, without calling the API;
+    ``on_checks`` as for ``run_apply``."""
     workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     with _lock(workspace, "render", options, notice):
@@ -685,4 +699,6 @@ def run_render(options: Options, *, notice: Notice | None = None) -> list[str]:
         _clean_partial_writes(workspace)
         if state is not None:
             check_pages(workspace.site_dir, state, workspace.reports, index=True, notice=notice)
-        return render_site(workspace, state)
+        rendered = render_site(workspace, state)
+    _checks(workspace, state, on_checks)
+    return rendered

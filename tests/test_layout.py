@@ -12,7 +12,17 @@ import casereport
 
 PACKAGE = Path(casereport.__file__).resolve().parent
 MAX_LINES = 800
-STAGES = ("definitions", "state", "api", "emulator", "render", "engine", "publish")
+STAGES = (
+    "definitions",
+    "state",
+    "checks",
+    "api",
+    "emulator",
+    "render",
+    "notify",
+    "engine",
+    "publish",
+)
 
 
 def test_no_source_file_holds_more_than_800_lines() -> None:

@@ -14,9 +14,11 @@ contracts are in pyproject.toml):
     errors, clock, fsutil, settings, site   shared by every stage
     definitions/   report files: load, expand, query language, fmt, schema, init
     state/         the state file and its history, the apply journal, the lock, state commands
+    checks/        `checks:` assertions (CEL) over the numbers in state, and their outputs
     api/           the Datadog client and its rate limiting    ┐ independent of
     emulator/      a local server that speaks the same API     │ one another
     render/        state to pages, and writing the site        ┘
+    notify/        delivery of a run's reports (Slack, email, webhooks)
     engine/        plan (a plain data model and its views), then apply: fetch through
                    api/ (or a started emulator) and render through render/
     publish/       the rendered site online with Pulumi

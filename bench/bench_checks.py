@@ -21,11 +21,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from common import aggregation_state, figure  # noqa: E402
-
 from casereport.definitions.expand import expand  # noqa: E402
 from casereport.definitions.load import load_reports  # noqa: E402
 from casereport.render.checks_view import report_results  # noqa: E402
+from common import aggregation_state, figure  # noqa: E402
 
 REPORTS = 100
 AGGREGATIONS = 10
@@ -43,7 +42,7 @@ CHECKS = (
     'groups["missing"] == 0',
     "size(groups) <= limit + 10",
     'total > 0 && groups["X4"] >= 0',
-    'groups.exists(g, groups[g] > 1000) == false',
+    "groups.exists(g, groups[g] > 1000) == false",
 )
 
 

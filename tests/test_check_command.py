@@ -192,9 +192,13 @@ def test_github_actions_annotations_and_step_summary(workspace: Workspace, tmp_p
     assert "::error file=reports/support.yaml,line=13,col=17," in applied.stdout
     assert text.count("### casereport checks") == 1
     assert summary.read_text(encoding="utf-8").count("### casereport checks") == 2
+    as_json = workspace.run("check", "--json", **github)
+    assert json.loads(as_json.stdout)["passed"] is False  # stdout stays JSON
+    assert "::error file=reports/support.yaml,line=13,col=17," in as_json.stderr
+    assert summary.read_text(encoding="utf-8").count("### casereport checks") == 3
     quiet = workspace.run("check", GITHUB_ACTIONS=None, GITHUB_STEP_SUMMARY=str(summary))
     assert "::error" not in quiet.stdout
-    assert summary.read_text(encoding="utf-8").count("### casereport checks") == 2
+    assert summary.read_text(encoding="utf-8").count("### casereport checks") == 3
 
 
 def test_data_files_and_pages_carry_the_checks(workspace: Workspace) -> None:

@@ -25,23 +25,27 @@ if TYPE_CHECKING:
     from casereport.engine.workspace import Workspace
 
 
-def report_checks(results: Sequence[CheckResult], *, every: bool = False) -> None:
+def report_checks(
+    results: Sequence[CheckResult], *, every: bool = False, quiet: bool = False
+) -> None:
     """The checks' summary: on stderr, the counts and each failing check (apply, render);
-    with ``every``, on stdout, each check (``casereport check``). Under GitHub Actions,
-    their annotations too (stdout, where the runner reads them) and the step summary."""
+    with ``every``, on stdout, each check (``casereport check``); with ``quiet``, nothing
+    (``check --json``). Under GitHub Actions, their annotations too (on stdout, or on
+    stderr when ``quiet`` keeps stdout for JSON; the runner reads both) and the step
+    summary."""
     from casereport.checks import outputs
 
     if every:
         for line in outputs.every_line(results):
             click.echo(line)
         click.echo(outputs.counts_line(results))
-    else:
+    elif not quiet:
         click.echo(outputs.counts_line(results), err=True)
         for line in outputs.failure_lines(results):
             click.echo(f"  {line}", err=True)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in outputs.annotation_lines(results):
-            click.echo(line, file=raw(sys.stdout))
+            click.echo(line, file=raw(sys.stderr if quiet else sys.stdout))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as stream:
@@ -133,7 +137,7 @@ def check_command(
     if as_json:
         click.echo(results_json(run.results), nl=False)
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            report_checks(run.results)
+            report_checks(run.results, quiet=True)
     elif not run.results:
         click.echo("No checks: add checks: to a report (docs/checks.md).")
     else:

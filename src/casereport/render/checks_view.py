@@ -13,6 +13,7 @@ byte-identical).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from casereport.checks.evaluate import (
@@ -82,26 +83,19 @@ def report_results(
         if own:
             results += evaluate(own, variables, report=report.name, address=spec.address, file=file)
     if report.checks:
-        missing = [s.address for s in report.aggregations if aggregations.get(s.address) is None]
-        results += evaluate(
+        own_results = evaluate(
             report.checks,
             {"aggregations": every},
             report=report.name,
             address=report.name,
             file=file,
         )
+        missing = [s.address for s in report.aggregations if aggregations.get(s.address) is None]
         if missing:  # (an unfetched aggregation reads as null: say which, not a CEL error)
             note = f"not fetched yet: {', '.join(missing)}"
-            results[-len(report.checks) :] = [
-                r if r.passed else _with_error(r, note) for r in results[-len(report.checks) :]
-            ]
+            own_results = [r if r.passed else replace(r, error=note) for r in own_results]
+        results += own_results
     return tuple(results)
-
-
-def _with_error(result: CheckResult, note: str) -> CheckResult:
-    from dataclasses import replace
-
-    return replace(result, error=note)
 
 
 def _entry(result: CheckResult) -> dict[str, Any]:

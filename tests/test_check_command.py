@@ -252,3 +252,14 @@ def test_cel_is_imported_only_where_a_report_has_checks(tmp_path: Path) -> None:
     (checked / "reports").mkdir(parents=True)
     (checked / "reports" / "r.yaml").write_text(REPORT.format(cap=1, backlog=1), encoding="utf-8")
     assert _imports_cel(checked, "validate")  # (the probe sees an import when there is one)
+
+
+def test_fail_on_checks_must_be_a_boolean(tmp_path: Path) -> None:
+    from casereport.settings import read_settings
+
+    (tmp_path / "casereport.toml").write_text('fail_on_checks = "yes"\n', encoding="utf-8")
+    settings, problems = read_settings(tmp_path)
+    assert [p.message for p in problems] == ["\"fail_on_checks\" must be true or false, got 'yes'"]
+    assert settings.fail_on_checks is False
+    (tmp_path / "casereport.toml").write_text("fail_on_checks = true\n", encoding="utf-8")
+    assert read_settings(tmp_path)[0].fail_on_checks is True

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from casereport.checks.results import CheckResult
 from casereport.cli_backend import backend_options, located_values
 from casereport.terminal import raw
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (only names here: `casereport --version` imports this module)
+    from casereport.checks.results import CheckResult
     from casereport.engine.workspace import Workspace
 
 

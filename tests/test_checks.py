@@ -371,3 +371,28 @@ def test_checks_change_the_definition_hash_only_where_they_exist(tmp_path: Path)
     with_checks, _ = load(tmp_path, REPORT_LEVEL)
     again, _ = load(tmp_path, REPORT_LEVEL.replace("<= 3", "<= 4"))
     assert len({without.definition_hash, with_checks.definition_hash, again.definition_hash}) == 3
+
+
+def test_a_division_by_zero_fails_the_check_and_says_so(tmp_path: Path) -> None:
+    spec = one_check(tmp_path, 'total / groups["P1"] < 5')
+    result = outcome(spec, entry(spec, "r.open_by_priority", {"P2": 4}))
+    assert (result.passed, result.error) == (False, "division by zero")
+    assert outcome(spec, entry(spec, "r.open_by_priority", {"P1": 1, "P2": 2})).passed
+
+
+def test_validate_reports_a_for_each_read_without_its_key_and_mixed_types(
+    tmp_path: Path,
+) -> None:
+    text = FOR_EACH.replace(
+        '\'aggregations["by_service"]["billing"].total < 10\'',
+        "'aggregations[\"by_service\"].total < 10'",
+    ).replace("'groups[\"OPEN / P1\"] <= 2'", "'total * 1.5 > 2'")
+    _, problems = load(tmp_path, text)
+    assert problems == [
+        'reports/r.yaml:3:35: error: check "billing-small": assert reads a key that is not '
+        "there: 'total' (a for_each aggregation is read per key: "
+        'aggregations["id"]["key"].total)',
+        'reports/r.yaml:11:33: error: check "open-p1": assert cannot be evaluated: No such '
+        "overload: the operation is not defined for the given operand types (convert with "
+        "double(x) or int(x))",
+    ]

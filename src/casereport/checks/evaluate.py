@@ -35,9 +35,19 @@ from casereport.checks.results import CheckResult
 from casereport.definitions.models import CheckDefinition
 from casereport.definitions.reading import ENUM_ORDERS
 
-__all__ = ["Numbers", "aggregation_variables", "checks_defaults", "evaluate", "known_groups"]
+__all__ = [
+    "CEL_ERRORS",
+    "Numbers",
+    "aggregation_variables",
+    "checks_defaults",
+    "evaluate",
+    "known_groups",
+]
 
 _NOTHING: Mapping[str, float] = {}
+#: What the CEL library raises for an expression it cannot evaluate on these numbers (a
+#: division by zero, a null compared, a missing key): the check fails, saying why.
+CEL_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, RuntimeError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,8 @@ def _failure(exc: Exception, seen: Mapping[str, Any]) -> str:
         )
     if isinstance(exc, KeyError):
         return f"no such key: {exc}"
+    if isinstance(exc, ZeroDivisionError):
+        return "division by zero"
     first = str(exc).split(". ", 1)[0].strip().rstrip(".")
     return first or type(exc).__name__
 
@@ -165,7 +177,7 @@ def evaluate(
         seen = _seen(expression, variables)
         try:
             outcome = expression.program.execute(context)
-        except (TypeError, RuntimeError, KeyError, ValueError) as exc:
+        except CEL_ERRORS as exc:
             results.append(
                 CheckResult(**common, passed=False, values=seen, error=_failure(exc, seen))
             )

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from casereport.checks.evaluate import CEL_ERRORS
 from casereport.checks.expressions import (
     AGGREGATION_NAMES,
     REPORT_NAMES,
@@ -58,8 +59,9 @@ def check_diagnostics(reports: Iterable[ReportSpec]) -> list[Diagnostic]:
         if report.checks:
             ids = _sample_aggregations(report)
             for check in report.checks:
-                found += _problems(check, file, REPORT_NAMES, {"aggregations": ids})
-                found += _unknown_ids(check, file, ids)
+                # (an unknown id first: the sample run would only say "no key")
+                unknown = _unknown_ids(check, file, ids)
+                found += unknown or _problems(check, file, REPORT_NAMES, {"aggregations": ids})
     return found
 
 
@@ -108,8 +110,11 @@ def _problems(
 
     try:
         outcome = expression.program.execute(cel.Context(variables=sample))
-    except (TypeError, RuntimeError, KeyError, ValueError):
-        return []  # (depends on the numbers: evaluation reports it with them)
+    except (KeyError, TypeError) as exc:  # the same on any numbers: the names' shapes
+        message = f'check "{check.name}": {_shape_problem(exc)}'
+        return [Diagnostic("error", message, file, source.line, source.column, source.value)]
+    except CEL_ERRORS:
+        return []  # (depends on the numbers, as a division by zero: evaluation says so)
     if isinstance(outcome, bool):
         return []
     kind = _KINDS.get(type(outcome), "a value")
@@ -118,6 +123,16 @@ def _problems(
         "(compare it, as in total <= 50)"
     )
     return [Diagnostic("error", message, file, source.line, source.column, source.value)]
+
+
+def _shape_problem(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return (
+            f"assert reads a key that is not there: {exc} (a for_each aggregation is read "
+            'per key: aggregations["id"]["key"].total)'
+        )
+    first = str(exc).split(". ", 1)[0].strip().rstrip(".")
+    return f"assert cannot be evaluated: {first} (convert with double(x) or int(x))"
 
 
 _KINDS = {

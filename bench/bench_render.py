@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 from casereport.definitions.expand import AggregationSpec, ReportSpec, expand_workspace, fingerprint
@@ -71,7 +72,8 @@ def _aggregation_state(spec: AggregationSpec, serial: int) -> AggregationState:
     }
     entries = tuple(
         {
-            "fetched_at": f"2026-10-{1 + run % 28:02d}T06:00:00Z",
+            # One run a day from 1 October, in order, as apply records them.
+            "fetched_at": f"{date(2026, 10, 1) + timedelta(days=run):%Y-%m-%d}T06:00:00Z",
             "total": result["total"] - HISTORY_LIMIT + run,
             "groups": {f"value-{g}": values[g] - (run + g) % 5 for g in range(GROUPS)},
             "complete": True,  # every group, as history now records them

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ from casereport.emulator.server import RunningEmulator
 from casereport.errors import StateError
 from casereport.settings import BackendSettings, load_settings
 from casereport.state.backend import S3Backend, state_key
-from casereport.state.model import parse_state
+from casereport.state.journal import Journal, journal_path
+from casereport.state.model import load_state, parse_state
 from casereport.state.objects import Bucket, Conflict
 from casereport.state.remote import mirror_path, mirrored
 from s3_server import S3_ENV, S3Bucket, free_port, s3_bucket, s3_server, s3_with_auth
@@ -384,6 +386,34 @@ def test_push_pull_and_migrate_move_the_state_and_refuse_another_lineage(
     back = workspace.run("state", "migrate", "--backend", url, "--to", "local")
     assert back.exit_code == 0, back.output
     assert workspace.state_path.read_bytes() == local
+
+
+def test_push_folds_a_killed_applys_journal_in_first(
+    tmp_path: Path, emulator: Emulator, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    workspace = Workspace(tmp_path, emulator())
+    workspace.apply()
+    base = load_state(workspace.state_path)
+    assert base is not None and base.source is not None
+    address, kept = sorted(base.aggregations.items())[0]
+    # A killed apply's one result, waiting in the journal the next local run would fold in.
+    fetched = replace(
+        kept, result={**kept.result, "total": 99999}, fetched_at="2026-12-07T03:00:00Z"
+    )
+    log = Journal.open(workspace.state_path, base, base.source)
+    log.append([fetched])
+    log.close()
+    (tmp_path / "casereport.toml").write_text(f'[backend]\nendpoint_url = "{s3_bucket.endpoint}"\n')
+
+    pushed = workspace.run("state", "push", "--backend", s3_bucket.url())
+
+    assert pushed.exit_code == 0, pushed.output
+    remote = parse_state(Path("remote"), s3_bucket.object(STATE).decode())
+    assert remote.aggregations[address].result["total"] == 99999
+    assert remote.serial == base.serial + 1
+    assert not journal_path(workspace.state_path).exists()
+    assert workspace.state_path.read_bytes() == s3_bucket.object(STATE)
 
 
 def test_the_command_line_does_not_import_obstore_without_a_backend(tmp_path: Path) -> None:

@@ -263,3 +263,45 @@ def test_fail_on_checks_must_be_a_boolean(tmp_path: Path) -> None:
     assert settings.fail_on_checks is False
     (tmp_path / "casereport.toml").write_text("fail_on_checks = true\n", encoding="utf-8")
     assert read_settings(tmp_path)[0].fail_on_checks is True
+
+
+def test_apply_json_streams_each_check_before_the_summary(workspace: Workspace) -> None:
+    fail_backlog(workspace)
+    result = workspace.run("apply", "--auto-approve", "--json", "--refresh")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    checks = [e for e in events if e["type"] == "check"]
+    assert [(c["name"], c["passed"], c["severity"]) for c in checks] == [
+        ("backlog", False, "error"),
+        ("no-p9", True, "warn"),
+        ("p1-warn", False, "warn"),
+        ("few-p1", True, "error"),
+    ]
+    assert checks[0]["message"] == "Backlog too big"
+    assert events[-1]["type"] == "summary" and events[-1]["exit_code"] == 0
+    assert "Checks:" not in result.stderr  # (the stream has them)
+    strict = workspace.run("apply", "--auto-approve", "--json", "--fail-on-checks")
+    assert strict.exit_code == 1
+    summary = json.loads(strict.stdout.splitlines()[-1])
+    assert (summary["type"], summary["exit_code"]) == ("summary", 1)
+    assert summary["message"].endswith(" 1 error check failed.")
+
+
+def test_a_failing_check_makes_a_check_failed_delivery_due(workspace: Workspace) -> None:
+    Path("casereport.toml").write_text(
+        '[notify.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
+        'secret_env = "HOOK_SECRET"\non = ["check_failed"]\n',
+        encoding="utf-8",
+    )
+    quiet = workspace.run("notify", "--dry-run", "--force", HOOK_SECRET="s")
+    assert quiet.exit_code == 0, quiet.output
+    assert "(check_failed)" in quiet.output  # a warning failed: p1-warn
+    workspace.write_report(
+        "support",
+        REPORT.format(cap=100_000, backlog=100_000).replace(
+            'groups["P1"] < 0', 'groups["P1"] >= 0'
+        ),
+    )
+    passing = workspace.run("notify", "--dry-run", "--force", HOOK_SECRET="s")
+    assert passing.exit_code == 0, passing.output
+    assert "check_failed" not in passing.output

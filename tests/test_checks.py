@@ -396,3 +396,18 @@ def test_validate_reports_a_for_each_read_without_its_key_and_mixed_types(
         "overload: the operation is not defined for the given operand types (convert with "
         "double(x) or int(x))",
     ]
+
+
+def test_a_broken_aggregation_gives_its_own_error_not_one_at_the_report_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = REPORT_LEVEL.replace(
+        "limit: 6", "limit: 6\n    checks:\n      - {name: b, assert: true}"
+    )
+    load(tmp_path, broken)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["validate"])
+    assert result.output == (
+        'reports/r.yaml:11:27: error: a check\'s "assert" must be a string, not a boolean\n'
+        "Not valid: 1 error, 0 warnings.\n"
+    )

@@ -35,14 +35,15 @@ STATE = Path(".casereport/state.json")
 STOPPING_APPLY = """
 import os, signal, sys
 from casereport.engine.apply import run_apply
+from casereport.engine.events import Failed, Fetched
 from casereport.engine.workspace import Options
 from casereport.errors import CaseReportError
 
 stopped = False
 
-def progress(done, total):
+def listener(event):
     global stopped
-    if not stopped:
+    if not stopped and isinstance(event, (Fetched, Failed)):
         stopped = True
         print("fetching", flush=True)
         os.kill(os.getpid(), signal.SIGSTOP)
@@ -52,7 +53,7 @@ try:
         Options(use_emulator=True, refresh_all=True, parallelism=1),
         None,
         approve=lambda plan: True,
-        progress=progress,
+        listener=listener,
         auto_approve=True,
     )
 except CaseReportError as exc:

@@ -7,6 +7,7 @@ import os
 import re
 import uuid
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -723,11 +724,24 @@ def test_a_group_column_that_records_nothing_reads_as_never_recorded() -> None:
 
 
 # The column grammar as regular expressions, as loading checked it before it read columns
-# by structure: what it accepts must not change.
+# by structure: what it accepts must not change (but that each stamp is now a time).
 _NUMBER = r"(?:[0-9]+|[0-9]*\.[0-9]+(?:e[-+]?[0-9]+)?|[0-9]+(?:\.[0-9]*)?e[-+]?[0-9]+|inf|nan)"
 _STAMPS = re.compile(r"(?:\S+(?: \S+)*)?")
 _TOTALS = re.compile(rf"(?:{_NUMBER}(?: {_NUMBER})*)?")
 _COUNTS = re.compile(rf"(?:(?:{_NUMBER}|_)(?: (?:{_NUMBER}|_))*)?")
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return text.isascii()
+
+
+T1 = "2026-11-24T06:00:00Z"
+T2 = f"{T1} 2026-11-25T06:00:00Z"
+T3 = f"{T2} 2026-11-26T06:00:00Z"
 
 
 def grammar_accepts(history: dict[str, Any]) -> bool:
@@ -735,6 +749,8 @@ def grammar_accepts(history: dict[str, Any]) -> bool:
     size = stamps.count(" ")
     if not _STAMPS.fullmatch(stamps) or not _TOTALS.fullmatch(totals):
         return False
+    if stamps and not all(_is_time(stamp) for stamp in stamps.split(" ")):
+        return False  # pages print them and comparisons compute with them
     if totals.count(" ") != size or bool(totals) != bool(stamps):
         return False
     return all(
@@ -769,7 +785,12 @@ def history_columns(draw: st.DrawFn) -> dict[str, Any]:
     odd = st.sampled_from([".", "_", "1_2", "-1", "+1", "1.", "e5", "1e", "Inf", "\u0661", "\xb2"])
     odd |= st.text("0193.e+-_naiZ", max_size=3)
     stamps = column(
-        st.sampled_from(["2026-11-24T06:00:00Z", "x", "a\tb", "a\x1cb", "\u2028"]) | odd
+        st.sampled_from(
+            ["2026-11-24T06:00:00Z"] * 6
+            + ["2026-11-25T07:00:00+01:00", "2026-11-31T06:00:00Z", "x", "a\tb", "a\x1cb"]
+            + ["\u2028", "２０２６-11-24T06:00:00Z"]
+        )
+        | odd
     )
     totals = column(numbers | odd)
     names = draw(st.lists(st.sampled_from(["OPEN", "CLOSED", "P1"]), unique=True, max_size=3))
@@ -782,23 +803,23 @@ def history_columns(draw: st.DrawFn) -> dict[str, Any]:
 
 @settings(max_examples=1000)
 @given(history_columns())
-@example({"fetched_at": " a", "total": " 1", "groups": {"OPEN": " 2"}})
-@example({"fetched_at": "a\x1fb", "total": "1", "groups": {}})
-@example({"fetched_at": "a\x85b", "total": "1", "groups": {}})
-@example({"fetched_at": "a\x7fb \xe9", "total": "1 2", "groups": {}})
-@example({"fetched_at": "a ", "total": "1 ", "groups": {}})
-@example({"fetched_at": "a", "total": "\u0661", "groups": {}})
-@example({"fetched_at": "a", "total": "1", "groups": {"OPEN": "\u0661"}})
-@example({"fetched_at": "a", "total": "\ud800", "groups": {"OPEN": "1\ud800"}})
-@example({"fetched_at": "a b c", "total": "1  2", "groups": {}})
-@example({"fetched_at": "a b c", "total": "1 2 3", "groups": {"OPEN": "1  2"}})
-@example({"fetched_at": "a b", "total": " 1", "groups": {}})
-@example({"fetched_at": "a b", "total": "1 ", "groups": {}})
-@example({"fetched_at": "a b", "total": "1 2", "groups": {"P1": " 1"}})
-@example({"fetched_at": "a b", "total": "1 2", "groups": {"P1": "1 "}})
-@example({"fetched_at": "a b", "total": "1 2", "groups": {"OPEN": "1 _", "P1": "1_2 3"}})
+@example({"fetched_at": " " + T1, "total": " 1", "groups": {"OPEN": " 2"}})
+@example({"fetched_at": "2026-11-24T06:00:00Z\x1f2026-11-24T07:00:00Z", "total": "1", "groups": {}})
+@example({"fetched_at": "2026-11-24T06:00:00Z\x852026-11-24T07:00:00Z", "total": "1", "groups": {}})
+@example({"fetched_at": "2026-11-24T06:00:00Z\x7f " + T1, "total": "1 2", "groups": {}})
+@example({"fetched_at": T1 + " ", "total": "1 ", "groups": {}})
+@example({"fetched_at": T1, "total": "\u0661", "groups": {}})
+@example({"fetched_at": T1, "total": "1", "groups": {"OPEN": "\u0661"}})
+@example({"fetched_at": T1, "total": "\ud800", "groups": {"OPEN": "1\ud800"}})
+@example({"fetched_at": T3, "total": "1  2", "groups": {}})
+@example({"fetched_at": T3, "total": "1 2 3", "groups": {"OPEN": "1  2"}})
+@example({"fetched_at": T2, "total": " 1", "groups": {}})
+@example({"fetched_at": T2, "total": "1 ", "groups": {}})
+@example({"fetched_at": T2, "total": "1 2", "groups": {"P1": " 1"}})
+@example({"fetched_at": T2, "total": "1 2", "groups": {"P1": "1 "}})
+@example({"fetched_at": T2, "total": "1 2", "groups": {"OPEN": "1 _", "P1": "1_2 3"}})
 @example({"fetched_at": "", "total": "", "groups": {"OPEN": ""}})
-@example({"fetched_at": "a", "total": "1", "groups": {"OPEN": ""}})
+@example({"fetched_at": T1, "total": "1", "groups": {"OPEN": ""}})
 def test_history_columns_are_checked_by_their_grammar(history: dict[str, Any]) -> None:
     assert valid_columns(history) == grammar_accepts(history)
 
@@ -930,7 +951,7 @@ def test_a_complete_history_entry_before_a_capped_one_is_refused() -> None:
     assert History.from_entries([capped, complete]).complete_count() == 1
 
 
-COLUMNS = {"fetched_at": "a b", "total": "1 2", "groups": {"OPEN": "1 _"}}
+COLUMNS = {"fetched_at": T2, "total": "1 2", "groups": {"OPEN": "1 _"}}
 
 
 @pytest.mark.parametrize(

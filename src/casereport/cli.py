@@ -7,7 +7,6 @@ so ``casereport --help`` and ``--version`` start fast.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import traceback
 from pathlib import Path
@@ -30,6 +29,7 @@ from casereport.cli_backend import (
 from casereport.cli_check import ChecksSeen, check_command
 from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
+from casereport.cli_notify import echo_delivery, notify_command
 from casereport.cli_output import output_command
 from casereport.cli_state import state_mv
 from casereport.errors import CaseReportError
@@ -271,8 +271,9 @@ def fmt_command(
 
 @cli.command("schema")
 @click.option("--data-file", is_flag=True, help="The schema of site/REPORT.json instead.")
-def schema_command(data_file: bool) -> None:
-    """Print the JSON Schema (draft 2020-12) of a report file (or of a data file).
+@click.option("--apply-json", is_flag=True, help="The schema of a line of `apply --json` instead.")
+def schema_command(data_file: bool, apply_json: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of a report file (or a data file, or an event).
 
     Editors that understand `# yaml-language-server: $schema=...` use it to check and
     complete report files.
@@ -281,7 +282,13 @@ def schema_command(data_file: bool) -> None:
     Examples:
       casereport schema > schema/report.schema.json
       casereport schema --data-file > schema/data-file.schema.json
+      casereport schema --apply-json > schema/apply-json.schema.json
     """
+    if apply_json:
+        from casereport.engine.events_schema import events_schema_json
+
+        click.echo(events_schema_json(), nl=False)
+        return
     if data_file:
         from casereport.render.data_schema import data_schema_json
 
@@ -464,10 +471,17 @@ def plan_command(
     help="Let an unattended apply switch the state to another data source.",
 )
 @click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object per event, as lines (docs/apply-json.md); needs "
+    "--auto-approve or PLAN.",
+)
+@click.option(
     "--fail-on-checks", is_flag=True, help="Exit 1 when an error check fails (fail_on_checks)."
 )
 def apply_command(
-    plan_file: Path | None, auto_approve: bool, fail_on_checks: bool, **values: Any
+    plan_file: Path | None, auto_approve: bool, as_json: bool, fail_on_checks: bool, **values: Any
 ) -> None:
     """Fetch what the plan needs, record state and render the site.
 
@@ -484,15 +498,19 @@ def apply_command(
       casereport apply --emulator --auto-approve
       casereport apply plan.json
       casereport apply --auto-approve --timeout 10 --max-rate-limit-wait 300
+      casereport apply --emulator --auto-approve --json > apply.jsonl
     """
+    from casereport import cli_events
     from casereport.engine import views
     from casereport.engine.apply import run_apply
 
+    cli_events.require_approval(as_json, auto_approve, plan_file is not None)
     colour = views.use_colour(sys.stdout.isatty())
     stdin_tty = sys.stdin.isatty()
-    stderr_tty = sys.stderr.isatty()
 
     def approve(plan: Any) -> bool:
+        if as_json:  # (with --auto-approve: the plan is its `planned` event)
+            return True
         if not auto_approve and not stdin_tty:
             raise CaseReportError(
                 "apply needs approval: run it on a terminal, pass --auto-approve, "
@@ -511,63 +529,59 @@ def apply_command(
             return False
         return True
 
-    checks_seen = ChecksSeen()
-    bars = contextlib.ExitStack()
-    bar: Any = None
+    checks_seen = ChecksSeen(fail_on_checks)
+    with cli_events.view_for("apply", as_json=as_json) as view:
+        try:
+            with located_values(values, "apply", view.notice) as values:
+                plan, outcome = run_apply(
+                    _options(**values),
+                    plan_file,
+                    approve=approve,
+                    listener=view,
+                    notice=view.notice,
+                    auto_approve=auto_approve,
+                    on_checks=checks_seen.record,
+                )
+        except KeyboardInterrupt:
+            raise cli_events.interrupted() from None
+        if as_json and outcome is not None:  # delivery came before the summary
+            echo_delivery(outcome.notified, view.notice)
+        code = cli_events.apply_summary(view, plan, outcome, failing_checks=checks_seen.failing)
+    if not as_json and outcome is not None:
+        echo_delivery(outcome.notified)  # a failed delivery warns: the apply itself succeeded
+    checks_seen.report(quiet=as_json)
+    if code:
+        sys.exit(code)
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if not stderr_tty or total < 20:
-            return
-        if bar is None:
-            bar = bars.enter_context(
-                click.progressbar(length=total, label="Fetching", file=raw(sys.stderr))
-            )
-        bar.update(1)
 
-    try:
-        with bars, located_values(values, "apply") as values:
-            plan, outcome = run_apply(
-                _options(**values),
-                plan_file,
-                approve=approve,
-                progress=progress,
-                notice=_notice,
-                auto_approve=auto_approve,
-                on_checks=checks_seen.record,
-            )
-    except KeyboardInterrupt:
-        raise CaseReportError(
-            "interrupted: results that arrived are kept in state; run apply again to finish"
-        ) from None
-    if outcome is None:
-        if not plan.has_changes:
-            click.echo(views.render_human(plan), nl=False)
-    else:
-        click.echo(outcome.summary())
-        for failure in outcome.failures:
-            click.echo(f"  {failure}", err=True)
-    checks_failed = checks_seen.report(fail_on_checks)
-    if (outcome is not None and outcome.failures) or checks_failed:
-        sys.exit(1)
+# In its own module (cli_notify), with the options plan, apply and render take.
+cli.add_command(_workspace_options(notify_command))
 
 
 @cli.command("render")
 @_workspace_options
-def render_command(**values: Any) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per event (docs/apply-json.md)."
+)
+def render_command(as_json: bool, **values: Any) -> None:
     """Re-render every report page from state, without calling the API.
 
     \b
-    Example:
+    Examples:
       casereport render --site-dir public
+      casereport render --json
     """
+    from casereport import cli_events
     from casereport.engine.apply import run_render
 
     checks_seen = ChecksSeen()
-    with located_values(values, "render") as values:
-        rendered = run_render(_options(**values), notice=_notice, on_checks=checks_seen.record)
-    click.echo(f"Rendered {len(rendered)} reports and the index.")
-    checks_seen.report()
+    with cli_events.view_for("render", as_json=as_json, waiting="preparing") as view:
+        with located_values(values, "render", view.notice) as values:
+            rendered = run_render(
+                _options(**values), notice=view.notice, listener=view, on_checks=checks_seen.record
+            )
+        cli_events.render_summary(view, rendered)
+    checks_seen.report(quiet=as_json)  # (render never fails on checks)
 
 
 @cli.command("show")

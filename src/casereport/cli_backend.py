@@ -8,7 +8,7 @@ command parses its options and calls one library function (``casereport.state.re
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,12 @@ def _settings() -> Any:
 
 
 @contextlib.contextmanager
-def located_values(values: dict[str, Any], operation: str | None) -> Iterator[dict[str, Any]]:
+def located_values(
+    values: dict[str, Any], operation: str | None, notice: Callable[[str], None] | None = None
+) -> Iterator[dict[str, Any]]:
     """plan, apply and render's options with the state and site of the chosen backend and
-    workspace (a remote state: its local mirror, synced for the block)."""
+    workspace (a remote state: its local mirror, synced for the block); its notices go to
+    ``notice`` (stderr by default)."""
     from casereport.state.remote import located
 
     backend, workspace = values.pop("backend", None), values.pop("workspace", None)
@@ -65,7 +68,7 @@ def located_values(values: dict[str, Any], operation: str | None) -> Iterator[di
         site_dir=values.get("site_dir"),
         operation=operation,
         timeout=values.get("lock_timeout", 0.0),
-        notice=_notice,
+        notice=notice or _notice,
     ) as (state_path, site_dir):
         yield {**values, "state_path": state_path, "site_dir": site_dir}
 

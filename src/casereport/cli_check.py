@@ -56,20 +56,25 @@ class ChecksSeen:
     """The checks an apply or render evaluated (its ``on_checks``), reported once the
     command has said what it did."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_on_checks: bool = False) -> None:
         self.results: Sequence[CheckResult] = ()
-        self.fail = False
+        self.fail = fail_on_checks
 
     def record(self, results: Sequence[CheckResult], workspace: Workspace) -> None:
-        self.results, self.fail = results, workspace.settings.fail_on_checks
+        self.results = results
+        self.fail = self.fail or workspace.settings.fail_on_checks
 
-    def report(self, fail_on_checks: bool = False) -> bool:
-        """Print them; True when an error check failed and failing is asked for
-        (``--fail-on-checks`` or ``fail_on_checks = true``)."""
-        if not self.results:
-            return False
-        report_checks(self.results)
-        return (fail_on_checks or self.fail) and any(r.blocking for r in self.results)
+    @property
+    def failing(self) -> int:
+        """How many error checks failed when failing is asked for (``--fail-on-checks`` or
+        ``fail_on_checks = true``): the apply then exits 1; else 0."""
+        return sum(1 for r in self.results if r.blocking) if self.fail else 0
+
+    def report(self, *, quiet: bool = False) -> None:
+        """Print them (``quiet``: only GitHub's annotations and summary, for ``--json``,
+        whose stream has them as ``check`` events)."""
+        if self.results:
+            report_checks(self.results, quiet=quiet)
 
 
 @click.command("check")

@@ -1,10 +1,12 @@
 """The current time, pinned by ``SOURCE_DATE_EPOCH`` for reproducible runs and tests, or
-by ``pinned`` for a block of code (``casereport demo`` runs each apply at a simulated time)."""
+by ``pinned`` for a block of code (``casereport demo`` runs each apply at a simulated time);
+and ``monotonic``, the clock that durations and progress lines are measured on."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -31,6 +33,14 @@ def now() -> datetime:
                 f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {pinned_epoch!r}"
             ) from None
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never goes back (``time.monotonic``), for durations.
+
+    Not pinned by ``SOURCE_DATE_EPOCH``: a reproducible run still says how long its requests
+    took. Tests replace this function to pin the durations in ``apply --json``."""
+    return time.monotonic()
 
 
 def parse(text: str) -> datetime:

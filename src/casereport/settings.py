@@ -18,6 +18,7 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     site_title = "Case reports"              # the site's name: page titles, headers, the index
     pdf_page_size = "A4"                     # paper of PDF pages (formats: [pdf]): "A4" or "Letter"
     history = 30                             # earlier results kept: a run count, or "90d"
+    site_url = "https://reports.example.com" # where the site is published: links in messages
 
     [vars]                                   # variables for every report, as ${var.NAME}
     service = "case-api"
@@ -26,6 +27,11 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     url = "local"                            # or "s3://bucket/prefix"
     endpoint_url = "http://127.0.0.1:9000"   # an S3-compatible store (MinIO, R2), optional
     region = "eu-west-1"                     # optional; else the AWS chain's region
+
+    [notify.team]                            # a delivery target (docs/notify.md)
+    type = "slack"                           # slack, email or webhook
+    webhook_url_env = "SLACK_WEBHOOK_URL"    # the variable that holds the secret URL
+    on = ["change", "check_failed"]          # when to send: always, change, check_failed
 
 ``attributes`` lists the custom case attributes the reports use (``["region", "tier"]``):
 a field in a ``query_filter`` or ``group_by`` that is neither a known case field nor declared
@@ -56,9 +62,12 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casereport.errors import ConfigError
+
+if TYPE_CHECKING:  # parsed only when a settings file has [notify] tables
+    from casereport.settings_notify import NotifyTarget
 
 __all__ = [
     "DEFAULT_HISTORY",
@@ -229,6 +238,8 @@ class Settings:
     pdf_page_size: str = DEFAULT_PDF_PAGE_SIZE
     backend: BackendSettings = field(default_factory=lambda: BackendSettings())
     history: Retention = DEFAULT_HISTORY
+    site_url: str | None = None  # the published site, for links in notifications
+    notify: tuple[NotifyTarget, ...] = ()  # [notify.NAME] tables, by name
     # The settings file that was read, if any (for messages).
     source: Path | None = None
 
@@ -286,6 +297,8 @@ _KEYS = (
     "history",
     "vars",
     "backend",
+    "site_url",
+    "notify",
 )
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
@@ -374,6 +387,15 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
                 values[key] = parse_history(value)
             except ValueError as exc:
                 problem(key, str(exc))
+        elif key in ("site_url", "notify"):
+            from casereport.settings_notify import notify_targets, site_url_problem
+
+            if key == "notify":
+                values[key] = notify_targets(value, problem)
+            elif wrong := site_url_problem(value):
+                problem(key, wrong)
+            else:
+                values[key] = str(value).rstrip("/")
         elif not isinstance(value, dict):
             problem(key, '"vars" must be a table ([vars] with NAME = "value" lines)')
         else:

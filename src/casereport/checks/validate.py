@@ -11,7 +11,7 @@ running the expression on sample numbers; an expression that fails only on some 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -37,15 +37,21 @@ def with_check_diagnostics(expansion: Expansion) -> Expansion:
     reports = expansion.every_report
     if not any(report.has_checks for report in reports):
         return expansion
-    found = check_diagnostics(reports)
+    # Files with errors: their broken aggregations are left out of the reports here.
+    partial = {d.file for d in expansion.diagnostics if d.severity == "error" and d.file}
+    found = check_diagnostics(reports, partial=partial)
     if not found:
         return expansion
     return replace(expansion, diagnostics=sort_diagnostics([*expansion.diagnostics, *found]))
 
 
-def check_diagnostics(reports: Iterable[ReportSpec]) -> list[Diagnostic]:
+def check_diagnostics(
+    reports: Iterable[ReportSpec], *, partial: Collection[str] = ()
+) -> list[Diagnostic]:
     """A diagnostic per problem of every check of ``reports`` (once per ``assert``, not
-    once per ``for_each`` key)."""
+    once per ``for_each`` key). In the reports of ``partial`` files (files with errors,
+    whose broken aggregations are left out) a report-level check is checked for its
+    syntax and names only: the aggregations it reads may be among those left out."""
     found: list[Diagnostic] = []
     for report in reports:
         file = str(report.path)
@@ -59,6 +65,9 @@ def check_diagnostics(reports: Iterable[ReportSpec]) -> list[Diagnostic]:
         if report.checks:
             ids = _sample_aggregations(report)
             for check in report.checks:
+                if file in partial:
+                    found += _problems(check, file, REPORT_NAMES, None)
+                    continue
                 # (an unknown id first: the sample run would only say "no key")
                 unknown = _unknown_ids(check, file, ids)
                 found += unknown or _problems(check, file, REPORT_NAMES, {"aggregations": ids})
@@ -88,8 +97,9 @@ def _sample_aggregations(report: ReportSpec) -> dict[str, Any]:
 
 
 def _problems(
-    check: CheckDefinition, file: str, names: Sequence[str], sample: dict[str, Any]
+    check: CheckDefinition, file: str, names: Sequence[str], sample: dict[str, Any] | None
 ) -> list[Diagnostic]:
+    """Syntax and names, then (given a ``sample``) what a run on sample numbers shows."""
     source = check.assertion
     try:
         expression = compile_expression(source.value)
@@ -103,7 +113,7 @@ def _problems(
         hint = did_you_mean(name, names) or f" (use {', '.join(names)})"
         message = f'check "{check.name}": unknown name "{name}" in assert{hint}'
         problems.append(Diagnostic("error", message, file, line, column, source.value))
-    if problems:
+    if problems or sample is None:
         return problems
     _fill_groups(sample, expression.literals)
     import cel

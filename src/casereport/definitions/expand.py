@@ -38,6 +38,7 @@ from casereport.definitions.models import (
     sort_diagnostics,
 )
 from casereport.definitions.moved import Move, check_moves, resolve
+from casereport.definitions.notify_key import check_notify
 from casereport.definitions.reading import DEFAULT_READING, Reading
 from casereport.definitions.reading_keys import resolve_reading, retention_warnings
 from casereport.fsutil import collector_paused
@@ -111,6 +112,9 @@ class ReportSpec:
     aggregations: tuple[AggregationSpec, ...]
     definition_hash: str
     moves: tuple[Move, ...] = ()  # ``moved:`` entries, full addresses
+    # ``notify:``, the delivery targets its runs go to (None: every target); not shown on
+    # the page, so not in the definition hash.
+    notify: tuple[str, ...] | None = None
     checks: tuple[CheckDefinition, ...] = ()  # report-level ``checks:``
 
     @property
@@ -225,8 +229,9 @@ def expand_workspace(
         Diagnostic("error", p.message, str(p.path), p.line, p.column) for p in problems
     ]
     retention = retention_warnings(loaded.reports, settings.history)
+    notify = check_notify(loaded.reports, {target.name for target in settings.notify})
     diagnostics = sort_diagnostics(
-        [*settings_diagnostics, *loaded.diagnostics, *expansion.diagnostics, *retention]
+        [*settings_diagnostics, *loaded.diagnostics, *expansion.diagnostics, *retention, *notify]
     )
     return settings, Expansion(expansion.reports, diagnostics, expansion.checked)
 
@@ -380,6 +385,7 @@ class _Expander:
             definition_hash=digest,
             moves=resolve(report.name, report.path, report.moved),
             checks=report.checks,
+            notify=None if report.notify is None else tuple(n.name for n in report.notify),
         )
 
     def aggregation(

@@ -45,6 +45,7 @@ from casereport.definitions.models import (
     sort_diagnostics,
 )
 from casereport.definitions.moved import parse_moved
+from casereport.definitions.notify_key import parse_notify
 from casereport.definitions.query import is_plainly_valid
 from casereport.definitions.query import parse as parse_query
 from casereport.definitions.reading_keys import READING_KEYS, parse_reading
@@ -97,6 +98,7 @@ REPORT_KEYS = (
     "aggregations",
     "moved",
     "checks",
+    "notify",
 )
 AGGREGATION_KEYS = (
     "title",
@@ -436,6 +438,7 @@ class _Checker:
             # A variable left out would make every use of it "undefined": no such checks.
             self.variables_ok = len(self.diagnostics) == vars_before
         moved = parse_moved(self, fields["moved"][1]) if "moved" in fields else ()
+        notify = parse_notify(self, fields["notify"][1]) if "notify" in fields else None
         reading = parse_reading(self, fields)
         checks = parse_checks(self, fields["checks"][1]) if "checks" in fields else ()
         self.report_level_errors = any(
@@ -477,6 +480,7 @@ class _Checker:
             moved=moved,
             reading=reading,
             checks=checks,
+            notify=notify,
         )
         if self.has_errors:  # (only then: a file without errors needs no second copy)
             self.whole = dataclasses.replace(definition, aggregations=(*aggregations, *self.broken))

@@ -26,6 +26,7 @@ __all__ = [
     "ForEachItem",
     "LoadResult",
     "MovedEntry",
+    "NotifyName",
     "ReadingKey",
     "ReportDefinition",
     "Severity",
@@ -198,6 +199,14 @@ class MovedEntry(NamedTuple):
     column: int
 
 
+class NotifyName(NamedTuple):
+    """A delivery target a report's ``notify:`` names, and where."""
+
+    name: str
+    line: int
+    column: int
+
+
 @dataclass(frozen=True, slots=True)
 class ReportDefinition:
     """A report file that passed validation (its invalid aggregations are left out)."""
@@ -215,6 +224,7 @@ class ReportDefinition:
     moved: tuple[MovedEntry, ...] = ()
     reading: tuple[ReadingKey, ...] = ()  # the defaults of its aggregations
     checks: tuple[CheckDefinition, ...] = ()  # report-level checks (over ``aggregations``)
+    notify: tuple[NotifyName, ...] | None = None  # None: every target
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from casereport.definitions.reading import (
 )
 from casereport.definitions.reading_keys import READING_KEYS
 from casereport.settings import VAR_NAME_RE
+from casereport.settings_notify import TARGET_NAME_RE
 
 __all__ = ["SCHEMA_COMMENT", "SCHEMA_PATH", "report_schema", "schema_json"]
 
@@ -219,6 +220,15 @@ def report_schema() -> dict[str, Any]:
             'Checks over the report\'s aggregations: aggregations["id"].total, '
             'aggregations["id"].groups["P1"], aggregations["id"]["key"] for for_each.'
         ),
+        "notify": {
+            "type": "array",
+            "items": {"type": "string", "pattern": _pattern(TARGET_NAME_RE)},
+            "uniqueItems": True,
+            "description": (
+                "Delivery targets ([notify.NAME] in casereport.toml) this report's runs are "
+                "sent to. Default: every target; [] for none."
+            ),
+        },
     }
     aggregation_properties: dict[str, Any] = {
         "title": {

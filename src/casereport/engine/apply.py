@@ -19,10 +19,10 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casereport import clock
-from casereport.engine.checks import OnChecks, has_checks, workspace_results
+from casereport.engine.checks import OnChecks, tell_checks
 from casereport.engine.plan import (
     DELETE,
     NOOP,
@@ -67,6 +67,15 @@ from casereport.state.model import (
 from casereport.state.moves import apply_moves
 from casereport.state.refresh import UnfinishedRefresh
 from casereport.state.refresh import started as refresh_started
+
+if TYPE_CHECKING:
+    from casereport.engine.delivery import NotifyOutcome
+    from casereport.engine.events import Event, Listener, Summary
+
+
+def _nobody(event: Event) -> None:
+    """The listener of a run nobody follows."""
+
 
 #: The key of the site index among render failures (report names cannot contain a dot).
 INDEX = "site.index"
@@ -158,6 +167,7 @@ class Outcome:
     failures: list[str] = field(default_factory=list)  # one line each
     interrupted: bool = False
     stopped: str | None = None  # why fetching stopped early (credentials refused)
+    notified: NotifyOutcome | None = None  # what delivery did after the state was written
 
     def summary(self) -> str:
         verb = "Apply interrupted" if self.interrupted else "Apply complete"
@@ -173,8 +183,29 @@ class Outcome:
             line += f" {len(self.failures)} failed:"
         return line
 
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
 
-Progress = Callable[[int, int], None]
+    def summary_event(self) -> Summary:
+        """The summary as the last event of the run."""
+        from casereport.engine.events import Summary
+
+        return Summary(
+            message=self.summary(),
+            exit_code=self.exit_code,
+            fetched=self.fetched,
+            api_calls=self.api_calls,
+            rendered=len(self.rendered),
+            deleted=self.deleted,
+            moved=self.moved,
+            failures=tuple(self.failures),
+            interrupted=self.interrupted,
+        )
+
+
+#: Told of each answer: its fingerprint, the result or the error, and how long it took.
+OnResult = Callable[[str, Mapping[str, Any] | None, ApiError | None, float], None]
 
 
 @contextlib.contextmanager
@@ -195,7 +226,7 @@ def _client_settings(plan: Plan, workspace: Workspace) -> Iterator[Any]:
 async def _fetch_all(
     client: Any,
     requests: Mapping[str, Mapping[str, Any]],
-    on_result: Callable[[str, Mapping[str, Any] | None, ApiError | None], None],
+    on_result: OnResult,
     parallelism: int,
 ) -> list[ApiError]:
     """Fetch every request (by fingerprint) with ``parallelism`` workers; report each.
@@ -221,13 +252,14 @@ async def _fetch_all(
             request = AggregateRequest(
                 query_filter=raw["query_filter"], groups=tuple(raw["groups"]), limit=raw["limit"]
             )
+            started = clock.monotonic()
             try:
                 result = await client.aggregate(request)
             except (AuthenticationError, ForbiddenError) as exc:
                 refused.append(exc)  # every other answer would say the same: stop
                 return
             except ApiError as exc:
-                on_result(fingerprint, None, exc)
+                on_result(fingerprint, None, exc, clock.monotonic() - started)
             else:
                 on_result(
                     fingerprint,
@@ -239,6 +271,7 @@ async def _fetch_all(
                         ],
                     },
                     None,
+                    clock.monotonic() - started,
                 )
 
     workers = [
@@ -267,7 +300,7 @@ def apply_plan(
     workspace: Workspace,
     state: State | None,
     *,
-    progress: Progress | None = None,
+    listener: Listener = _nobody,
 ) -> tuple[Outcome, State]:
     """Carry out ``plan``; the caller holds the state lock. Returns the outcome and state.
 
@@ -275,7 +308,8 @@ def apply_plan(
     pages are written (atomically) next, and the state, recording results and pages
     together, is written once at the end; only then is the journal removed. A run killed
     before that replays the journal and re-renders the pages the state does not record,
-    so it converges on what an uninterrupted run leaves.
+    so it converges on what an uninterrupted run leaves. ``listener`` is told what
+    happens as it happens (``engine.events``).
     """
     outcome = Outcome(moved=len(plan.moves))
     failed: dict[str, list[str]] = {}  # report -> a line per failed address
@@ -296,7 +330,7 @@ def apply_plan(
         log = None
         if settings is not None:
             log = _fetch(
-                plan, workspace, settings, on_disk, aggregations, failed, outcome, progress, refresh
+                plan, workspace, settings, on_disk, aggregations, failed, outcome, listener, refresh
             )
     if not _delivered(plan, outcome) and on_disk is not None:
         current, aggregations = on_disk, apply_moves(on_disk.aggregations, moves)
@@ -319,7 +353,7 @@ def apply_plan(
     # Pages are written next: not by a run whose lock was taken from it meanwhile.
     check_unchanged(workspace.state_path, on_disk)
     render_failures: dict[str, str] = {}
-    current = _render(plan, workspace, current, set(failed), render_failures, outcome)
+    current = _render(plan, workspace, current, set(failed), render_failures, outcome, listener)
     current = write_state(workspace.state_path, current, on_disk)
     journal.discard(workspace.state_path, log)
 
@@ -362,7 +396,7 @@ def _fetch(
     aggregations: dict[str, AggregationState],
     failed: dict[str, list[str]],
     outcome: Outcome,
-    progress: Progress | None,
+    listener: Listener,
     refresh: UnfinishedRefresh | None,
 ) -> journal.Journal:
     """Fetch the plan's requests into ``aggregations``, journaling each result.
@@ -372,6 +406,7 @@ def _fetch(
     journal (closed), which only this run may remove.
     """
     from casereport.api.client import CasesClient
+    from casereport.engine.events import Failed, Fetched, Started
 
     requests = plan.fetch_requests
     by_fingerprint: dict[str, list[Any]] = {}
@@ -381,22 +416,22 @@ def _fetch(
     log = journal.Journal.open(
         workspace.state_path, on_disk, plan.source, refresh if plan.refresh_all else None
     )
-    done = 0
     reported: set[str] = set()
+    listener(Started("fetch", len(plan.fetches)))
 
     def on_result(
-        fingerprint: str, result: Mapping[str, Any] | None, error: ApiError | None
+        fingerprint: str,
+        result: Mapping[str, Any] | None,
+        error: ApiError | None,
+        duration: float,
     ) -> None:
-        nonlocal done
-        done += 1
         reported.add(fingerprint)
         outcome.api_calls += 1
-        if progress is not None:
-            progress(done, len(requests))
         changes = by_fingerprint[fingerprint]
         if error is not None:
             for change in changes:
                 failed.setdefault(change.report, []).append(f"{change.address}: {error.message}")
+                listener(Failed("fetch", error.message, change.address, change.report))
             return
         assert result is not None
         fetched_at = format_timestamp(clock.now())
@@ -417,6 +452,9 @@ def _fetch(
             entries.append(entry)
             outcome.fetched += 1
         log.append(entries)
+        total, groups = float(result["total"]), len(result["groups"])
+        for change in changes:
+            listener(Fetched(change.address, change.report, total, groups, duration))
 
     refused: list[ApiError] = []
 
@@ -443,6 +481,7 @@ def _fetch(
             f"{refused[0].message}; the apply stopped there: {len(unsent)} of {len(requests)} "
             "requests not fetched, every result fetched before it kept"
         )
+        listener(Failed("fetch", outcome.stopped))
     return log
 
 
@@ -453,12 +492,14 @@ def _render(
     skip: set[str],
     failures: dict[str, str],
     outcome: Outcome,
+    listener: Listener = _nobody,
 ) -> State:
     """Render the plan's reports (but those in ``skip``) and the index; write only pages.
 
     Returns ``state`` with the rendered reports and removed ones recorded; the caller
     writes it. A report that fails to render is put in ``failures`` and keeps its pages.
     """
+    from casereport.engine.events import Failed, Rendered, Started
     from casereport.render.templates import environment
     from casereport.render.workers import render_site_pages
     from casereport.render.write import remove_site_files, write_site_files
@@ -485,6 +526,14 @@ def _render(
         or bool(to_render)
         or any(change.action == DELETE for change in plan.reports)
     )
+    listener(Started("render", len(to_render)))
+
+    def on_report(name: str, written: Mapping[str, str] | RenderError) -> None:
+        if isinstance(written, RenderError):
+            listener(Failed("render", written.message, name, name))
+        else:
+            listener(Rendered(name, tuple(written)))
+
     # Each report's pages are written as they are rendered; what comes back is their hashes.
     site = render_site_pages(
         to_render,
@@ -494,6 +543,7 @@ def _render(
         site_dir,
         {name: report.outputs for name, report in reports.items()},
         index=workspace.reports if index_may_change else None,
+        on_report=on_report,
     )
     rendered = site.reports
     for change in plan.reports:
@@ -528,12 +578,16 @@ def _render(
         assert site.index is not None, "rendered whenever it may change"
         if isinstance(site.index, RenderError):
             failures[INDEX] = site.index.message
+            listener(Failed("render", f"site index: {site.index.message}"))
         else:
             site_outputs = write_site_files(site_dir, site.index, state.site_outputs)
+            listener(Rendered(None, tuple(site_outputs)))
     return replace(state, reports=reports, site_outputs=site_outputs, forgotten_pages=forgotten)
 
 
-def render_site(workspace: Workspace, state: State | None) -> list[str]:
+def render_site(
+    workspace: Workspace, state: State | None, listener: Listener = _nobody
+) -> list[str]:
     """Re-render every report and the index from state, without calling the API."""
     if state is None:
         raise CaseReportError(
@@ -559,7 +613,7 @@ def render_site(workspace: Workspace, state: State | None) -> list[str]:
     )
     outcome = Outcome()
     failures: dict[str, str] = {}
-    rendered = _render(forced, workspace, state, set(), failures, outcome)
+    rendered = _render(forced, workspace, state, set(), failures, outcome, listener)
     # Rendering changes only what state records of pages; when none changed, the state is
     # as it was, and saying so here is cheaper than write_state comparing all its content.
     pages = (rendered.reports, rendered.site_outputs, rendered.forgotten_pages)
@@ -636,7 +690,7 @@ def run_apply(
     plan_file: Path | None,
     *,
     approve: Callable[[Plan], bool],
-    progress: Progress | None = None,
+    listener: Listener = _nobody,
     notice: Notice | None = None,
     auto_approve: bool = False,
     on_checks: OnChecks | None = None,
@@ -646,14 +700,18 @@ def run_apply(
     ``approve`` shows the plan and says whether to go on; it is not asked for a saved
     plan (applying a saved plan is the approval) nor when there is nothing to do. Without
     anyone to confirm it (``auto_approve``, or a saved plan) a change of data source is
-    refused unless ``options.allow_source_change``. ``on_checks`` is given every check
-    evaluated from the state the run ends with (nothing when no report has checks).
+    refused unless ``options.allow_source_change``. ``listener`` is told of the plan
+    (``Planned``, once it is known, before ``approve``), of the apply's progress and of
+    each check evaluated from the state it ends with (``Check``, also handed together to
+    ``on_checks``).
     """
     workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     source = source_for(options.use_emulator, emulator=options.emulator)
     if plan_file is None:
         require_credentials(source)
+    from casereport.engine.events import Planned
+
     with _lock(workspace, "apply", options, notice):
         if plan_file is not None:
             plan = read_plan(plan_file)
@@ -663,35 +721,39 @@ def run_apply(
             disk, _ = journal.read_both(workspace.state_path)
             check_plan_is_current(plan, plan_file, disk, workspace, source)
             check_source_change(plan, workspace.state_path, allowed=options.allow_source_change)
+            listener(Planned(plan))
         state = journal.recover(workspace.state_path)
         _clean_partial_writes(workspace)
         if plan_file is None:
             check_templates_in_use(workspace, state)
             plan = _plan_for(workspace, state, source, options)
+            listener(Planned(plan))
             if not plan.has_changes:
-                _checks(workspace, state, on_checks)
+                tell_checks(workspace, state, listener, on_checks)
                 return plan, None
             if auto_approve:
                 check_source_change(plan, workspace.state_path, allowed=options.allow_source_change)
             if not approve(plan):
                 return plan, None
         check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)
-        outcome, current = apply_plan(plan, workspace, state, progress=progress)
-    _checks(workspace, current, on_checks)
+        outcome, written = apply_plan(plan, workspace, state, listener=listener)
+        checks = tell_checks(workspace, written, listener, on_checks)
+        if workspace.settings.notify:
+            from casereport.engine.delivery import notify_after_apply
+
+            outcome.notified = notify_after_apply(workspace, written, checks)
     return plan, outcome
 
 
-def _checks(workspace: Workspace, state: State | None, on_checks: OnChecks | None) -> None:
-    """Hand every check, evaluated from ``state``, to ``on_checks`` (when there are any)."""
-    if on_checks is not None and has_checks(workspace):
-        on_checks(workspace_results(workspace, state), workspace)
-
-
 def run_render(
-    options: Options, *, notice: Notice | None = None, on_checks: OnChecks | None = None
+    options: Options,
+    *,
+    notice: Notice | None = None,
+    listener: Listener = _nobody,
+    on_checks: OnChecks | None = None,
 ) -> list[str]:
     """``casereport render``: re-render the site from state, without calling the API;
-    ``on_checks`` as for ``run_apply``."""
+    checks as in ``run_apply``."""
     workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     with _lock(workspace, "render", options, notice):
@@ -699,6 +761,6 @@ def run_render(
         _clean_partial_writes(workspace)
         if state is not None:
             check_pages(workspace.site_dir, state, workspace.reports, index=True, notice=notice)
-        rendered = render_site(workspace, state)
-    _checks(workspace, state, on_checks)
+        rendered = render_site(workspace, state, listener)
+    tell_checks(workspace, state, listener, on_checks)
     return rendered

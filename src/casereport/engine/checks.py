@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from casereport.checks.results import CheckResult
 from casereport.engine.workspace import Notice, Options, Workspace, load_workspace
@@ -12,7 +13,14 @@ from casereport.errors import CaseReportError, UsageError
 from casereport.state import journal
 from casereport.state.model import State
 
-__all__ = ["CheckRun", "OnChecks", "has_checks", "run_check", "workspace_results"]
+__all__ = [
+    "CheckRun",
+    "OnChecks",
+    "has_checks",
+    "run_check",
+    "tell_checks",
+    "workspace_results",
+]
 
 #: What apply and render hand their evaluated checks to (the CLI prints them).
 OnChecks = Callable[[Sequence[CheckResult], Workspace], None]
@@ -32,6 +40,26 @@ def workspace_results(workspace: Workspace, state: State | None) -> tuple[CheckR
 
     aggregations = state.aggregations if state is not None else {}
     return tuple(r for report in workspace.reports for r in report_results(report, aggregations))
+
+
+def tell_checks(
+    workspace: Workspace,
+    state: State | None,
+    listener: Callable[[Any], None],
+    on_checks: OnChecks | None,
+) -> tuple[CheckResult, ...]:
+    """The end of an apply or render: every check evaluated from ``state``, each told to
+    ``listener`` as a ``Check`` event (``apply --json``), all handed to ``on_checks``."""
+    if not has_checks(workspace):
+        return ()
+    from casereport.engine.events import Check
+
+    results = workspace_results(workspace, state)
+    for result in results:
+        listener(Check.of(result))
+    if on_checks is not None:
+        on_checks(results, workspace)
+    return results
 
 
 @dataclass(frozen=True)

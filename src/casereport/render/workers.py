@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -48,6 +48,8 @@ CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 # A report's pages as written: site-relative file name -> content hash.
 Written = dict[str, str]
+# Told of each report as this process has it rendered (its own or a worker's): progress.
+OnReport = Callable[[str, Written | RenderError], None]
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def render_site_pages(
     *,
     index: Sequence[ReportSpec] | None = None,
     processes: int | None = None,
+    on_report: OnReport | None = None,
 ) -> RenderedSite:
     """Render and write many reports, and render the index of ``index`` if given.
 
@@ -112,7 +115,8 @@ def render_site_pages(
     process count (1: all here). A worker that dies has its share (or the index)
     rendered here, with the same result; an unexpected error in a worker is raised here.
     The caller holds the state lock: temporary files left in ``site_dir`` by workers that
-    did not finish are this run's, and are removed.
+    did not finish are this run's, and are removed. ``on_report`` is told of each report
+    when this process has it: one by one for its own share, a worker's share at once.
     """
     count = process_count(len(reports)) if processes is None else max(1, processes)
     shares = [reports[share::count] for share in range(count)]
@@ -121,17 +125,17 @@ def render_site_pages(
     )
     if count == 1:
         with AtomicFiles(site_dir) as files:
-            written = dict(_each_written(reports, site, files))
+            written = dict(_told(_each_written(reports, site, files), on_report))
         return RenderedSite(written, _index_pages(site))
     _prepare_before_fork(env)
     results: dict[str, Written | RenderError] = {}
     with collector_paused(), _workers(site) as workers, AtomicFiles(site_dir) as files:
-        results.update(_each_written(shares[0], site, files))
+        results.update(_told(_each_written(shares[0], site, files), on_report))
         for share in range(1, count):
             received = workers.collect(share)
             if received is None:  # the worker died (or never started): its share here
                 received = dict(_each_written(shares[share], site, files))
-            results.update(received)
+            results.update(_told(received.items(), on_report))
         index_pages = workers.collect_index()
         if index_pages is None:  # its worker died: the index here
             index_pages = _index_pages(site)
@@ -171,6 +175,16 @@ def _each_written(
         else:
             recorded = site.recorded.get(report.name, {})
             yield report.name, write_pages(files, pages, recorded, site.present)
+
+
+def _told(
+    written: Iterable[tuple[str, Written | RenderError]], on_report: OnReport | None
+) -> Iterator[tuple[str, Written | RenderError]]:
+    """``written``, each report told to ``on_report`` (if any) as it passes."""
+    for name, value in written:
+        if on_report is not None:
+            on_report(name, value)
+        yield name, value
 
 
 def _index_pages(site: _Site) -> Pages | RenderError | None:

@@ -43,6 +43,7 @@ from casereport.state.history import (
     history_entry,
     valid_columns,
 )
+from casereport.state.notified import Notified, notified_json, parse_notified
 from casereport.state.refresh import UnfinishedRefresh, parse_unfinished_refresh
 
 FORMAT_VERSION = 1
@@ -160,6 +161,7 @@ class State:
     forgotten_pages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     previous_sources: Mapping[str, PreviousSource] = field(default_factory=dict)
     unfinished_refresh: UnfinishedRefresh | None = None  # see ``refresh``
+    notified: Notified = field(default_factory=dict)  # see ``notified``: runs sent
 
     def content(self) -> dict[str, Any]:
         """Everything but the bookkeeping fields; equal content means nothing to write."""
@@ -177,6 +179,8 @@ class State:
         }
         if self.unfinished_refresh is not None:
             content["unfinished_refresh"] = self.unfinished_refresh.to_json()
+        if self.notified:
+            content["notified"] = notified_json(self.notified)
         if self.previous_sources:
             content["previous_sources"] = {
                 key: self.previous_sources[key].to_json() for key in sorted(self.previous_sources)
@@ -540,6 +544,10 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         refresh = None if refresh is _ABSENT else parse_unfinished_refresh(refresh)
     except ValueError as exc:
         raise _bad(path, f"malformed: unfinished_refresh {exc}") from None
+    try:
+        notified = parse_notified(raw.get("notified", {}))
+    except ValueError as exc:
+        raise _bad(path, f"malformed: notified {exc}") from None
     return State(
         lineage=lineage,
         serial=serial,
@@ -555,6 +563,7 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         format_version=FORMAT_VERSION,
         forgotten_pages={name: dict(pages) for name, pages in forgotten_raw.items()},
         unfinished_refresh=refresh,
+        notified=notified,
     )
 
 

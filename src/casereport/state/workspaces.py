@@ -26,6 +26,7 @@ from casereport.state.backend import (
     open_backend,
     open_bucket,
 )
+from casereport.state.journal import journal_path, recover
 from casereport.state.model import State, new_state, parse_state, serialise
 
 
@@ -153,15 +154,20 @@ def push(
     force: bool = False,
     timeout: float = 0.0,
 ) -> str:
-    """``state push``: the local state file to the remote backend."""
+    """``state push``: the local state file to the remote backend.
+
+    A killed apply's results may wait in the journal beside the local state, which the
+    next local command would fold in: push folds them in first, under the local lock (so
+    no local run writes the state meanwhile), and pushes the state that command would see.
+    """
     destination = _remote(settings, url, workspace, "state push")
-    return copy_state(
-        _local(settings, workspace, state_path),
-        destination,
-        operation="state push",
-        force=force,
-        timeout=timeout,
-    )
+    source = _local(settings, workspace, state_path)
+    if not source.path.exists():  # nothing to lock: copy_state says there is no state
+        return copy_state(source, destination, operation="state push", force=force)
+    with source.lock("state push", timeout=timeout, notice=None):
+        if journal_path(source.path).exists():
+            recover(source.path)
+        return copy_state(source, destination, operation="state push", force=force, timeout=timeout)
 
 
 def pull(

@@ -47,6 +47,11 @@ EXAMPLES: dict[str, list[str]] = {
         "casereport apply --auto-approve --timeout 10 --max-rate-limit-wait 300",
         "casereport apply --emulator --auto-approve --json > apply.jsonl",
     ],
+    "check": [
+        "casereport check",
+        "casereport check --junit checks.xml   # for a CI test report",
+        "casereport check --json | jq '.checks[] | select(.passed | not)'",
+    ],
     "completion": [
         "casereport completion bash > ~/.local/share/bash-completion/completions/casereport",
         "casereport completion zsh > ~/.zfunc/_casereport   # with fpath+=(~/.zfunc)",
@@ -142,6 +147,9 @@ SETUP: dict[str, list[str]] = {
     "casereport show plan.json": ["casereport plan --out plan.json >/dev/null"],
     "casereport render --site-dir public": [APPLY],
     "casereport render --json": [APPLY],
+    "casereport check": [APPLY],
+    "casereport check --junit checks.xml   # for a CI test report": [APPLY],
+    "casereport check --json | jq '.checks[] | select(.passed | not)'": [APPLY],
     "casereport notify --dry-run": [APPLY],
     "casereport notify": [APPLY],
     "casereport notify --force   # send the last run again, e.g. to try a new target": [APPLY],
@@ -199,6 +207,7 @@ WROTE: dict[str, str] = {
     "casereport output support-backlog --csv > support-backlog.csv": "work/support-backlog.csv",
     "casereport plan --markdown > plan.md   # for a pull-request comment": "work/plan.md",
     "casereport render --site-dir public": "work/public/index.html",
+    "casereport check --junit checks.xml   # for a CI test report": "work/checks.xml",
     "casereport apply --emulator --auto-approve --json > apply.jsonl": "work/apply.jsonl",
     "casereport schema --apply-json > schema/apply-json.schema.json": (
         "work/schema/apply-json.schema.json"

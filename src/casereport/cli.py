@@ -24,6 +24,7 @@ from casereport.cli_backend import (
     remote_force_unlock,
     workspace_group,
 )
+from casereport.cli_check import ChecksSeen, check_command
 from casereport.cli_demo import demo_command
 from casereport.cli_emulator import emulator_group
 from casereport.cli_notify import echo_delivery, notify_command
@@ -182,6 +183,7 @@ cli.add_command(demo_command)  # in its own module: cli_demo
 cli.add_command(output_command)  # in its own module: cli_output
 cli.add_command(version_command)  # in its own module, with completion: cli_version
 cli.add_command(completion_command)
+cli.add_command(check_command)  # in its own module: cli_check
 
 
 # -- report definitions: validate, fmt, schema, init ---------------------------------
@@ -219,6 +221,7 @@ def validate_command(
     """
     from dataclasses import replace
 
+    from casereport.checks.validate import with_check_diagnostics
     from casereport.definitions.expand import expand_workspace, validation_output
     from casereport.render.check import check_templates
     from casereport.settings import parse_var_assignments
@@ -226,6 +229,7 @@ def validate_command(
     ctx.meta["casereport.lines"] = True  # casereport.toml's errors too show their line
     cli_vars = parse_var_assignments(variables)
     settings, expansion = expand_workspace(Path("."), reports_dir=reports_dir, cli_vars=cli_vars)
+    expansion = with_check_diagnostics(expansion)
     # The templates of every report, with the rest of the problems: one run.
     problems = check_templates(expansion.every_report, settings.templates_dir)
     expansion = replace(expansion, diagnostics=(*expansion.diagnostics, *problems))
@@ -488,7 +492,12 @@ def plan_command(
     help="Print one JSON object per event, as lines (docs/apply-json.md); needs "
     "--auto-approve or PLAN.",
 )
-def apply_command(plan_file: Path | None, auto_approve: bool, as_json: bool, **values: Any) -> None:
+@click.option(
+    "--fail-on-checks", is_flag=True, help="Exit 1 when an error check fails (fail_on_checks)."
+)
+def apply_command(
+    plan_file: Path | None, auto_approve: bool, as_json: bool, fail_on_checks: bool, **values: Any
+) -> None:
     """Fetch what the plan needs, record state and render the site.
 
     Without PLAN it plans first, shows the plan and asks for confirmation (on a terminal;
@@ -496,6 +505,8 @@ def apply_command(plan_file: Path | None, auto_approve: bool, as_json: bool, **v
     plan, and refuses it if the state or the definitions changed since. A change of data
     source (another DD_SITE or API URL, or the emulator) is refused without a confirmation
     unless --allow-source-change is given; the old results are kept for a switch back.
+    Checks (checks: in report files) are evaluated at the end and their failures listed;
+    they fail the apply only with --fail-on-checks or fail_on_checks = true.
 
     \b
     Examples:
@@ -533,6 +544,7 @@ def apply_command(plan_file: Path | None, auto_approve: bool, as_json: bool, **v
             return False
         return True
 
+    checks_seen = ChecksSeen(fail_on_checks)
     with cli_events.view_for("apply", as_json=as_json) as view:
         try:
             with located_values(values, "apply", view.notice) as values:
@@ -543,14 +555,16 @@ def apply_command(plan_file: Path | None, auto_approve: bool, as_json: bool, **v
                     listener=view,
                     notice=view.notice,
                     auto_approve=auto_approve,
+                    on_checks=checks_seen.record,
                 )
         except KeyboardInterrupt:
             raise cli_events.interrupted() from None
         if as_json and outcome is not None:  # delivery came before the summary
             echo_delivery(outcome.notified, view.notice)
-        code = cli_events.apply_summary(view, plan, outcome)
+        code = cli_events.apply_summary(view, plan, outcome, failing_checks=checks_seen.failing)
     if not as_json and outcome is not None:
         echo_delivery(outcome.notified)  # a failed delivery warns: the apply itself succeeded
+    checks_seen.report(quiet=as_json)
     if code:
         sys.exit(code)
 
@@ -575,10 +589,14 @@ def render_command(as_json: bool, **values: Any) -> None:
     from casereport import cli_events
     from casereport.engine.apply import run_render
 
+    checks_seen = ChecksSeen()
     with cli_events.view_for("render", as_json=as_json, waiting="preparing") as view:
         with located_values(values, "render", view.notice) as values:
-            rendered = run_render(_options(**values), notice=view.notice, listener=view)
+            rendered = run_render(
+                _options(**values), notice=view.notice, listener=view, on_checks=checks_seen.record
+            )
         cli_events.render_summary(view, rendered)
+    checks_seen.report(quiet=as_json)  # (render never fails on checks)
 
 
 @cli.command("show")

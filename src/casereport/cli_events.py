@@ -13,6 +13,7 @@ See docs/apply-json.md.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Sequence
 from types import TracebackType
@@ -158,8 +159,11 @@ def require_approval(as_json: bool, auto_approve: bool, plan_given: bool) -> Non
         )
 
 
-def apply_summary(view: View, plan: Plan, outcome: Outcome | None) -> int:
-    """Tell ``view`` how the apply ended; its exit code."""
+def apply_summary(
+    view: View, plan: Plan, outcome: Outcome | None, *, failing_checks: int = 0
+) -> int:
+    """Tell ``view`` how the apply ended; its exit code. ``failing_checks``: error checks
+    that failed where that fails the apply (``--fail-on-checks``): exit 1, said so."""
     if outcome is not None:
         summary = outcome.summary_event()
     elif isinstance(view, JsonView):
@@ -169,7 +173,11 @@ def apply_summary(view: View, plan: Plan, outcome: Outcome | None) -> int:
             from casereport.engine.views import render_human
 
             click.echo(render_human(plan), nl=False)
-        return 0
+        return 1 if failing_checks else 0
+    if failing_checks and not summary.exit_code:
+        checks = "check" if failing_checks == 1 else "checks"
+        message = f"{summary.message} {failing_checks} error {checks} failed."
+        summary = dataclasses.replace(summary, message=message, exit_code=1)
     view(summary)
     return summary.exit_code
 

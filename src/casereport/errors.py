@@ -5,6 +5,7 @@ whose message is one line naming what failed, where (file:line, address, URL) an
 to do. The CLI prints it without a traceback (``--debug`` shows one).
 
     CaseReportError (click.ClickException, exit code 1)
+    ├── UsageError             a command asked for what does not exist (exit code 2)
     ├── ConfigError            settings and environment: DD_SITE, credentials, options
     ├── DefinitionError        report files that do not load, validate or expand
     ├── QuerySyntaxError       a Case Management search query that does not parse
@@ -41,6 +42,13 @@ class CaseReportError(click.ClickException):
 
     exit_code = 1
     span_ends: dict[tuple[str, int, int], int] = {}  # noqa: RUF012 (read-only default)
+
+
+class UsageError(CaseReportError):
+    """A command was asked for something that does not exist (``check --target``): exit 2,
+    as click's own usage errors."""
+
+    exit_code = 2
 
 
 class ConfigError(CaseReportError):

@@ -14,6 +14,7 @@ file, ``casereport.toml``, at its root. Every key is optional; these are the def
     max_rate_limit_wait = 120                # longest rate-limit reset (s) worth waiting for
     attributes = []                          # case attributes queries and group_by may name
     strict = false                           # warnings fail validate, plan and apply
+    fail_on_checks = false                   # a failing error check fails apply (exit 1)
     site_title = "Case reports"              # the site's name: page titles, headers, the index
     pdf_page_size = "A4"                     # paper of PDF pages (formats: [pdf]): "A4" or "Letter"
     history = 30                             # earlier results kept: a run count, or "90d"
@@ -232,6 +233,7 @@ class Settings:
     vars: Mapping[str, str] = field(default_factory=dict)
     attributes: tuple[str, ...] = ()
     strict: bool = False
+    fail_on_checks: bool = False
     site_title: str = DEFAULT_SITE_TITLE
     pdf_page_size: str = DEFAULT_PDF_PAGE_SIZE
     backend: BackendSettings = field(default_factory=lambda: BackendSettings())
@@ -289,6 +291,7 @@ _KEYS = (
     *_SECONDS_KEYS,
     "attributes",
     "strict",
+    "fail_on_checks",
     "site_title",
     "pdf_page_size",
     "history",
@@ -366,11 +369,11 @@ def read_settings(root: Path = Path(".")) -> tuple[Settings, tuple[SettingsProbl
                 problem(key, wrong)
             else:
                 values[key] = attributes
-        elif key == "strict":
+        elif key in ("strict", "fail_on_checks"):
             if isinstance(value, bool):
                 values[key] = value
             else:
-                problem(key, f'"strict" must be true or false, got {value!r}')
+                problem(key, f'"{key}" must be true or false, got {value!r}')
         elif key in _PAGE_KEYS:
             wrong = _page_problem(key, value)
             if wrong:

@@ -31,6 +31,7 @@ from casereport.definitions.fields import check_query_fields, known_fields
 from casereport.definitions.load import check_group, check_query, load_reports
 from casereport.definitions.models import (
     AggregationDefinition,
+    CheckDefinition,
     Diagnostic,
     ReportDefinition,
     SourceString,
@@ -84,6 +85,9 @@ class AggregationSpec:
     # How the numbers read (compare:, order:, labels:, better:, trend:): not fetched, so
     # not in the fingerprint.
     reading: Reading = DEFAULT_READING
+    # ``checks:`` of the aggregation (the same for each ``for_each`` key): read from state,
+    # never fetched, so not in the fingerprint either.
+    checks: tuple[CheckDefinition, ...] = ()
 
     def request(self) -> dict[str, Any]:
         """The fingerprinted request: ``{query_filter, groups, limit}``."""
@@ -113,6 +117,12 @@ class ReportSpec:
     # ``notify:``, the delivery targets its runs go to (None: every target); not shown on
     # the page, so not in the definition hash.
     notify: tuple[str, ...] | None = None
+    checks: tuple[CheckDefinition, ...] = ()  # report-level ``checks:``
+
+    @property
+    def has_checks(self) -> bool:
+        """True when the report or any of its aggregations has ``checks:``."""
+        return bool(self.checks) or any(a.checks for a in self.aggregations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,14 +289,22 @@ def expand(
 
 def _shown(spec: AggregationSpec) -> list[Any]:
     """What of an aggregation its page shows, for the definition hash: its address, title
-    and request, and its reading when not the default (so hashes made before reading keys
-    existed stay the same). Labels in any order read the same."""
+    and request, its reading when not the default and its checks when it has some (so
+    hashes made before reading keys and checks existed stay the same). Labels in any order
+    read the same."""
     shown: list[Any] = [spec.address, spec.title, spec.fingerprint]
     reading = spec.reading
     if reading != DEFAULT_READING:
         labels = sorted(reading.labels)
         shown.append([reading.compare, reading.order, labels, reading.better, reading.trend])
+    if spec.checks:
+        shown.append(_checks_shown(spec.checks))
     return shown
+
+
+def _checks_shown(checks: Sequence[CheckDefinition]) -> list[list[str]]:
+    """What of ``checks:`` a page shows (a badge each), for the definition hash."""
+    return [[c.name, c.assertion.value, c.severity, c.message] for c in checks]
 
 
 class _Failed(Exception):
@@ -345,9 +363,11 @@ class _Expander:
             title = title or report.name
         elif self.failed or title is None:
             return None
+        shown: dict[str, Any] = {"checks": _checks_shown(report.checks)} if report.checks else {}
         digest = hashlib.sha256(
             _canonical_json(
                 {
+                    **shown,
                     "name": report.name,
                     "title": title,
                     "description": description,
@@ -356,7 +376,7 @@ class _Expander:
                     "template": report.template,
                     "aggregations": [
                         [a.address, a.title, a.fingerprint]
-                        if a.reading is DEFAULT_READING
+                        if a.reading is DEFAULT_READING and not a.checks
                         else _shown(a)
                         for a in aggregations
                     ],
@@ -375,6 +395,7 @@ class _Expander:
             aggregations=tuple(aggregations),
             definition_hash=digest,
             moves=resolve(report.name, report.path, report.moved),
+            checks=report.checks,
             notify=None if report.notify is None else tuple(n.name for n in report.notify),
         )
 
@@ -443,6 +464,7 @@ class _Expander:
             limit=definition.limit,
             fingerprint=digest,
             reading=reading,
+            checks=definition.checks,
         )
         return spec
 

@@ -23,6 +23,7 @@ import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from casereport.definitions.checks import parse_checks
 from casereport.definitions.fields import (
     KNOWN_FIELD_SET,
     check_query_fields,
@@ -96,9 +97,18 @@ REPORT_KEYS = (
     "vars",
     "aggregations",
     "moved",
+    "checks",
     "notify",
 )
-AGGREGATION_KEYS = ("title", "query_filter", "group_by", "limit", "for_each", *READING_KEYS)
+AGGREGATION_KEYS = (
+    "title",
+    "query_filter",
+    "group_by",
+    "limit",
+    "for_each",
+    *READING_KEYS,
+    "checks",
+)
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -436,6 +446,7 @@ class _Checker:
         moved = parse_moved(self, fields["moved"][1]) if "moved" in fields else ()
         notify = parse_notify(self, fields["notify"][1]) if "notify" in fields else None
         reading = parse_reading(self, fields)
+        checks = parse_checks(self, fields["checks"][1]) if "checks" in fields else ()
         self.report_level_errors = any(
             d.severity == "error" for d in self.diagnostics[errors_before:]
         )
@@ -474,6 +485,7 @@ class _Checker:
             vars=variables,
             moved=moved,
             reading=reading,
+            checks=checks,
             notify=notify,
         )
         if self.has_errors:  # (only then: a file without errors needs no second copy)
@@ -565,6 +577,7 @@ class _Checker:
         limit = self.limit(fields["limit"][1]) if "limit" in fields else None
         for_each = self.for_each(fields["for_each"][1]) if "for_each" in fields else None
         reading = parse_reading(self, fields)
+        checks = parse_checks(self, fields["checks"][1]) if "checks" in fields else ()
         failed = self.has_errors
         self.has_errors = before or failed
         if failed or query is None or limit is None or not groups:
@@ -584,11 +597,12 @@ class _Checker:
                         limit or 1,
                         for_each,
                         reading,
+                        checks,
                     )
                 )
             return None
         line, column = key.line + 1, key.column + 1
-        record = (agg_id, line, column, title, query, groups, limit, for_each, reading)
+        record = (agg_id, line, column, title, query, groups, limit, for_each, reading, checks)
         return _new_record(AggregationDefinition, record)
 
     def query(self, query: SourceString) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_FORMATS",
     "DEFAULT_TEMPLATE",
     "AggregationDefinition",
+    "CheckDefinition",
     "Diagnostic",
     "ForEach",
     "ForEachItem",
@@ -202,6 +203,18 @@ class ReadingKey(NamedTuple):
     column: int
 
 
+class CheckDefinition(NamedTuple):
+    """A ``checks:`` entry as written (``casereport.definitions.checks``): a CEL assertion
+    with its name, severity (``error`` or ``warn``) and message, and where it is."""
+
+    name: str
+    assertion: SourceString  # the ``assert`` string, positioned for diagnostics
+    severity: Literal["error", "warn"] = "error"
+    message: str = ""
+    line: int = 0  # the entry's own position
+    column: int = 0
+
+
 class AggregationDefinition(NamedTuple):
     """An aggregation as written, before variables and ``for_each`` are applied."""
 
@@ -214,6 +227,7 @@ class AggregationDefinition(NamedTuple):
     limit: int
     for_each: ForEach | None = None
     reading: tuple[ReadingKey, ...] = ()  # its own reading keys, over the report's
+    checks: tuple[CheckDefinition, ...] = ()  # applied to each for_each instance
 
 
 class MovedEntry(NamedTuple):
@@ -250,6 +264,7 @@ class ReportDefinition:
     vars: tuple[Variable, ...] = ()
     moved: tuple[MovedEntry, ...] = ()
     reading: tuple[ReadingKey, ...] = ()  # the defaults of its aggregations
+    checks: tuple[CheckDefinition, ...] = ()  # report-level checks (over ``aggregations``)
     notify: tuple[NotifyName, ...] | None = None  # None: every target
 
 

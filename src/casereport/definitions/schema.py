@@ -16,6 +16,7 @@ import json
 import re
 from typing import Any
 
+from casereport.definitions.checks import CHECK_SEVERITIES
 from casereport.definitions.fields import KNOWN_FIELDS
 from casereport.definitions.load import (
     AGGREGATION_ID_RE,
@@ -57,6 +58,32 @@ def _group_values(what: str) -> dict[str, Any]:
         "uniqueItems": True,
         "items": {"type": "string", "minLength": 1},
         "description": what,
+    }
+
+
+def _checks_property(where: str) -> dict[str, Any]:
+    """``checks:`` (``casereport.definitions.checks``), at report level or in an aggregation."""
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "assert"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "description": "The check's name."},
+                "assert": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "A CEL expression that is true when all is well.",
+                },
+                "severity": {
+                    "enum": list(CHECK_SEVERITIES),
+                    "description": "error (default: fails `casereport check`) or warn.",
+                },
+                "message": {"type": "string", "description": "Shown when the check fails."},
+            },
+        },
+        "description": f"Assertions evaluated from state (docs/checks.md). {where}",
     }
 
 
@@ -189,6 +216,10 @@ def report_schema() -> dict[str, Any]:
                 "[{from: old_id, to: new_id}], or [{from: old-report-name}]."
             ),
         },
+        "checks": _checks_property(
+            'Checks over the report\'s aggregations: aggregations["id"].total, '
+            'aggregations["id"].groups["P1"], aggregations["id"]["key"] for for_each.'
+        ),
         "notify": {
             "type": "array",
             "items": {"type": "string", "pattern": _pattern(TARGET_NAME_RE)},
@@ -248,6 +279,10 @@ def report_schema() -> dict[str, Any]:
             ),
         },
         **_reading_properties("Overrides the report's."),
+        "checks": _checks_property(
+            "Checks over this aggregation (each for_each key): total, groups, compared, "
+            "change, change_ratio, limit."
+        ),
     }
     assert tuple(report_properties) == REPORT_KEYS
     assert tuple(aggregation_properties) == AGGREGATION_KEYS

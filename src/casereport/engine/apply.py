@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from casereport import clock
+from casereport.engine.checks import OnChecks, tell_checks
 from casereport.engine.plan import (
     DELETE,
     NOOP,
@@ -693,6 +694,7 @@ def run_apply(
     listener: Listener = _nobody,
     notice: Notice | None = None,
     auto_approve: bool = False,
+    on_checks: OnChecks | None = None,
 ) -> tuple[Plan, Outcome | None]:
     """``casereport apply [PLANFILE]``: plan (or read the saved plan), approve, apply.
 
@@ -700,7 +702,9 @@ def run_apply(
     plan (applying a saved plan is the approval) nor when there is nothing to do. Without
     anyone to confirm it (``auto_approve``, or a saved plan) a change of data source is
     refused unless ``options.allow_source_change``. ``listener`` is told of the plan
-    (``Planned``, once it is known, before ``approve``) and of the apply's progress.
+    (``Planned``, once it is known, before ``approve``), of the apply's progress and of
+    each check evaluated from the state it ends with (``Check``, also handed together to
+    ``on_checks``).
     """
     workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
@@ -726,6 +730,7 @@ def run_apply(
             plan = _plan_for(workspace, state, source, options)
             listener(Planned(plan))
             if not plan.has_changes:
+                tell_checks(workspace, state, listener, on_checks)
                 return plan, None
             if auto_approve:
                 check_source_change(plan, workspace.state_path, allowed=options.allow_source_change)
@@ -733,18 +738,23 @@ def run_apply(
                 return plan, None
         check_plan_pages(plan, workspace.site_dir, workspace.reports, state, notice)
         outcome, written = apply_plan(plan, workspace, state, listener=listener)
+        checks = tell_checks(workspace, written, listener, on_checks)
         if workspace.settings.notify:
             from casereport.engine.delivery import notify_after_apply
 
-            # checks: wired when casereport.checks.evaluate lands
-            outcome.notified = notify_after_apply(workspace, written, [])
+            outcome.notified = notify_after_apply(workspace, written, checks)
     return plan, outcome
 
 
 def run_render(
-    options: Options, *, notice: Notice | None = None, listener: Listener = _nobody
+    options: Options,
+    *,
+    notice: Notice | None = None,
+    listener: Listener = _nobody,
+    on_checks: OnChecks | None = None,
 ) -> list[str]:
-    """``casereport render``: re-render the site from state, without calling the API."""
+    """``casereport render``: re-render the site from state, without calling the API;
+    checks as in ``run_apply``."""
     workspace = load_workspace(options, notice)
     check_paths(workspace.site_dir, options.root, workspace.state_path)
     with _lock(workspace, "render", options, notice):
@@ -752,4 +762,6 @@ def run_render(
         _clean_partial_writes(workspace)
         if state is not None:
             check_pages(workspace.site_dir, state, workspace.reports, index=True, notice=notice)
-        return render_site(workspace, state, listener)
+        rendered = render_site(workspace, state, listener)
+    tell_checks(workspace, state, listener, on_checks)
+    return rendered

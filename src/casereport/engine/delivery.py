@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from casereport.checks.results import CheckResult
+from casereport.engine.checks import workspace_results
 from casereport.engine.workspace import Notice, Options, Workspace, load_workspace
 from casereport.errors import CaseReportError, ConfigError
 from casereport.state import journal
@@ -132,8 +133,7 @@ def run_notify(
 
 def _check_results(workspace: Workspace, state: State) -> Sequence[CheckResult]:
     """The reports' checks, evaluated from ``state`` (never the API)."""
-    # checks: wired when casereport.checks.evaluate lands
-    return []
+    return workspace_results(workspace, state)
 
 
 def _no_state(workspace: Workspace) -> str:

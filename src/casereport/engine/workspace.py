@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from casereport import clock
+from casereport.checks.validate import with_check_diagnostics
 from casereport.definitions.expand import Expansion, ReportSpec, expand_workspace
 from casereport.engine.plan import Plan, make_plan
 from casereport.errors import DefinitionError
@@ -89,6 +90,7 @@ def load_workspace(options: Options, notice: Notice | None = None) -> Workspace:
     settings, expansion = expand_workspace(
         options.root, reports_dir=options.reports_dir, cli_vars=dict(options.cli_vars)
     )
+    expansion = with_check_diagnostics(expansion)
     if settings.strict and expansion.warning_count:
         first = expansion.diagnostics[0]  # what the message below starts with
         strict_note = "" if first.severity == "error" else " (strict = true in casereport.toml)"

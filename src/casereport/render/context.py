@@ -27,6 +27,7 @@ from casereport.render.charts import (
     labelled_svg,
     trend,
 )
+from casereport.render.checks_view import index_checks, page_checks, report_results
 from casereport.render.compare import PREVIOUS_RUN, Compared, compared_run
 from casereport.render.filters import (
     date,
@@ -695,6 +696,7 @@ def report_context(
         "tiles_html": tiles_html,
         "tiles_md": tiles_md,
         "sections": sections,
+        "checks": page_checks(report_results(report, aggregations)),
     }
 
 
@@ -761,4 +763,18 @@ def index_context(
         "freshness": _freshness(every),
         "links": {"index_html": "index.html", "index_md": "index.md"},
         "reports": entries,
+        "checks": _index_checks(reports, aggregations, entries),
     }
+
+
+def _index_checks(
+    reports: Sequence[ReportSpec],
+    aggregations: Mapping[str, AggregationState],
+    entries: Sequence[Mapping[str, Any]],
+) -> dict[str, Any] | None:
+    """The index's ``checks`` (``render.checks_view.index_checks``), None without any."""
+    if not any(report.has_checks for report in reports):
+        return None
+    results = [r for report in reports for r in report_results(report, aggregations)]
+    links = {entry["name"]: (entry["link_html"], entry["link_md"]) for entry in entries}
+    return index_checks(results, links)

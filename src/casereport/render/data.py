@@ -33,6 +33,7 @@ from casereport.definitions.reading import (
     display_label,
     order_key,
 )
+from casereport.render.checks_view import data_checks, report_results
 from casereport.render.compare import compared_run
 from casereport.state.comparable import comparable_history
 from casereport.state.history import count
@@ -170,7 +171,7 @@ def report_data(
     report: ReportSpec, aggregations: Mapping[str, AggregationState], source: Source | None
 ) -> dict[str, Any]:
     """The content of ``<report>.json`` as plain data (keys in the order they are written)."""
-    return {
+    data: dict[str, Any] = {
         "format_version": DATA_FORMAT_VERSION,
         "report": report.name,
         "title": report.title,
@@ -179,6 +180,9 @@ def report_data(
             aggregation_data(spec, aggregations.get(spec.address)) for spec in report.aggregations
         ],
     }
+    if report.has_checks:  # (only then: the files of reports without checks stay as they were)
+        data["checks"] = data_checks(report_results(report, aggregations))
+    return data
 
 
 def data_json(data: Mapping[str, Any]) -> str:

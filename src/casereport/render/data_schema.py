@@ -100,6 +100,33 @@ def data_file_schema() -> dict[str, Any]:
             "aggregations": {"type": "array", "items": aggregation},
         },
     )
+    check = _closed(
+        "One evaluated check (docs/checks.md): each aggregation's, per for_each key, then "
+        "the report's.",
+        {
+            "address": {
+                "type": "string",
+                "description": "The aggregation checked, or the report's name for a "
+                "report-level check.",
+            },
+            "name": {"type": "string"},
+            "severity": {"enum": ["error", "warn"]},
+            "assert": {"type": "string", "description": "The CEL expression, as written."},
+            "message": {"type": "string"},
+            "passed": {"type": "boolean"},
+            "values": {
+                "type": "object",
+                "description": 'What it read, by path: {"total": 52, "groups[\\"P1\\"]": 0}.',
+                "additionalProperties": {"type": ["number", "string", "boolean", "null"]},
+            },
+            "error": {
+                "type": ["string", "null"],
+                "description": "Why it could not be evaluated (it then fails), else null.",
+            },
+        },
+    )
+    # Only in the files of reports with checks: the others stay as they were.
+    root["properties"]["checks"] = {"type": "array", "items": check}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "casereport data file",

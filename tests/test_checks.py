@@ -409,5 +409,8 @@ def test_a_broken_aggregation_gives_its_own_error_not_one_at_the_report_check(
     result = CliRunner().invoke(cli, ["validate"])
     assert result.output == (
         'reports/r.yaml:11:27: error: a check\'s "assert" must be a string, not a boolean\n'
+        "   |\n"
+        "11 |       - {name: b, assert: true}\n"
+        "   |                           ^^^^\n"
         "Not valid: 1 error, 0 warnings.\n"
     )

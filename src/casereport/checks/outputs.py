@@ -102,23 +102,6 @@ def _failing_order(result: CheckResult) -> bool:
     return not result.blocking
 
 
-def _result_json(result: CheckResult) -> dict[str, Any]:
-    return {
-        "report": result.report,
-        "address": result.address,
-        "name": result.name,
-        "severity": result.severity,
-        "assert": result.assertion,
-        "message": result.message,
-        "passed": result.passed,
-        "values": dict(result.values),
-        "error": result.error,
-        "file": result.file,
-        "line": result.line,
-        "column": result.column,
-    }
-
-
 def results_json(results: Sequence[CheckResult]) -> str:
     """``casereport check --json``: ``{format_version, passed, counts, checks}``."""
     failed = sum(1 for r in results if r.blocking)
@@ -132,7 +115,7 @@ def results_json(results: Sequence[CheckResult]) -> str:
             "failed": failed,
             "warned": warned,
         },
-        "checks": [_result_json(r) for r in results],
+        "checks": [r.as_json() for r in results],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 

@@ -35,3 +35,20 @@ class CheckResult:
     def blocking(self) -> bool:
         """True when this result fails the run: an error-severity check that did not pass."""
         return not self.passed and self.severity == "error"
+
+    def as_json(self) -> dict[str, Any]:
+        """The result as plain JSON, as `casereport check --json` and webhooks carry it."""
+        return {
+            "report": self.report,
+            "address": self.address,
+            "name": self.name,
+            "severity": self.severity,
+            "assert": self.assertion,
+            "message": self.message,
+            "passed": self.passed,
+            "values": dict(self.values),
+            "error": self.error,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+        }

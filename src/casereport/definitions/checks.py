@@ -17,10 +17,10 @@ checks exist. Evaluation is ``casereport.checks.evaluate``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
-from casereport.definitions.models import CheckDefinition, SourceString
+from casereport.definitions.checker import NodeChecker
+from casereport.definitions.models import CheckDefinition
 from casereport.definitions.yamlnodes import MapNode, Node, ScalarNode, SeqNode, node_kind
 from casereport.settings import did_you_mean
 
@@ -31,23 +31,7 @@ CHECK_SEVERITIES = ("error", "warn")
 _STR = "tag:yaml.org,2002:str"
 
 
-class _Checker(Protocol):
-    """What ``parse_checks`` uses of the loader's checker."""
-
-    suggested: set[str]
-
-    def at(self, node: Node, message: str, detail: str = "") -> None: ...
-
-    def mapping(
-        self, node: MapNode, allowed: Sequence[str], where: str, unique_what: str = "key"
-    ) -> dict[str, tuple[ScalarNode, Node]]: ...
-
-    def string(
-        self, node: Node, what: str, *, allow_empty: bool = False
-    ) -> SourceString | None: ...
-
-
-def parse_checks(checker: _Checker, node: Node) -> tuple[CheckDefinition, ...]:
+def parse_checks(checker: NodeChecker, node: Node) -> tuple[CheckDefinition, ...]:
     """A ``checks:`` list, each entry's shape checked (errors at their place); an entry
     with an error is left out."""
     if not isinstance(node, SeqNode):
@@ -93,7 +77,7 @@ def parse_checks(checker: _Checker, node: Node) -> tuple[CheckDefinition, ...]:
     return tuple(checks)
 
 
-def _severity(checker: _Checker, node: Node) -> Literal["error", "warn"] | None:
+def _severity(checker: NodeChecker, node: Node) -> Literal["error", "warn"] | None:
     if isinstance(node, ScalarNode) and node.tag == _STR and node.value in CHECK_SEVERITIES:
         return "warn" if node.value == "warn" else "error"
     if isinstance(node, ScalarNode) and node.tag == _STR:

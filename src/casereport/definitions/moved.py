@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from casereport.definitions.checker import NodeChecker
 from casereport.definitions.models import Diagnostic, MovedEntry
 from casereport.definitions.yamlnodes import MapNode, Node, ScalarNode, SeqNode
 
@@ -36,26 +37,14 @@ MOVED_FROM_RE = re.compile(rf"(?:{_REPORT}|(?:{_REPORT}\.)?{_AGGREGATION})\Z")
 MOVED_KEYS = ("from", "to")
 
 
-class _Checker(Protocol):
-    """What ``parse_moved`` uses of the loader's checker."""
-
-    suggested: set[str]  # keys a "did you mean" of the last mapping proposed
-
-    def at(self, node: Node, message: str, detail: str = "") -> None: ...
-
-    def mapping(
-        self, node: MapNode, allowed: Sequence[str], where: str, unique_what: str = "key"
-    ) -> dict[str, tuple[ScalarNode, Node]]: ...
-
-
-def _text(checker: _Checker, node: Node, what: str) -> str | None:
+def _text(checker: NodeChecker, node: Node, what: str) -> str | None:
     if isinstance(node, ScalarNode) and node.tag.endswith(":str") and node.value:
         return node.value
     checker.at(node, f'moved: "{what}" must be an address (a string)')
     return None
 
 
-def parse_moved(checker: _Checker, node: Node) -> tuple[MovedEntry, ...]:
+def parse_moved(checker: NodeChecker, node: Node) -> tuple[MovedEntry, ...]:
     """The report's ``moved:`` list, each entry's shape checked (errors at their place)."""
     if not isinstance(node, SeqNode):
         checker.at(node, '"moved" must be a list of {from, to} entries')

@@ -12,8 +12,8 @@ Loading checks the list's shape (``parse_notify``); the workspace check
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Protocol
 
+from casereport.definitions.checker import NodeChecker
 from casereport.definitions.models import Diagnostic, NotifyName, ReportDefinition
 from casereport.definitions.yamlnodes import Node, ScalarNode, SeqNode
 from casereport.settings import did_you_mean
@@ -21,11 +21,7 @@ from casereport.settings import did_you_mean
 __all__ = ["check_notify", "parse_notify"]
 
 
-class _Checker(Protocol):
-    def at(self, node: Node, message: str, detail: str = "") -> None: ...
-
-
-def parse_notify(checker: _Checker, node: Node) -> tuple[NotifyName, ...] | None:
+def parse_notify(checker: NodeChecker, node: Node) -> tuple[NotifyName, ...] | None:
     """The report's ``notify:`` list, each name's shape checked (errors at their place)."""
     from casereport.settings_notify import TARGET_NAME_RE  # (only where a report has one)
 

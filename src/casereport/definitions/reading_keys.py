@@ -22,8 +22,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
+from casereport.definitions.checker import NodeChecker
 from casereport.definitions.models import Diagnostic, ReadingKey, ReportDefinition, SourceString
 from casereport.definitions.reading import (
     BETTER_CHOICES,
@@ -45,22 +46,8 @@ _READING_KEY_SET = frozenset(READING_KEYS)
 _STR = "tag:yaml.org,2002:str"
 
 
-class _Checker(Protocol):
-    """What ``parse_reading`` uses of the loader's checker."""
-
-    def at(self, node: Node, message: str, detail: str = "") -> None: ...
-
-    def mapping(
-        self, node: MapNode, allowed: Sequence[str], where: str, unique_what: str = "key"
-    ) -> dict[str, tuple[ScalarNode, Node]]: ...
-
-    def string(
-        self, node: Node, what: str, *, allow_empty: bool = False
-    ) -> SourceString | None: ...
-
-
 def parse_reading(
-    checker: _Checker, fields: Mapping[str, tuple[ScalarNode, Node]]
+    checker: NodeChecker, fields: Mapping[str, tuple[ScalarNode, Node]]
 ) -> tuple[ReadingKey, ...]:
     """The reading keys among a report's or an aggregation's ``fields``, each checked
     (errors at their place); a key with an error is left out."""
@@ -76,7 +63,7 @@ def parse_reading(
     return tuple(keys)
 
 
-def _word(checker: _Checker, node: Node, name: str, choices: Sequence[str]) -> str | None:
+def _word(checker: NodeChecker, node: Node, name: str, choices: Sequence[str]) -> str | None:
     """One of ``choices``, or None after an error (with "did you mean" for a near miss)."""
     if isinstance(node, ScalarNode) and node.tag == _STR and node.value in choices:
         return node.value
@@ -89,7 +76,7 @@ def _word(checker: _Checker, node: Node, name: str, choices: Sequence[str]) -> s
     return None
 
 
-def _compare(checker: _Checker, node: Node) -> str | None:
+def _compare(checker: NodeChecker, node: Node) -> str | None:
     if isinstance(node, ScalarNode) and node.tag == _STR:
         if node.value == COMPARE_PREVIOUS or duration_seconds(node.value) is not None:
             return node.value
@@ -106,7 +93,7 @@ def _compare(checker: _Checker, node: Node) -> str | None:
     return None
 
 
-def _string(checker: _Checker, node: Node, what: str) -> SourceString | None:
+def _string(checker: NodeChecker, node: Node, what: str) -> SourceString | None:
     """A non-empty string; a number or boolean gets a hint to quote it (group values and
     labels are text)."""
     if isinstance(node, ScalarNode) and node.tag != _STR and node.value:
@@ -115,7 +102,7 @@ def _string(checker: _Checker, node: Node, what: str) -> SourceString | None:
     return checker.string(node, what)
 
 
-def _values(checker: _Checker, node: Node, name: str) -> tuple[str, ...] | None:
+def _values(checker: NodeChecker, node: Node, name: str) -> tuple[str, ...] | None:
     """A non-empty list of unique group values (strings)."""
     if not isinstance(node, SeqNode):
         kind = node_kind(node)
@@ -136,7 +123,7 @@ def _values(checker: _Checker, node: Node, name: str) -> tuple[str, ...] | None:
     return tuple(values) if len(values) == len(node.items) else None
 
 
-def _order(checker: _Checker, node: Node) -> str | tuple[str, ...] | None:
+def _order(checker: NodeChecker, node: Node) -> str | tuple[str, ...] | None:
     if isinstance(node, SeqNode):
         return _values(checker, node, "order")
     if isinstance(node, ScalarNode) and node.tag == _STR and node.value not in ORDER_CHOICES:
@@ -156,7 +143,7 @@ def _order(checker: _Checker, node: Node) -> str | tuple[str, ...] | None:
     return None
 
 
-def _labels(checker: _Checker, node: Node) -> tuple[tuple[str, str], ...] | None:
+def _labels(checker: NodeChecker, node: Node) -> tuple[tuple[str, str], ...] | None:
     if not isinstance(node, MapNode):
         checker.at(
             node,
@@ -176,11 +163,11 @@ def _labels(checker: _Checker, node: Node) -> tuple[tuple[str, str], ...] | None
     return tuple(pairs) if len(pairs) == len(node.pairs) else None
 
 
-def _better(checker: _Checker, node: Node) -> str | None:
+def _better(checker: NodeChecker, node: Node) -> str | None:
     return _word(checker, node, "better", BETTER_CHOICES)
 
 
-def _trend(checker: _Checker, node: Node) -> tuple[str, ...] | None:
+def _trend(checker: NodeChecker, node: Node) -> tuple[str, ...] | None:
     return _values(checker, node, "trend")
 
 

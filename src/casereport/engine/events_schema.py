@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from casereport.engine.events import EVENTS_FORMAT_VERSION, TYPES
+from casereport.render.data_schema import closed_object
 
 __all__ = ["EVENTS_SCHEMA_PATH", "events_schema", "events_schema_json"]
 
@@ -149,13 +150,7 @@ def _event_schema(name: str) -> dict[str, Any]:
         "message": {"type": "string", "description": "The event in words, for a person."},
         **fields,
     }
-    return {
-        "type": "object",
-        "description": description,
-        "required": list(properties),
-        "additionalProperties": False,
-        "properties": properties,
-    }
+    return closed_object(description, properties)
 
 
 def events_schema() -> dict[str, Any]:

@@ -19,35 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
 
 import orjson
 
-from casereport.checks.results import CheckResult
 from casereport.notify.digest import Digest
 
 __all__ = ["SIGNATURE_HEADER", "WEBHOOK_FORMAT_VERSION", "signature", "webhook_body"]
 
 WEBHOOK_FORMAT_VERSION = 1
 SIGNATURE_HEADER = "X-Casereport-Signature"
-
-
-def check_json(check: CheckResult) -> dict[str, Any]:
-    """A check result as plain JSON."""
-    return {
-        "report": check.report,
-        "address": check.address,
-        "name": check.name,
-        "severity": check.severity,
-        "assert": check.assertion,
-        "message": check.message,
-        "passed": check.passed,
-        "values": dict(check.values),
-        "error": check.error,
-        "file": check.file,
-        "line": check.line,
-        "column": check.column,
-    }
 
 
 def webhook_body(digest: Digest, target: str) -> bytes:
@@ -62,7 +42,7 @@ def webhook_body(digest: Digest, target: str) -> bytes:
         "demo_data": digest.demo,
         "page_url": digest.page_url,
         "data": digest.data,
-        "checks": [check_json(check) for check in digest.checks],
+        "checks": [check.as_json() for check in digest.checks],
     }
     return orjson.dumps(body)
 

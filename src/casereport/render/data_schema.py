@@ -24,7 +24,7 @@ _TIMESTAMP = {"type": "string", "description": "UTC, ISO 8601 (2026-11-26T07:00:
 _COUNT = {"type": "number", "minimum": 0}
 
 
-def _closed(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+def closed_object(description: str, properties: dict[str, Any]) -> dict[str, Any]:
     """An object with exactly these keys."""
     return {
         "type": "object",
@@ -37,7 +37,7 @@ def _closed(description: str, properties: dict[str, Any]) -> dict[str, Any]:
 
 def data_file_schema() -> dict[str, Any]:
     """The schema as a JSON-able dict."""
-    group = _closed(
+    group = closed_object(
         "One group of the result, in the aggregation's `order:`.",
         {
             "group": {
@@ -56,11 +56,11 @@ def data_file_schema() -> dict[str, Any]:
             },
         },
     )
-    compared = _closed(
+    compared = closed_object(
         "The run this one is compared with (`compare:`).",
         {"fetched_at": _TIMESTAMP, "total": {**_COUNT, "description": "Its total."}},
     )
-    aggregation = _closed(
+    aggregation = closed_object(
         "One aggregation, as defined and as last fetched (nulls and no groups: not fetched).",
         {
             "address": {"type": "string", "description": "e.g. report.by_status"},
@@ -79,7 +79,7 @@ def data_file_schema() -> dict[str, Any]:
             "groups": {"type": "array", "items": group},
         },
     )
-    source = _closed(
+    source = closed_object(
         "Where the numbers came from.",
         {
             "kind": {"type": "string", "description": "datadog or emulator."},
@@ -87,7 +87,7 @@ def data_file_schema() -> dict[str, Any]:
             "detail": {"type": "string"},
         },
     )
-    root = _closed(
+    root = closed_object(
         "site/<report>.json: a report's numbers as its pages show them (docs/data-files.md). "
         "This schema holds exactly what this casereport writes; a later one may add keys "
         "within format_version 1 (and to this schema): readers should ignore keys they do "
@@ -100,7 +100,7 @@ def data_file_schema() -> dict[str, Any]:
             "aggregations": {"type": "array", "items": aggregation},
         },
     )
-    check = _closed(
+    check = closed_object(
         "One evaluated check (docs/checks.md): each aggregation's, per for_each key, then "
         "the report's.",
         {

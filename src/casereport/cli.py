@@ -17,7 +17,10 @@ import click
 from casereport import __version__
 from casereport.cli_backend import (
     BACKEND_OPTIONS,
-    LOCK_TIMEOUT_HELP,
+    LOCK_TIMEOUT_OPTION,
+    REPORTS_DIR_OPTION,
+    STATE_OPTION,
+    VAR_OPTION,
     backend_options,
     located_state,
     located_values,
@@ -343,32 +346,13 @@ def init_command(directory: Path) -> None:
 def _workspace_options(function: Any) -> Any:
     """Options shared by plan, apply and render (flags override casereport.toml)."""
     decorators = [
-        click.option(
-            "--reports-dir", type=click.Path(path_type=Path), help="Report files (reports/)."
-        ),
-        click.option(
-            "--state",
-            "state_path",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="State file (.casereport/state.json).",
-        ),
+        REPORTS_DIR_OPTION,
+        STATE_OPTION,
         click.option(
             "--site-dir", type=click.Path(file_okay=False, path_type=Path), help="Site (site/)."
         ),
-        click.option(
-            "--var",
-            "variables",
-            multiple=True,
-            metavar="NAME=VALUE",
-            help="Set ${var.NAME} in every report (repeatable).",
-        ),
-        click.option(
-            "--lock-timeout",
-            type=click.FloatRange(0),
-            default=0.0,
-            metavar="SECONDS",
-            help=LOCK_TIMEOUT_HELP,
-        ),
+        VAR_OPTION,
+        LOCK_TIMEOUT_OPTION,
         *BACKEND_OPTIONS,
     ]
     for decorator in reversed(decorators):
@@ -603,12 +587,7 @@ def render_command(as_json: bool, **values: Any) -> None:
 @click.argument(
     "plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[PLAN]"
 )
-@click.option(
-    "--state",
-    "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="State file (.casereport/state.json).",
-)
+@STATE_OPTION
 @click.option(
     "--json", "as_json", is_flag=True, help="As JSON: the saved plan, or the state's content."
 )

@@ -176,18 +176,46 @@ def workspace_delete(name: str, backend: str | None, workspace: str | None, forc
 
 # -- state push | pull | migrate -------------------------------------------------------------
 
-LOCK_TIMEOUT_HELP = "Wait this long for another run's state lock (default: fail at once)."
+# Options of many commands, written once (each use makes its own click.Option).
+REPORTS_DIR_OPTION = click.option(
+    "--reports-dir", type=click.Path(path_type=Path), help="Report files (reports/)."
+)
+STATE_OPTION = click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State file (.casereport/state.json).",
+)
+VAR_OPTION = click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set ${var.NAME} in every report (repeatable).",
+)
+LOCK_TIMEOUT_OPTION = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait this long for another run's state lock (default: fail at once).",
+)
+
+
+def reading_options(function: Any) -> Any:
+    """--reports-dir, --state, --var and the backend's: a command that reads reports and
+    state without writing (check, output)."""
+    function = backend_options(function)
+    for decorator in (VAR_OPTION, STATE_OPTION, REPORTS_DIR_OPTION):
+        function = decorator(function)
+    return function
+
+
 _COPY_OPTIONS = [
     click.option(
         "--force", is_flag=True, help="Replace another or a newer state (kept as .backup)."
     ),
-    click.option(
-        "--lock-timeout",
-        type=click.FloatRange(0),
-        default=0.0,
-        metavar="SECONDS",
-        help=LOCK_TIMEOUT_HELP,
-    ),
+    LOCK_TIMEOUT_OPTION,
 ]
 
 
@@ -197,13 +225,8 @@ def _copy_options(function: Any) -> Any:
     return backend_options(function)
 
 
-_STATE_FILE = click.option(
-    "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
-)
-
-
 @click.command("push")
-@_STATE_FILE
+@STATE_OPTION
 @_copy_options
 def state_push(state_path: Path | None, **values: Any) -> None:
     """Upload the local state file to the remote backend (a first move to a bucket).
@@ -218,7 +241,7 @@ def state_push(state_path: Path | None, **values: Any) -> None:
 
 
 @click.command("pull")
-@_STATE_FILE
+@STATE_OPTION
 @_copy_options
 def state_pull(state_path: Path | None, **values: Any) -> None:
     """Download the remote state into the local state file (back from a bucket).

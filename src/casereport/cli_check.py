@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from casereport.cli_backend import backend_options, located_values
+from casereport.cli_backend import located_values, reading_options
 from casereport.terminal import raw
 
 if TYPE_CHECKING:  # (only names here: `casereport --version` imports this module)
@@ -78,20 +78,7 @@ class ChecksSeen:
 
 
 @click.command("check")
-@click.option("--reports-dir", type=click.Path(path_type=Path), help="Report files (reports/).")
-@click.option(
-    "--state",
-    "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="State file (.casereport/state.json).",
-)
-@click.option(
-    "--var",
-    "variables",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Set ${var.NAME} in every report (repeatable).",
-)
+@reading_options
 @click.option(
     "--target",
     "targets",
@@ -106,7 +93,6 @@ class ChecksSeen:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the results as JUnit XML to this file (for CI test reports).",
 )
-@backend_options
 def check_command(
     as_json: bool, junit_file: Path | None, targets: tuple[str, ...], **values: Any
 ) -> None:

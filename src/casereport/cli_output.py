@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from casereport.cli_backend import backend_options, located_state
+from casereport.cli_backend import located_state, reading_options
 from casereport.terminal import raw
 
 
@@ -25,21 +25,7 @@ from casereport.terminal import raw
 @click.option(
     "--csv", "data_format", flag_value="csv", help="The report's data as CSV (site/REPORT.csv)."
 )
-@click.option("--reports-dir", type=click.Path(path_type=Path), help="Report files (reports/).")
-@click.option(
-    "--state",
-    "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="State file (.casereport/state.json).",
-)
-@click.option(
-    "--var",
-    "variables",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Set ${var.NAME} in every report (repeatable).",
-)
-@backend_options
+@reading_options
 def output_command(
     report: str,
     data_format: str,

@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from casereport.cli_backend import (
-    LOCK_TIMEOUT_HELP,
+    LOCK_TIMEOUT_OPTION,
+    STATE_OPTION,
     backend_options,
     located_state,
     state_migrate,
@@ -32,10 +33,7 @@ def state_group() -> None:
 
 def state_options(function: Any) -> Any:
     """--state and the backend options of the commands that read or edit the state."""
-    option = click.option(
-        "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
-    )
-    return option(backend_options(function))
+    return STATE_OPTION(backend_options(function))
 
 
 @state_group.command("list")
@@ -74,13 +72,7 @@ def state_show(address: str, state_path: Path | None, **at: Any) -> None:
 @state_group.command("rm")
 @click.argument("addresses", nargs=-1, required=True, metavar="ADDR...")
 @state_options
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(0),
-    default=0.0,
-    metavar="SECONDS",
-    help=LOCK_TIMEOUT_HELP,
-)
+@LOCK_TIMEOUT_OPTION
 def state_rm(
     addresses: tuple[str, ...], state_path: Path | None, lock_timeout: float, **at: Any
 ) -> None:
@@ -102,16 +94,8 @@ def state_rm(
 @state_group.command("mv")
 @click.argument("source", metavar="SOURCE")
 @click.argument("destination", metavar="DESTINATION")
-@click.option(
-    "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), help="State file."
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(0),
-    default=0.0,
-    metavar="SECONDS",
-    help=LOCK_TIMEOUT_HELP,
-)
+@STATE_OPTION
+@LOCK_TIMEOUT_OPTION
 @backend_options
 def state_mv(
     source: str,

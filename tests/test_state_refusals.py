@@ -17,6 +17,7 @@ SUPPORT = "aggregations['support.by_status'] is malformed: "
 BILLING = "aggregations['support.by_service[\"billing\"]'] is malformed: "
 GROUPS = "result.groups is not a list of {group, value: [numbers]}"
 HISTORY = 'history is not {fetched_at: "...", total: "...", groups: {name: "..."}}'
+FORGOTTEN = "malformed: site.forgotten is not an object of report -> file -> hash"
 STAMPS = "2026-11-24T19:00:00Z 2026-11-25T19:00:00Z"
 
 REFUSED = [
@@ -79,6 +80,19 @@ REFUSED = [
     (
         "[" * 100_000 + "]" * 100_000,
         "not valid JSON (nested too deeply)",
+    ),
+    # Pages ``state rm`` forgot: report -> file -> hash, each file a page of its report.
+    (variant("site/forgotten", ["old.html"]), FORGOTTEN),
+    (variant("site/forgotten", {"old": ["old.html"]}), FORGOTTEN),
+    (variant("site/forgotten", {"old": {"old.html": 7}}), FORGOTTEN),
+    (
+        variant("site/forgotten", {"old": {"../outside/victim.html": "0" * 64}}),
+        "reports['old'].outputs: '../outside/victim.html' is not a page of report old"
+        " (old + one of .csv, .html, .json, .md, .pdf)",
+    ),
+    (
+        variant("site/forgotten", {"../old": {"old.html": "0" * 64}}),
+        "reports['../old']: '../old' is not a valid report name",
     ),
 ]
 

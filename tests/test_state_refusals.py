@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from casereport.errors import StateError
-from casereport.state.model import load_state, parse_state
+from casereport.state.model import Source, load_state, parse_state
 from test_state import AGG, VALID, snapshot, variant
 
 SUPPORT = "aggregations['support.by_status'] is malformed: "
@@ -145,3 +145,13 @@ def test_an_entry_without_history_title_or_query_change_loads() -> None:
     loaded = parse_state(Path("state.json"), json.dumps(raw)).aggregations["support.by_status"]
 
     assert (list(loaded.history), loaded.title, loaded.query_changed_at) == ([], "", None)
+
+
+def test_a_source_without_detail_loads_with_none() -> None:
+    raw = raw_valid()
+    del raw["source"]["detail"]
+
+    state = parse_state(Path("state.json"), json.dumps(raw))
+
+    assert state.source == Source("emulator", "emulator")
+    assert state.source.describe() == "local emulator"

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from casereport.cli import cli
 from casereport.state.model import State, backup_path, load_state
+from casereport.state.moves import moves_for
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(".casereport/state.json")
@@ -217,3 +218,17 @@ def test_mv_without_a_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert result.output == (
         "Error: no state at .casereport/state.json; run `casereport apply` first\n"
     )
+
+
+def test_moving_an_aggregation_moves_its_keys_unless_it_becomes_one_key() -> None:
+    addresses = dict.fromkeys(["r.agg", 'r.agg["a"]', 'r.agg["b"]', "r.aggregate", "r.other"])
+
+    assert moves_for(addresses, "r.agg", "r.renamed") == {  # type: ignore[arg-type]
+        "r.agg": "r.renamed",
+        'r.agg["a"]': 'r.renamed["a"]',
+        'r.agg["b"]': 'r.renamed["b"]',
+    }
+    # An instance holds one key: the aggregation alone becomes it, its keys stay.
+    assert moves_for(addresses, "r.agg", 'r.one["x"]') == {  # type: ignore[arg-type]
+        "r.agg": 'r.one["x"]'
+    }

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from click.testing import CliRunner, Result
 
 from casereport.cli import cli
 from casereport.state.model import State, backup_path, load_state
-from casereport.state.moves import moves_for
+from casereport.state.moves import apply_moves, moves_for
+from test_state import aggregation
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(".casereport/state.json")
@@ -232,3 +234,15 @@ def test_moving_an_aggregation_moves_its_keys_unless_it_becomes_one_key() -> Non
     assert moves_for(addresses, "r.agg", 'r.one["x"]') == {  # type: ignore[arg-type]
         "r.agg": 'r.one["x"]'
     }
+
+
+def test_a_move_happens_only_from_an_address_in_state_to_one_not_in_it() -> None:
+    old, new, kept = aggregation("r.old", 1.0), aggregation("r.new", 2.0), aggregation("r.kept")
+    moves = {"r.old": "r.new", "r.gone": "r.other"}
+
+    # The new address already has results: both stay as they are.
+    assert apply_moves({"r.old": old, "r.new": new}, moves) == {"r.old": old, "r.new": new}
+    # The old address is not in state (moved already): nothing to do.
+    assert apply_moves({"r.kept": kept}, moves) == {"r.kept": kept}
+    moved = apply_moves({"r.old": old, "r.kept": kept}, moves)
+    assert moved == {"r.new": replace(old, address="r.new"), "r.kept": kept}

@@ -113,6 +113,12 @@ def test_mv_of_a_report_moves_every_address_and_its_pages(applied: State) -> Non
         for address, actions in plan_actions().items()
         if address.startswith("support-queue.")
     )
+    planned = run("plan", "--emulator", "--json")
+    (gone,) = [r for r in json.loads(planned.output)["reports"] if r["name"] == "support-backlog"]
+    assert (gone["actions"], gone["reasons"]) == (
+        ["delete"],
+        ["left in state by `state rm` or `state mv`"],
+    )
     result = run("apply", "--emulator", "--auto-approve")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1].startswith("Apply complete: 0 fetched (0 API calls)")

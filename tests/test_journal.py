@@ -148,6 +148,8 @@ def test_the_journals_source_is_applied(state_path: Path, base: State) -> None:
         '{"address": "a.th\u00e9',
         "null",
         '{"address": 3, "entry": {}}',
+        # A sound entry under an address that is not a string is no result either.
+        json.dumps({"address": 3, "entry": entry("a.three", 3.0).to_json()}),
     ],
 )
 def test_a_torn_last_line_is_ignored(state_path: Path, base: State, torn: str) -> None:

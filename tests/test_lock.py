@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,19 @@ import pytest
 from click.testing import CliRunner
 
 from casereport.cli import cli
-from casereport.errors import LockError
-from casereport.state import lock
-from casereport.state.lock import LockInfo, current_lock, force_unlock, lock_path, state_lock
+from casereport.errors import LockError, StateError
+from casereport.state import journal, lock
+from casereport.state.lock import (
+    LockInfo,
+    current_lock,
+    force_unlock,
+    lock_path,
+    shared_state_lock,
+    state_lock,
+)
+from casereport.state.model import State, new_state, write_state
+from casereport.state.ops import remove
+from casereport.state.remote_lock import age
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -522,3 +533,73 @@ def test_force_unlock_with_a_state_option(
     assert removed.exit_code == 0
     assert removed.output.startswith(f"Removed the lock ID {stuck.id} (apply by ")
     assert not lock_path(state).exists()
+
+
+def test_a_writer_blocked_by_a_reading_plan_is_told_to_wait(state_path: Path) -> None:
+    with (
+        shared_state_lock(state_path),
+        pytest.raises(LockError) as caught,
+        state_lock(state_path, "apply"),
+    ):
+        pytest.fail("the lock was taken while a plan reads the state")
+
+    assert caught.value.message == (
+        f"the state {state_path} is locked by another run (a plan reads it); "
+        "wait for it to finish, or pass --lock-timeout SECONDS to wait"
+    )
+
+
+def test_looking_at_a_symlinked_lock_file_names_it(state_path: Path, tmp_path: Path) -> None:
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    target = tmp_path / "victim.txt"
+    target.write_text("precious\n")
+    lock_path(state_path).symlink_to(target)
+
+    with pytest.raises(LockError) as caught:
+        current_lock(state_path)
+
+    assert caught.value.message == (
+        f"the lock file {lock_path(state_path)} is a symlink or not a regular file; remove it "
+        "(casereport creates it as a plain file) and run again"
+    )
+    assert target.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0 s"),
+        (59, "59 s"),
+        (60, "1 min"),
+        (3599, "59 min"),
+        (3600, "1 h"),
+        (86399, "23 h"),
+        (86400, "1 d"),
+        (3 * 86400 + 5, "3 d"),
+        (-30, "0 s"),
+    ],
+)
+def test_a_locks_age_is_shown_in_its_largest_unit(seconds: int, shown: str) -> None:
+    taken = datetime(2026, 11, 26, 19, tzinfo=UTC)
+    assert age("2026-11-26T19:00:00Z", now=taken + timedelta(seconds=seconds)) == shown
+    assert age("a while ago", now=taken) == "an unknown time"
+
+
+def test_state_rm_holds_the_lock_as_state_rm(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another run blocked meanwhile names the holder by this operation.
+    write_state(state_path, new_state(), None)
+    held: list[str] = []
+    recover = journal.recover
+
+    def looking(path: Path) -> State | None:
+        info = current_lock(path)
+        held.append(info.operation if info is not None else "none")
+        return recover(path)
+
+    monkeypatch.setattr(journal, "recover", looking)
+    with pytest.raises(StateError):
+        remove(state_path, ("nothing.here",))
+
+    assert held == ["state rm"]

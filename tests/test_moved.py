@@ -51,6 +51,10 @@ def test_a_renamed_aggregation_is_moved_with_its_history(ws: Workspace) -> None:
         "support-backlog.by_status",
     )
     assert plan["counts"]["moved"] == 1
+    # The moved result is counted as a move, not as unchanged too.
+    unchanged = [c for c in plan["aggregations"] if c["actions"] == ["no-op"]]
+    assert len(unchanged) > 1
+    assert plan["counts"]["unchanged_aggregations"] == len(unchanged) - 1
     assert plan["summary"] == (
         "Plan: 0 to fetch (0 new, 0 changed, 0 stale), 1 report to render, 0 to delete, 1 to move."
     )

@@ -52,3 +52,12 @@ def test_a_saved_plan_without_new_or_source_detail_is_read(tmp_path: Path) -> No
     assert plan.source.detail == ""
     assert plan.previous_source is not None and plan.previous_source.detail == ""
     assert not any(r.new for r in plan.reports) and not plan.index.new
+
+
+@pytest.mark.parametrize("name", ["support-backlog", "../index", ""])
+def test_a_saved_plan_whose_index_is_misnamed_is_refused(tmp_path: Path, name: str) -> None:
+    raw = saved(tmp_path)
+    raw["index"]["name"] = name
+    with pytest.raises(ValueError) as caught:
+        Plan.from_json(raw)
+    assert str(caught.value) == f"the site index is named {name!r}, not 'index'"

@@ -280,6 +280,29 @@ def test_a_write_removes_temporary_files_left_by_a_killed_run(state_path: Path) 
     ]
 
 
+def test_a_write_removes_only_temporary_files_of_the_state_itself(
+    state_path: Path, tmp_path: Path
+) -> None:
+    first = write_state(state_path, sample_state(), None)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep\n", encoding="utf-8")
+    kept = [
+        state_path.parent / ".state.json.journal.k2j3h4_z.tmp",  # another file's temp file
+        state_path.parent / ".state.json.k2j3h4_zz.tmp",  # not 8 random characters
+        state_path.parent / ".state.json.K2J3H4_Z.tmp",
+        state_path.parent / "state.json.k2j3h4_z.tmp",
+    ]
+    for path in kept:
+        path.write_text("{", encoding="utf-8")
+    link = state_path.parent / ".state.json.a1b2c3d4.tmp"  # a temp file's name, but a link
+    link.symlink_to(precious)
+
+    write_state(state_path, replace(first, source=DATADOG), first)
+
+    assert all(path.read_text(encoding="utf-8") == "{" for path in kept)
+    assert link.is_symlink() and precious.read_text(encoding="utf-8") == "keep\n"
+
+
 def test_a_staged_backup_linked_to_the_state_cannot_truncate_it(state_path: Path) -> None:
     # A run killed between linking the backup and renaming it leaves a hard link to the
     # state file; the next write must replace it, not write through it.

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from click.testing import CliRunner, Result
 
 from casereport.cli import cli
 from casereport.state.model import State, backup_path, load_state
+from casereport.state.moves import apply_moves, moves_for
+from test_state import aggregation
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(".casereport/state.json")
@@ -109,6 +112,12 @@ def test_mv_of_a_report_moves_every_address_and_its_pages(applied: State) -> Non
         actions == ["no-op"]
         for address, actions in plan_actions().items()
         if address.startswith("support-queue.")
+    )
+    planned = run("plan", "--emulator", "--json")
+    (gone,) = [r for r in json.loads(planned.output)["reports"] if r["name"] == "support-backlog"]
+    assert (gone["actions"], gone["reasons"]) == (
+        ["delete"],
+        ["left in state by `state rm` or `state mv`"],
     )
     result = run("apply", "--emulator", "--auto-approve")
     assert result.exit_code == 0, result.output
@@ -217,3 +226,29 @@ def test_mv_without_a_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert result.output == (
         "Error: no state at .casereport/state.json; run `casereport apply` first\n"
     )
+
+
+def test_moving_an_aggregation_moves_its_keys_unless_it_becomes_one_key() -> None:
+    addresses = dict.fromkeys(["r.agg", 'r.agg["a"]', 'r.agg["b"]', "r.aggregate", "r.other"])
+
+    assert moves_for(addresses, "r.agg", "r.renamed") == {  # type: ignore[arg-type]
+        "r.agg": "r.renamed",
+        'r.agg["a"]': 'r.renamed["a"]',
+        'r.agg["b"]': 'r.renamed["b"]',
+    }
+    # An instance holds one key: the aggregation alone becomes it, its keys stay.
+    assert moves_for(addresses, "r.agg", 'r.one["x"]') == {  # type: ignore[arg-type]
+        "r.agg": 'r.one["x"]'
+    }
+
+
+def test_a_move_happens_only_from_an_address_in_state_to_one_not_in_it() -> None:
+    old, new, kept = aggregation("r.old", 1.0), aggregation("r.new", 2.0), aggregation("r.kept")
+    moves = {"r.old": "r.new", "r.gone": "r.other"}
+
+    # The new address already has results: both stay as they are.
+    assert apply_moves({"r.old": old, "r.new": new}, moves) == {"r.old": old, "r.new": new}
+    # The old address is not in state (moved already): nothing to do.
+    assert apply_moves({"r.kept": kept}, moves) == {"r.kept": kept}
+    moved = apply_moves({"r.old": old, "r.kept": kept}, moves)
+    assert moved == {"r.new": replace(old, address="r.new"), "r.kept": kept}

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from casereport.errors import StateError
-from casereport.state.model import load_state, parse_state
+from casereport.state.model import Source, load_state, parse_state
 from test_state import AGG, VALID, snapshot, variant
 
 SUPPORT = "aggregations['support.by_status'] is malformed: "
 BILLING = "aggregations['support.by_service[\"billing\"]'] is malformed: "
 GROUPS = "result.groups is not a list of {group, value: [numbers]}"
 HISTORY = 'history is not {fetched_at: "...", total: "...", groups: {name: "..."}}'
+FORGOTTEN = "malformed: site.forgotten is not an object of report -> file -> hash"
 STAMPS = "2026-11-24T19:00:00Z 2026-11-25T19:00:00Z"
 
 REFUSED = [
@@ -80,6 +81,19 @@ REFUSED = [
         "[" * 100_000 + "]" * 100_000,
         "not valid JSON (nested too deeply)",
     ),
+    # Pages ``state rm`` forgot: report -> file -> hash, each file a page of its report.
+    (variant("site/forgotten", ["old.html"]), FORGOTTEN),
+    (variant("site/forgotten", {"old": ["old.html"]}), FORGOTTEN),
+    (variant("site/forgotten", {"old": {"old.html": 7}}), FORGOTTEN),
+    (
+        variant("site/forgotten", {"old": {"../outside/victim.html": "0" * 64}}),
+        "reports['old'].outputs: '../outside/victim.html' is not a page of report old"
+        " (old + one of .csv, .html, .json, .md, .pdf)",
+    ),
+    (
+        variant("site/forgotten", {"../old": {"old.html": "0" * 64}}),
+        "reports['../old']: '../old' is not a valid report name",
+    ),
 ]
 
 
@@ -131,3 +145,13 @@ def test_an_entry_without_history_title_or_query_change_loads() -> None:
     loaded = parse_state(Path("state.json"), json.dumps(raw)).aggregations["support.by_status"]
 
     assert (list(loaded.history), loaded.title, loaded.query_changed_at) == ([], "", None)
+
+
+def test_a_source_without_detail_loads_with_none() -> None:
+    raw = raw_valid()
+    del raw["source"]["detail"]
+
+    state = parse_state(Path("state.json"), json.dumps(raw))
+
+    assert state.source == Source("emulator", "emulator")
+    assert state.source.describe() == "local emulator"

@@ -254,3 +254,19 @@ def test_a_saved_plan_that_changes_the_source_needs_the_flag(
     state = ws.state()
     assert state.source is not None and state.source.kind == "emulator"
     assert set(state.previous_sources) == {f"datadog:{ws.emulator.url}"}
+
+
+def test_a_previous_source_with_a_non_ascii_site_is_written_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    plain = write_state(
+        path, replace(datadog_state(), source=Source("datadog", "ümlaut.example")), None
+    )
+
+    write_state(path, switch_source(plain, EU), plain)
+
+    text = path.read_text(encoding="utf-8")
+    assert '\n    "datadog:ümlaut.example": {\n' in text
+    assert "\\u00fc" not in text
+    loaded = load_state(path)
+    assert loaded is not None
+    assert set(loaded.previous_sources) == {"datadog:ümlaut.example"}

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from casereport import clock
 from casereport.engine.plan import NOOP, REFRESH, format_timestamp, parse_timestamp
 from casereport.state.history import epoch
+from casereport.state.refresh import UnfinishedRefresh
 from casereport.state.remote_lock import age
 from test_plan import BACKLOG, NOW, actions, applied, plan_for
 
@@ -78,3 +80,13 @@ def test_a_refresh_is_planned_by_a_stored_times_age_in_utc(zone: str, tmp_path: 
         )
         plan = plan_for([BACKLOG], aged, site, now=NOW)
         assert set(actions(plan).values()) == {action}, stamp
+
+
+def test_an_unfinished_refresh_compares_a_stored_time_without_a_zone_as_utc(zone: str) -> None:
+    # A hand-edited fetched_at without a zone, against the refresh's own (with one): read
+    # as UTC like every stored time, not refused by Python for mixing naive and aware.
+    refresh = UnfinishedRefresh("2026-11-27T08:00:00Z")
+    assert refresh.due("a.b", "a", "2026-11-27T07:59:59")
+    assert not refresh.due("a.b", "a", "2026-11-27T08:00:00")
+    fetched = SimpleNamespace(report="a", fetched_at="2026-11-27T09:00:00")
+    assert refresh.left({"a.b": fetched}) is None

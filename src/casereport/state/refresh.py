@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from casereport import clock
+
 
 class _Fetched(Protocol):
     @property
@@ -32,7 +34,9 @@ class _Fetched(Protocol):
 
 
 def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    # As every stored time is read: one without a zone is UTC (and compares with one that
+    # has a zone, where two datetimes of which one is naive would raise).
+    return clock.parse(text)
 
 
 @dataclass(frozen=True)

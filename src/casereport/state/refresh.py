@@ -95,7 +95,8 @@ def parse_unfinished_refresh(raw: Any) -> UnfinishedRefresh:
         raise ValueError("is not an object of started_at and targets")
     stamp, targets = raw["started_at"], raw["targets"]
     try:
-        if type(stamp) is not str or _moment(stamp).tzinfo is None:
+        # Written by casereport, so with its zone: one without is not ours.
+        if type(stamp) is not str or datetime.fromisoformat(stamp).tzinfo is None:
             raise ValueError
     except ValueError:
         raise ValueError(f"started_at {stamp!r} is not a timestamp") from None

@@ -143,6 +143,18 @@ def test_annotate_keeps_every_line_and_skips_what_it_cannot_read(tmp_path: Path)
     assert out[-1] == "nowhere.yaml:3:4: error: gone"
 
 
+def test_a_render_error_naming_its_report_first_gets_its_template_line(tmp_path: Path) -> None:
+    # RenderError: "report NAME: templates/x.j2:3: error: ..." (the report first).
+    file = write(tmp_path / "report.html.j2", "a\nb\n{{ x | nosuchfilter }}\n")
+    message = f"report support: {file}:3: error: No filter named 'nosuchfilter'."
+    assert annotate(message).split("\n") == [
+        message,
+        "  |",
+        "3 | {{ x | nosuchfilter }}",
+        "  | ^^^^^^^^^^^^^^^^^^^^^^",
+    ]
+
+
 def test_a_diagnostic_without_a_place_has_no_snippet_or_span() -> None:
     diagnostic = Diagnostic("warning", "no report files (*.yaml) found", "reports")
     assert diagnostic.with_snippet() == "reports: warning: no report files (*.yaml) found"

@@ -194,6 +194,9 @@ def annotate(
         if match is None:
             continue
         file, number = match["file"], int(match["line"])
+        if ": " in file and source_line(file, number) is None:
+            # "report NAME: path:3: error: ...": a render error names its report first.
+            file = file.rsplit(": ", 1)[1]
         column = int(match["column"]) if match["column"] else None
         end = (ends or {}).get((file, number, column or 0))
         span = span_of(file, number, column, end) or infer_span(file, number, column)

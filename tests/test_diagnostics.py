@@ -337,3 +337,25 @@ def test_an_api_error_never_shows_a_file(tmp_path: Path) -> None:
     message = f"400 from the server\n{file}:1:1: error: x"
     assert with_source(BadRequestError(message, status=400)) == message
     assert "s3cr3t" in with_source(DefinitionError(message))
+
+
+def test_a_secret_pasted_where_a_variable_name_belongs_is_never_shown(tmp_path: Path) -> None:
+    # The error names the key without repeating the value; the snippet would print it.
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "casereport.toml").write_text(
+        '[notify.team]\ntype = "slack"\n'
+        'webhook_url_env = "https://hooks.slack.com/services/T0/B0/SECRETTOKEN"\n'
+        '[notify.hook]\ntype = "webhook"\nurl = "https://example.com/hook"\n'
+        'secret_env = "s3cr3t-hmac-key-value"\n'
+    )
+    with_cwd = subprocess.run(
+        [sys.executable, "-m", "casereport", "validate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )
+    shown = with_cwd.stdout + with_cwd.stderr
+    assert with_cwd.returncode == 1, shown
+    assert "webhook_url_env" in shown and "secret_env" in shown  # the keys are named
+    assert "SECRETTOKEN" not in shown and "s3cr3t" not in shown

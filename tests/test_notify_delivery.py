@@ -328,3 +328,36 @@ def test_no_password_crosses_the_network_without_tls(monkeypatch: pytest.MonkeyP
         "CASEREPORT_SMTP_USER is set but starttls = false: the password would cross the network "
         "to smtp.example.com:587 unencrypted; set starttls = true (or port 465)"
     )
+
+
+def test_a_url_httpx_refuses_fails_its_target_only_and_what_was_sent_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_receiver: HttpReceiver
+) -> None:
+    # Found by review: an httpx.InvalidURL escaped delivery, so a finished apply ended
+    # with an internal error (exit 1) and the messages sent before it were not recorded,
+    # so `casereport notify` sent them again.
+    workspace(
+        tmp_path,
+        monkeypatch,
+        f'[notify.alpha]\ntype = "webhook"\nurl = "{http_receiver.url}/hook"\n'
+        'secret_env = "TEST_HOOK_SECRET"\non = ["always"]\n'
+        '[notify.beta]\ntype = "slack"\nwebhook_url_env = "TEST_SLACK_URL"\non = ["always"]\n'
+        "attempts = 1\n",
+    )
+    monkeypatch.setenv("TEST_HOOK_SECRET", "key\n")  # pasted with its line end: stripped
+    monkeypatch.setenv("TEST_SLACK_URL", "https://hooks.example.com/services/SECRET\nTOKEN")
+    result = run("apply", "--emulator", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "Apply complete" in result.output and "internal error" not in result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and warnings[0].startswith('warning: notify target "beta" (slack)')
+    assert "SECRET" not in result.output
+    assert len(http_receiver.requests) == 3
+    for request in http_receiver.requests:  # signed with the key, not "key\n"
+        expected = hmac.new(b"key", request.body, hashlib.sha256).hexdigest()
+        assert request.headers["x-casereport-signature"] == f"sha256={expected}"
+    state = load_state(STATE)
+    assert state is not None and set(state.notified["alpha"]) == set(REPORTS)
+    # Sent once: a later `casereport notify` sends alpha nothing again.
+    again = run("notify")
+    assert len(http_receiver.requests) == 3, again.output

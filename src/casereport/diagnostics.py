@@ -152,10 +152,20 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
+# A settings key that names an environment variable (``secret_env``, ``webhook_url_env``):
+# when its value is wrong it is often the secret itself, pasted in. The error line never
+# repeats it; the snippet would print the whole line into a CI log, so there is none.
+_ENV_NAME_KEY = re.compile(r"""\s*["']?[A-Za-z0-9_.-]*_env["']?\s*=""")
+
+
+def _may_hold_a_secret(file: str, text: str) -> bool:
+    return file.endswith(".toml") and _ENV_NAME_KEY.match(text) is not None
+
+
 def snippet(span: Span, file: str, *, colour: bool = False) -> str:
     """The gutter, the source line and carets under ``span`` (empty without the line)."""
     text = source_line(file, span.line)
-    if text is None:
+    if text is None or _may_hold_a_secret(file, text):
         return ""
     start = min(span.column - 1, len(text))
     end = max(start + 1, min(span.end_column - 1, len(text) + 1))

@@ -71,16 +71,20 @@ def _deliver(
     force: bool,
     sleep: Sleep | None,
 ) -> Delivered:
-    from casereport.notify.deliver import record_sent, send_all
+    from casereport.notify.deliver import Delivered, record_sent, send_all
 
     deliveries = _due(workspace, state, check_results, force=force)
-    done = send_all(deliveries, workspace.site_dir, state, sleep=sleep)
+    done = Delivered()
     try:
-        record_sent(workspace.state_path, state, done.sent)
-    except CaseReportError as exc:
-        done.failures.append(
-            f"sent, but not recorded in state ({exc.message}): a later run may send it again"
-        )
+        send_all(deliveries, workspace.site_dir, state, sleep=sleep, done=done)
+    finally:
+        # Even when stopped half-way (Ctrl-C): what went out is recorded, never sent twice.
+        try:
+            record_sent(workspace.state_path, state, done.sent)
+        except CaseReportError as exc:
+            done.failures.append(
+                f"sent, but not recorded in state ({exc.message}): a later run may send it again"
+            )
     return done
 
 

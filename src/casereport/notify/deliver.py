@@ -122,7 +122,9 @@ def _page(site_dir: Path, state: State, report: str) -> str | None:
 
 
 def _secret(name: str, what: str) -> str:
-    value = os.environ.get(name, "")
+    # A value pasted with its line end (`export X="$(cat file)"`, a CI secret) is meant
+    # without it: no URL or key ends in whitespace.
+    value = os.environ.get(name, "").strip()
     if not value:
         raise DeliveryFailed(f"${name} is not set ({what})", permanent=True)
     return value
@@ -169,17 +171,41 @@ def send_one(delivery: Delivery, site_dir: Path, state: State) -> Callable[[], N
 _NAMED = 5
 
 
+def _attempt(delivery: Delivery, site_dir: Path, state: State) -> Callable[[], None]:
+    """``send_one``'s attempt, with any other error made a ``DeliveryFailed`` that does not
+    quote it: a value httpx or smtplib refuses (a URL, a password they cannot encode)
+    would otherwise end the apply as an internal error, and its text may hold a secret."""
+    send = send_one(delivery, site_dir, state)
+
+    def attempt() -> None:
+        try:
+            send()
+        except DeliveryFailed:
+            raise
+        except Exception as exc:
+            raise DeliveryFailed(
+                f"failed with {type(exc).__name__} (its text is not shown: it may hold a secret)",
+                permanent=True,
+            ) from exc
+
+    return attempt
+
+
 def send_all(
     deliveries: Sequence[Delivery],
     site_dir: Path,
     state: State,
     *,
     sleep: Callable[[float], None] | None = None,
+    done: Delivered | None = None,
 ) -> Delivered:
-    """Send every delivery (each with its target's retries); see the module docstring."""
+    """Send every delivery (each with its target's retries); see the module docstring.
+
+    ``done`` (returned) records each run as soon as it is sent, so a caller stopped
+    half-way (Ctrl-C) still knows what went out."""
     import time
 
-    done = Delivered()
+    done = Delivered() if done is None else done
     failed: set[str] = set()
     by_target: dict[str, list[Delivery]] = {}
     for delivery in deliveries:
@@ -189,7 +215,7 @@ def send_all(
             target = delivery.target
             try:
                 with_retries(
-                    send_one(delivery, site_dir, state),
+                    _attempt(delivery, site_dir, state),
                     target.attempts,
                     target.backoff,
                     sleep or time.sleep,

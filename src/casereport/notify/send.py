@@ -89,6 +89,13 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float = 
             headers={"User-Agent": f"casereport/{__version__}", **headers},
             timeout=timeout,
         )
+    except httpx.InvalidURL:
+        # Its text may quote the URL, whose path is the secret of a Slack webhook.
+        raise DeliveryFailed(
+            f"the URL of {host} is not one httpx can send to (a stray space or newline "
+            "in the variable that holds it?)",
+            permanent=True,
+        ) from None
     except httpx.HTTPError as exc:
         reason = " ".join(str(exc).replace(url, host).split()) or type(exc).__name__
         raise DeliveryFailed(f"cannot reach {host}: {reason}") from None

@@ -9,7 +9,8 @@ loaded state holds it (its stored columns, nothing parsed yet).
   pages) from a state held in memory, plus the index; the best of three. The CPU figure
   adds up every process.
 - ``render.write_2002_files``: the same files written again by one process, durably, as
-  the renderers write them; and one fsync at a time, as casereport wrote them before.
+  the renderers write them (staged, one ``syncfs``, renamed); and one fsync at a time,
+  as ``atomic_write_bytes`` writes a single file.
 - ``render.data_files_1000x10``: the reports' data files (``<report>.json`` and ``.csv``,
   part of every render above) built alone in one process, in CPU seconds, with their share
   of the render's CPU: what they add to a rebuild.
@@ -248,7 +249,7 @@ def bench_write(pages: dict[str, bytes]) -> None:
         f"render.write_{len(pages)}_files",
         batched,
         "s",
-        note=f"fsyncs in threads while writing goes on; one fsync at a time {one_by_one:.2f} s",
+        note=f"staged, synced at once, renamed; one fsync at a time {one_by_one:.2f} s",
     )
 
 

@@ -16,13 +16,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pytest
 
+from casereport import fsutil
 from casereport.definitions.expand import ReportSpec
 from casereport.errors import RenderError
 from casereport.render import workers
@@ -272,27 +273,24 @@ def test_workers_do_not_hold_the_state_lock(
     assert seen.read_text().split() == ["free"] * len(reports[1::2])
 
 
-@pytest.mark.parametrize("how", ["exit at its first report", "SIGKILL in its second fsync"])
+@pytest.mark.parametrize("how", ["exit at its first report", "SIGKILL as it syncs its pages"])
 def test_a_dead_workers_share_is_rendered_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     reports, env = _site(tmp_path)
     parent = os.getpid()
-    real_fsync = os.fsync
-    synced = tmp_path / "synced"
+    real_sync = fsutil.sync_files
 
     def exit_now(report: ReportSpec) -> None:
         os._exit(3)  # a worker dying in the middle of its share
 
-    def fsync(fd: int) -> None:
-        if os.getpid() != parent:
-            if synced.exists():  # its first page on its way, the next written, not renamed
-                os.kill(os.getpid(), signal.SIGKILL)
-            synced.touch()
-        real_fsync(fd)
+    def sync_files(folder: Path, names: Iterable[str]) -> None:
+        if os.getpid() != parent:  # its pages written, none under its name yet
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_sync(folder, names)
 
     if how.startswith("SIGKILL"):
-        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(fsutil, "sync_files", sync_files)
     site = tmp_path / "site"
     hook = exit_now if how.startswith("exit") else None
     rendered = _render_with_hooks(monkeypatch, reports, env, site, 2, in_child=hook)
@@ -417,15 +415,16 @@ def test_a_cgroup_cpu_quota_caps_the_processes(
 
 # `casereport render` in three processes, whatever the site's size; each worker notes its
 # pid in ./workers. With STALL=render, every worker then stalls before its report; with
-# STALL=fsync, the worker of service-health stalls in the fsync of its first page (written
-# to a temporary file, not renamed), and the other worker, done, waits for more work.
+# STALL=sync, the worker of service-health stalls as it makes its pages durable (written
+# to temporary files, none renamed), and the other worker, done, waits for more work.
 RENDER = """
 import os, sys, time
+from casereport import fsutil
 from casereport.cli import main
 from casereport.render import workers
 
 parent = os.getpid()
-real_render, real_fsync = workers.render_report, os.fsync
+real_render, real_sync = workers.render_report, fsutil.sync_files
 
 def render_report(*args, **kwargs):
     if os.getpid() != parent:
@@ -435,15 +434,16 @@ def render_report(*args, **kwargs):
             time.sleep(60)
     return real_render(*args, **kwargs)
 
-def fsync(fd):
-    if os.getpid() != parent and "service-health" in os.readlink(f"/proc/self/fd/{fd}"):
+def sync_files(folder, names):
+    names = list(names)
+    if os.getpid() != parent and any("service-health" in name for name in names):
         open("stalled", "w").close()
         time.sleep(60)
-    real_fsync(fd)
+    real_sync(folder, names)
 
 workers.render_report = render_report
 workers.process_count = lambda reports: 3
-os.fsync = fsync
+fsutil.sync_files = sync_files
 sys.argv = ["casereport", "render"]
 main()
 """
@@ -509,7 +509,7 @@ def test_ctrl_c_stops_every_process_and_leaves_no_partial_page(
     workspace: tuple[Path, dict[str, bytes]],
 ) -> None:
     root, reference = workspace
-    process, pids = _start_render(root, stall="fsync")
+    process, pids = _start_render(root, stall="sync")
     site = root / "site"
     # Until one worker stalls with a page half-way, the other is done and this process
     # has written a page of its own share.

@@ -3,11 +3,12 @@
 Rendering is CPU-bound Python, so a large site is shared out: report ``i`` goes to
 process ``i % n``. Shares 1..n-1 go to a standard-library process pool; this process
 renders share 0 meanwhile (all of a small site). Every process writes the pages it
-renders (``write_pages``: atomic, durable, only what changed) and hands back only file
-names and content hashes, so no process ever holds more than a report's pages. The
-index, when asked for, is one more task for the pool, rendered while the reports are
-(in memory: whether it is written is the caller's decision, made once the reports are
-done); the operating system shares the cores among the processes.
+renders (``write_pages``: atomic, durable, only what changed; they go under their names
+when its share is done) and hands back only file names and content hashes, so no
+process ever holds more than a report's pages. The index, when asked for, is one more
+task for the pool, rendered while the reports are (in memory: whether it is written is
+the caller's decision, made once the reports are done); the operating system shares
+the cores among the processes.
 
 The pool forks (``multiprocessing`` "fork", Linux only): the workers share the loaded
 state, the environment and its compiled templates, passed in a module global set
@@ -129,12 +130,15 @@ def render_site_pages(
         return RenderedSite(written, _index_pages(site))
     _prepare_before_fork(env)
     results: dict[str, Written | RenderError] = {}
-    with collector_paused(), _workers(site) as workers, AtomicFiles(site_dir) as files:
-        results.update(_told(_each_written(shares[0], site, files), on_report))
+    with collector_paused(), _workers(site) as workers:
+        # This process's share goes under its names (durably) before it waits for the others.
+        with AtomicFiles(site_dir) as files:
+            results.update(_told(_each_written(shares[0], site, files), on_report))
         for share in range(1, count):
             received = workers.collect(share)
             if received is None:  # the worker died (or never started): its share here
-                received = dict(_each_written(shares[share], site, files))
+                with AtomicFiles(site_dir) as files:
+                    received = dict(_each_written(shares[share], site, files))
             results.update(_told(received.items(), on_report))
         index_pages = workers.collect_index()
         if index_pages is None:  # its worker died: the index here

@@ -1,8 +1,8 @@
 """Writing the site: pages written atomically and durably, with their content hashes.
 
 Every process that renders pages writes them (``write_pages``), each through its own
-``AtomicFiles`` (see there why): a page is fsynced before it is renamed over its name,
-the fsyncs run while the next page renders, and the directory is fsynced at the end.
+``AtomicFiles`` (see there why): its pages are staged, made durable together when its
+share is done, and only then renamed over their names; the directory is fsynced last.
 """
 
 from __future__ import annotations

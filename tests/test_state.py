@@ -115,6 +115,24 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     }
 
 
+def assert_refused(state_path: Path, text: str, problem: str) -> None:
+    """A state file holding ``text`` is refused at load in one line naming the file and
+    ``problem``, and nothing in its folder changes."""
+    state_path.parent.mkdir()
+    state_path.write_text(text, encoding="utf-8")
+    before = snapshot(state_path.parent)
+
+    with pytest.raises(StateError) as caught:
+        load_state(state_path)
+
+    assert caught.value.message == (
+        f"{state_path}: {problem}; move the file away to start afresh "
+        "(the next apply re-fetches everything)"
+    )
+    assert "\n" not in caught.value.message
+    assert snapshot(state_path.parent) == before
+
+
 def keys_sorted(value: Any) -> bool:
     if isinstance(value, dict):
         return list(value) == sorted(value) and all(keys_sorted(v) for v in value.values())
@@ -480,19 +498,7 @@ CORRUPT = [
 def test_a_corrupt_state_is_a_one_line_error_that_changes_nothing(
     state_path: Path, text: str, problem: str
 ) -> None:
-    state_path.parent.mkdir()
-    state_path.write_text(text, encoding="utf-8")
-    before = snapshot(state_path.parent)
-
-    with pytest.raises(StateError) as caught:
-        load_state(state_path)
-
-    assert caught.value.message == (
-        f"{state_path}: {problem}; move the file away to start afresh "
-        "(the next apply re-fetches everything)"
-    )
-    assert "\n" not in caught.value.message
-    assert snapshot(state_path.parent) == before
+    assert_refused(state_path, text, problem)
 
 
 def test_the_corrupt_state_error_points_at_the_backup_when_there_is_one(

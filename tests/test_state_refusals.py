@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from casereport.errors import StateError
-from casereport.state.model import Source, load_state, parse_state
-from test_state import AGG, VALID, snapshot, variant
+from casereport.state.model import Source, parse_state
+from test_state import AGG, VALID, assert_refused, variant
 
 SUPPORT = "aggregations['support.by_status'] is malformed: "
 BILLING = "aggregations['support.by_service[\"billing\"]'] is malformed: "
@@ -106,19 +105,7 @@ def state_path(tmp_path: Path) -> Path:
 def test_a_damaged_state_is_refused_in_one_line_naming_the_file_and_address(
     state_path: Path, text: str, problem: str
 ) -> None:
-    state_path.parent.mkdir()
-    state_path.write_text(text, encoding="utf-8")
-    before = snapshot(state_path.parent)
-
-    with pytest.raises(StateError) as caught:
-        load_state(state_path)
-
-    assert caught.value.message == (
-        f"{state_path}: {problem}; move the file away to start afresh "
-        "(the next apply re-fetches everything)"
-    )
-    assert "\n" not in caught.value.message
-    assert snapshot(state_path.parent) == before
+    assert_refused(state_path, text, problem)
 
 
 def raw_valid() -> dict[str, Any]:

@@ -361,3 +361,41 @@ def test_a_url_httpx_refuses_fails_its_target_only_and_what_was_sent_is_recorded
     # Sent once: a later `casereport notify` sends alpha nothing again.
     again = run("notify")
     assert len(http_receiver.requests) == 3, again.output
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("http://hooks.example.com/services/T0/B0/SECRETTOKEN", False),
+        ("{receiver}/services/T0/B0/SECRETTOKEN", True),  # http on 127.0.0.1: a local relay
+    ],
+)
+def test_a_slack_url_crosses_the_network_only_over_https(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver,
+    url: str,
+    sent: bool,
+) -> None:
+    workspace(
+        tmp_path,
+        monkeypatch,
+        '[notify.team]\ntype = "slack"\nwebhook_url_env = "TEST_SLACK_URL"\non = ["always"]\n'
+        "attempts = 3\nbackoff = 0\n",
+    )
+    (tmp_path / "reports" / "service-health.yaml").unlink()
+    (tmp_path / "reports" / "support-backlog.yaml").unlink()
+    monkeypatch.setenv("TEST_SLACK_URL", url.format(receiver=http_receiver.url))
+    result = run("apply", "--emulator", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    if sent:
+        assert warnings == [] and len(http_receiver.accepted) == 1
+        return
+    assert warnings == [
+        'warning: notify target "team" (slack): $TEST_SLACK_URL holds an http:// URL to '
+        "hooks.example.com: the URL is the webhook's secret and would cross the network "
+        "unencrypted; use its https:// address (after 1 attempt); not sent: security-cases; "
+        "`casereport notify` tries again"
+    ]
+    assert "SECRETTOKEN" not in result.output

@@ -29,7 +29,14 @@ from pathlib import Path
 from casereport.checks.results import CheckResult
 from casereport.definitions.expand import ReportSpec
 from casereport.notify.digest import Digest, make_digest, run_changed
-from casereport.notify.send import DeliveryFailed, host_of, post, send_mail, with_retries
+from casereport.notify.send import (
+    DeliveryFailed,
+    host_of,
+    is_loopback,
+    post,
+    send_mail,
+    with_retries,
+)
 from casereport.settings_notify import NotifyTarget
 from casereport.state.model import State, file_sha256, write_state
 from casereport.state.notified import was_sent, with_sent
@@ -143,6 +150,15 @@ def send_one(delivery: Delivery, site_dir: Path, state: State) -> Callable[[], N
             if not url.startswith(("https://", "http://")):
                 raise DeliveryFailed(
                     f"${target.webhook_url_env} does not hold an http(s) URL", permanent=True
+                )
+            if url.startswith("http://") and not is_loopback(url):
+                # The URL is the webhook's only credential: over plain http it would cross
+                # the network readable (Slack's own are https; http is for a local relay).
+                raise DeliveryFailed(
+                    f"${target.webhook_url_env} holds an http:// URL to {host_of(url)}: the "
+                    "URL is the webhook's secret and would cross the network unencrypted; "
+                    "use its https:// address",
+                    permanent=True,
                 )
             post(url, body, {"Content-Type": "application/json"})
 

@@ -77,6 +77,14 @@ def host_of(url: str) -> str:
     return parts.netloc.rpartition("@")[2] or "?"
 
 
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine (a local relay or a test's receiver)."""
+    try:
+        return urlsplit(url).hostname in _LOOPBACK
+    except ValueError:  # a malformed URL: httpx refuses it when it is sent
+        return False
+
+
 def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float = TIMEOUT) -> None:
     """POST ``body``; any answer but 2xx, or none, is a ``DeliveryFailed``."""
     import httpx

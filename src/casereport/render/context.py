@@ -114,6 +114,11 @@ def _id_base(spec_id: str) -> str:
     return _ID_UNSAFE.sub("-", spec_id.lower()).strip("-") or "aggregation"
 
 
+# Ids the built-in pages give their own elements (the skip link's target, the headline
+# tiles, the checks sections): an aggregation named like one gets the next free id.
+PAGE_IDS = frozenset({"content", "headlines", "report-checks", "failing-checks"})
+
+
 def _html_id(spec_id: str, taken: set[str]) -> str:
     base = _id_base(spec_id)
     candidate, counter = base, 1
@@ -653,7 +658,7 @@ def report_context(
     report: ReportSpec, aggregations: Mapping[str, AggregationState], source: Source | None
 ) -> dict[str, Any]:
     """The context of a report page (every name is listed in docs/templates.md)."""
-    taken: set[str] = set()
+    taken: set[str] = set(PAGE_IDS)
     entries = [
         aggregation_context(
             spec,
@@ -706,7 +711,7 @@ def _index_entry(
     files = _files(report)
     page_html = files.get("html") or files.get("markdown") or files.get("pdf") or ""
     page_md = files.get("markdown") or page_html
-    taken: set[str] = set()
+    taken: set[str] = set(PAGE_IDS)
     entries: list[dict[str, Any]] = []
     changes: list[str] = []
     for spec in report.aggregations:

@@ -414,3 +414,29 @@ def test_a_broken_aggregation_gives_its_own_error_not_one_at_the_report_check(
         "   |                           ^^^^\n"
         "Not valid: 1 error, 0 warnings.\n"
     )
+
+
+def test_a_page_and_its_data_file_share_one_evaluation_of_each_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casereport.render import checks_view
+    from casereport.render.pages import render_report
+    from casereport.render.templates import environment
+
+    spec = one_check(tmp_path, "total <= 50", message="Backlog too big")
+    evaluated: list[str] = []
+    real_evaluate = checks_view.evaluate
+
+    def evaluate(*args: Any, **kwargs: Any) -> list[CheckResult]:
+        evaluated.append(kwargs["address"])
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(checks_view, "evaluate", evaluate)
+    state = entry(spec, "r.open_by_priority", {"P1": 2, "P2": 50})
+
+    pages = render_report(spec, {state.address: state}, None, environment(None))
+
+    assert evaluated == ["r.open_by_priority"]  # once, for the page and the data file
+    (written,) = json.loads(pages["r.json"])["checks"]
+    assert (written["passed"], written["message"]) == (False, "Backlog too big")
+    assert "Backlog too big" in str(pages["r.html"])

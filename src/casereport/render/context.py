@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
+from casereport.checks.results import CheckResult
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.definitions.fields import all_single_valued
 from casereport.definitions.reading import DEFAULT_READING, Reading, display_label
@@ -655,9 +656,13 @@ def _title_cells(title: str) -> tuple[str, str]:
 
 
 def report_context(
-    report: ReportSpec, aggregations: Mapping[str, AggregationState], source: Source | None
+    report: ReportSpec,
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+    checks: Sequence[CheckResult] | None = None,
 ) -> dict[str, Any]:
-    """The context of a report page (every name is listed in docs/templates.md)."""
+    """The context of a report page (every name is listed in docs/templates.md);
+    ``checks``: the report's check results, when the caller has them evaluated already."""
     taken: set[str] = set(PAGE_IDS)
     entries = [
         aggregation_context(
@@ -701,7 +706,7 @@ def report_context(
         "tiles_html": tiles_html,
         "tiles_md": tiles_md,
         "sections": sections,
-        "checks": page_checks(report_results(report, aggregations)),
+        "checks": page_checks(report_results(report, aggregations) if checks is None else checks),
     }
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
 
+from casereport.checks.results import CheckResult
 from casereport.definitions.expand import AggregationSpec, ReportSpec
 from casereport.definitions.reading import (
     ENUM_ORDERS,
@@ -168,9 +169,13 @@ def aggregation_data(spec: AggregationSpec, state: AggregationState | None) -> d
 
 
 def report_data(
-    report: ReportSpec, aggregations: Mapping[str, AggregationState], source: Source | None
+    report: ReportSpec,
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+    checks: Sequence[CheckResult] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``<report>.json`` as plain data (keys in the order they are written)."""
+    """The content of ``<report>.json`` as plain data (keys in the order they are written);
+    ``checks``: the report's check results, when the caller has them evaluated already."""
     data: dict[str, Any] = {
         "format_version": DATA_FORMAT_VERSION,
         "report": report.name,
@@ -181,7 +186,9 @@ def report_data(
         ],
     }
     if report.has_checks:  # (only then: the files of reports without checks stay as they were)
-        data["checks"] = data_checks(report_results(report, aggregations))
+        data["checks"] = data_checks(
+            report_results(report, aggregations) if checks is None else checks
+        )
     return data
 
 
@@ -246,8 +253,12 @@ def csv_text(data: Mapping[str, Any]) -> str:
 
 
 def data_files(
-    report: ReportSpec, aggregations: Mapping[str, AggregationState], source: Source | None
+    report: ReportSpec,
+    aggregations: Mapping[str, AggregationState],
+    source: Source | None,
+    checks: Sequence[CheckResult] | None = None,
 ) -> dict[str, str]:
-    """``<report>.json`` and ``<report>.csv``: site-relative file name -> text."""
-    data = report_data(report, aggregations, source)
+    """``<report>.json`` and ``<report>.csv``: site-relative file name -> text (``checks``
+    as for ``report_data``)."""
+    data = report_data(report, aggregations, source, checks)
     return {f"{report.name}.csv": csv_text(data), f"{report.name}.json": data_json(data)}

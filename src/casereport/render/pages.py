@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from casereport.definitions.expand import ReportSpec
 from casereport.errors import RenderError
 from casereport.fsutil import collector_paused
+from casereport.render.checks_view import report_results
 from casereport.render.context import index_context, report_context
 from casereport.render.data import data_files
 from casereport.render.templates import render_template
@@ -45,7 +46,9 @@ def render_report(
                 f"use {', '.join(_RENDERED_FORMATS)}"
             )
     with collector_paused():
-        context = report_context(report, aggregations, source)
+        # Evaluated once for the page and the data file (none: at no cost).
+        checks = report_results(report, aggregations)
+        context = report_context(report, aggregations, source, checks)
         pages: dict[str, str | bytes] = {}
         html: str | None = None
         for fmt in report.formats:
@@ -58,7 +61,7 @@ def render_report(
             if fmt == "html":
                 html = text
             pages[name] = text
-        pages.update(data_files(report, aggregations, source))
+        pages.update(data_files(report, aggregations, source, checks))
     if "pdf" in report.formats:
         from casereport.render.pdf import print_pdf
 

@@ -1,0 +1,147 @@
+"""Messages, logs and corner cases of the API client that mutation testing found unpinned.
+
+Each test pins what a user sees or relies on (docs/mutation.md); the helpers are those
+of test_client.py: a scripted server, virtual time, nothing waits for real.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from tests.test_client import (
+    OK,
+    OK_RESULT,
+    URL,
+    VirtualTime,
+    call,
+    distinct_requests,
+    jitter,
+    make_settings,
+    respond,
+)
+
+from casereport.api.client import CasesClient
+from casereport.api.messages import AggregateResult
+from casereport.errors import ApiConnectionError, ApiError, RateLimitedError, ResponseFormatError
+
+
+def _client_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "casereport.api.client"]
+
+
+def test_a_redirect_without_a_location_says_elsewhere() -> None:
+    outcome = call(respond(302))
+    assert type(outcome.error) is ApiError
+    assert outcome.error.message == (
+        f"unexpected redirect (HTTP 302) from {URL} to elsewhere; "
+        "set CASEREPORT_API_URL to the API's own base URL"
+    )
+
+
+def test_300_multiple_choices_is_a_redirect_too() -> None:
+    outcome = call(respond(300, OK, headers={"Location": "https://example.com/"}))
+    assert type(outcome.error) is ApiError
+    assert outcome.error.status == 300
+    assert outcome.error.message == (
+        f"unexpected redirect (HTTP 300) from {URL} to https://example.com/; "
+        "set CASEREPORT_API_URL to the API's own base URL"
+    )
+    assert len(outcome.requests) == 1
+
+
+def test_a_failure_without_any_text_is_named_by_its_kind_alone() -> None:
+    outcome = call(httpx.UnsupportedProtocol(""))
+    assert isinstance(outcome.error, ApiConnectionError)
+    assert outcome.error.message == (
+        f"could not call {URL}: UnsupportedProtocol; check DD_SITE or CASEREPORT_API_URL"
+    )
+    assert outcome.error.url == URL
+
+
+def test_a_body_that_is_no_json_and_has_no_content_type_says_so() -> None:
+    outcome = call(respond(200, content=b"<html>"))
+    assert isinstance(outcome.error, ResponseFormatError)
+    assert outcome.error.message == (
+        f"unexpected response from {URL} (HTTP 200): the body is not valid JSON "
+        "(no content type: Expecting value: line 1 column 1 (char 0)); "
+        "check CASEREPORT_API_URL points at the Datadog API"
+    )
+    assert (outcome.error.status, outcome.error.url) == (200, URL)
+
+
+def test_a_429_after_another_failure_backs_off_from_the_start() -> None:
+    # 429s in a row back off further and further; any other answer starts them over.
+    outcome = call(respond(429), respond(429), respond(503), respond(429), respond(200, OK))
+    assert outcome.result == OK_RESULT
+    assert outcome.sleeps == jitter(0.25, 0.5, 0.25, 0.25)
+
+
+def test_debug_log_tells_the_story_of_a_rate_limit(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="casereport.api.client")
+    call(respond(429, headers={"X-RateLimit-Reset": "2"}), respond(200, OK))
+    assert _client_log(caplog) == [
+        f"POST {URL} attempt 1: HTTP 429",
+        f"POST {URL}: rate limited, retrying in 2.000 s",
+        f"POST {URL} attempt 2: HTTP 200",
+    ]
+
+
+def test_debug_log_tells_the_story_of_a_network_failure(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="casereport.api.client")
+    call(httpx.ReadError("[Errno 104] Connection reset by peer"), respond(200, OK))
+    wait = jitter(0.25)[0]
+    assert _client_log(caplog) == [
+        f"POST {URL} attempt 1: ReadError: [Errno 104] Connection reset by peer",
+        f"POST {URL}: retrying in {wait:.3f} s",
+        f"POST {URL} attempt 2: HTTP 200",
+    ]
+
+
+def test_each_error_names_its_status_and_url() -> None:
+    # What `apply` reports per failure comes from these as much as from the message.
+    too_large = call(respond(200, content=b"x" * 2048), max_response_bytes=1024).error
+    assert isinstance(too_large, ResponseFormatError)
+    assert (too_large.status, too_large.url) == (200, URL)
+    unreadable = call(respond(200, content=b"not gzip", headers={"Content-Encoding": "gzip"}))
+    assert isinstance(unreadable.error, ResponseFormatError)
+    assert (unreadable.error.status, unreadable.error.url) == (200, URL)
+    over_cap = call(respond(429, headers={"X-RateLimit-Reset": "500"})).error
+    assert isinstance(over_cap, RateLimitedError)
+    assert (over_cap.status, over_cap.url) == (429, URL)
+    silent = call(httpx.ConnectTimeout("connect timed out"), max_attempts=6).error
+    assert isinstance(silent, ApiConnectionError)
+    assert (silent.status, silent.url) == (None, URL)
+
+
+def test_a_reset_of_exactly_the_cap_is_waited_out() -> None:
+    outcome = call(respond(429, headers={"X-RateLimit-Reset": "120"}), respond(200, OK))
+    assert outcome.result == OK_RESULT
+    assert outcome.sleeps == [120.0]
+
+
+def test_a_429_holds_back_the_requests_sent_with_it() -> None:
+    """A 429 without the other rate-limit headers still says the server is over its limit:
+    the requests waiting to go wait out its reset too, not only the one refused."""
+    vt = VirtualTime(start=50.0)
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(vt.now)
+        if len(sent) == 1:
+            return httpx.Response(429, headers={"X-RateLimit-Reset": "2"})
+        return httpx.Response(200, json=OK)
+
+    async def go() -> list[AggregateResult | ApiError]:
+        async with CasesClient(
+            make_settings(parallelism=2),
+            transport=httpx.MockTransport(handler),
+            sleep=vt.sleep,
+            clock=vt.clock,
+        ) as client:
+            return await client.aggregate_many(distinct_requests(2))
+
+    results = vt.run(go())
+    assert all(isinstance(r, AggregateResult) for r in results)
+    assert sent == [50.0, 52.0, 52.0]

@@ -1,0 +1,115 @@
+"""The rate limiter on its own, across windows (``casereport.api.ratelimit``).
+
+Found by mutation testing (docs/mutation.md): what happens when one window ends and the
+next begins, and the message of ``WaitTooLong``. Virtual time only, as in test_client.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.test_client import VirtualTime, rl_headers
+
+from casereport.api.ratelimit import MARGIN, RateLimiter, Ticket, WaitTooLong
+
+
+def test_wait_too_long_says_when_the_budget_returns() -> None:
+    error = WaitTooLong(31.005)
+    assert str(error) == "rate-limit budget returns in 31.0 s"
+    assert error.wait == 31.005
+
+
+def _spend_a_window(limiter: RateLimiter, vt: VirtualTime) -> list[Ticket]:
+    """Probe at 100.0 (limit 3 a second, window ending by 101.0), then spend the rest."""
+
+    async def spend() -> list[Ticket]:
+        probe = await limiter.acquire()
+        limiter.done(probe, rl_headers(3, 1, 2, "1"), 200, vt.now)
+        tickets = [probe]
+        for remaining in (1, 0):
+            ticket = await limiter.acquire()
+            limiter.done(ticket, rl_headers(3, 1, remaining, "1"), 200, vt.now)
+            tickets.append(ticket)
+        assert (limiter.budget, limiter.window_end) == (0, 101.0)
+        return tickets
+
+    return vt.run(spend())
+
+
+def test_a_window_whose_requests_may_count_in_the_next_one_starts_with_a_probe() -> None:
+    """The bound on a window's end is an upper bound: the three requests sent in it may
+    have been counted in the next window. The next window's budget is then nothing, so
+    one request goes alone and its answer says what is left."""
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+    _spend_a_window(limiter, vt)
+    sent: list[tuple[int, float]] = []
+
+    async def scenario() -> None:
+        first = await limiter.acquire()  # waits for the window to end
+        sent.append((first.seq, vt.now))
+        assert limiter.window_end == pytest.approx(102.0)  # the next window, not later
+        others = [asyncio.ensure_future(limiter.acquire()) for _ in range(2)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not any(task.done() for task in others)
+        # The server did count the earlier three in this window: none left after the probe.
+        vt.now += 0.01
+        limiter.done(first, rl_headers(3, 1, 0, "1"), 200, vt.now)
+        for task in others:
+            ticket = await task
+            sent.append((ticket.seq, vt.now))
+
+    vt.run(scenario())
+    refill = 101.0 + MARGIN
+    assert sent[0] == (4, pytest.approx(refill))
+    # Remaining 0 after the probe: the other two wait for the window after (ending by 102.0
+    # at the latest, and by the probe's answer at 101.015 + 1).
+    assert [seq for seq, _ in sent[1:]] == [5, 6]
+    assert all(when == pytest.approx(102.0 + MARGIN) for _, when in sent[1:])
+
+
+def test_after_a_quiet_window_the_whole_limit_is_available_at_once() -> None:
+    """A whole window with no request in it: nothing sent earlier can count in the one a
+    request is sent in now, so the full limit goes without a probe."""
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+    _spend_a_window(limiter, vt)
+    vt.now = 102.5  # 101.0 to 102.0 went by with nothing sent
+
+    async def scenario() -> list[float]:
+        tickets = [await limiter.acquire() for _ in range(3)]
+        assert [t.seq for t in tickets] == [4, 5, 6]
+        assert limiter.window_end == pytest.approx(103.0)
+        assert limiter.budget == 0
+        with pytest.raises(WaitTooLong) as caught:
+            await limiter.acquire(max_wait=0.1)
+        return [caught.value.wait]
+
+    waits = vt.run(scenario())
+    assert waits == [pytest.approx(0.5 + MARGIN)]
+    assert vt.now == 102.5  # none of the three waited
+
+
+def test_a_429_for_a_request_of_an_earlier_window_does_not_hold_back_the_current_one() -> None:
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> None:
+        probe = await limiter.acquire()
+        limiter.done(probe, rl_headers(10, 1, 9, "1"), 200, vt.now)  # window ends by 101.0
+        slow = await limiter.acquire()  # seq 2, answered only in the next window
+        vt.now = 101.2
+        current = await limiter.acquire()  # the window rolled over: seq 3 starts the new one
+        assert current.seq == 3
+        # 10, less what may count in the new window: 1 in flight, 2 sent in the last one,
+        # and this one.
+        assert limiter.budget == 6
+        vt.now = 101.3
+        limiter.done(slow, rl_headers(10, 1, 0, "1"), 429, vt.now)  # refused back then
+        assert limiter.budget == 6
+        assert (await limiter.acquire()).seq == 4
+        assert vt.now == 101.3  # sent at once
+
+    vt.run(scenario())

@@ -113,3 +113,24 @@ def test_a_429_for_a_request_of_an_earlier_window_does_not_hold_back_the_current
         assert vt.now == 101.3  # sent at once
 
     vt.run(scenario())
+
+
+def test_after_a_429_on_the_first_request_the_next_window_counts_it_as_spent() -> None:
+    """The refused request may have counted in the window that follows (the bound on the
+    window's end is an upper bound): the next window allows the limit less that one."""
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> tuple[list[int], float]:
+        probe = await limiter.acquire()
+        limiter.done(probe, rl_headers(3, 1, 0, "1"), 429, vt.now)  # window ends by 101.0
+        first = await limiter.acquire()  # waits for it
+        second = await limiter.acquire()
+        with pytest.raises(WaitTooLong) as caught:
+            await limiter.acquire(max_wait=0.5)
+        return [first.seq, second.seq], caught.value.wait
+
+    (seqs, wait) = vt.run(scenario())
+    assert seqs == [2, 3]
+    assert vt.now == pytest.approx(101.0 + MARGIN)
+    assert wait == pytest.approx(1.0)  # the third waits for the window after

@@ -145,3 +145,56 @@ def test_a_429_holds_back_the_requests_sent_with_it() -> None:
     results = vt.run(go())
     assert all(isinstance(r, AggregateResult) for r in results)
     assert sent == [50.0, 52.0, 52.0]
+
+
+def test_an_answer_httpx_could_not_decode_is_unreadable_and_not_retried() -> None:
+    problem = "Error -3 while decompressing data: incorrect header check"
+    outcome = call(httpx.DecodingError(problem), respond(200, OK))
+    assert isinstance(outcome.error, ResponseFormatError)
+    assert outcome.error.message == (
+        f"unreadable response from {URL}: {problem}; "
+        "check CASEREPORT_API_URL points at the Datadog API"
+    )
+    assert (outcome.error.status, outcome.error.url) == (200, URL)
+    assert len(outcome.requests) == 1
+
+
+def test_an_attempt_has_only_what_is_left_of_a_short_deadline() -> None:
+    outcome = call(httpx.ReadTimeout("read timed out"), max_attempts=1, deadline=0.5)
+    assert isinstance(outcome.error, ApiConnectionError)
+    assert outcome.error.message == (
+        f"could not reach {URL} after 1 attempt: timed out after 0.5 s (ReadTimeout); "
+        "check the network, DD_SITE or CASEREPORT_API_URL, or raise --timeout"
+    )
+
+
+def test_requests_waiting_to_go_stop_once_the_server_is_found_down() -> None:
+    """Four requests at once against a server that accepts no connection: the first goes
+    alone (nothing is known of the rate limit yet), each failure lets the next one try,
+    and once three in a row went unanswered the fourth is not sent at all."""
+    vt = VirtualTime()
+    seen: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        await vt.sleep(0.01)  # refused after a while: the others are waiting by then
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    async def go() -> list[AggregateResult | ApiError]:
+        async with CasesClient(
+            make_settings(parallelism=4),
+            transport=httpx.MockTransport(handler),
+            sleep=vt.sleep,
+            clock=vt.clock,
+        ) as client:
+            return await client.aggregate_many(distinct_requests(4))
+
+    results = vt.run(go())
+    assert len(seen) == 3
+    for error in results:
+        assert isinstance(error, ApiConnectionError)
+        assert error.message == (
+            f"could not reach {URL}: it answered none of the last 3 attempts (ConnectError: "
+            "[Errno 111] Connection refused), so no more are made; check the network, "
+            "DD_SITE or CASEREPORT_API_URL"
+        )

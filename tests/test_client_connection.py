@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from importlib.machinery import ModuleSpec
 
 import httpx
 import pytest
-from tests.test_client import OK, OK_RESULT, REQUEST, call, make_settings, respond
+from tests.test_client import (
+    OK,
+    OK_BYTES,
+    OK_RESULT,
+    REQUEST,
+    call,
+    distinct_requests,
+    make_settings,
+    respond,
+)
 
 from casereport.api import client as client_module
 from casereport.api.client import CasesClient
@@ -96,3 +108,113 @@ def test_an_imported_sniffio_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> N
     _sniffio(monkeypatch, installed=False, imported=loaded)
     client_module._cache_missing_sniffio()
     assert sys.modules["sniffio"] is loaded
+
+
+class _KeepAliveServer:
+    """A loopback HTTP/1.1 server that keeps connections open and answers OK.
+
+    The first request is answered at once (the client's probe); after it, requests are
+    held in rounds of ``hold`` until the whole round has arrived, so a round shows how
+    many connections the client opens side by side (a round that never fills is let go
+    after ``patience`` seconds rather than hang).
+    """
+
+    def __init__(self, hold: int, patience: float = 5.0) -> None:
+        self.hold = hold
+        self.patience = patience
+        self.connections = 0
+        self.open = 0
+        self.most_open = 0
+        self.arrived = 0
+        self.let_go = 0  # rounds that never filled
+        self.rounds: dict[int, asyncio.Event] = {}
+        self.url = ""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                self.arrived += 1
+                if self.arrived > 1:
+                    turn = (self.arrived - 2) // self.hold
+                    released = self.rounds.setdefault(turn, asyncio.Event())
+                    if (self.arrived - 1) % self.hold == 0:
+                        released.set()
+                    try:
+                        await asyncio.wait_for(released.wait(), self.patience)
+                    except TimeoutError:
+                        self.let_go += 1
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(OK_BYTES)}\r\n\r\n".encode()
+                    + OK_BYTES
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+@pytest.fixture
+def keep_alive_server() -> Iterator[Callable[[int], _KeepAliveServer]]:
+    """Factory of keep-alive servers on 127.0.0.1, run in a background loop, closed after."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="keep-alive-server", daemon=True)
+    thread.start()
+    servers: list[asyncio.Server] = []
+
+    def start(hold: int) -> _KeepAliveServer:
+        state = _KeepAliveServer(hold)
+
+        async def open_server() -> asyncio.Server:
+            return await asyncio.start_server(state.serve, "127.0.0.1", 0)
+
+        server = asyncio.run_coroutine_threadsafe(open_server(), loop).result(timeout=5)
+        servers.append(server)
+        state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        return state
+
+    try:
+        yield start
+    finally:
+
+        async def close_all() -> None:
+            for server in servers:
+                server.close()
+                await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        loop.close()
+
+
+def test_the_client_opens_parallelism_connections_and_keeps_them(
+    keep_alive_server: Callable[[int], _KeepAliveServer],
+) -> None:
+    # More than httpx's defaults (100 connections, 20 kept alive): the client's own
+    # parallelism bounds both, so a second round of requests reuses every connection.
+    parallelism = 101
+    server = keep_alive_server(parallelism)
+
+    async def go() -> None:
+        settings = make_settings(
+            base_url=server.url, site=server.url, parallelism=parallelism, timeout=30.0
+        )
+        async with CasesClient(settings) as client:
+            first = await client.aggregate_many(distinct_requests(parallelism + 1))
+            assert first == [OK_RESULT] * (parallelism + 1)
+            assert server.most_open == parallelism
+            second = await client.aggregate_many(distinct_requests(parallelism))
+            assert second == [OK_RESULT] * parallelism
+
+    asyncio.run(go())
+    assert server.connections == parallelism
+    assert server.let_go == 0

@@ -198,3 +198,10 @@ def test_requests_waiting_to_go_stop_once_the_server_is_found_down() -> None:
             "[Errno 111] Connection refused), so no more are made; check the network, "
             "DD_SITE or CASEREPORT_API_URL"
         )
+
+
+@pytest.mark.parametrize("reset", ["inf", "nan", "-inf"])
+def test_a_reset_that_is_no_finite_number_is_as_none(reset: str) -> None:
+    outcome = call(respond(429, headers={"X-RateLimit-Reset": reset}), respond(200, OK))
+    assert outcome.result == OK_RESULT
+    assert outcome.sleeps == jitter(0.25)

@@ -6,6 +6,7 @@ of test_client.py: a scripted server, virtual time, nothing waits for real.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -13,7 +14,9 @@ import pytest
 from tests.test_client import (
     OK,
     OK_RESULT,
+    REQUEST,
     URL,
+    FakeTime,
     VirtualTime,
     call,
     distinct_requests,
@@ -205,3 +208,77 @@ def test_a_reset_that_is_no_finite_number_is_as_none(reset: str) -> None:
     outcome = call(respond(429, headers={"X-RateLimit-Reset": reset}), respond(200, OK))
     assert outcome.result == OK_RESULT
     assert outcome.sleeps == jitter(0.25)
+
+
+def test_a_spent_budget_past_the_deadline_but_within_the_cap_says_so() -> None:
+    # Told by a 200 that the budget is spent for 100 s (plus a second for rounding): the
+    # next request would wait past its 60 s deadline, though within the 120 s cap.
+    headers = {
+        "X-RateLimit-Limit": "100",
+        "X-RateLimit-Period": "3600",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "100",
+    }
+    fake = FakeTime()
+
+    async def go() -> ApiError:
+        async with CasesClient(
+            make_settings(deadline=60.0),
+            transport=httpx.MockTransport(respond(200, OK, headers=headers)),
+            sleep=fake.sleep,
+            clock=fake.clock,
+        ) as client:
+            assert await client.aggregate(REQUEST) == OK_RESULT
+            with pytest.raises(RateLimitedError) as caught:
+                await client.aggregate(REQUEST)
+            return caught.value
+
+    error = asyncio.run(go())
+    assert error.message == (
+        f"rate limit budget exhausted at {URL}: it returns in 101 s, after this request's "
+        "60 s deadline; lower the parallelism or try again later"
+    )
+    assert (error.status, error.url) == (429, URL)
+    assert fake.sleeps == []
+
+
+def _chain(depth: int, last: BaseException) -> httpx.ConnectError:
+    """A ConnectError whose causes are ``depth`` plain errors, then ``last``."""
+    failure = httpx.ConnectError("All connection attempts failed")
+    link: BaseException = failure
+    for n in range(depth):
+        link.__cause__ = RuntimeError(f"link {n}")
+        link = link.__cause__
+    link.__cause__ = last
+    return failure
+
+
+@pytest.mark.parametrize(
+    ("failure", "named"),
+    [
+        # The OS error names its number in the system's own words.
+        (
+            _chain(0, PermissionError(1, "Connect call failed ('10.0.0.1', 443)")),
+            "ConnectError: [Errno 1] Operation not permitted",
+        ),
+        (
+            _chain(6, ConnectionRefusedError(111, "refused")),
+            "ConnectError: [Errno 111] Connection refused",
+        ),
+        # The walk is bounded: it looks at 8 errors at most (the failure and 7 causes), so
+        # an OS error 8 causes down is not reached and httpx's words stand.
+        (
+            _chain(7, ConnectionRefusedError(111, "refused")),
+            "ConnectError: All connection attempts failed",
+        ),
+    ],
+)
+def test_the_os_error_under_a_failure_is_looked_for_among_eight(
+    failure: httpx.TransportError, named: str
+) -> None:
+    outcome = call(failure, max_attempts=1)
+    assert isinstance(outcome.error, ApiConnectionError)
+    assert outcome.error.message == (
+        f"could not reach {URL} after 1 attempt: {named}; "
+        "check the network, DD_SITE or CASEREPORT_API_URL"
+    )

@@ -134,3 +134,42 @@ def test_after_a_429_on_the_first_request_the_next_window_counts_it_as_spent() -
     assert seqs == [2, 3]
     assert vt.now == pytest.approx(101.0 + MARGIN)
     assert wait == pytest.approx(1.0)  # the third waits for the window after
+
+
+def test_a_429_empties_the_budget_even_if_earlier_answers_say_otherwise() -> None:
+    """A request refused with 429 shows the server has nothing left in this window; an
+    answer to an earlier request, counted before it, must not give the budget back."""
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> float:
+        probe = await limiter.acquire()
+        limiter.done(probe, rl_headers(10, 60, 5, "30"), 200, vt.now)
+        earlier, refused = await limiter.acquire(), await limiter.acquire()
+        limiter.done(refused, rl_headers(10, 60, 0, "30"), 429, vt.now)  # others spent it
+        limiter.done(earlier, rl_headers(10, 60, 2, "30"), 200, vt.now)  # counted before
+        assert limiter.budget == 0
+        with pytest.raises(WaitTooLong) as caught:
+            await limiter.acquire(max_wait=1.0)
+        return caught.value.wait
+
+    assert vt.run(scenario()) == pytest.approx(31.0 + MARGIN)
+
+
+def test_a_429_for_the_first_request_of_a_window_empties_it() -> None:
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> float:
+        probe = await limiter.acquire()
+        limiter.done(probe, rl_headers(10, 1, 5, "1"), 200, vt.now)  # window ends by 101.0
+        vt.now = 101.5
+        first = await limiter.acquire()  # a new window: 10 less the one sent in the last
+        assert first.seq == 2 and limiter.budget == 8
+        limiter.done(first, rl_headers(10, 1, 0, "1"), 429, vt.now)  # others spent it
+        assert limiter.budget == 0
+        with pytest.raises(WaitTooLong) as caught:
+            await limiter.acquire(max_wait=0.1)
+        return caught.value.wait
+
+    assert vt.run(scenario()) == pytest.approx(1.0 + MARGIN)

@@ -27,7 +27,13 @@ from tests.test_client import (
 
 from casereport.api.client import CasesClient
 from casereport.api.messages import AggregateResult
-from casereport.errors import ApiConnectionError, ApiError, RateLimitedError, ResponseFormatError
+from casereport.errors import (
+    ApiConnectionError,
+    ApiError,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+)
 
 
 def _client_log(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -282,3 +288,15 @@ def test_the_os_error_under_a_failure_is_looked_for_among_eight(
         f"could not reach {URL} after 1 attempt: {named}; "
         "check the network, DD_SITE or CASEREPORT_API_URL"
     )
+
+
+def test_the_errors_after_the_last_retry_name_their_status_and_url() -> None:
+    unreachable = call(httpx.ReadTimeout("read timed out"), max_attempts=2).error
+    assert isinstance(unreachable, ApiConnectionError)
+    assert (unreachable.status, unreachable.url) == (None, URL)
+    throttled = call(respond(429, headers={"X-RateLimit-Reset": "100"}), deadline=60.0).error
+    assert isinstance(throttled, RateLimitedError)
+    assert (throttled.status, throttled.url) == (429, URL)
+    failing = call(respond(503), max_attempts=2).error
+    assert isinstance(failing, ServerError)
+    assert (failing.status, failing.url) == (503, URL)

@@ -173,3 +173,32 @@ def test_a_429_for_the_first_request_of_a_window_empties_it() -> None:
         return caught.value.wait
 
     assert vt.run(scenario()) == pytest.approx(1.0 + MARGIN)
+
+
+def test_one_request_left_in_a_new_window_goes_without_holding_the_others() -> None:
+    """A window that starts with one request left sends it as any other, not as a probe:
+    the next request waits for the window to end, not for that one's answer."""
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+    sent: dict[int, float] = {}
+
+    async def scenario() -> None:
+        probe = await limiter.acquire()
+        limiter.done(probe, rl_headers(3, 1, 2, "1"), 200, vt.now)  # window ends by 101.0
+        second = await limiter.acquire()
+        limiter.done(second, rl_headers(3, 1, 1, "1"), 200, vt.now)
+        vt.now = 101.5  # a new window: 3, less the 2 sent in the last one
+
+        async def slow(ticket: Ticket) -> None:
+            await vt.sleep(2.0)  # its answer comes late, in the window after
+            limiter.done(ticket, rl_headers(3, 1, 2, "1"), 200, vt.now)
+
+        alone = await limiter.acquire()
+        sent[alone.seq] = vt.now
+        answer = asyncio.ensure_future(slow(alone))
+        after = await limiter.acquire()
+        sent[after.seq] = vt.now
+        await answer
+
+    vt.run(scenario())
+    assert sent == {3: 101.5, 4: pytest.approx(102.0 + MARGIN)}

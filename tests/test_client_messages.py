@@ -7,6 +7,7 @@ of test_client.py: a scripted server, virtual time, nothing waits for real.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import httpx
@@ -26,7 +27,7 @@ from tests.test_client import (
 )
 
 from casereport.api.client import CasesClient
-from casereport.api.messages import AggregateResult
+from casereport.api.messages import AggregateRequest, AggregateResult
 from casereport.errors import (
     ApiConnectionError,
     ApiError,
@@ -300,3 +301,35 @@ def test_the_errors_after_the_last_retry_name_their_status_and_url() -> None:
     failing = call(respond(503), max_attempts=2).error
     assert isinstance(failing, ServerError)
     assert (failing.status, failing.url) == (503, URL)
+
+
+def test_a_bug_stops_aggregate_many_only_once_every_other_request_has_wound_up() -> None:
+    """An unexpected exception (a bug, or Ctrl-C) cancels the other requests, and waits
+    for each to finish winding up (closing its connection) before it is passed on."""
+    wound_up: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        query = json.loads(request.content)["data"]["attributes"]["query_filter"]
+        if query == "warm-up":
+            return httpx.Response(200, json=OK)  # no rate-limit headers: no pacing after
+        if query.endswith("x3"):
+            await asyncio.sleep(0.01)  # the others are on the wire by then
+            raise RuntimeError("bug in a transport")
+        try:
+            await asyncio.sleep(60)
+        finally:
+            for _ in range(3):  # winding up takes a few turns of the loop
+                await asyncio.sleep(0)
+            wound_up.append(query)
+        raise AssertionError("never answered")
+
+    async def go() -> None:
+        async with CasesClient(
+            make_settings(parallelism=5), transport=httpx.MockTransport(handler)
+        ) as client:
+            await client.aggregate(AggregateRequest("warm-up", ("status",), 10))
+            with pytest.raises(RuntimeError, match="bug in a transport"):
+                await client.aggregate_many(distinct_requests(5))
+            assert len(wound_up) == 4
+
+    asyncio.run(go())

@@ -202,3 +202,17 @@ def test_one_request_left_in_a_new_window_goes_without_holding_the_others() -> N
 
     vt.run(scenario())
     assert sent == {3: 101.5, 4: pytest.approx(102.0 + MARGIN)}
+
+
+def test_a_budget_that_returns_exactly_at_the_deadline_is_waited_for() -> None:
+    vt = VirtualTime()
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> None:
+        probe = await limiter.acquire()
+        limiter.done(probe, rl_headers(1, 60, 0, "30"), 200, vt.now)  # window ends by 31
+        ticket = await limiter.acquire(deadline=31.0 + MARGIN, max_wait=31.0 + MARGIN)
+        assert ticket.seq == 2
+
+    vt.run(scenario())
+    assert vt.now == 31.0 + MARGIN

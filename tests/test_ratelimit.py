@@ -216,3 +216,25 @@ def test_a_budget_that_returns_exactly_at_the_deadline_is_waited_for() -> None:
 
     vt.run(scenario())
     assert vt.now == 31.0 + MARGIN
+
+
+def test_a_remaining_equal_to_the_lowest_seen_shows_a_new_window_too() -> None:
+    """A request counted in the same window would leave Remaining below the lowest value
+    seen before it was sent; the same value shows it was counted in a new window."""
+    vt = VirtualTime()
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> float:
+        probe = await limiter.acquire()
+        vt.now = 0.5
+        limiter.done(probe, rl_headers(10, 1, 1, "1"), 200, vt.now)  # window ends by 1.5
+        late = await limiter.acquire()  # sent with 1 seen as the lowest
+        vt.now = 0.6
+        limiter.done(late, rl_headers(10, 1, 1, "1"), 200, vt.now)  # still 1: a new window
+        assert (limiter.budget, limiter.window_end) == (1, pytest.approx(1.6))
+        last = await limiter.acquire()
+        limiter.done(last, rl_headers(10, 1, 0, "1"), 200, vt.now)
+        await limiter.acquire()  # waits for the new window's end, not the old one's
+        return vt.now
+
+    assert vt.run(scenario()) == pytest.approx(1.6 + MARGIN)

@@ -119,7 +119,7 @@ class _KeepAliveServer:
     after ``patience`` seconds rather than hang).
     """
 
-    def __init__(self, hold: int, patience: float = 5.0) -> None:
+    def __init__(self, hold: int, patience: float = 30.0) -> None:
         self.hold = hold
         self.patience = patience
         self.connections = 0

@@ -238,3 +238,22 @@ def test_a_remaining_equal_to_the_lowest_seen_shows_a_new_window_too() -> None:
         return vt.now
 
     assert vt.run(scenario()) == pytest.approx(1.6 + MARGIN)
+
+
+def test_a_new_window_seen_in_remaining_can_be_followed_by_another() -> None:
+    vt = VirtualTime()
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> None:
+        probe = await limiter.acquire()
+        vt.now = 0.5
+        limiter.done(probe, rl_headers(10, 1, 1, "1"), 200, vt.now)  # window ends by 1.5
+        late = await limiter.acquire()
+        vt.now = 0.6
+        limiter.done(late, rl_headers(10, 1, 1, "1"), 200, vt.now)  # a new window, by 1.6
+        later = await limiter.acquire()  # sent with 1 seen as the lowest in that window
+        vt.now = 0.7
+        limiter.done(later, rl_headers(10, 1, 9, "1"), 200, vt.now)  # yet another, by 1.7
+        assert (limiter.budget, limiter.window_end) == (9, pytest.approx(1.7))
+
+    vt.run(scenario())

@@ -257,3 +257,21 @@ def test_a_new_window_seen_in_remaining_can_be_followed_by_another() -> None:
         assert (limiter.budget, limiter.window_end) == (9, pytest.approx(1.7))
 
     vt.run(scenario())
+
+
+def test_requests_sent_before_a_new_window_was_seen_are_not_taken_for_another() -> None:
+    vt = VirtualTime()
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> None:
+        probe = await limiter.acquire()
+        vt.now = 0.5
+        limiter.done(probe, rl_headers(10, 1, 2, "1"), 200, vt.now)  # window ends by 1.5
+        first, second = await limiter.acquire(), await limiter.acquire()  # 2 seen as lowest
+        vt.now = 0.6
+        limiter.done(first, rl_headers(10, 1, 9, "1"), 200, vt.now)  # a new window
+        # Counted after the first in that same window: Remaining fell, no new window.
+        limiter.done(second, rl_headers(10, 1, 8, "1"), 200, vt.now)
+        assert (limiter.budget, limiter.window_end) == (8, pytest.approx(1.6))
+
+    vt.run(scenario())

@@ -1,0 +1,180 @@
+"""The object store under a remote state (``state.objects``), against moto's S3 server.
+
+What a user relies on beyond a plain apply: where the objects land for every shape of
+``[backend] url``, how long a failing store is retried before the one-line error, and what
+that line says when the endpoint is AWS's own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from casereport.errors import BackendError
+from casereport.settings import BackendSettings
+from casereport.state.objects import Bucket, _short
+from s3_server import S3_ENV, S3Bucket, free_port, s3_bucket, s3_server
+
+__all__ = ["s3_bucket", "s3_server"]  # fixtures
+
+
+def bucket_at(s3_bucket: S3Bucket, url: str) -> Bucket:
+    return Bucket(BackendSettings(url=url, endpoint_url=s3_bucket.endpoint))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "key"),
+    [
+        ("/casereport/", "casereport/x"),  # a trailing slash
+        ("//deep/er//", "deep/er/x"),  # slashes round the prefix
+        ("", "x"),  # no prefix: the bucket's top level
+        ("/", "x"),
+    ],
+)
+def test_each_shape_of_url_puts_the_objects_under_its_prefix(
+    s3_bucket: S3Bucket, suffix: str, key: str
+) -> None:
+    bucket = bucket_at(s3_bucket, f"s3://{s3_bucket.name}{suffix}")
+    bucket.put("x", b"one", expected=None)
+    assert s3_bucket.keys() == [key]
+    stored = bucket.read("x")
+    assert stored is not None and stored.data == b"one"
+
+
+def test_a_trailing_slash_is_not_doubled_in_what_the_messages_name(s3_bucket: S3Bucket) -> None:
+    bucket = bucket_at(s3_bucket, f"s3://{s3_bucket.name}/casereport/")
+    assert bucket.url == f"s3://{s3_bucket.name}/casereport"
+    assert bucket.where("state.json") == f"s3://{s3_bucket.name}/casereport/state.json"
+
+
+def test_a_region_is_passed_to_the_store(s3_bucket: S3Bucket) -> None:
+    settings = BackendSettings(
+        url=s3_bucket.url(), endpoint_url=s3_bucket.endpoint, region="eu-west-3"
+    )
+    bucket = Bucket(settings)
+    assert bucket._store.config["region"] == "eu-west-3"
+    bucket.put("x", b"one", expected=None)
+    assert s3_bucket.keys() == ["casereport/x"]
+
+
+class _Unavailable(BaseHTTPRequestHandler):
+    """Answers every request with 503, counting them."""
+
+    hits: list[str]
+
+    def do_GET(self) -> None:
+        self.hits.append(f"{self.command} {self.path}")
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_PUT = do_HEAD = do_DELETE = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def unavailable(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[str]]]:
+    """An endpoint on 127.0.0.1 whose every answer is 503; yields it and its requests."""
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    hits: list[str] = []
+    handler = type("Handler", (_Unavailable,), {"hits": hits})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_failing_store_is_tried_four_times_then_named_in_one_line(
+    unavailable: tuple[str, list[str]],
+) -> None:
+    endpoint, hits = unavailable
+    bucket = Bucket(BackendSettings(url="s3://some-bucket/x", endpoint_url=endpoint))
+    with pytest.raises(BackendError) as failed:
+        bucket.read("state.json")
+    assert failed.value.message == (
+        f"s3://some-bucket/x/state.json: cannot reach the object store at {endpoint}: "
+        "Generic S3 error: Server returned non-2xx status code: 503 Service Unavailable; "
+        "check [backend] endpoint_url, region and the network"
+    )
+    # The first try and three retries, not the library's ten.
+    assert hits == ["GET /some-bucket/x/state.json"] * 4
+
+
+def test_the_aws_endpoint_is_named_as_such_when_no_endpoint_url_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    # The credential chain's own endpoint variable, at a port where nothing listens.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    bucket = Bucket(BackendSettings(url="s3://some-bucket/x"))
+    with pytest.raises(BackendError) as failed:
+        bucket.read("state.json")
+    message = failed.value.message
+    assert message.startswith(
+        "s3://some-bucket/x/state.json: cannot reach the object store at the AWS endpoint: "
+    )
+    assert message.endswith("; check [backend] endpoint_url, region and the network")
+
+
+def test_the_reason_is_kept_without_the_request_dump_and_bounded() -> None:
+    dump = "Error performing GET http://127.0.0.1:9/b/x/state.json in 1.2s - "
+    assert _short(f"Generic S3 error: {dump}tcp connect error: refused") == (
+        "Generic S3 error: tcp connect error: refused"
+    )
+    assert _short("Generic S3 error: timed out : ") == "Generic S3 error: timed out"
+    long = "a" * 300
+    assert _short(long) == "a" * 200
+    assert _short("a" * 199 + " :") == "a" * 199
+
+
+def test_a_url_that_is_not_s3_is_refused_by_the_store_too() -> None:
+    # settings and --backend refuse it first; the store does not rely on that.
+    with pytest.raises(BackendError) as refused:
+        Bucket(BackendSettings(url="gs://bucket/x"))
+    assert refused.value.message == "backend url 'gs://bucket/x' is not s3://BUCKET/PREFIX"
+
+
+def test_the_folders_directly_under_a_prefix(s3_bucket: S3Bucket) -> None:
+    bucket = bucket_at(s3_bucket, s3_bucket.url())
+    for key in ("a/b/one/state.json", "a/b/two/x/state.json", "a/b/file", "a/c/three/y"):
+        bucket.put(key, b"x", expected=None)
+    assert bucket.folders("a/b") == ["one", "two"]
+    assert bucket.folders("a") == ["b", "c"]
+    assert bucket.folders("nothing") == []
+
+
+def test_a_missing_bucket_is_named_when_listing_too(s3_bucket: S3Bucket) -> None:
+    bucket = bucket_at(s3_bucket, "s3://no-such-bucket-here/x")
+    with pytest.raises(BackendError) as failed:
+        bucket.folders("workspaces")
+    assert failed.value.message == (
+        "s3://no-such-bucket-here/x/workspaces: the bucket 'no-such-bucket-here' does not "
+        "exist (or is not visible with these credentials); create it, or fix [backend] url"
+    )
+    for action in (
+        lambda: bucket.copy("state.json", "state.json.backup"),
+        lambda: bucket.delete("state.json"),
+        lambda: bucket.put("state.json", b"x", expected=None),
+    ):
+        with pytest.raises(BackendError) as missing:
+            action()
+        assert "the bucket 'no-such-bucket-here' does not exist" in missing.value.message
+
+
+def test_copy_and_delete_of_a_missing_object_do_nothing(s3_bucket: S3Bucket) -> None:
+    bucket = bucket_at(s3_bucket, s3_bucket.url())
+    bucket.copy("state.json", "state.json.backup")
+    bucket.delete("state.json")
+    assert s3_bucket.keys() == []

@@ -13,9 +13,12 @@ import pytest
 
 from casereport.errors import LockError, StateError
 from casereport.settings import BackendSettings, Settings
+from casereport.state.backend import Found, LocalBackend, S3Backend, state_key
 from casereport.state.lock import LockInfo, state_lock
 from casereport.state.model import serialise
+from casereport.state.objects import NOT_MODIFIED, Bucket
 from casereport.state.workspaces import (
+    copy_state,
     delete_workspace,
     list_workspaces,
     migrate,
@@ -172,3 +175,61 @@ def test_a_copy_waits_for_a_held_lock_only_when_told(
             assert f"the state {settings.state_path} is locked after waiting 0.3 s by ID " in (
                 local_waited.value.message
             )
+
+
+def test_push_replaces_a_newer_remote_state_only_when_forced(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    url = s3_bucket.url()
+    s3_bucket.put(STATE, state_bytes(7))
+    write(settings.state_path, state_bytes(3))
+    with pytest.raises(StateError, match="holds a newer state"):
+        push(settings, url, "default")
+    assert s3_bucket.object(STATE) == state_bytes(7)
+    push(settings, url, "default", force=True)
+    assert s3_bucket.object(STATE) == state_bytes(3)
+
+
+def test_the_workspace_commands_do_not_wait_for_a_held_lock(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    url = s3_bucket.url()
+    new_workspace(settings, url, "staging")
+    key = "casereport/workspaces/staging/state.json"
+    remote_lock_of_another_host(s3_bucket, key + ".lock")
+    with pytest.raises(LockError) as deleting:
+        delete_workspace(settings, url, "staging", current="default")
+    assert str(deleting.value.message).startswith(
+        f"the state s3://{s3_bucket.name}/{key} is locked by ID abc"
+    )
+    remote_lock_of_another_host(s3_bucket, "casereport/workspaces/other/state.json.lock")
+    with pytest.raises(LockError) as creating:
+        new_workspace(settings, url, "other")
+    assert "workspaces/other/state.json is locked by ID abc" in creating.value.message
+    assert s3_bucket.object(key) is not None  # not deleted
+    assert s3_bucket.object("casereport/workspaces/other/state.json") is None  # nor created
+
+
+def test_a_copy_does_not_wait_for_a_held_lock_unless_told(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    source = LocalBackend(settings.state_path)
+    write(settings.state_path, state_bytes(3))
+    destination = LocalBackend(settings.root / "other" / "state.json")
+    with state_lock(destination.path, "apply"):
+        with pytest.raises(LockError) as refused:
+            copy_state(source, destination, operation="state migrate")
+        assert f"the state {destination.path} is locked by ID " in refused.value.message
+
+
+def test_the_remote_state_is_read_as_any_backends_state(s3_bucket: S3Bucket) -> None:
+    backend = S3Backend(
+        Bucket(BackendSettings(url=s3_bucket.url(), endpoint_url=s3_bucket.endpoint)),
+        state_key("default"),
+        "default",
+    )
+    assert backend.read() is None
+    etag = backend.write(b"one", None)
+    assert backend.read() == Found(b"one", etag)
+    assert backend.read_if_changed('"another"') == Found(b"one", etag)
+    assert backend.read_if_changed(etag) is NOT_MODIFIED

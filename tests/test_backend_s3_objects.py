@@ -8,7 +8,7 @@ that line says when the endpoint is AWS's own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -111,6 +111,28 @@ def test_a_failing_store_is_tried_four_times_then_named_in_one_line(
     assert hits == ["GET /some-bucket/x/state.json"] * 4
 
 
+@pytest.mark.parametrize(
+    ("key", "action"),
+    [
+        ("state.json", lambda bucket: bucket.read("state.json")),
+        ("state.json", lambda bucket: bucket.put("state.json", b"x", expected='"e"')),
+        ("state.json", lambda bucket: bucket.copy("state.json", "state.json.backup")),
+        ("state.json.lock", lambda bucket: bucket.delete("state.json.lock")),
+        ("workspaces", lambda bucket: bucket.folders("workspaces")),
+    ],
+)
+def test_each_request_to_a_failing_store_names_its_object(
+    unavailable: tuple[str, list[str]], key: str, action: Callable[[Bucket], object]
+) -> None:
+    endpoint, _ = unavailable
+    bucket = Bucket(BackendSettings(url="s3://some-bucket/x", endpoint_url=endpoint))
+    with pytest.raises(BackendError) as failed:
+        action(bucket)
+    assert failed.value.message.startswith(
+        f"s3://some-bucket/x/{key}: cannot reach the object store at {endpoint}: "
+    )
+
+
 def test_the_aws_endpoint_is_named_as_such_when_no_endpoint_url_is_set(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -163,14 +185,18 @@ def test_a_missing_bucket_is_named_when_listing_too(s3_bucket: S3Bucket) -> None
         "s3://no-such-bucket-here/x/workspaces: the bucket 'no-such-bucket-here' does not "
         "exist (or is not visible with these credentials); create it, or fix [backend] url"
     )
-    for action in (
-        lambda: bucket.copy("state.json", "state.json.backup"),
-        lambda: bucket.delete("state.json"),
-        lambda: bucket.put("state.json", b"x", expected=None),
+    for key, action in (
+        ("state.json", lambda: bucket.copy("state.json", "state.json.backup")),
+        ("state.json.lock", lambda: bucket.delete("state.json.lock")),
+        ("state.json", lambda: bucket.put("state.json", b"x", expected=None)),
+        ("state.json", lambda: bucket.get("state.json", if_changed_from='"x"')),
     ):
         with pytest.raises(BackendError) as missing:
             action()
-        assert "the bucket 'no-such-bucket-here' does not exist" in missing.value.message
+        assert missing.value.message == (
+            f"s3://no-such-bucket-here/x/{key}: the bucket 'no-such-bucket-here' does not "
+            "exist (or is not visible with these credentials); create it, or fix [backend] url"
+        )
 
 
 def test_copy_and_delete_of_a_missing_object_do_nothing(s3_bucket: S3Bucket) -> None:

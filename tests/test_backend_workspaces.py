@@ -325,3 +325,9 @@ def test_a_deleted_workspaces_directory_is_kept_when_other_files_are_in_it(
     delete_workspace(settings, None, "staging", current="default")
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
     assert list_workspaces(settings, None) == ["default"]
+
+
+def test_the_local_backend_makes_the_folders_of_a_new_state(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "a" / "b" / "state.json")
+    backend.write(b"one", None)
+    assert backend.path.read_bytes() == b"one"

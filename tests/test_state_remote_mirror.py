@@ -242,3 +242,52 @@ def test_a_workspace_without_a_remote_state_is_refused(
         f"workspace 'staging' does not exist in {s3_bucket.url()}; create it with "
         "`casereport workspace new staging` (`casereport workspace list` shows them)"
     )
+
+
+def test_a_push_records_what_it_pushed_so_the_next_run_writes_nothing(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    written = state_bytes(1)
+    with mirrored(settings, backend, "apply") as mirror:
+        mirror.write_bytes(written)
+    assert sidecar(mirror) == {
+        "etag": backend.read().version,  # type: ignore[union-attr]
+        "sha256": hashlib.sha256(written).hexdigest(),
+        "where": f"{s3_bucket.url()}/state.json",
+    }
+    with mirrored(settings, backend, "apply"):
+        pass  # nothing changed: nothing pushed, so no backup made
+    assert s3_bucket.keys() == [STATE]
+
+
+def test_two_first_runs_at_once_the_later_push_is_refused(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    theirs = state_bytes(1, site_outputs={})
+    with pytest.raises(StateError) as refused, mirrored(settings, backend, "apply") as mirror:
+        mirror.write_bytes(state_bytes(1))
+        s3_bucket.put(STATE, theirs)  # the other first run pushed meanwhile
+    assert refused.value.message == (
+        f"{s3_bucket.url()}/state.json: the state changed since this run read it (another run "
+        f"wrote it); nothing was overwritten; this run's state is kept in {mirror}; run again"
+    )
+    assert s3_bucket.object(STATE) == theirs
+
+
+def test_another_machines_write_replaces_an_untouched_mirror_quietly(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    with mirrored(settings, backend, None) as mirror:
+        pass
+    theirs = state_bytes(5)
+    s3_bucket.put(STATE, theirs)  # another machine's run
+    notices: list[str] = []
+    with mirrored(settings, backend, "apply", notice=notices.append) as seen:
+        assert seen.read_bytes() == theirs
+    assert notices == []
+    assert not mirror.with_name("state.json.unpushed").exists()
+    assert s3_bucket.keys() == [STATE]  # taken as it is: nothing pushed back

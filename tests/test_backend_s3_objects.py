@@ -7,6 +7,7 @@ that line says when the endpoint is AWS's own.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,22 +78,28 @@ class _Unavailable(BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering with ``handler``; yields its endpoint."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @pytest.fixture
 def unavailable(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[str]]]:
     """An endpoint on 127.0.0.1 whose every answer is 503; yields it and its requests."""
     for name, value in S3_ENV.items():
         monkeypatch.setenv(name, value)
     hits: list[str] = []
-    handler = type("Handler", (_Unavailable,), {"hits": hits})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(type("Handler", (_Unavailable,), {"hits": hits})) as endpoint:
+        yield endpoint, hits
 
 
 def test_a_failing_store_is_tried_four_times_then_named_in_one_line(
@@ -130,6 +137,38 @@ def test_each_request_to_a_failing_store_names_its_object(
         action(bucket)
     assert failed.value.message.startswith(
         f"s3://some-bucket/x/{key}: cannot reach the object store at {endpoint}: "
+    )
+
+
+class _BreaksOff(BaseHTTPRequestHandler):
+    """Answers a GET with the headers of 1000 bytes, sends 3 and closes."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.send_header("ETag", '"e1"')
+        self.send_header("Last-Modified", "Mon, 07 Dec 2026 00:00:00 GMT")
+        self.end_headers()
+        self.wfile.write(b"abc")
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_download_that_breaks_off_is_one_line_naming_the_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    with serving(_BreaksOff) as endpoint:
+        bucket = Bucket(BackendSettings(url="s3://some-bucket/x", endpoint_url=endpoint))
+        with pytest.raises(BackendError) as failed:
+            bucket.read("state.json")
+    assert failed.value.message.startswith(
+        f"s3://some-bucket/x/state.json: cannot reach the object store at {endpoint}: "
     )
 
 

@@ -243,3 +243,17 @@ def test_copy_and_delete_of_a_missing_object_do_nothing(s3_bucket: S3Bucket) -> 
     bucket.copy("state.json", "state.json.backup")
     bucket.delete("state.json")
     assert s3_bucket.keys() == []
+
+
+def test_a_failure_without_a_message_is_named_by_its_kind() -> None:
+    bucket = Bucket(BackendSettings(url="s3://some-bucket/x", endpoint_url="http://127.0.0.1:9"))
+
+    def reset() -> None:
+        raise ConnectionResetError
+
+    with pytest.raises(BackendError) as failed:
+        bucket._call("state.json", reset)
+    assert failed.value.message == (
+        "s3://some-bucket/x/state.json: cannot reach the object store at http://127.0.0.1:9: "
+        "ConnectionResetError; check [backend] endpoint_url, region and the network"
+    )

@@ -274,6 +274,7 @@ def test_two_first_runs_at_once_the_later_push_is_refused(
         f"wrote it); nothing was overwritten; this run's state is kept in {mirror}; run again"
     )
     assert s3_bucket.object(STATE) == theirs
+    assert s3_bucket.keys() == [STATE]  # a write expecting no state backs nothing up
 
 
 def test_another_machines_write_replaces_an_untouched_mirror_quietly(

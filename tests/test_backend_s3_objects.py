@@ -209,10 +209,14 @@ def test_a_url_that_is_not_s3_is_refused_by_the_store_too() -> None:
 
 def test_the_folders_directly_under_a_prefix(s3_bucket: S3Bucket) -> None:
     bucket = bucket_at(s3_bucket, s3_bucket.url())
-    for key in ("a/b/one/state.json", "a/b/two/x/state.json", "a/b/file", "a/c/three/y"):
+    keys = ("a/b/one/state.json", "a/b/two/x/state.json", "a/b/file", "a/c/three/y", "a/b/oneX/z")
+    for key in (*keys, "a/b/space /z", "a/bX/q/z", "a/b /r/z"):
         bucket.put(key, b"x", expected=None)
-    assert bucket.folders("a/b") == ["one", "two"]
-    assert bucket.folders("a") == ["b", "c"]
+    assert bucket.folders("a/b") == ["one", "oneX", "space ", "two"]
+    assert bucket.folders("a/bX") == ["q"]
+    assert bucket.folders("a/b ") == ["r"]
+    assert bucket.folders("a/b/") == bucket.folders("a/b")
+    assert bucket.folders("a") == ["b", "b ", "bX", "c"]
     assert bucket.folders("nothing") == []
 
 

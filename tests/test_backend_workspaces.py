@@ -332,3 +332,21 @@ def test_the_local_backend_makes_the_folders_of_a_new_state(tmp_path: Path) -> N
     backend = LocalBackend(tmp_path / "a" / "b" / "state.json")
     backend.write(b"one", None)
     assert backend.path.read_bytes() == b"one"
+
+
+@pytest.mark.parametrize(
+    ("fields", "held"),
+    [
+        ({"reports": {}}, "2 results and 0 reports"),
+        ({"aggregations": {}}, "0 results and 1 report"),
+    ],
+)
+def test_a_workspace_holding_results_or_reports_alone_is_kept_without_force(
+    settings: Settings, fields: dict[str, object], held: str
+) -> None:
+    path = settings.state_path.parent / "workspaces" / "staging" / "state.json"
+    write(path, **fields)
+    with pytest.raises(StateError) as holding:
+        delete_workspace(settings, None, "staging", current="default")
+    assert f"workspace 'staging' holds {held} ({path})" in message(holding)
+    assert path.exists()

@@ -195,6 +195,7 @@ def test_the_reason_is_kept_without_the_request_dump_and_bounded() -> None:
         "Generic S3 error: tcp connect error: refused"
     )
     assert _short("Generic S3 error: timed out : ") == "Generic S3 error: timed out"
+    assert _short("Generic S3 error: code XX") == "Generic S3 error: code XX"
     long = "a" * 300
     assert _short(long) == "a" * 200
     assert _short("a" * 199 + " :") == "a" * 199

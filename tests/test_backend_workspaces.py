@@ -350,3 +350,13 @@ def test_a_workspace_holding_results_or_reports_alone_is_kept_without_force(
         delete_workspace(settings, None, "staging", current="default")
     assert f"workspace 'staging' holds {held} ({path})" in message(holding)
     assert path.exists()
+
+
+def test_a_damaged_state_is_named_where_it_was_read(tmp_path: Path) -> None:
+    source, destination = backends(tmp_path)
+    source.path.parent.mkdir(parents=True)
+    source.path.write_bytes(b"{not json")
+    with pytest.raises(StateError) as damaged:
+        copy_state(source, destination, operation="state push")
+    assert message(damaged).startswith(f"{source.where}:")
+    assert not destination.path.exists()

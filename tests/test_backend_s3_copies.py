@@ -233,3 +233,30 @@ def test_the_remote_state_is_read_as_any_backends_state(s3_bucket: S3Bucket) -> 
     assert backend.read() == Found(b"one", etag)
     assert backend.read_if_changed('"another"') == Found(b"one", etag)
     assert backend.read_if_changed(etag) is NOT_MODIFIED
+
+
+def test_a_copy_that_loses_a_race_in_the_bucket_overwrites_nothing(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    s3_bucket.put(STATE, state_bytes(2))
+    theirs = state_bytes(4)
+
+    class Raced(S3Backend):
+        def read(self) -> Found | None:
+            found = super().read()
+            s3_bucket.put(STATE, theirs)  # another writer, between this read and the write
+            return found
+
+    destination = Raced(
+        Bucket(BackendSettings(url=s3_bucket.url(), endpoint_url=s3_bucket.endpoint)),
+        state_key("default"),
+        "default",
+    )
+    write(settings.state_path, state_bytes(3))
+    with pytest.raises(StateError) as lost:
+        copy_state(LocalBackend(settings.state_path), destination, operation="state push")
+    assert lost.value.message == (
+        f"{s3_bucket.url()}/state.json: the state changed since this run read it (another run "
+        "wrote it); nothing was overwritten; run again"
+    )
+    assert s3_bucket.object(STATE) == theirs

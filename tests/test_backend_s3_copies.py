@@ -202,6 +202,7 @@ def test_the_workspace_commands_do_not_wait_for_a_held_lock(
     assert str(deleting.value.message).startswith(
         f"the state s3://{s3_bucket.name}/{key} is locked by ID abc"
     )
+    assert str(deleting.value.message).endswith("casereport force-unlock abc --workspace staging")
     remote_lock_of_another_host(s3_bucket, "casereport/workspaces/other/state.json.lock")
     with pytest.raises(LockError) as creating:
         new_workspace(settings, url, "other")

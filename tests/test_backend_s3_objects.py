@@ -172,6 +172,33 @@ def test_a_download_that_breaks_off_is_one_line_naming_the_object(
     )
 
 
+class _Forbidden(BaseHTTPRequestHandler):
+    """Answers every request with 403 and no body: no error code to show."""
+
+    def do_GET(self) -> None:
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_refusal_without_an_error_code_is_one_line_without_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    with serving(_Forbidden) as endpoint:
+        bucket = Bucket(BackendSettings(url="s3://some-bucket/x", endpoint_url=endpoint))
+        with pytest.raises(BackendError) as refused:
+            bucket.read("state.json")
+    assert refused.value.message == (
+        "s3://some-bucket/x/state.json: the object store refused access; check the AWS "
+        "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE or the CI role) and the bucket policy"
+    )
+
+
 def test_the_aws_endpoint_is_named_as_such_when_no_endpoint_url_is_set(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -49,6 +49,8 @@ def test_a_trailing_slash_is_not_doubled_in_what_the_messages_name(s3_bucket: S3
     bucket = bucket_at(s3_bucket, f"s3://{s3_bucket.name}/casereport/")
     assert bucket.url == f"s3://{s3_bucket.name}/casereport"
     assert bucket.where("state.json") == f"s3://{s3_bucket.name}/casereport/state.json"
+    ending_in_x = bucket_at(s3_bucket, f"s3://{s3_bucket.name}/reportX")
+    assert ending_in_x.where("state.json") == f"s3://{s3_bucket.name}/reportX/state.json"
 
 
 def test_a_region_is_passed_to_the_store(s3_bucket: S3Bucket) -> None:

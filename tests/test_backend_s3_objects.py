@@ -31,6 +31,7 @@ def bucket_at(s3_bucket: S3Bucket, url: str) -> Bucket:
     [
         ("/casereport/", "casereport/x"),  # a trailing slash
         ("//deep/er//", "deep/er/x"),  # slashes round the prefix
+        ("/Xdeep/erX", "Xdeep/erX/x"),  # its own letters kept
         ("", "x"),  # no prefix: the bucket's top level
         ("/", "x"),
     ],

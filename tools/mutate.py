@@ -210,7 +210,8 @@ def prepare() -> None:
     `mutmut print-time-estimates` does (`123ms NAME`, or `<no tests> NAME`).
 
     Run in a child process (`--prepare`): mutmut keeps its state in module globals, runs the
-    suite in this process and changes `sys.path`. mutmut has no command that only writes the
+    suite from this process (in a child it forks: `process_isolation = "forkserver"`) and
+    changes `sys.path`. mutmut has no command that only writes the
     mutants, and `print-time-estimates` on its own would drop the recorded tests of every
     function whose hash it has not seen in the same process, so the two are done together.
     """

@@ -101,6 +101,9 @@ class Bucket:
                 "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE or the CI role) and the bucket policy"
             ) from None
         except (BaseError, OSError) as exc:  # GenericError and kin: network, DNS, TLS, 5xx
+            # A listing's 404 is not mapped to FileNotFoundError: a missing bucket is told
+            # apart by the store's error code.
+            self._missing(key, exc)
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             endpoint = self.endpoint or "the AWS endpoint"
             raise BackendError(
@@ -108,7 +111,7 @@ class Bucket:
                 f"{_short(first)}; check [backend] endpoint_url, region and the network"
             ) from None
 
-    def _missing(self, key: str, exc: FileNotFoundError) -> None:
+    def _missing(self, key: str, exc: Exception) -> None:
         """Raise for a missing bucket; return for a missing object."""
         if "NoSuchBucket" in str(exc):
             raise BackendError(
@@ -164,13 +167,9 @@ class Bucket:
 
     def folders(self, prefix: str) -> list[str]:
         """The names of the "folders" directly under ``prefix``."""
-        try:
-            listed = self._call(
-                prefix, lambda: obstore.list_with_delimiter(self._store, prefix.rstrip("/"))
-            )
-        except FileNotFoundError as exc:
-            self._missing(prefix, exc)
-            return []
+        listed = self._call(
+            prefix, lambda: obstore.list_with_delimiter(self._store, prefix.rstrip("/"))
+        )
         return sorted(p.rstrip("/").rpartition("/")[2] for p in listed["common_prefixes"])
 
 

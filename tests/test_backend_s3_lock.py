@@ -1,0 +1,236 @@
+"""The lock object of a remote state (``state.remote_lock``), against moto's S3 server.
+
+Beyond ``test_backend_s3``: the races a lock object has to survive (released or taken
+over by another run between two requests), a lock of another machine that is never taken
+over, an unreadable lock object, a run whose lock was removed under it, and the age a
+lock error shows.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from casereport.errors import LockError
+from casereport.settings import BackendSettings
+from casereport.state.objects import Bucket, Stored
+from casereport.state.remote_lock import age, force_unlock, remote_lock, verify_held
+from s3_server import S3Bucket, s3_bucket, s3_server
+
+__all__ = ["s3_bucket", "s3_server"]  # fixtures
+
+KEY = "state.json.lock"
+
+
+def bucket_of(s3_bucket: S3Bucket) -> Bucket:
+    return Bucket(BackendSettings(url=s3_bucket.url(), endpoint_url=s3_bucket.endpoint))
+
+
+def lock_json(who: str, pid: int, lock_id: str = "abc") -> bytes:
+    info = {"id": lock_id, "operation": "apply", "who": who, "pid": pid}
+    return json.dumps({**info, "created": "2026-01-01T00:00:00Z", "path": "x"}).encode()
+
+
+def dead_pid() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)
+
+
+NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("created", "shown"),
+    [
+        ("2026-12-07T12:00:00Z", "0 s"),
+        ("2026-12-07T11:59:01Z", "59 s"),
+        ("2026-12-07T11:59:00Z", "1 min"),
+        ("2026-12-07T11:00:01Z", "59 min"),
+        ("2026-12-07T11:00:00Z", "1 h"),
+        ("2026-12-06T12:00:01Z", "23 h"),
+        ("2026-12-06T12:00:00Z", "1 d"),
+        ("2026-12-04T11:00:00Z", "3 d"),
+        ("2026-12-07T12:00:30Z", "0 s"),  # a clock ahead of this one: never negative
+        ("yesterday", "an unknown time"),
+    ],
+)
+def test_the_age_of_a_lock_in_its_largest_unit(created: str, shown: str) -> None:
+    assert age(created, NOW) == shown
+
+
+def test_the_age_is_measured_from_now_by_default() -> None:
+    assert age(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")) in {"0 s", "1 s", "2 s"}
+
+
+def test_a_lock_of_another_machine_is_never_taken_over(s3_bucket: S3Bucket) -> None:
+    s3_bucket.put(f"casereport/{KEY}", lock_json("ci@another-host-entirely", dead_pid()))
+    with pytest.raises(LockError) as refused, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
+        pass
+    assert str(refused.value.message).startswith(
+        f"the state {s3_bucket.url()}/state.json is locked by ID abc (apply by "
+        "ci@another-host-entirely, pid "
+    )
+    assert str(refused.value.message).endswith(
+        " ago; wait for that run to finish (or pass --lock-timeout), "
+        "or if it is stuck: casereport force-unlock abc"
+    )
+
+
+def test_a_lock_error_names_the_workspace_to_unlock(s3_bucket: S3Bucket) -> None:
+    s3_bucket.put(f"casereport/{KEY}", lock_json("ci@another-host", 1))
+    with (
+        pytest.raises(LockError) as refused,
+        remote_lock(bucket_of(s3_bucket), KEY, "apply", hint=" --workspace staging"),
+    ):
+        pass
+    assert str(refused.value.message).endswith("casereport force-unlock abc --workspace staging")
+
+
+def test_an_unreadable_lock_object_is_named_with_what_to_do(s3_bucket: S3Bucket) -> None:
+    s3_bucket.put(f"casereport/{KEY}", b"not json")
+    bucket = bucket_of(s3_bucket)
+    with pytest.raises(LockError) as refused, remote_lock(bucket, KEY, "apply"):
+        pass
+    where = f"{s3_bucket.url()}/state.json"
+    assert refused.value.message == (
+        f"the state {where} is locked by an unreadable lock object {where}.lock; "
+        "if no run is going on, delete that object and run again"
+    )
+    with pytest.raises(LockError) as waited, remote_lock(bucket, KEY, "apply", timeout=0.3):
+        pass
+    assert str(waited.value.message).startswith(
+        f"the state {where} is locked after waiting 0.3 s by an unreadable lock object"
+    )
+    with pytest.raises(LockError) as unlock:
+        force_unlock(bucket, KEY, "abc")
+    assert unlock.value.message == (
+        f"the lock on {where} has ID unreadable, not abc; copy the ID from the lock error message"
+    )
+    assert s3_bucket.object(f"casereport/{KEY}") == b"not json"  # left alone
+
+
+def test_force_unlock_of_an_unlocked_state_says_so(s3_bucket: S3Bucket) -> None:
+    with pytest.raises(LockError) as refused:
+        force_unlock(bucket_of(s3_bucket), KEY, "abc")
+    assert refused.value.message == (
+        f"the state {s3_bucket.url()}/state.json is not locked; nothing to unlock"
+    )
+
+
+def test_force_unlock_returns_the_holder_and_its_age(s3_bucket: S3Bucket) -> None:
+    s3_bucket.put(f"casereport/{KEY}", lock_json("ci@runner", 7))
+    holder, shown = force_unlock(bucket_of(s3_bucket), KEY, "abc")
+    assert (holder.id, holder.who, holder.pid, holder.operation) == ("abc", "ci@runner", 7, "apply")
+    assert shown.endswith(" d")
+    assert s3_bucket.keys() == []
+
+
+def test_the_lock_object_says_who_holds_it_and_is_removed_after(s3_bucket: S3Bucket) -> None:
+    with remote_lock(bucket_of(s3_bucket), KEY, "state rm") as info:
+        held = json.loads(s3_bucket.object(f"casereport/{KEY}") or b"{}")
+        assert held["id"] == info.id and held["operation"] == "state rm"
+        assert held["path"] == f"{s3_bucket.url()}/state.json"
+        assert held["who"].endswith(f"@{socket.gethostname()}")
+    assert s3_bucket.keys() == []
+
+
+class _Racing(Bucket):
+    """The real bucket, with another run acting between this run's requests: ``on_read``
+    runs once, just before this run's first read of the lock object."""
+
+    def __init__(self, s3_bucket: S3Bucket, on_read: object) -> None:
+        super().__init__(BackendSettings(url=s3_bucket.url(), endpoint_url=s3_bucket.endpoint))
+        self.on_read = on_read
+        self.reads = 0
+
+    def read(self, key: str) -> Stored | None:
+        self.reads += 1
+        if self.reads == 1:
+            self.on_read()  # type: ignore[operator]
+        return super().read(key)
+
+
+def test_a_lock_released_between_two_requests_is_taken_at_once(s3_bucket: S3Bucket) -> None:
+    s3_bucket.put(f"casereport/{KEY}", lock_json("ci@another-host", 1))
+    racing = _Racing(s3_bucket, lambda: s3_bucket.clear())  # the holder finishes
+    with remote_lock(racing, KEY, "apply") as info:
+        held = json.loads(s3_bucket.object(f"casereport/{KEY}") or b"{}")
+        assert held["id"] == info.id
+    assert s3_bucket.keys() == []
+
+
+def test_of_two_runs_taking_over_a_dead_lock_one_wins(s3_bucket: S3Bucket) -> None:
+    here = f"ci@{socket.gethostname()}"
+    s3_bucket.put(f"casereport/{KEY}", lock_json(here, dead_pid()))
+
+    def the_other_run_takes_it_over() -> None:
+        # Between this run's read and its compare-and-swap: its ETag is stale now.
+        s3_bucket.put(f"casereport/{KEY}", lock_json("ci@another-host", 1, "theirs"))
+
+    racing = _Racing(s3_bucket, lambda: None)
+    original = racing.read
+
+    def read(key: str) -> Stored | None:
+        found = original(key)
+        if racing.reads == 1:
+            the_other_run_takes_it_over()
+        return found
+
+    racing.read = read  # type: ignore[method-assign]
+    notices: list[str] = []
+    with (
+        pytest.raises(LockError) as refused,
+        remote_lock(racing, KEY, "apply", notice=notices.append),
+    ):
+        pass
+    assert "is locked by ID theirs (apply by ci@another-host, pid 1," in refused.value.message
+    assert notices == []
+    assert json.loads(s3_bucket.object(f"casereport/{KEY}") or b"{}")["id"] == "theirs"
+
+
+def test_a_run_whose_lock_was_removed_or_taken_writes_nothing_more(s3_bucket: S3Bucket) -> None:
+    bucket = bucket_of(s3_bucket)
+    where = f"{s3_bucket.url()}/state.json"
+    with remote_lock(bucket, KEY, "apply") as info:
+        verify_held(bucket, KEY, info.id)  # still ours: no error
+        refusal = (
+            f"this run's lock on the state {where} (ID {info.id}) was removed, by "
+            "force-unlock or another run; nothing more was written: run again"
+        )
+        s3_bucket.put(f"casereport/{KEY}", lock_json("ci@another-host", 1, "theirs"))
+        with pytest.raises(LockError) as taken:
+            verify_held(bucket, KEY, info.id)
+        assert taken.value.message == refusal
+        s3_bucket.put(f"casereport/{KEY}", b"not json")
+        with pytest.raises(LockError) as unreadable:
+            verify_held(bucket, KEY, info.id)
+        assert unreadable.value.message == refusal
+        s3_bucket.clear()
+        with pytest.raises(LockError) as removed:
+            verify_held(bucket, KEY, info.id)
+        assert removed.value.message == refusal
+        s3_bucket.put(f"casereport/{KEY}", lock_json("ci@another-host", 1, "theirs"))
+    # Another run's lock is not released by this one's end.
+    assert json.loads(s3_bucket.object(f"casereport/{KEY}") or b"{}")["id"] == "theirs"
+
+
+def test_a_lock_object_missing_fields_is_unreadable(s3_bucket: S3Bucket, tmp_path: Path) -> None:
+    s3_bucket.put(f"casereport/{KEY}", json.dumps({"id": "abc"}).encode())
+    with pytest.raises(LockError) as refused, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
+        pass
+    assert "by an unreadable lock object" in refused.value.message
+    s3_bucket.put(f"casereport/{KEY}", b"[1, 2]")
+    with pytest.raises(LockError) as listed, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
+        pass
+    assert "by an unreadable lock object" in listed.value.message

@@ -1,0 +1,294 @@
+"""The local mirror of a remote state (``state.remote``), against moto's S3 server.
+
+Where the mirror lives and what it records of the remote state; the runs killed between
+their write and their push (the next run that writes pushes what they left), a failed
+run's results pushed all the same, a mirror the other machines overtook put aside, and
+an unreadable mirror named in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from casereport.errors import LockError, StateError
+from casereport.settings import BackendSettings, Settings
+from casereport.state.backend import S3Backend, state_key
+from casereport.state.model import serialise
+from casereport.state.objects import Bucket
+from casereport.state.remote import mirror_path, mirrored
+from s3_server import S3Bucket, s3_bucket, s3_server
+from test_state import sample_state
+
+__all__ = ["s3_bucket", "s3_server"]  # fixtures
+
+STATE = "casereport/state.json"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, s3_bucket: S3Bucket) -> Settings:
+    backend = BackendSettings(url=s3_bucket.url(), endpoint_url=s3_bucket.endpoint)
+    return Settings(
+        root=tmp_path,
+        site_dir=tmp_path / "site",
+        state_path=tmp_path / ".casereport" / "state.json",
+        backend=backend,
+    )
+
+
+def backend_of(settings: Settings, workspace: str = "default") -> S3Backend:
+    return S3Backend(Bucket(settings.backend), state_key(workspace), workspace)
+
+
+def state_bytes(serial: int, **fields: object) -> bytes:
+    return serialise(replace(sample_state(**fields), serial=serial)).encode()
+
+
+def sidecar(mirror: Path) -> dict[str, object]:
+    raw: dict[str, object] = json.loads(mirror.with_name("state.json.remote").read_text())
+    return raw
+
+
+def test_the_mirror_lives_under_the_urls_hash_and_records_what_it_saw(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    digest = hashlib.sha256(s3_bucket.url().encode()).hexdigest()[:12]
+    expected = settings.state_path.parent / "remote" / digest / "default" / "state.json"
+    assert mirror_path(settings, backend) == expected
+    staging = backend_of(settings, "staging")
+    assert mirror_path(settings, staging) == expected.parent.parent / "staging" / "state.json"
+
+    data = state_bytes(4)
+    s3_bucket.put(STATE, data)
+    with mirrored(settings, backend, None) as mirror:
+        assert mirror == expected and mirror.read_bytes() == data
+    etag = backend.read().version  # type: ignore[union-attr]
+    record = mirror.with_name("state.json.remote").read_text(encoding="utf-8")
+    assert json.loads(record) == {
+        "etag": etag,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "where": f"{s3_bucket.url()}/state.json",
+    }
+    assert record == json.dumps(json.loads(record), sort_keys=True) + "\n"
+    assert (settings.state_path.parent / ".gitignore").is_file()  # the state dir kept out
+
+
+def test_a_run_killed_between_its_write_and_its_push_is_pushed_by_the_next(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    with mirrored(settings, backend, "apply") as mirror:
+        pass  # synced down, nothing written
+    # The killed run: its state written to the mirror, never pushed.
+    written = state_bytes(5)
+    mirror.write_bytes(written)
+    with mirrored(settings, backend, None) as seen:  # a plan reads the run's state
+        assert seen.read_bytes() == written
+    assert s3_bucket.object(STATE) == state_bytes(4)  # and writes nothing
+    with mirrored(settings, backend, "apply"):
+        pass  # the next run that writes pushes it
+    assert s3_bucket.object(STATE) == written
+    assert s3_bucket.object(STATE + ".backup") == state_bytes(4)
+    assert not mirror.with_name("state.json.unpushed").exists()
+
+
+def test_a_first_run_killed_before_its_push_is_pushed_by_the_next(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    with mirrored(settings, backend, "apply") as mirror:
+        assert not mirror.exists()  # no remote state yet
+    assert sidecar(mirror)["etag"] is None
+    written = state_bytes(1)
+    mirror.write_bytes(written)  # the killed first run's state
+    with mirrored(settings, backend, "apply"):
+        pass
+    assert s3_bucket.object(STATE) == written
+    assert s3_bucket.keys() == [STATE]  # nothing to back up, no lock left
+
+
+def test_a_run_that_fails_pushes_what_it_wrote_first(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    written = state_bytes(5)
+    with pytest.raises(KeyboardInterrupt), mirrored(settings, backend, "apply") as mirror:
+        mirror.write_bytes(written)  # results that arrived before it was stopped
+        raise KeyboardInterrupt
+    assert s3_bucket.object(STATE) == written
+    assert s3_bucket.keys() == [STATE, STATE + ".backup"]  # and its lock released
+
+
+def test_a_failed_run_whose_push_fails_too_reports_its_own_error(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    with (
+        pytest.raises(ValueError, match="the run's own"),
+        mirrored(settings, backend, "apply") as mirror,
+    ):
+        mirror.write_bytes(state_bytes(5))
+        s3_bucket.clear()  # its lock force-unlocked: the push is refused
+        raise ValueError("the run's own")
+    assert s3_bucket.keys() == []
+
+
+def test_a_run_whose_lock_was_removed_pushes_nothing(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    with pytest.raises(LockError) as refused, mirrored(settings, backend, "apply") as mirror:
+        mirror.write_bytes(state_bytes(5))
+        s3_bucket.put(STATE + ".lock", b"{}")  # removed, and another run's in its place
+    assert "was removed, by force-unlock or another run" in refused.value.message
+    assert s3_bucket.object(STATE) == state_bytes(4)
+
+
+def test_an_unpushed_mirror_the_remote_state_overtook_is_put_aside(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    with mirrored(settings, backend, "apply") as mirror:
+        pass
+    mine = state_bytes(5)
+    mirror.write_bytes(mine)  # this machine's run, never pushed
+    theirs = state_bytes(6, site_outputs={})
+    s3_bucket.put(STATE, theirs)  # another machine's run since
+    notices: list[str] = []
+    with mirrored(settings, backend, None, notice=notices.append) as seen:
+        assert seen.read_bytes() == theirs
+    kept = mirror.with_name("state.json.unpushed")
+    assert kept.read_bytes() == mine
+    assert notices == [
+        f"{s3_bucket.url()}/state.json was written by another run since this machine's "
+        f"last run, whose state was never uploaded; that state is kept in {kept}"
+    ]
+    with mirrored(settings, backend, None) as again:  # without a notice to give
+        assert again.read_bytes() == theirs
+
+
+def test_a_damaged_record_of_the_remote_state_only_costs_a_download(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    data = state_bytes(4)
+    s3_bucket.put(STATE, data)
+    with mirrored(settings, backend, None) as mirror:
+        pass
+    record = mirror.with_name("state.json.remote")
+    for damaged in (
+        "not json",
+        "[]",
+        '{"where": 1}',
+        json.dumps({**sidecar(mirror), "where": "x"}),
+    ):
+        record.write_text(damaged, encoding="utf-8")
+        notices: list[str] = []
+        with mirrored(settings, backend, "apply", notice=notices.append) as seen:
+            assert seen.read_bytes() == data
+        assert notices == []
+        assert sidecar(mirror)["where"] == f"{s3_bucket.url()}/state.json"
+        assert s3_bucket.keys() == [STATE]  # nothing pushed: the mirror is the remote state
+
+
+def test_a_remote_state_deleted_since_removes_the_mirror(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    with mirrored(settings, backend, None) as mirror:
+        pass
+    record = mirror.with_name("state.json.remote")
+    record.write_text(json.dumps({**sidecar(mirror), "etag": None}), encoding="utf-8")
+    s3_bucket.clear()
+    with mirrored(settings, backend, None) as seen:
+        # still none remote, as recorded: this machine's mirror stands
+        assert seen.read_bytes() == state_bytes(4)
+    record.unlink()
+    with mirrored(settings, backend, None) as seen:
+        assert not seen.exists()
+    assert sidecar(mirror)["etag"] is None and sidecar(mirror)["sha256"] is None
+
+
+def test_an_unreadable_mirror_is_one_line(settings: Settings, s3_bucket: S3Bucket) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    mirror = mirror_path(settings, backend)
+    mirror.mkdir(parents=True)  # a directory where the mirror should be
+    with pytest.raises(StateError) as refused, mirrored(settings, backend, None):
+        pass
+    assert refused.value.message == f"{mirror}: cannot read the state: Is a directory"
+
+
+def test_a_workspace_without_a_remote_state_is_refused(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    with (
+        pytest.raises(StateError) as refused,
+        mirrored(settings, backend_of(settings, "staging"), None),
+    ):
+        pass
+    assert refused.value.message == (
+        f"workspace 'staging' does not exist in {s3_bucket.url()}; create it with "
+        "`casereport workspace new staging` (`casereport workspace list` shows them)"
+    )
+
+
+def test_a_push_records_what_it_pushed_so_the_next_run_writes_nothing(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    written = state_bytes(1)
+    with mirrored(settings, backend, "apply") as mirror:
+        mirror.write_bytes(written)
+    assert sidecar(mirror) == {
+        "etag": backend.read().version,  # type: ignore[union-attr]
+        "sha256": hashlib.sha256(written).hexdigest(),
+        "where": f"{s3_bucket.url()}/state.json",
+    }
+    with mirrored(settings, backend, "apply"):
+        pass  # nothing changed: nothing pushed, so no backup made
+    assert s3_bucket.keys() == [STATE]
+
+
+def test_two_first_runs_at_once_the_later_push_is_refused(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    theirs = state_bytes(1, site_outputs={})
+    with pytest.raises(StateError) as refused, mirrored(settings, backend, "apply") as mirror:
+        mirror.write_bytes(state_bytes(1))
+        s3_bucket.put(STATE, theirs)  # the other first run pushed meanwhile
+    assert refused.value.message == (
+        f"{s3_bucket.url()}/state.json: the state changed since this run read it (another run "
+        f"wrote it); nothing was overwritten; this run's state is kept in {mirror}; run again"
+    )
+    assert s3_bucket.object(STATE) == theirs
+    assert s3_bucket.keys() == [STATE]  # a write expecting no state backs nothing up
+
+
+def test_another_machines_write_replaces_an_untouched_mirror_quietly(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    with mirrored(settings, backend, None) as mirror:
+        pass
+    theirs = state_bytes(5)
+    s3_bucket.put(STATE, theirs)  # another machine's run
+    notices: list[str] = []
+    with mirrored(settings, backend, "apply", notice=notices.append) as seen:
+        assert seen.read_bytes() == theirs
+    assert notices == []
+    assert not mirror.with_name("state.json.unpushed").exists()
+    assert s3_bucket.keys() == [STATE]  # taken as it is: nothing pushed back

@@ -20,7 +20,6 @@ import re
 import socket
 import struct
 import sys
-import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.loop_servers import loop_servers
 
 from casereport import __version__
 from casereport.api.client import CasesClient, aggregate_sync
@@ -1831,35 +1831,14 @@ async def _misbehave(
 @pytest.fixture
 def raw_server() -> Iterator[Callable[[str], RawServer]]:
     """Factory of misbehaving servers on 127.0.0.1, run in a background loop, closed at teardown."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="raw-server", daemon=True)
-    thread.start()
-    servers: list[asyncio.base_events.Server] = []
+    with loop_servers("raw-server") as serve:
 
-    def start(behaviour: str) -> RawServer:
-        state = RawServer(behaviour)
+        def start(behaviour: str) -> RawServer:
+            state = RawServer(behaviour)
+            state.url = serve(lambda r, w: _misbehave(state, r, w))
+            return state
 
-        async def open_server() -> asyncio.base_events.Server:
-            return await asyncio.start_server(lambda r, w: _misbehave(state, r, w), "127.0.0.1", 0)
-
-        server = asyncio.run_coroutine_threadsafe(open_server(), loop).result(timeout=5)
-        servers.append(server)
-        state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        return state
-
-    try:
         yield start
-    finally:
-
-        async def close_all() -> None:
-            for server in servers:
-                server.close()
-                await server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        loop.close()
 
 
 async def _no_wait(delay: float) -> None:

@@ -11,12 +11,12 @@ import asyncio
 import importlib.util
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from importlib.machinery import ModuleSpec
 
 import httpx
 import pytest
+from tests.loop_servers import loop_servers
 from tests.test_client import (
     OK,
     OK_BYTES,
@@ -167,35 +167,14 @@ class _KeepAliveServer:
 @pytest.fixture
 def keep_alive_server() -> Iterator[Callable[[int], _KeepAliveServer]]:
     """Factory of keep-alive servers on 127.0.0.1, run in a background loop, closed after."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="keep-alive-server", daemon=True)
-    thread.start()
-    servers: list[asyncio.Server] = []
+    with loop_servers("keep-alive-server") as serve:
 
-    def start(hold: int) -> _KeepAliveServer:
-        state = _KeepAliveServer(hold)
+        def start(hold: int) -> _KeepAliveServer:
+            state = _KeepAliveServer(hold)
+            state.url = serve(state.serve)
+            return state
 
-        async def open_server() -> asyncio.Server:
-            return await asyncio.start_server(state.serve, "127.0.0.1", 0)
-
-        server = asyncio.run_coroutine_threadsafe(open_server(), loop).result(timeout=5)
-        servers.append(server)
-        state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        return state
-
-    try:
         yield start
-    finally:
-
-        async def close_all() -> None:
-            for server in servers:
-                server.close()
-                await server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        loop.close()
 
 
 def test_the_client_opens_as_many_connections_as_its_parallelism(

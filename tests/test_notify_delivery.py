@@ -35,6 +35,19 @@ def workspace(root: Path, monkeypatch: pytest.MonkeyPatch, toml: str) -> Path:
     return root
 
 
+def only_security_cases(root: Path) -> None:
+    """The example workspace with one report left: one message per run and target."""
+    (root / "reports" / "service-health.yaml").unlink()
+    (root / "reports" / "support-backlog.yaml").unlink()
+
+
+# A Slack target sent every run, tried up to three times without waiting.
+SLACK_WITH_RETRIES = (
+    '[notify.team]\ntype = "slack"\nwebhook_url_env = "TEST_SLACK_URL"\non = ["always"]\n'
+    "attempts = 3\nbackoff = 0\n"
+)
+
+
 def apply() -> str:
     result = run("apply", "--emulator", "--auto-approve")
     assert result.exit_code == 0, result.output
@@ -139,11 +152,9 @@ def test_a_receiver_that_fails_twice_then_succeeds_gets_exactly_one_message(
     workspace(
         tmp_path,
         monkeypatch,
-        '[notify.team]\ntype = "slack"\nwebhook_url_env = "TEST_SLACK_URL"\non = ["always"]\n'
-        "attempts = 3\nbackoff = 0\n",
+        SLACK_WITH_RETRIES,
     )
-    (tmp_path / "reports" / "service-health.yaml").unlink()
-    (tmp_path / "reports" / "support-backlog.yaml").unlink()
+    only_security_cases(tmp_path)
     monkeypatch.setenv("TEST_SLACK_URL", f"{http_receiver.url}/hook")
     http_receiver.statuses = [500, 503]
     output = apply()
@@ -299,8 +310,7 @@ def test_the_smtp_login_comes_from_the_environment(
             f'[notify.leads]\ntype = "email"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
             'starttls = false\nfrom = "r@example.com"\nto = ["l@example.com"]\non = ["always"]\n',
         )
-        (tmp_path / "reports" / "service-health.yaml").unlink()
-        (tmp_path / "reports" / "support-backlog.yaml").unlink()
+        only_security_cases(tmp_path)
         monkeypatch.setenv("CASEREPORT_SMTP_USER", "casereport")
         monkeypatch.setenv("CASEREPORT_SMTP_PASSWORD", "pa55")
         output = apply()
@@ -380,11 +390,9 @@ def test_a_slack_url_crosses_the_network_only_over_https(
     workspace(
         tmp_path,
         monkeypatch,
-        '[notify.team]\ntype = "slack"\nwebhook_url_env = "TEST_SLACK_URL"\non = ["always"]\n'
-        "attempts = 3\nbackoff = 0\n",
+        SLACK_WITH_RETRIES,
     )
-    (tmp_path / "reports" / "service-health.yaml").unlink()
-    (tmp_path / "reports" / "support-backlog.yaml").unlink()
+    only_security_cases(tmp_path)
     monkeypatch.setenv("TEST_SLACK_URL", url.format(receiver=http_receiver.url))
     result = run("apply", "--emulator", "--auto-approve")
     assert result.exit_code == 0, result.output

@@ -781,10 +781,16 @@ def _caused(failure: httpx.TransportError, cause: BaseException) -> httpx.Transp
     ],
 )
 def test_connection_errors_exhaust_the_attempts(failure: httpx.TransportError, named: str) -> None:
-    outcome = call(failure, max_attempts=2)
+    assert_unreachable(failure, named, attempts=2)
+
+
+def assert_unreachable(failure: httpx.TransportError, named: str, *, attempts: int) -> None:
+    """Each of ``attempts`` attempts fails with ``failure``: the error names it as ``named``."""
+    outcome = call(failure, max_attempts=attempts)
     assert isinstance(outcome.error, ApiConnectionError)
+    tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
     assert outcome.error.message == (
-        f"could not reach {URL} after 2 attempts: {named}; "
+        f"could not reach {URL} after {tries}: {named}; "
         "check the network, DD_SITE or CASEREPORT_API_URL"
     )
 

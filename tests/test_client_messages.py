@@ -19,6 +19,7 @@ from tests.test_client import (
     URL,
     FakeTime,
     VirtualTime,
+    assert_unreachable,
     call,
     distinct_requests,
     jitter,
@@ -283,12 +284,7 @@ def _chain(depth: int, last: BaseException) -> httpx.ConnectError:
 def test_the_os_error_under_a_failure_is_looked_for_among_eight(
     failure: httpx.TransportError, named: str
 ) -> None:
-    outcome = call(failure, max_attempts=1)
-    assert isinstance(outcome.error, ApiConnectionError)
-    assert outcome.error.message == (
-        f"could not reach {URL} after 1 attempt: {named}; "
-        "check the network, DD_SITE or CASEREPORT_API_URL"
-    )
+    assert_unreachable(failure, named, attempts=1)
 
 
 def test_the_errors_after_the_last_retry_name_their_status_and_url() -> None:

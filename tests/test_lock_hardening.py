@@ -211,6 +211,26 @@ def test_a_lock_taken_over_in_process_stops_the_write(tmp_path: Path) -> None:
     assert load_state(path) == state
 
 
+def test_a_lock_file_moved_aside_behind_a_link_is_no_longer_held(tmp_path: Path) -> None:
+    # The lock file renamed and a link to it put in its place: the file this run locked
+    # is no longer the one at the lock's path, even though the link leads to it.
+    path = tmp_path / "state.json"
+    with state_lock(path, "apply") as info:
+        state = write_state(path, new_state(), None)
+        moved = tmp_path / "moved.lock"
+        lock_path(path).rename(moved)
+        lock_path(path).symlink_to(moved)
+        with pytest.raises(LockError) as caught:
+            write_state(
+                path, state.__class__(lineage=state.lineage, site_outputs={"a": "b"}), state
+            )
+        lock_path(path).unlink()
+    assert caught.value.message.startswith(
+        f"this run's lock on the state {path} (ID {info.id}) was removed"
+    )
+    assert load_state(path) == state
+
+
 # -- 3. the lock file is never followed through a symlink ---------------------------------
 
 

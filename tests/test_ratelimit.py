@@ -275,3 +275,30 @@ def test_requests_sent_before_a_new_window_was_seen_are_not_taken_for_another() 
         assert (limiter.budget, limiter.window_end) == (8, pytest.approx(1.6))
 
     vt.run(scenario())
+
+
+@pytest.mark.parametrize(("status", "paced_alone"), [(429, True), (200, False)])
+def test_an_answer_without_rate_limit_headers_stops_probing_unless_it_is_a_429(
+    status: int, paced_alone: bool
+) -> None:
+    """An API that sends no rate-limit headers is not paced: after one such answer,
+    requests go out together. A 429 without them says nothing of the kind (a proxy's,
+    say): the next request still goes alone, as a probe."""
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+
+    async def scenario() -> list[bool]:
+        first = await limiter.acquire()
+        limiter.done(first, {"content-type": "application/json"}, status, vt.now)
+        waiting = [asyncio.ensure_future(limiter.acquire()) for _ in range(2)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        granted = [task.done() for task in waiting]
+        for task in waiting:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        return granted
+
+    granted = vt.run(scenario())
+    assert granted == ([True, False] if paced_alone else [True, True])

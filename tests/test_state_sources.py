@@ -270,3 +270,19 @@ def test_a_previous_source_with_a_non_ascii_site_is_written_as_it_is(tmp_path: P
     loaded = load_state(path)
     assert loaded is not None
     assert set(loaded.previous_sources) == {"datadog:ümlaut.example"}
+
+
+def test_two_previous_sources_are_written_and_read_back(tmp_path: Path) -> None:
+    # Datadog, then the emulator, then the EU site: two sources put aside, each kept.
+    path = tmp_path / "state.json"
+    emulated = switch_source(datadog_state(), EMULATOR)
+    emulated = replace(emulated, aggregations={"a.one": entry("a.one", 7.0)})
+    state = write_state(path, switch_source(emulated, EU), None)
+
+    assert list(json.loads(path.read_text())["previous_sources"]) == [
+        "datadog:datadoghq.com",
+        "emulator:emulator",
+    ]
+    loaded = load_state(path)
+    assert loaded is not None and loaded.previous_sources == state.previous_sources
+    assert serialise(loaded) == path.read_text()

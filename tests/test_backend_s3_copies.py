@@ -190,6 +190,50 @@ def test_push_replaces_a_newer_remote_state_only_when_forced(
     assert s3_bucket.object(STATE) == state_bytes(3)
 
 
+def test_a_damaged_remote_state_is_replaced_by_a_forced_push_and_kept_as_the_backup(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    url = s3_bucket.url()
+    where = f"{url}/state.json"
+    s3_bucket.put(STATE, b"{not json")
+    with pytest.raises(StateError) as pulled:
+        pull(settings, url, "default", force=True)  # nothing good to pull
+    assert pulled.value.message == (
+        f"{where}: not valid JSON (line 1, column 2); upload a good state over it with "
+        f"`casereport state push --force --state FILE` ({where}.backup, if it exists, holds "
+        "the state before casereport's last write)"
+    )
+    assert not settings.state_path.exists()
+    write(settings.state_path, state_bytes(3))
+    with pytest.raises(StateError) as refused:
+        push(settings, url, "default")
+    assert refused.value.message == (
+        f"{where}: not valid JSON (line 1, column 2); nothing was copied (pass --force to "
+        "replace it: the damaged state is kept as a .backup)"
+    )
+    assert s3_bucket.object(STATE) == b"{not json"
+    push(settings, url, "default", force=True)
+    assert s3_bucket.object(STATE) == state_bytes(3)
+    assert s3_bucket.object(STATE + ".backup") == b"{not json"
+
+
+def test_a_damaged_remote_workspace_is_deleted_only_when_forced(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    url = s3_bucket.url()
+    key = "casereport/workspaces/staging/state.json"
+    s3_bucket.put(key, b"[]")
+    with pytest.raises(StateError) as refused:
+        delete_workspace(settings, url, "staging", current="default")
+    assert refused.value.message == (
+        f"{url}/workspaces/staging/state.json: not a casereport state (expected a JSON "
+        "object); pass --force to delete it"
+    )
+    assert s3_bucket.keys() == [key]
+    delete_workspace(settings, url, "staging", current="default", force=True)
+    assert s3_bucket.keys() == []
+
+
 def test_the_workspace_commands_do_not_wait_for_a_held_lock(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:

@@ -193,6 +193,21 @@ def test_delete_refuses_the_one_in_use_a_missing_one_and_one_holding_results(
     assert not path.parent.exists()  # the state, its backup and its directory
 
 
+def test_a_damaged_workspace_is_deleted_only_when_forced(settings: Settings) -> None:
+    path = settings.state_path.parent / "workspaces" / "staging" / "state.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"{not json")
+    with pytest.raises(StateError) as refused:
+        delete_workspace(settings, None, "staging", current="default")
+    # What it holds cannot be read, so it may hold results: as one holding results.
+    assert (
+        message(refused) == f"{path}: not valid JSON (line 1, column 2); pass --force to delete it"
+    )
+    assert path.exists()
+    assert delete_workspace(settings, None, "staging", current="default", force=True) == str(path)
+    assert not path.parent.exists()
+
+
 def test_an_empty_workspace_is_deleted_without_force(settings: Settings) -> None:
     new_workspace(settings, None, "staging")
     delete_workspace(settings, None, "staging", current="")
@@ -253,6 +268,40 @@ def test_a_copy_refuses_a_newer_state_or_another_lineage_unless_forced(tmp_path:
     copy_state(source, destination, operation="state pull", force=True)
     assert destination.path.read_bytes() == data
     assert destination.path.with_name("state.json.backup").read_bytes() == other
+
+
+def test_a_damaged_destination_is_replaced_only_when_forced_and_kept_as_the_backup(
+    tmp_path: Path,
+) -> None:
+    source, destination = backends(tmp_path)
+    data = write(source.path, serial=3)
+    destination.path.parent.mkdir(parents=True)
+    destination.path.write_bytes(b'{"format_version": 1}')
+    with pytest.raises(StateError) as refused:
+        copy_state(source, destination, operation="state pull")
+    assert message(refused) == (
+        f"{destination.where}: malformed: no lineage, serial, tool_version, source, aggregations, "
+        "reports, site; "
+        "nothing was copied (pass --force to replace it: the damaged state is kept as a .backup)"
+    )
+    assert destination.path.read_bytes() == b'{"format_version": 1}'
+    copy_state(source, destination, operation="state pull", force=True)
+    assert destination.path.read_bytes() == data
+    assert destination.path.with_name("state.json.backup").read_bytes() == b'{"format_version": 1}'
+
+
+def test_a_damaged_source_is_named_with_its_own_fix(tmp_path: Path) -> None:
+    source, destination = backends(tmp_path)
+    source.path.parent.mkdir(parents=True)
+    source.path.write_bytes(b"[]")
+    for force in (False, True):
+        with pytest.raises(StateError) as refused:
+            copy_state(source, destination, operation="state push", force=force)
+        assert message(refused) == (
+            f"{source.where}: not a casereport state (expected a JSON object); move the file "
+            "away to start afresh (the next apply re-fetches everything)"
+        )
+    assert not destination.path.exists()
 
 
 def test_an_older_state_of_the_same_lineage_is_replaced_without_force(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from casereport.errors import LockError, StateError
 from casereport.settings import BackendSettings, Settings
 from casereport.state.backend import S3Backend, state_key
-from casereport.state.model import serialise
+from casereport.state.model import MAX_FORMAT_VERSION, load_state, serialise
 from casereport.state.objects import Bucket
 from casereport.state.remote import mirror_path, mirrored
 from s3_server import S3Bucket, s3_bucket, s3_server
@@ -228,6 +228,59 @@ def test_an_unreadable_mirror_is_one_line(settings: Settings, s3_bucket: S3Bucke
     with pytest.raises(StateError) as refused, mirrored(settings, backend, None):
         pass
     assert refused.value.message == f"{mirror}: cannot read the state: Is a directory"
+
+
+def remote_fix(where: str) -> str:
+    return (
+        "upload a good state over it with `casereport state push --force --state FILE` "
+        f"({where}.backup, if it exists, holds the state before casereport's last write)"
+    )
+
+
+@pytest.mark.parametrize("operation", [None, "apply"])
+def test_a_damaged_remote_state_is_named_by_its_address_with_the_fix_there(
+    settings: Settings, s3_bucket: S3Bucket, operation: str | None
+) -> None:
+    # Moving the mirror away, as a local state's error says, would download it again.
+    backend = backend_of(settings)
+    where = f"{s3_bucket.url()}/state.json"
+    for damaged, problem in (
+        (b"{not json", "not valid JSON (line 1, column 2)"),
+        (
+            b'{"format_version": 1}',
+            "malformed: no lineage, serial, tool_version, source, aggregations, reports, site",
+        ),
+    ):
+        s3_bucket.put(STATE, damaged)
+        with pytest.raises(StateError) as refused, mirrored(settings, backend, operation) as mirror:
+            load_state(mirror)
+        assert refused.value.message == f"{where}: {problem}; {remote_fix(where)}"
+        assert s3_bucket.keys() == [STATE]  # untouched, and the lock released
+        assert s3_bucket.object(STATE) == damaged
+
+
+def test_a_remote_state_from_a_newer_casereport_is_named_by_its_address(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    raw = json.loads(state_bytes(4))
+    s3_bucket.put(STATE, json.dumps({**raw, "format_version": 99, "tool_version": "9.0"}).encode())
+    with pytest.raises(StateError) as refused, mirrored(settings, backend_of(settings), None) as m:
+        load_state(m)
+    assert refused.value.message == (
+        f"{s3_bucket.url()}/state.json: written by a newer casereport (9.0, state format 99; "
+        f"this version reads up to {MAX_FORMAT_VERSION}); upgrade casereport"
+    )
+
+
+def test_a_damaged_local_state_read_inside_the_block_keeps_its_own_name(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    s3_bucket.put(STATE, state_bytes(4))
+    elsewhere = settings.root / "other.json"
+    elsewhere.write_bytes(b"[]")
+    with pytest.raises(StateError) as refused, mirrored(settings, backend_of(settings), None):
+        load_state(elsewhere)  # not the mirror: its problem is its own
+    assert refused.value.message.startswith(f"{elsewhere}: not a casereport state")
 
 
 def test_a_workspace_without_a_remote_state_is_refused(

@@ -67,6 +67,23 @@ class StateError(CaseReportError):
     """The state file is corrupt, from a newer casereport, or cannot be written."""
 
 
+class UnreadableStateError(StateError):
+    """A state that cannot be used as it is: ``where`` it is, what the ``problem`` is and
+    the ``fix``, kept apart so that a remote state, read through its local copy, can be
+    named by its address (``state.backend.remote_state_error``)."""
+
+    def __init__(self, where: object, problem: str, fix: str) -> None:
+        super().__init__(f"{where}: {problem}; {fix}")
+        self.where = where
+        self.problem = problem
+        self.fix = fix
+
+
+class DamagedStateError(UnreadableStateError):
+    """A state that is not valid JSON or not a casereport state (damaged, or hand-edited
+    wrong): how to mend it depends on where it lives."""
+
+
 class LockError(CaseReportError):
     """The state is locked by another run, or a lock cannot be released."""
 

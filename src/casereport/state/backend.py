@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from casereport.errors import ConfigError, StateError
+from casereport.errors import ConfigError, DamagedStateError, StateError, UnreadableStateError
 from casereport.fsutil import atomic_write_bytes
 from casereport.settings import BackendSettings, Settings, backend_url_problem
 from casereport.state import lock as local_lock
@@ -75,6 +75,20 @@ def conflict(where: str, kept: str = "") -> StateError:
     return StateError(
         f"{where}: the state changed since this run read it (another run wrote it); "
         f"nothing was overwritten{kept}; run again"
+    )
+
+
+def remote_state_error(where: str, exc: UnreadableStateError) -> UnreadableStateError:
+    """``exc``, raised of a local copy of the remote state at ``where``, told of that state:
+    its address, and for a damaged one the fix that mends it there (moving the local copy
+    away would only download the same state again)."""
+    if not isinstance(exc, DamagedStateError):
+        return UnreadableStateError(where, exc.problem, exc.fix)
+    return DamagedStateError(
+        where,
+        exc.problem,
+        "upload a good state over it with `casereport state push --force --state FILE` "
+        f"({where}.backup, if it exists, holds the state before casereport's last write)",
     )
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from casereport import __version__
-from casereport.errors import StateError
+from casereport.errors import DamagedStateError, StateError, UnreadableStateError
 from casereport.fsutil import TEMP_FILE_RE, atomic_write_text, collector_paused
 from casereport.settings import DEFAULT_HISTORY, Retention
 from casereport.site import is_report_name, output_name_problem
@@ -307,14 +307,14 @@ def with_result(
 # damaged file is refused at load time with its path, not halfway through a plan or render.
 
 
-def _bad(path: Path, problem: str) -> StateError:
+def _bad(path: Path, problem: str) -> DamagedStateError:
     backup = backup_path(path)
-    hint = (
-        f"; restore the previous version from {backup}, or move the file away to start afresh"
+    fix = (
+        f"restore the previous version from {backup}, or move the file away to start afresh"
         if backup.exists()
-        else "; move the file away to start afresh (the next apply re-fetches everything)"
+        else "move the file away to start afresh (the next apply re-fetches everything)"
     )
-    return StateError(f"{path}: {problem}{hint}")
+    return DamagedStateError(path, problem, fix)
 
 
 _NUMBER_TYPES = (int, float)
@@ -510,9 +510,11 @@ def _parse_state(path: Path, data: bytes | str) -> State:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _bad(path, "not a casereport state (no valid format_version)")
     if version > MAX_FORMAT_VERSION:
-        raise StateError(
-            f"{path}: written by a newer casereport ({raw.get('tool_version', '?')}, state format "
-            f"{version}; this version reads up to {MAX_FORMAT_VERSION}); upgrade casereport"
+        raise UnreadableStateError(
+            path,
+            f"written by a newer casereport ({raw.get('tool_version', '?')}, state format "
+            f"{version}; this version reads up to {MAX_FORMAT_VERSION})",
+            "upgrade casereport",
         )
     missing = [key for key in _REQUIRED_KEYS if key not in raw]
     if missing:

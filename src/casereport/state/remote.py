@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casereport.errors import CaseReportError, ConfigError, StateError
+from casereport.errors import CaseReportError, ConfigError, StateError, UnreadableStateError
 from casereport.fsutil import atomic_write_bytes, atomic_write_text
 from casereport.settings import Settings
 from casereport.state.backend import (
@@ -41,6 +41,7 @@ from casereport.state.backend import (
     check_workspace,
     local_state_path,
     open_backend,
+    remote_state_error,
     workspace_site_dir,
 )
 from casereport.state.model import state_dir_gitignore
@@ -167,14 +168,21 @@ def mirrored(
             raise _no_workspace(backend.workspace, backend.bucket.url)
         try:
             yield mirror
-        except BaseException:
+        except BaseException as exc:
             if info is not None:
                 # What the run wrote before it failed (results that arrived) is kept.
                 with contextlib.suppress(CaseReportError):
                     push(backend, mirror, synced, info.id)
+            if isinstance(exc, UnreadableStateError) and _same_file(exc.where, mirror):
+                # The mirror is the remote state as downloaded: the problem is the bucket's.
+                raise remote_state_error(backend.where, exc) from None
             raise
         if info is not None:
             push(backend, mirror, synced, info.id)
+
+
+def _same_file(where: object, path: Path) -> bool:
+    return isinstance(where, Path) and where.absolute() == path.absolute()
 
 
 def _no_workspace(name: str, where: str) -> StateError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from casereport.errors import ConfigError, StateError
+from casereport.errors import ConfigError, DamagedStateError, StateError, UnreadableStateError
 from casereport.numbers import count_of
 from casereport.settings import Settings
 from casereport.state.backend import (
@@ -26,13 +26,20 @@ from casereport.state.backend import (
     local_state_path,
     open_backend,
     open_bucket,
+    remote_state_error,
 )
 from casereport.state.journal import journal_path, recover
 from casereport.state.model import State, new_state, parse_state, serialise
 
 
 def _parse(backend: StateBackend, data: bytes) -> State:
-    return parse_state(Path(backend.where), data)
+    """``backend``'s state; a problem with it names the file, or the object by its address."""
+    if isinstance(backend, LocalBackend):
+        return parse_state(backend.path, data)
+    try:
+        return parse_state(Path(backend.where), data)  # (the error below names it right)
+    except UnreadableStateError as exc:
+        raise remote_state_error(backend.where, exc) from None
 
 
 def list_workspaces(settings: Settings, url: str | None) -> list[str]:
@@ -80,13 +87,20 @@ def delete_workspace(
         found = backend.read()
         if found is None:
             raise StateError(f"workspace {name!r} does not exist ({backend.where})")
-        state = _parse(backend, found.data)
-        if (state.aggregations or state.reports) and not force:
-            raise StateError(
-                f"workspace {name!r} holds {count_of(len(state.aggregations), 'result')} and "
-                f"{count_of(len(state.reports), 'report')} ({backend.where}); "
-                "pass --force to delete them and their history"
-            )
+        try:
+            state = _parse(backend, found.data)
+        except DamagedStateError as exc:
+            if not force:  # what it holds is unknown: maybe results and their history
+                raise DamagedStateError(
+                    exc.where, exc.problem, "pass --force to delete it"
+                ) from None
+        else:
+            if (state.aggregations or state.reports) and not force:
+                raise StateError(
+                    f"workspace {name!r} holds {count_of(len(state.aggregations), 'result')} and "
+                    f"{count_of(len(state.reports), 'report')} ({backend.where}); "
+                    "pass --force to delete them and their history"
+                )
         backend.delete()
     if isinstance(backend, LocalBackend):
         with contextlib.suppress(OSError):
@@ -112,19 +126,29 @@ def copy_state(
     with destination.lock(operation, timeout=timeout, notice=None):
         current = destination.read()
         if current is not None:
-            there = _parse(destination, current.data)
             if current.data == found.data:
                 return f"{destination.where} already holds this state (serial {state.serial})."
-            refusal = None
-            if there.lineage != state.lineage:
-                refusal = f"holds another state (lineage {there.lineage}, not {state.lineage})"
-            elif there.serial > state.serial:
-                refusal = f"holds a newer state (serial {there.serial}, not {state.serial})"
-            if refusal is not None and not force:
-                raise StateError(
-                    f"{destination.where} {refusal}; nothing was copied (pass --force to "
-                    "replace it: its previous version is kept as a .backup)"
-                )
+            try:
+                there = _parse(destination, current.data)
+            except DamagedStateError as exc:
+                if not force:  # replacing a damaged state is how it is mended
+                    raise DamagedStateError(
+                        exc.where,
+                        exc.problem,
+                        "nothing was copied (pass --force to replace it: the damaged state is "
+                        "kept as a .backup)",
+                    ) from None
+            else:
+                refusal = None
+                if there.lineage != state.lineage:
+                    refusal = f"holds another state (lineage {there.lineage}, not {state.lineage})"
+                elif there.serial > state.serial:
+                    refusal = f"holds a newer state (serial {there.serial}, not {state.serial})"
+                if refusal is not None and not force:
+                    raise StateError(
+                        f"{destination.where} {refusal}; nothing was copied (pass --force to "
+                        "replace it: its previous version is kept as a .backup)"
+                    )
         destination.write(found.data, current)
     return (
         f"Copied the state (lineage {state.lineage}, serial {state.serial}, "

@@ -217,6 +217,18 @@ def test_a_damaged_remote_state_is_replaced_by_a_forced_push_and_kept_as_the_bac
     assert s3_bucket.object(STATE + ".backup") == b"{not json"
 
 
+def test_the_remote_list_holds_the_workspaces_with_a_state(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    url = s3_bucket.url()
+    new_workspace(settings, url, "staging")
+    new_workspace(settings, url, "prod")
+    # A killed `workspace new` leaves its folder holding only the lock: not a workspace.
+    remote_lock_of_another_host(s3_bucket, "casereport/workspaces/half/state.json.lock")
+    s3_bucket.put("casereport/workspaces/deep/x/state.json", state_bytes(1))
+    assert list_workspaces(settings, url) == ["default", "prod", "staging"]
+
+
 def test_a_damaged_remote_workspace_is_deleted_only_when_forced(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:

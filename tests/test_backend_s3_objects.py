@@ -128,7 +128,7 @@ def test_a_failing_store_is_tried_four_times_then_named_in_one_line(
         ("state.json", lambda bucket: bucket.put("state.json", b"x", expected='"e"')),
         ("state.json", lambda bucket: bucket.copy("state.json", "state.json.backup")),
         ("state.json.lock", lambda bucket: bucket.delete("state.json.lock")),
-        ("workspaces", lambda bucket: bucket.folders("workspaces")),
+        ("workspaces", lambda bucket: bucket.folders("workspaces", "state.json")),
     ],
 )
 def test_each_request_to_a_failing_store_names_its_object(
@@ -238,23 +238,26 @@ def test_a_url_that_is_not_s3_is_refused_by_the_store_too() -> None:
     assert refused.value.message == "backend url 'gs://bucket/x' is not s3://BUCKET/PREFIX"
 
 
-def test_the_folders_directly_under_a_prefix(s3_bucket: S3Bucket) -> None:
+def test_the_folders_directly_under_a_prefix_holding_an_object(s3_bucket: S3Bucket) -> None:
     bucket = bucket_at(s3_bucket, s3_bucket.url())
-    keys = ("a/b/one/state.json", "a/b/two/x/state.json", "a/b/file", "a/c/three/y", "a/b/oneX/z")
-    for key in (*keys, "a/b/space /z", "a/bX/q/z", "a/b /r/z"):
+    keys = ("a/b/one/z", "a/b/two/x/z", "a/b/z", "a/c/three/z", "a/b/oneX/z", "a/b/lock/z.lock")
+    for key in (*keys, "a/b/space /z", "a/bX/q/z", "a/b /r/z", "a/b/one/z.backup"):
         bucket.put(key, b"x", expected=None)
-    assert bucket.folders("a/b") == ["one", "oneX", "space ", "two"]
-    assert bucket.folders("a/bX") == ["q"]
-    assert bucket.folders("a/b ") == ["r"]
-    assert bucket.folders("a/b/") == bucket.folders("a/b")
-    assert bucket.folders("a") == ["b", "b ", "bX", "c"]
-    assert bucket.folders("nothing") == []
+    # "two" holds z only deeper, "lock" only z.lock: neither holds z.
+    assert bucket.folders("a/b", "z") == ["one", "oneX", "space "]
+    assert bucket.folders("a/bX", "z") == ["q"]
+    assert bucket.folders("a/b ", "z") == ["r"]
+    assert bucket.folders("a/b/", "z") == bucket.folders("a/b", "z")
+    assert bucket.folders("/a/b/", "z") == bucket.folders("a/b", "z")
+    assert bucket.folders("a/b", "z.lock") == ["lock"]
+    assert bucket.folders("a", "z") == ["b"]  # a/b/z
+    assert bucket.folders("nothing", "z") == []
 
 
 def test_a_missing_bucket_is_named_when_listing_too(s3_bucket: S3Bucket) -> None:
     bucket = bucket_at(s3_bucket, "s3://no-such-bucket-here/x")
     with pytest.raises(BackendError) as failed:
-        bucket.folders("workspaces")
+        bucket.folders("workspaces", "state.json")
     assert failed.value.message == (
         "s3://no-such-bucket-here/x/workspaces: the bucket 'no-such-bucket-here' does not "
         "exist (or is not visible with these credentials); create it, or fix [backend] url"

@@ -165,12 +165,21 @@ class Bucket:
         except FileNotFoundError as exc:
             self._missing(key, exc)
 
-    def folders(self, prefix: str) -> list[str]:
-        """The names of the "folders" directly under ``prefix``."""
-        listed = self._call(
-            prefix, lambda: obstore.list_with_delimiter(self._store, prefix.rstrip("/"))
+    def folders(self, prefix: str, holding: str) -> list[str]:
+        """The names of the "folders" directly under ``prefix`` that hold an object named
+        ``holding`` (a workspace's folder holding only a lock, which a killed ``workspace
+        new`` leaves, is not a workspace)."""
+        under = prefix.strip("/")
+        paths = self._call(
+            prefix,
+            lambda: [meta["path"] for batch in obstore.list(self._store, under) for meta in batch],
         )
-        return sorted(p.rstrip("/").rpartition("/")[2] for p in listed["common_prefixes"])
+        names = set()
+        for path in paths:
+            folder, _, name = path.removeprefix(f"{under}/").partition("/")
+            if name == holding:
+                names.add(folder)
+        return sorted(names)
 
 
 def _short(text: str) -> str:

@@ -18,6 +18,7 @@ from casereport.numbers import count_of
 from casereport.settings import Settings
 from casereport.state.backend import (
     DEFAULT_WORKSPACE,
+    STATE_KEY,
     WORKSPACE_RE,
     LocalBackend,
     StateBackend,
@@ -53,7 +54,8 @@ def list_workspaces(settings: Settings, url: str | None) -> list[str]:
             if WORKSPACE_RE.fullmatch(entry.name) and (entry / settings.state_path.name).is_file()
         )
     else:
-        names = [n for n in open_bucket(chosen).folders("workspaces") if WORKSPACE_RE.fullmatch(n)]
+        bucket = open_bucket(chosen)
+        names = [n for n in bucket.folders("workspaces", STATE_KEY) if WORKSPACE_RE.fullmatch(n)]
     return [DEFAULT_WORKSPACE, *(n for n in names if n != DEFAULT_WORKSPACE)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from casereport.definitions.expand import expand_workspace
 from casereport.definitions.fmt import format_text
 from casereport.definitions.scaffold import EXAMPLE_REPORT, init_workspace
 from casereport.errors import ConfigError
-from casereport.settings import load_settings
+from casereport.settings import Settings, load_settings
 
 FILES = [
     "casereport.toml",
@@ -41,14 +42,24 @@ def test_scaffolded_files_are_right(tmp_path: Path) -> None:
     assert format_text(report) == report  # already in canonical style
     assert (tmp_path / ".gitignore").read_text() == "# casereport\nsite/\n.casereport/\n"
     assert "overrides go here" in (tmp_path / "templates" / "README.md").read_text()
-    # Every setting in the scaffolded file is at its default.
+    # Every setting in the scaffolded file is at its default, and every setting but the
+    # optional tables (and site_url, which has none) is written there, to be found.
     defaults = load_settings(tmp_path / "nowhere")
     settings = load_settings(tmp_path)
-    assert settings.refresh == defaults.refresh
-    assert settings.parallelism == defaults.parallelism
-    assert settings.history == defaults.history
-    assert settings.reports_dir == tmp_path / "reports"
-    assert settings.state_path == tmp_path / ".casereport/state.json"
+    text = (tmp_path / "casereport.toml").read_text()
+    for setting in fields(Settings):
+        name = setting.name
+        if name in ("root", "source", "vars"):
+            continue
+        mine, default = getattr(settings, name), getattr(defaults, name)
+        if isinstance(default, Path):
+            assert mine.relative_to(tmp_path) == default.relative_to(tmp_path / "nowhere")
+        else:
+            assert mine == default, name
+        commented = name in ("backend", "site_url", "notify")
+        assert (f"\n# {name} = " if commented else f"\n{name} = ") in text or (
+            commented and f"# [{name}" in text
+        ), name
 
 
 def test_init_refuses_to_overwrite_and_names_the_files(tmp_path: Path) -> None:

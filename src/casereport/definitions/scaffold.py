@@ -38,11 +38,21 @@ state_path = ".casereport/state.json"
 refresh = "1h"
 # How many API requests apply runs at once.
 parallelism = 16
+# Seconds one API attempt may take, all told; the longest rate-limit reset (seconds)
+# worth waiting for (a longer one fails the run, naming it).
+timeout = 30
+max_rate_limit_wait = 120
 # Custom case attributes the reports search or group by, e.g. ["region"]: any other field
 # that is not a known case field is a warning, so a typo does not quietly count 0.
 attributes = []
 # true: every warning is an error in validate, plan and apply (for CI).
 strict = false
+# true: a failing check of severity error fails apply (exit 1) once the site is written.
+fail_on_checks = false
+# The site's name (page titles, headers, the index), and the paper of PDF pages
+# (reports with `formats: [pdf]`): "A4" or "Letter".
+site_title = "Case reports"
+pdf_page_size = "A4"
 # Earlier results each aggregation keeps, for changes, comparisons and trends: a run count
 # (1 to 1000), or a duration such as "90d" (what was fetched within it, at most 1000 runs).
 # A report that compares with a week ago (`compare: 7d`) needs a week of runs and more.
@@ -52,6 +62,19 @@ history = 30
 # the example report). A report's own vars override these; --var NAME=VALUE overrides both.
 [vars]
 environment = "prod"
+
+# Where the site is published, for links in notifications (none by default):
+# site_url = "https://reports.example.com"
+#
+# Keep the state in a bucket, shared by CI runners and locked (docs/state.md):
+# [backend]
+# url = "s3://my-bucket/casereport"
+#
+# Send each run's reports to Slack, email or a webhook (docs/notify.md):
+# [notify.team]
+# type = "slack"
+# webhook_url_env = "SLACK_WEBHOOK_URL"
+# on = ["change", "check_failed"]
 """
 
 _REPORT = f"""\

@@ -137,6 +137,27 @@ def write_lock(bucket: S3Bucket, who: str, pid: int, created: str, lock_id: str 
     bucket.put(STATE + ".lock", json.dumps({**info, "path": "x"}).encode())
 
 
+def test_the_command_an_unreadable_lock_names_removes_it(
+    remote: Workspace, s3_bucket: S3Bucket
+) -> None:
+    s3_bucket.put(STATE + ".lock", b"left by another tool")
+    refused = remote.run("apply", "--auto-approve")
+    assert refused.exit_code == 1
+    (line,) = lines(refused.output)
+    command = line.rpartition("if no run is going on: ")[2]
+    assert command.startswith("casereport force-unlock unreadable-")
+    unlocked = remote.run(*command.split()[1:])
+    assert unlocked.exit_code == 0, unlocked.output
+    lock_id = command.split()[2]
+    assert unlocked.output == (
+        f"Removed the lock ID {lock_id} (an unreadable lock object), from "
+        f"{s3_bucket.url()}/state.json.\n"
+    )
+    assert s3_bucket.keys() == []
+    remote.apply()
+    assert s3_bucket.keys() == [STATE]
+
+
 def test_a_held_lock_names_its_holder_and_age_and_force_unlock_removes_it(
     remote: Workspace, s3_bucket: S3Bucket
 ) -> None:

@@ -8,6 +8,7 @@ lock error shows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -103,21 +104,32 @@ def test_an_unreadable_lock_object_is_named_with_what_to_do(s3_bucket: S3Bucket)
     with pytest.raises(LockError) as refused, remote_lock(bucket, KEY, "apply"):
         pass
     where = f"{s3_bucket.url()}/state.json"
+    # Its ID is made of its content: sha256(b"not json")[:12].
+    lock_id = "unreadable-" + hashlib.sha256(b"not json").hexdigest()[:12]
     assert refused.value.message == (
         f"the state {where} is locked by an unreadable lock object {where}.lock; "
-        "if no run is going on, delete that object and run again"
+        f"if no run is going on: casereport force-unlock {lock_id}"
     )
-    with pytest.raises(LockError) as waited, remote_lock(bucket, KEY, "apply", timeout=0.3):
+    with (
+        pytest.raises(LockError) as waited,
+        remote_lock(bucket, KEY, "apply", timeout=0.3, hint=" --workspace default"),
+    ):
         pass
-    assert str(waited.value.message).startswith(
-        f"the state {where} is locked after waiting 0.3 s by an unreadable lock object"
+    assert waited.value.message == (
+        f"the state {where} is locked after waiting 0.3 s by an unreadable lock object "
+        f"{where}.lock; if no run is going on: casereport force-unlock {lock_id} --workspace "
+        "default"
     )
-    with pytest.raises(LockError) as unlock:
-        force_unlock(bucket, KEY, "abc")
-    assert unlock.value.message == (
-        f"the lock on {where} has ID unreadable, not abc; copy the ID from the lock error message"
-    )
+    for wrong in ("abc", "unreadable", "unreadable-" + "0" * 12):
+        with pytest.raises(LockError) as unlock:
+            force_unlock(bucket, KEY, wrong)
+        assert unlock.value.message == (
+            f"the lock on {where} has ID {lock_id}, not {wrong}; copy the ID from the lock "
+            "error message"
+        )
     assert s3_bucket.object(f"casereport/{KEY}") == b"not json"  # left alone
+    assert force_unlock(bucket, KEY, lock_id) == (None, "")
+    assert s3_bucket.keys() == []
 
 
 def test_force_unlock_of_an_unlocked_state_says_so(s3_bucket: S3Bucket) -> None:

@@ -108,7 +108,12 @@ def remote_force_unlock(lock_id: str, backend: str | None, workspace: str | None
     if not isinstance(opened, S3Backend):
         return False
     info, age = opened.force_unlock(lock_id)
-    click.echo(f"Removed the lock {info.describe()}, taken {age} ago, from {opened.where}.")
+    what = (
+        f"{info.describe()}, taken {age} ago"
+        if info is not None
+        else f"ID {lock_id} (an unreadable lock object)"
+    )
+    click.echo(f"Removed the lock {what}, from {opened.where}.")
     return True
 
 

@@ -234,7 +234,7 @@ class S3Backend:
 
         verify_held(self.bucket, self.lock_key, lock_id)
 
-    def force_unlock(self, lock_id: str) -> tuple[LockInfo, str]:
+    def force_unlock(self, lock_id: str) -> tuple[LockInfo | None, str]:
         from casereport.state.remote_lock import force_unlock
 
         return force_unlock(self.bucket, self.lock_key, lock_id)

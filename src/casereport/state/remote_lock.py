@@ -13,6 +13,7 @@ stays until ``casereport force-unlock ID``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import socket
 import time
@@ -54,12 +55,20 @@ def _held(bucket: Bucket, key: str) -> tuple[Stored, LockInfo | None] | None:
     return None if found is None else (found, _parse(found.data))
 
 
-def _locked_error(where: str, holder: LockInfo | None, timeout: float, hint: str) -> LockError:
+def unreadable_id(data: bytes) -> str:
+    """The ID ``force-unlock`` takes for a lock object that holds no lock's details (damaged,
+    or another tool's): made of its content, so that it never removes another put there."""
+    return f"unreadable-{hashlib.sha256(data).hexdigest()[:12]}"
+
+
+def _locked_error(
+    where: str, held: Stored, holder: LockInfo | None, timeout: float, hint: str
+) -> LockError:
     waited = f" after waiting {timeout:g} s" if timeout else ""
     if holder is None:
         return LockError(
             f"the state {where} is locked{waited} by an unreadable lock object {where}.lock; "
-            "if no run is going on, delete that object and run again"
+            f"if no run is going on: casereport force-unlock {unreadable_id(held.data)}{hint}"
         )
     return LockError(
         f"the state {where} is locked{waited} by {holder.describe()}, taken "
@@ -105,7 +114,7 @@ def remote_lock(
                 )
             break
         if time.monotonic() >= deadline:
-            raise _locked_error(where, holder, timeout, hint)
+            raise _locked_error(where, found, holder, timeout, hint)
         time.sleep(_POLL_SECONDS)
     try:
         yield info
@@ -137,18 +146,19 @@ def verify_held(bucket: Bucket, key: str, lock_id: str) -> None:
         )
 
 
-def force_unlock(bucket: Bucket, key: str, lock_id: str) -> tuple[LockInfo, str]:
-    """Remove the lock object with ID ``lock_id``; returns it and its age."""
+def force_unlock(bucket: Bucket, key: str, lock_id: str) -> tuple[LockInfo | None, str]:
+    """Remove the lock object with ID ``lock_id``; returns it and its age (None and "" for
+    an unreadable one, whose ID is ``unreadable_id``)."""
     where = bucket.where(key.removesuffix(".lock"))
     held = _held(bucket, key)
     if held is None:
         raise LockError(f"the state {where} is not locked; nothing to unlock")
-    holder = held[1]
-    if holder is None or holder.id != lock_id:
-        found = holder.id if holder is not None else "unreadable"
+    found, holder = held
+    held_id = holder.id if holder is not None else unreadable_id(found.data)
+    if held_id != lock_id:
         raise LockError(
-            f"the lock on {where} has ID {found}, not {lock_id}; "
+            f"the lock on {where} has ID {held_id}, not {lock_id}; "
             "copy the ID from the lock error message"
         )
     bucket.delete(key)
-    return holder, age(holder.created)
+    return (holder, age(holder.created)) if holder is not None else (None, "")

@@ -173,16 +173,12 @@ def mirrored(
                 # What the run wrote before it failed (results that arrived) is kept.
                 with contextlib.suppress(CaseReportError):
                     push(backend, mirror, synced, info.id)
-            if isinstance(exc, UnreadableStateError) and _same_file(exc.where, mirror):
+            if isinstance(exc, UnreadableStateError) and exc.where == mirror:
                 # The mirror is the remote state as downloaded: the problem is the bucket's.
                 raise remote_state_error(backend.where, exc) from None
             raise
         if info is not None:
             push(backend, mirror, synced, info.id)
-
-
-def _same_file(where: object, path: Path) -> bool:
-    return isinstance(where, Path) and where.absolute() == path.absolute()
 
 
 def _no_workspace(name: str, where: str) -> StateError:

@@ -137,6 +137,39 @@ def write_lock(bucket: S3Bucket, who: str, pid: int, created: str, lock_id: str 
     bucket.put(STATE + ".lock", json.dumps({**info, "path": "x"}).encode())
 
 
+def test_the_fix_a_damaged_workspace_state_names_mends_that_workspace_only(
+    remote: Workspace, s3_bucket: S3Bucket
+) -> None:
+    remote.apply()  # the default workspace: a good state
+    default = s3_bucket.object(STATE)
+    assert remote.run("workspace", "new", "staging").exit_code == 0
+    remote.apply("--workspace", "staging")
+    key = "casereport/workspaces/staging/state.json"
+    good = s3_bucket.object(key)
+    assert good is not None
+    s3_bucket.put(key, b"{not json")
+    refused = remote.run("plan", "--workspace", "staging")
+    assert refused.exit_code == 1
+    (line,) = lines(refused.output)
+    where = f"{s3_bucket.url()}/workspaces/staging/state.json"
+    assert line.startswith(
+        f"Error: {where}: not valid JSON (line 1, column 2); put a good state in "
+    )
+    # Do what it says: the good state in the file it names, then its command.
+    local = Path(line.split("put a good state in ")[1].split(" and run ")[0])
+    command = line.split("`")[1]
+    assert command == (
+        f"casereport state push --force --backend {s3_bucket.url()} --workspace staging"
+    )
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_bytes(good)
+    pushed = remote.run(*command.split()[1:])
+    assert pushed.exit_code == 0, pushed.output
+    assert s3_bucket.object(key) == good
+    assert s3_bucket.object(STATE) == default  # the default workspace untouched
+    assert remote.run("plan", "--workspace", "staging").exit_code == 0
+
+
 def test_the_command_an_unreadable_lock_names_removes_it(
     remote: Workspace, s3_bucket: S3Bucket
 ) -> None:

@@ -190,31 +190,33 @@ def test_push_replaces_a_newer_remote_state_only_when_forced(
     assert s3_bucket.object(STATE) == state_bytes(3)
 
 
-def test_a_damaged_remote_state_is_replaced_by_a_forced_push_and_kept_as_the_backup(
+def test_a_damaged_remote_state_is_replaced_by_a_forced_push_its_backup_kept(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:
     url = s3_bucket.url()
     where = f"{url}/state.json"
     s3_bucket.put(STATE, b"{not json")
+    s3_bucket.put(STATE + ".backup", state_bytes(2))  # the last good state
+    elsewhere = settings.root / "elsewhere" / "state.json"
     with pytest.raises(StateError) as pulled:
-        pull(settings, url, "default", force=True)  # nothing good to pull
+        pull(settings, url, "default", state_path=elsewhere, force=True)  # nothing good to pull
     assert pulled.value.message == (
-        f"{where}: not valid JSON (line 1, column 2); upload a good state over it with "
-        f"`casereport state push --force --state FILE` ({where}.backup, if it exists, holds "
-        "the state before casereport's last write)"
+        f"{where}: not valid JSON (line 1, column 2); put a good state in {elsewhere} and run "
+        f"`casereport state push --force --backend {url}` ({where}.backup, if it exists, holds "
+        "the state before casereport's last write, and is kept)"
     )
-    assert not settings.state_path.exists()
+    assert not elsewhere.exists()
     write(settings.state_path, state_bytes(3))
     with pytest.raises(StateError) as refused:
         push(settings, url, "default")
     assert refused.value.message == (
         f"{where}: not valid JSON (line 1, column 2); nothing was copied (pass --force to "
-        "replace it: the damaged state is kept as a .backup)"
+        "replace it; its .backup is kept)"
     )
     assert s3_bucket.object(STATE) == b"{not json"
     push(settings, url, "default", force=True)
     assert s3_bucket.object(STATE) == state_bytes(3)
-    assert s3_bucket.object(STATE + ".backup") == b"{not json"
+    assert s3_bucket.object(STATE + ".backup") == state_bytes(2)
 
 
 def test_the_remote_list_holds_the_workspaces_with_a_state(
@@ -239,7 +241,7 @@ def test_a_damaged_remote_workspace_is_deleted_only_when_forced(
         delete_workspace(settings, url, "staging", current="default")
     assert refused.value.message == (
         f"{url}/workspaces/staging/state.json: not a casereport state (expected a JSON "
-        "object); pass --force to delete it"
+        "object); pass --force to delete it and its .backup"
     )
     assert s3_bucket.keys() == [key]
     delete_workspace(settings, url, "staging", current="default", force=True)

@@ -9,6 +9,7 @@ what to do.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from casereport.state.backend import (
     workspace_hint,
     workspace_site_dir,
 )
-from casereport.state.model import parse_state, serialise
+from casereport.state.model import MAX_FORMAT_VERSION, parse_state, serialise
 from casereport.state.remote import located
 from casereport.state.workspaces import (
     copy_state,
@@ -201,7 +202,8 @@ def test_a_damaged_workspace_is_deleted_only_when_forced(settings: Settings) -> 
         delete_workspace(settings, None, "staging", current="default")
     # What it holds cannot be read, so it may hold results: as one holding results.
     assert (
-        message(refused) == f"{path}: not valid JSON (line 1, column 2); pass --force to delete it"
+        message(refused)
+        == f"{path}: not valid JSON (line 1, column 2); pass --force to delete it and its .backup"
     )
     assert path.exists()
     assert delete_workspace(settings, None, "staging", current="default", force=True) == str(path)
@@ -270,24 +272,49 @@ def test_a_copy_refuses_a_newer_state_or_another_lineage_unless_forced(tmp_path:
     assert destination.path.with_name("state.json.backup").read_bytes() == other
 
 
-def test_a_damaged_destination_is_replaced_only_when_forced_and_kept_as_the_backup(
+def test_a_damaged_destination_is_replaced_only_when_forced_its_backup_kept(
     tmp_path: Path,
 ) -> None:
     source, destination = backends(tmp_path)
     data = write(source.path, serial=3)
-    destination.path.parent.mkdir(parents=True)
+    good = write(destination.path.with_name("state.json.backup"), serial=2)
     destination.path.write_bytes(b'{"format_version": 1}')
     with pytest.raises(StateError) as refused:
         copy_state(source, destination, operation="state pull")
     assert message(refused) == (
         f"{destination.where}: malformed: no lineage, serial, tool_version, source, aggregations, "
-        "reports, site; "
-        "nothing was copied (pass --force to replace it: the damaged state is kept as a .backup)"
+        "reports, site; nothing was copied (pass --force to replace it; its .backup is kept)"
     )
     assert destination.path.read_bytes() == b'{"format_version": 1}'
     copy_state(source, destination, operation="state pull", force=True)
     assert destination.path.read_bytes() == data
-    assert destination.path.with_name("state.json.backup").read_bytes() == b'{"format_version": 1}'
+    # The backup still holds the last good state, not the damaged one.
+    assert destination.path.with_name("state.json.backup").read_bytes() == good
+
+
+def test_a_state_from_a_newer_casereport_is_never_replaced_nor_deleted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    source, destination = backends(tmp_path)
+    write(source.path, serial=3)
+    newer = json.dumps({"format_version": 99, "tool_version": "9.0"}).encode()
+    destination.path.parent.mkdir(parents=True)
+    destination.path.write_bytes(newer)
+    said = (
+        f"written by a newer casereport (9.0, state format 99; this version reads up to "
+        f"{MAX_FORMAT_VERSION}); upgrade casereport"
+    )
+    with pytest.raises(StateError) as copied:
+        copy_state(source, destination, operation="state pull", force=True)
+    assert message(copied) == f"{destination.where}: {said}"
+    assert destination.path.read_bytes() == newer
+    path = settings.state_path.parent / "workspaces" / "staging" / "state.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(newer)
+    with pytest.raises(StateError) as deleted:
+        delete_workspace(settings, None, "staging", current="default", force=True)
+    assert message(deleted) == f"{path}: {said}"
+    assert path.read_bytes() == newer
 
 
 def test_a_damaged_source_is_named_with_its_own_fix(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,12 +46,22 @@ def checkout(root: Path) -> Path:
     return root
 
 
+def unset(expression: str) -> str:
+    """A workflow expression's value in a repository that sets no variable or secret:
+    ``${{ vars.X || 'default' }}`` is the default, ``${{ vars.X }}`` is empty."""
+    match = re.fullmatch(r"\$\{\{ *(?:vars|secrets)\.\w+ *(?:\|\| *'([^']*)' *)?\}\}", expression)
+    assert match is not None, f"an expression this test does not evaluate: {expression}"
+    return match[1] or ""
+
+
 def run_step(root: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in API_ENVIRONMENT}
+    # The workflow's own environment first, as the runner sets it; then the case's.
+    workflow_env = {name: unset(value) for name, value in workflow()["env"].items()}
     return subprocess.run(
         [*RUNNER_BASH, "-c", script],
         cwd=root,
-        env={**clean, **env},
+        env={**clean, **workflow_env, **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -81,6 +92,16 @@ def test_the_pull_request_plan_step_runs_with_the_datadog_key_and_without(
     assert [a["actions"] for a in saved["aggregations"]] == [["create"]] * 19
     markdown = (root / "plan.md").read_text(encoding="utf-8")
     assert markdown.startswith("### casereport plan\n\n**Plan: 19 to fetch (19 new, ")
+
+
+def test_the_workflow_environment_unset_is_what_casereport_takes_for_defaults() -> None:
+    # An unset repository variable reaches casereport as an empty string, not as no variable.
+    assert {name: unset(value) for name, value in workflow()["env"].items()} == {
+        "DD_SITE": "datadoghq.com",
+        "DD_API_KEY": "",
+        "DD_APP_KEY": "",
+        "CASEREPORT_BACKEND": "",
+    }
 
 
 def test_the_aws_role_is_assumed_only_when_one_is_set() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def test_scaffolded_files_are_right(tmp_path: Path) -> None:
         assert (f"\n# {name} = " if commented else f"\n{name} = ") in text or (
             commented and f"# [{name}" in text
         ), name
+    # Each commented example, uncommented, sets what it says (not a variable of [vars]).
+    (tmp_path / "casereport.toml").write_text(
+        re.sub(r"^# ((?:\[|site_url|url|type|webhook_url_env|on)\b)", r"\1", text, flags=re.M)
+    )
+    examples = load_settings(tmp_path)
+    assert examples.site_url == "https://reports.example.com"
+    assert examples.vars == {"environment": "prod"}
+    assert examples.backend.url == "s3://my-bucket/casereport"
+    (team,) = examples.notify
+    assert (team.name, team.type, team.on) == ("team", "slack", ("change", "check_failed"))
 
 
 def test_init_refuses_to_overwrite_and_names_the_files(tmp_path: Path) -> None:

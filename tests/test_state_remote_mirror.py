@@ -230,10 +230,14 @@ def test_an_unreadable_mirror_is_one_line(settings: Settings, s3_bucket: S3Bucke
     assert refused.value.message == f"{mirror}: cannot read the state: Is a directory"
 
 
-def remote_fix(where: str) -> str:
+def remote_fix(settings: Settings, where: str, workspace: str = "default") -> str:
+    local, flag = settings.state_path, ""
+    if workspace != "default":
+        local, flag = local.parent / "workspaces" / workspace / "state.json", " --workspace staging"
     return (
-        "upload a good state over it with `casereport state push --force --state FILE` "
-        f"({where}.backup, if it exists, holds the state before casereport's last write)"
+        f"put a good state in {local} and run `casereport state push --force --backend "
+        f"{settings.backend.url}{flag}` ({where}.backup, if it exists, holds the state before "
+        "casereport's last write, and is kept)"
     )
 
 
@@ -254,9 +258,86 @@ def test_a_damaged_remote_state_is_named_by_its_address_with_the_fix_there(
         s3_bucket.put(STATE, damaged)
         with pytest.raises(StateError) as refused, mirrored(settings, backend, operation) as mirror:
             load_state(mirror)
-        assert refused.value.message == f"{where}: {problem}; {remote_fix(where)}"
+        assert refused.value.message == f"{where}: {problem}; {remote_fix(settings, where)}"
         assert s3_bucket.keys() == [STATE]  # untouched, and the lock released
         assert s3_bucket.object(STATE) == damaged
+
+
+def test_a_damaged_workspace_state_names_the_workspace_in_its_fix(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    key = "casereport/workspaces/staging/state.json"
+    s3_bucket.put(key, b"[]")
+    where = f"{s3_bucket.url()}/workspaces/staging/state.json"
+    with (
+        pytest.raises(StateError) as refused,
+        mirrored(settings, backend_of(settings, "staging"), "apply") as mirror,
+    ):
+        load_state(mirror)
+    assert refused.value.message == (
+        f"{where}: not a casereport state (expected a JSON object); "
+        f"{remote_fix(settings, where, 'staging')}"
+    )
+
+
+def test_a_mirror_damaged_on_this_machine_is_named_as_such_and_never_pushed(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    good = state_bytes(4)
+    s3_bucket.put(STATE, good)
+    with mirrored(settings, backend, None) as mirror:
+        pass
+    mirror.write_bytes(b"[]")  # the remote state is as it was: the mirror is not fetched again
+    for operation in (None, "apply"):
+        with pytest.raises(StateError) as refused, mirrored(settings, backend, operation) as m:
+            load_state(m)
+        assert refused.value.message == (
+            f"{mirror}: not a casereport state (expected a JSON object); it is this machine's "
+            f"copy of {s3_bucket.url()}/state.json, damaged since it was downloaded: move it "
+            "away, and the next run downloads the state again"
+        )
+        assert s3_bucket.keys() == [STATE]  # nothing pushed, the lock released
+        assert s3_bucket.object(STATE) == good
+    mirror.unlink()
+    with mirrored(settings, backend, None) as mirror:
+        assert load_state(mirror) is not None  # downloaded again
+
+
+def test_a_mirror_removed_by_hand_is_downloaded_again_never_taken_for_no_state(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    # Taken for "no state", an apply would start afresh and push that over the remote one.
+    backend = backend_of(settings)
+    good = state_bytes(4)
+    s3_bucket.put(STATE, good)
+    with mirrored(settings, backend, None) as mirror:
+        pass
+    mirror.unlink()  # its record of the remote state's ETag stays
+    with mirrored(settings, backend, "apply") as again:
+        assert again.read_bytes() == good
+    assert s3_bucket.keys() == [STATE]  # nothing pushed: the mirror is the remote state
+    # Removed again, and the remote state deleted meanwhile: no state, nothing recorded.
+    mirror.unlink()
+    s3_bucket.clear()
+    with mirrored(settings, backend, None) as gone:
+        assert not gone.exists()
+    assert sidecar(mirror)["etag"] is None and sidecar(mirror)["sha256"] is None
+
+
+def test_a_newer_mirror_of_this_machine_keeps_its_own_message(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, state_bytes(4))
+    with mirrored(settings, backend, None) as mirror:
+        pass
+    raw = json.loads(mirror.read_bytes())
+    mirror.write_text(json.dumps({**raw, "format_version": 99}), encoding="utf-8")
+    with pytest.raises(StateError) as refused, mirrored(settings, backend, None) as m:
+        load_state(m)
+    assert refused.value.message.startswith(f"{mirror}: written by a newer casereport (")
+    assert refused.value.message.endswith("); upgrade casereport")
 
 
 def test_a_remote_state_from_a_newer_casereport_is_named_by_its_address(

@@ -70,7 +70,7 @@ class StateError(CaseReportError):
 class UnreadableStateError(StateError):
     """A state that cannot be used as it is: ``where`` it is, what the ``problem`` is and
     the ``fix``, kept apart so that a remote state, read through its local copy, can be
-    named by its address (``state.backend.remote_state_error``)."""
+    named by its address (``state.backend.S3Backend.state_error``)."""
 
     def __init__(self, where: object, problem: str, fix: str) -> None:
         super().__init__(f"{where}: {problem}; {fix}")

@@ -53,6 +53,8 @@ fail_on_checks = false
 # (reports with `formats: [pdf]`): "A4" or "Letter".
 site_title = "Case reports"
 pdf_page_size = "A4"
+# Where the site is published, for links in notifications (none by default):
+# site_url = "https://reports.example.com"
 # Earlier results each aggregation keeps, for changes, comparisons and trends: a run count
 # (1 to 1000), or a duration such as "90d" (what was fetched within it, at most 1000 runs).
 # A report that compares with a week ago (`compare: 7d`) needs a week of runs and more.
@@ -63,9 +65,6 @@ history = 30
 [vars]
 environment = "prod"
 
-# Where the site is published, for links in notifications (none by default):
-# site_url = "https://reports.example.com"
-#
 # Keep the state in a bucket, shared by CI runners and locked (docs/state.md):
 # [backend]
 # url = "s3://my-bucket/casereport"

@@ -60,8 +60,10 @@ class StateBackend(Protocol):
 
     def read(self) -> Found | None: ...
 
-    def write(self, data: bytes, expected: Found | None) -> object:
-        """Replace the state if it still is ``expected``, keeping the previous version."""
+    def write(self, data: bytes, expected: Found | None, *, keep_previous: bool = True) -> object:
+        """Replace the state if it still is ``expected``, keeping the previous version as the
+        backup unless ``keep_previous`` is false (a damaged state: the backup already holds
+        the last good one, which the damaged one must not replace)."""
 
     def lock(
         self, operation: str, *, timeout: float, notice: Callable[[str], None] | None
@@ -75,20 +77,6 @@ def conflict(where: str, kept: str = "") -> StateError:
     return StateError(
         f"{where}: the state changed since this run read it (another run wrote it); "
         f"nothing was overwritten{kept}; run again"
-    )
-
-
-def remote_state_error(where: str, exc: UnreadableStateError) -> UnreadableStateError:
-    """``exc``, raised of a local copy of the remote state at ``where``, told of that state:
-    its address, and for a damaged one the fix that mends it there (moving the local copy
-    away would only download the same state again)."""
-    if not isinstance(exc, DamagedStateError):
-        return UnreadableStateError(where, exc.problem, exc.fix)
-    return DamagedStateError(
-        where,
-        exc.problem,
-        "upload a good state over it with `casereport state push --force --state FILE` "
-        f"({where}.backup, if it exists, holds the state before casereport's last write)",
     )
 
 
@@ -156,14 +144,14 @@ class LocalBackend:
             raise StateError(f"{self.path}: cannot read the state: {exc.strerror}") from None
         return Found(data, hashlib.sha256(data).hexdigest())
 
-    def write(self, data: bytes, expected: Found | None) -> None:
+    def write(self, data: bytes, expected: Found | None, *, keep_previous: bool = True) -> None:
         """Under this backend's lock: check, back up, write atomically."""
         current = self.read()
         if (current.version if current else None) != (expected.version if expected else None):
             raise conflict(self.where)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if current is not None:
+            if current is not None and keep_previous:
                 # The previous version, whole, before the new one replaces it.
                 atomic_write_bytes(backup_path(self.path), current.data)
             atomic_write_bytes(self.path, data)
@@ -204,11 +192,13 @@ class S3Backend:
         found = self.bucket.get(self.key, if_changed_from=version)
         return found if found is NOT_MODIFIED else self._found(found)  # type: ignore[arg-type]
 
-    def write(self, data: bytes, expected: Found | None, *, kept: str = "") -> str:
+    def write(
+        self, data: bytes, expected: Found | None, *, kept: str = "", keep_previous: bool = True
+    ) -> str:
         """Compare-and-swap on the ETag ``expected`` was read at; returns the new ETag."""
         from casereport.state.objects import Conflict
 
-        if expected is not None:
+        if expected is not None and keep_previous:
             # The previous version, kept as Terraform keeps it (bucket versioning, when on,
             # keeps every one besides).
             self.bucket.copy(self.key, self.backup_key)
@@ -218,6 +208,25 @@ class S3Backend:
             )
         except Conflict:
             raise conflict(self.where, kept) from None
+
+    def state_error(self, exc: UnreadableStateError, local: Path | None) -> UnreadableStateError:
+        """``exc``, raised of a copy of this state read from the bucket, told of the state
+        itself: its address, and for a damaged one the fix that mends it there (moving the
+        copy away would only download it again): a good state uploaded over it from
+        ``local``, the local state file ``state push`` reads for this workspace."""
+        if not isinstance(exc, DamagedStateError):
+            return UnreadableStateError(self.where, exc.problem, exc.fix)
+        command = (
+            f"casereport state push --force --backend {self.bucket.url}"
+            f"{workspace_hint(self.workspace)}"
+        )
+        return DamagedStateError(
+            self.where,
+            exc.problem,
+            f"put a good state in {local or 'the local state file'} and run `{command}` "
+            f"({self.where}.backup, if it exists, holds the state before casereport's last "
+            "write, and is kept)",
+        )
 
     def lock(
         self, operation: str, *, timeout: float, notice: Callable[[str], None] | None

@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casereport.errors import CaseReportError, ConfigError, StateError, UnreadableStateError
+from casereport.errors import (
+    CaseReportError,
+    ConfigError,
+    DamagedStateError,
+    StateError,
+    UnreadableStateError,
+)
 from casereport.fsutil import atomic_write_bytes, atomic_write_text
 from casereport.settings import Settings
 from casereport.state.backend import (
@@ -41,7 +47,6 @@ from casereport.state.backend import (
     check_workspace,
     local_state_path,
     open_backend,
-    remote_state_error,
     workspace_site_dir,
 )
 from casereport.state.model import state_dir_gitignore
@@ -101,13 +106,15 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
 
     known = _known(mirror, backend.where)
     remote: Any
-    if known is not None and known.etag is not None:
+    if known is not None and known.etag is not None and mirror.is_file():
         remote = backend.read_if_changed(known.etag)
         if remote is NOT_MODIFIED:
             return known  # the mirror is the remote state, or a newer one not yet pushed
     else:
+        # No version to ask with, or the mirror was removed (by hand, as a cache): download.
+        # (Taking a missing mirror for "no state" would start afresh and push over it.)
         remote = backend.read()
-        if remote is None and known is not None:
+        if remote is None and known is not None and known.etag is None:
             return known  # still none remote: the mirror, if any, is a first run's
     local = _read(mirror)
     remote_sha = _sha(remote.data) if remote is not None else None
@@ -168,17 +175,40 @@ def mirrored(
             raise _no_workspace(backend.workspace, backend.bucket.url)
         try:
             yield mirror
-        except BaseException as exc:
+        except UnreadableStateError as exc:
+            if exc.where != mirror:
+                raise
+            # Nothing was written over a state that could not be read: nothing to push.
+            raise _unreadable_mirror(settings, backend, mirror, synced, exc) from None
+        except BaseException:
             if info is not None:
                 # What the run wrote before it failed (results that arrived) is kept.
                 with contextlib.suppress(CaseReportError):
                     push(backend, mirror, synced, info.id)
-            if isinstance(exc, UnreadableStateError) and exc.where == mirror:
-                # The mirror is the remote state as downloaded: the problem is the bucket's.
-                raise remote_state_error(backend.where, exc) from None
             raise
         if info is not None:
             push(backend, mirror, synced, info.id)
+
+
+def _unreadable_mirror(
+    settings: Settings, backend: S3Backend, mirror: Path, synced: Synced, exc: UnreadableStateError
+) -> UnreadableStateError:
+    """The mirror could not be read as a state: if it is the remote state as downloaded,
+    the problem is the bucket's, named by its address; else this machine's copy was
+    damaged since, and a new download mends it."""
+    with contextlib.suppress(StateError):
+        if _sha(_read(mirror)) == synced.sha256:
+            return backend.state_error(
+                exc, local_state_path(settings.state_path, backend.workspace)
+            )
+    if not isinstance(exc, DamagedStateError):
+        return exc
+    return DamagedStateError(
+        mirror,
+        exc.problem,
+        f"it is this machine's copy of {backend.where}, damaged since it was downloaded: "
+        "move it away, and the next run downloads the state again",
+    )
 
 
 def _no_workspace(name: str, where: str) -> StateError:

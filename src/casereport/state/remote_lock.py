@@ -57,7 +57,8 @@ def _held(bucket: Bucket, key: str) -> tuple[Stored, LockInfo | None] | None:
 
 def unreadable_id(data: bytes) -> str:
     """The ID ``force-unlock`` takes for a lock object that holds no lock's details (damaged,
-    or another tool's): made of its content, so that it never removes another put there."""
+    or another tool's): made of its content, so that the ID the error named removes that
+    object, not another lock found there later (checked when it is read, as any lock's ID)."""
     return f"unreadable-{hashlib.sha256(data).hexdigest()[:12]}"
 
 

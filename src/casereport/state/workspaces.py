@@ -21,26 +21,28 @@ from casereport.state.backend import (
     STATE_KEY,
     WORKSPACE_RE,
     LocalBackend,
+    S3Backend,
     StateBackend,
     backend_settings,
     check_workspace,
     local_state_path,
     open_backend,
     open_bucket,
-    remote_state_error,
 )
 from casereport.state.journal import journal_path, recover
 from casereport.state.model import State, new_state, parse_state, serialise
 
 
-def _parse(backend: StateBackend, data: bytes) -> State:
-    """``backend``'s state; a problem with it names the file, or the object by its address."""
+def _parse(backend: StateBackend, data: bytes, local: Path | None = None) -> State:
+    """``backend``'s state; a problem with it names the file, or the object by its address
+    (``local``: the local state file that would mend a damaged one, if known)."""
     if isinstance(backend, LocalBackend):
         return parse_state(backend.path, data)
+    assert isinstance(backend, S3Backend)
     try:
         return parse_state(Path(backend.where), data)  # (the error below names it right)
     except UnreadableStateError as exc:
-        raise remote_state_error(backend.where, exc) from None
+        raise backend.state_error(exc, local) from None
 
 
 def list_workspaces(settings: Settings, url: str | None) -> list[str]:
@@ -94,7 +96,7 @@ def delete_workspace(
         except DamagedStateError as exc:
             if not force:  # what it holds is unknown: maybe results and their history
                 raise DamagedStateError(
-                    exc.where, exc.problem, "pass --force to delete it"
+                    exc.where, exc.problem, "pass --force to delete it and its .backup"
                 ) from None
         else:
             if (state.aggregations or state.reports) and not force:
@@ -124,7 +126,9 @@ def copy_state(
     found = source.read()
     if found is None:
         raise StateError(f"no state at {source.where}; nothing to copy")
-    state = _parse(source, found.data)
+    local = destination.path if isinstance(destination, LocalBackend) else None
+    state = _parse(source, found.data, local)
+    damaged = False
     with destination.lock(operation, timeout=timeout, notice=None):
         current = destination.read()
         if current is not None:
@@ -137,9 +141,9 @@ def copy_state(
                     raise DamagedStateError(
                         exc.where,
                         exc.problem,
-                        "nothing was copied (pass --force to replace it: the damaged state is "
-                        "kept as a .backup)",
+                        "nothing was copied (pass --force to replace it; its .backup is kept)",
                     ) from None
+                damaged = True  # its backup holds the last good state: keep that one
             else:
                 refusal = None
                 if there.lineage != state.lineage:
@@ -151,7 +155,7 @@ def copy_state(
                         f"{destination.where} {refusal}; nothing was copied (pass --force to "
                         "replace it: its previous version is kept as a .backup)"
                     )
-        destination.write(found.data, current)
+        destination.write(found.data, current, keep_previous=not damaged)
     return (
         f"Copied the state (lineage {state.lineage}, serial {state.serial}, "
         f"{count_of(len(state.aggregations), 'result')}) "

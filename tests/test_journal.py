@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import casereport
 from casereport.errors import StateError
 from casereport.state.journal import (
     JOURNAL_VERSION,
@@ -173,6 +176,45 @@ def test_a_line_torn_inside_a_multibyte_character_is_ignored(state_path: Path, b
     assert state is not None
     assert state.aggregations["a.one"] == entry("a.one", 10.0)
     assert set(state.aggregations) == {"a.one", "a.two"}
+
+
+# Replays the journal of argv[1]'s state and prints the titles, ASCII-escaped (the C
+# locale's stdout takes no other).
+REPLAY = """
+import json, sys
+from pathlib import Path
+from casereport.state.journal import load_with_journal
+state = load_with_journal(Path(sys.argv[1]))
+print(json.dumps({a: e.title for a, e in state.aggregations.items()}, sort_keys=True))
+"""
+
+
+def test_non_ascii_results_replay_intact_whatever_the_locale(state_path: Path, base: State) -> None:
+    """The journal is UTF-8 (``Journal`` writes it so): it is read back as UTF-8, not in the
+    locale's encoding, so a run under a C/POSIX locale (a bare CI container) recovers
+    "Équipe" as written, not as mojibake."""
+    team = replace(entry("a.one", 10.0), title="\u00c9quipe")
+    write_journal(state_path, base, DATADOG, [team])
+    assert load_with_journal(state_path) == replace(
+        base, aggregations={**base.aggregations, "a.one": team}
+    )
+    # The package as this test imports it (under `make mutate`, the mutants' copy), in
+    # the same folder, so that the child imports the same code.
+    source = str(Path(casereport.__file__).resolve().parent.parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHON"))}
+    env |= {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0", "PYTHONPATH": source}
+
+    child = subprocess.run(
+        [sys.executable, "-c", REPLAY, str(state_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout) == {"a.one": "\u00c9quipe", "a.two": "a.two"}
 
 
 def test_a_malformed_entry_ends_the_replay(state_path: Path, base: State) -> None:

@@ -20,6 +20,7 @@ from casereport.state.journal import (
     Journal,
     journal_path,
     load_with_journal,
+    read_both,
     recover,
 )
 from casereport.state.model import (
@@ -132,6 +133,28 @@ def test_entries_are_replayed_on_load_without_writing(state_path: Path, base: St
     assert path.exists()
 
 
+def test_read_both_gives_the_state_on_disk_and_as_the_journal_leaves_it(
+    state_path: Path, base: State
+) -> None:
+    # What `plan` reads: it plans from the second, and compares with the first.
+    before = untouched(state_path)
+    write_journal(state_path, base, DATADOG, [entry("a.one", 10.0), entry("b.new", 3.0)])
+
+    disk, state = read_both(state_path)
+
+    assert disk == base
+    assert state == replace(
+        base,
+        aggregations={
+            **base.aggregations,
+            "a.one": entry("a.one", 10.0),
+            "b.new": entry("b.new", 3.0),
+        },
+    )
+    assert now(state_path) == before
+    assert read_both(state_path.with_name("none.json")) == (None, None)
+
+
 def test_the_journals_source_is_applied(state_path: Path, base: State) -> None:
     write_journal(state_path, base, EMULATOR, [entry("a.one", 10.0)])
 
@@ -141,6 +164,21 @@ def test_the_journals_source_is_applied(state_path: Path, base: State) -> None:
     assert state.source == EMULATOR
     # The base's results came from another source: they are not relabelled, they go.
     assert state.aggregations == {"a.one": entry("a.one", 10.0)}
+
+
+def test_a_header_source_without_detail_has_an_empty_detail(state_path: Path, base: State) -> None:
+    # `detail` is optional, as in the state file's source.
+    path = write_journal(state_path, base, DATADOG, [entry("a.one", 10.0)])
+    header, *rest = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    raw = json.loads(header)
+    del raw["source"]["detail"]
+    path.write_text(json.dumps(raw) + "\n" + "".join(rest), encoding="utf-8")
+
+    state = load_with_journal(state_path)
+
+    assert state is not None
+    assert state.source == Source("datadog", "datadoghq.com", "")
+    assert state.aggregations == {"a.one": entry("a.one", 10.0), "a.two": entry("a.two", 2.0)}
 
 
 @pytest.mark.parametrize(

@@ -207,6 +207,20 @@ def test_a_forked_child_leaving_the_block_keeps_the_parents_lock(state_path: Pat
     assert not lock_path(state_path).exists()
 
 
+def test_the_fork_hook_leaves_a_process_holding_no_lock(state_path: Path) -> None:
+    """What a forked child runs first (``os.register_at_fork``), run here: it closes its
+    copies of the held locks (here the only ones, so the lock is free) and forgets them, so
+    that leaving the block neither releases nor removes anything, and no write is refused
+    for a lock it never took."""
+    with state_lock(state_path, "render") as info:
+        lock._close_in_child()
+        assert current_lock(state_path) is None  # no descriptor of it is open any more
+        lock_path(state_path).unlink()
+        lock.verify_held(state_path)  # a process that holds no lock has nothing to check
+        lock_path(state_path).write_text(json.dumps({"id": info.id}), encoding="utf-8")
+    assert lock_path(state_path).exists()  # not its lock to remove
+
+
 def test_current_lock_does_not_create_a_lock_file(state_path: Path) -> None:
     state_path.parent.mkdir()
     assert current_lock(state_path) is None

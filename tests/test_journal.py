@@ -483,3 +483,14 @@ def test_a_journal_with_a_malformed_refresh_is_ignored(
     head["refresh"] = refresh
     journal_path(state_path).write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
     assert load_with_journal(state_path) == base
+
+
+def test_a_journal_that_cannot_be_read_is_one_line_naming_it(state_path: Path, base: State) -> None:
+    journal_path(state_path).mkdir()
+
+    with pytest.raises(StateError) as caught:
+        load_with_journal(state_path)
+    assert caught.value.message == (
+        f"{journal_path(state_path)}: cannot read the apply journal: Is a directory; "
+        "move it away to ignore what the interrupted apply fetched"
+    )

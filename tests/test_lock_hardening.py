@@ -230,6 +230,20 @@ def test_a_state_replaced_by_its_top_level_lines_alone_is_named_by_its_lineage(
     )
 
 
+def test_a_state_removed_since_it_was_read_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    first = write_state(path, new_state(), None)
+    path.unlink()
+
+    with pytest.raises(StateError) as caught:
+        write_state(path, first.__class__(lineage=first.lineage, site_outputs={"a": "b"}), first)
+    assert caught.value.message == (
+        f"{path}: the state changed since this run read it (serial 1, now none): another run "
+        "wrote it; this run wrote nothing; run it again"
+    )
+    assert not path.exists()
+
+
 def test_a_lock_taken_over_in_process_stops_the_write(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     with state_lock(path, "apply") as info:

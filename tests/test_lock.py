@@ -221,6 +221,14 @@ def test_the_fork_hook_leaves_a_process_holding_no_lock(state_path: Path) -> Non
     assert lock_path(state_path).exists()  # not its lock to remove
 
 
+def test_the_lock_creates_the_state_folders_it_needs(tmp_path: Path) -> None:
+    state = tmp_path / "not" / "there" / "state.json"  # `--state` into a new folder
+
+    with state_lock(state, "apply"):
+        assert lock_path(state).is_file()
+    assert state.parent.is_dir() and not lock_path(state).exists()
+
+
 def test_current_lock_does_not_create_a_lock_file(state_path: Path) -> None:
     state_path.parent.mkdir()
     assert current_lock(state_path) is None

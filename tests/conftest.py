@@ -33,6 +33,19 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Every session starts with SIGTERM's default action.
+
+    A process that runs pytest in itself may leave a SIGTERM handler of its own: mutmut's
+    fork server (`make mutate`) runs each mutant's tests in a child forked from it, and its
+    handler SIGKILLs every other mutant's worker. The processes the tests fork without exec
+    (render workers) inherit it, and a pool whose worker died ends the others with SIGTERM:
+    the handler then killed an unrelated mutant's run, which mutmut reported as a
+    "segfault". Not at import: the fork server installs its handler after collecting.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.fixture
 def emulator() -> Iterator[EmulatorFactory]:
     """Factory: ``emulator(cases=2000, seed=7, ...) -> handle`` with ``.url`` and ``.stats()``."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -11,12 +13,14 @@ from typing import Any
 
 import pytest
 
+import casereport
 from casereport.errors import StateError
 from casereport.state.journal import (
     JOURNAL_VERSION,
     Journal,
     journal_path,
     load_with_journal,
+    read_both,
     recover,
 )
 from casereport.state.model import (
@@ -129,6 +133,28 @@ def test_entries_are_replayed_on_load_without_writing(state_path: Path, base: St
     assert path.exists()
 
 
+def test_read_both_gives_the_state_on_disk_and_as_the_journal_leaves_it(
+    state_path: Path, base: State
+) -> None:
+    # What `plan` reads: it plans from the second, and compares with the first.
+    before = untouched(state_path)
+    write_journal(state_path, base, DATADOG, [entry("a.one", 10.0), entry("b.new", 3.0)])
+
+    disk, state = read_both(state_path)
+
+    assert disk == base
+    assert state == replace(
+        base,
+        aggregations={
+            **base.aggregations,
+            "a.one": entry("a.one", 10.0),
+            "b.new": entry("b.new", 3.0),
+        },
+    )
+    assert now(state_path) == before
+    assert read_both(state_path.with_name("none.json")) == (None, None)
+
+
 def test_the_journals_source_is_applied(state_path: Path, base: State) -> None:
     write_journal(state_path, base, EMULATOR, [entry("a.one", 10.0)])
 
@@ -138,6 +164,21 @@ def test_the_journals_source_is_applied(state_path: Path, base: State) -> None:
     assert state.source == EMULATOR
     # The base's results came from another source: they are not relabelled, they go.
     assert state.aggregations == {"a.one": entry("a.one", 10.0)}
+
+
+def test_a_header_source_without_detail_has_an_empty_detail(state_path: Path, base: State) -> None:
+    # `detail` is optional, as in the state file's source.
+    path = write_journal(state_path, base, DATADOG, [entry("a.one", 10.0)])
+    header, *rest = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    raw = json.loads(header)
+    del raw["source"]["detail"]
+    path.write_text(json.dumps(raw) + "\n" + "".join(rest), encoding="utf-8")
+
+    state = load_with_journal(state_path)
+
+    assert state is not None
+    assert state.source == Source("datadog", "datadoghq.com", "")
+    assert state.aggregations == {"a.one": entry("a.one", 10.0), "a.two": entry("a.two", 2.0)}
 
 
 @pytest.mark.parametrize(
@@ -173,6 +214,45 @@ def test_a_line_torn_inside_a_multibyte_character_is_ignored(state_path: Path, b
     assert state is not None
     assert state.aggregations["a.one"] == entry("a.one", 10.0)
     assert set(state.aggregations) == {"a.one", "a.two"}
+
+
+# Replays the journal of argv[1]'s state and prints the titles, ASCII-escaped (the C
+# locale's stdout takes no other).
+REPLAY = """
+import json, sys
+from pathlib import Path
+from casereport.state.journal import load_with_journal
+state = load_with_journal(Path(sys.argv[1]))
+print(json.dumps({a: e.title for a, e in state.aggregations.items()}, sort_keys=True))
+"""
+
+
+def test_non_ascii_results_replay_intact_whatever_the_locale(state_path: Path, base: State) -> None:
+    """The journal is UTF-8 (``Journal`` writes it so): it is read back as UTF-8, not in the
+    locale's encoding, so a run under a C/POSIX locale (a bare CI container) recovers
+    "Équipe" as written, not as mojibake."""
+    team = replace(entry("a.one", 10.0), title="\u00c9quipe")
+    write_journal(state_path, base, DATADOG, [team])
+    assert load_with_journal(state_path) == replace(
+        base, aggregations={**base.aggregations, "a.one": team}
+    )
+    # The package as this test imports it (under `make mutate`, the mutants' copy), in
+    # the same folder, so that the child imports the same code.
+    source = str(Path(casereport.__file__).resolve().parent.parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHON"))}
+    env |= {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0", "PYTHONPATH": source}
+
+    child = subprocess.run(
+        [sys.executable, "-c", REPLAY, str(state_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout) == {"a.one": "\u00c9quipe", "a.two": "a.two"}
 
 
 def test_a_malformed_entry_ends_the_replay(state_path: Path, base: State) -> None:
@@ -403,3 +483,14 @@ def test_a_journal_with_a_malformed_refresh_is_ignored(
     head["refresh"] = refresh
     journal_path(state_path).write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
     assert load_with_journal(state_path) == base
+
+
+def test_a_journal_that_cannot_be_read_is_one_line_naming_it(state_path: Path, base: State) -> None:
+    journal_path(state_path).mkdir()
+
+    with pytest.raises(StateError) as caught:
+        load_with_journal(state_path)
+    assert caught.value.message == (
+        f"{journal_path(state_path)}: cannot read the apply journal: Is a directory; "
+        "move it away to ignore what the interrupted apply fetched"
+    )

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -204,6 +205,28 @@ def test_a_forked_child_leaving_the_block_keeps_the_parents_lock(state_path: Pat
         assert os.waitstatus_to_exitcode(status) == 0
         assert current_lock(state_path) == info  # the file is there, and held
     assert not lock_path(state_path).exists()
+
+
+def test_the_fork_hook_leaves_a_process_holding_no_lock(state_path: Path) -> None:
+    """What a forked child runs first (``os.register_at_fork``), run here: it closes its
+    copies of the held locks (here the only ones, so the lock is free) and forgets them, so
+    that leaving the block neither releases nor removes anything, and no write is refused
+    for a lock it never took."""
+    with state_lock(state_path, "render") as info:
+        lock._close_in_child()
+        assert current_lock(state_path) is None  # no descriptor of it is open any more
+        lock_path(state_path).unlink()
+        lock.verify_held(state_path)  # a process that holds no lock has nothing to check
+        lock_path(state_path).write_text(json.dumps({"id": info.id}), encoding="utf-8")
+    assert lock_path(state_path).exists()  # not its lock to remove
+
+
+def test_the_lock_creates_the_state_folders_it_needs(tmp_path: Path) -> None:
+    state = tmp_path / "not" / "there" / "state.json"  # `--state` into a new folder
+
+    with state_lock(state, "apply"):
+        assert lock_path(state).is_file()
+    assert state.parent.is_dir() and not lock_path(state).exists()
 
 
 def test_current_lock_does_not_create_a_lock_file(state_path: Path) -> None:
@@ -603,3 +626,99 @@ def test_state_rm_holds_the_lock_as_state_rm(
         remove(state_path, ("nothing.here",))
 
     assert held == ["state rm"]
+
+
+# -- what a plan is told about the run that holds the lock ----------------------------------
+
+
+def plan_refused_by(
+    state_path: Path,
+    who: str,
+    pid: int,
+    looking: contextlib.AbstractContextManager[object] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The message of a plan (a shared lock) refused by an apply (held here) whose lock file
+    names ``who`` and ``pid`` as its holder, the plan run inside ``looking``; and that file."""
+    with state_lock(state_path, "apply"):
+        raw = lock_file(state_path) | {"who": who, "pid": pid}
+        lock_path(state_path).write_text(json.dumps(raw), encoding="utf-8")  # the same file
+        with (
+            looking or contextlib.nullcontext(),
+            pytest.raises(LockError) as caught,
+            shared_state_lock(state_path),
+        ):
+            pytest.fail("a plan read the state while an apply held it")
+    return caught.value.message, raw
+
+
+HERE = f"ci@{socket.gethostname()}"
+
+
+def stuck_hint(state_path: Path, raw: dict[str, Any]) -> str:
+    return (
+        f"the state {state_path} is locked by {describe(raw)}; wait for that run to finish "
+        f"(or pass --lock-timeout), or if it is stuck: casereport force-unlock {raw['id']} "
+        f"--state {state_path}"
+    )
+
+
+def still_running(state_path: Path, raw: dict[str, Any]) -> str:
+    return (
+        f"the state {state_path} is locked by {describe(raw)}, which is still running; "
+        "wait for that apply to finish, or pass --lock-timeout SECONDS to wait"
+    )
+
+
+def test_a_holder_on_another_host_is_never_looked_for_here(state_path: Path) -> None:
+    # Its pid, this process's here, says nothing about a run on another machine: a plan
+    # is given the way to unlock it, not told that it runs.
+    message, raw = plan_refused_by(state_path, "ci@another-host.invalid", os.getpid())
+    assert message == stuck_hint(state_path, raw)
+
+
+def test_a_holder_here_without_a_pid_is_a_past_holder(state_path: Path) -> None:
+    # pid 0 would be this process's group to os.kill: never looked up.
+    message, _ = plan_refused_by(state_path, HERE, 0)
+    assert message == (
+        f"the state {state_path} is locked by another run (a plan reads it); "
+        "wait for it to finish, or pass --lock-timeout SECONDS to wait"
+    )
+
+
+def test_a_live_holder_here_is_still_running_and_is_not_signalled(state_path: Path) -> None:
+    # The holder named is this process, which notes any signal it receives (a signal a
+    # process sends itself is handled before the next line runs).
+    received: list[int] = []
+    noted = {
+        number: signal.signal(number, lambda n, _: received.append(n))
+        for number in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+    }
+    try:
+        message, raw = plan_refused_by(state_path, HERE, os.getpid())
+    finally:
+        for number, handler in noted.items():
+            signal.signal(number, handler)
+    assert message == still_running(state_path, raw)
+    assert received == []  # looked up with signal 0, which is never delivered
+
+
+def test_process_1_here_is_a_live_holder(state_path: Path) -> None:
+    message, raw = plan_refused_by(state_path, HERE, 1)
+    assert message == still_running(state_path, raw)
+
+
+@contextlib.contextmanager
+def kill_not_permitted() -> Iterator[None]:
+    """os.kill as for another user's process."""
+
+    def not_permitted(pid: int, signal_number: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "kill", not_permitted)
+        yield
+
+
+def test_a_holder_of_another_user_is_still_running(state_path: Path) -> None:
+    message, raw = plan_refused_by(state_path, HERE, os.getpid(), kill_not_permitted())
+    assert message == still_running(state_path, raw)

@@ -193,6 +193,57 @@ def test_a_write_over_a_state_that_moved_on_is_refused(tmp_path: Path) -> None:
     assert path.read_bytes() == on_disk
 
 
+def test_a_state_replaced_by_one_with_a_lineage_not_in_utf8_is_named_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # Whatever wrote it (a damaged copy, another tool), the refusal is the one line, with
+    # the bytes that are not UTF-8 shown as replacement characters.
+    path = tmp_path / "state.json"
+    first = write_state(path, new_state(), None)
+    damaged = path.read_bytes().replace(first.lineage.encode(), b"\xff\xfe-lineage")
+    path.write_bytes(damaged)
+
+    with pytest.raises(StateError) as caught:
+        write_state(path, first.__class__(lineage=first.lineage, site_outputs={"a": "b"}), first)
+    assert caught.value.message == (
+        f"{path}: the state changed since this run read it (serial 1, now another state "
+        "(lineage \ufffd\ufffd-lineage)): another run wrote it; this run wrote nothing; "
+        "run it again"
+    )
+    assert path.read_bytes() == damaged
+
+
+def test_a_state_replaced_by_its_top_level_lines_alone_is_named_by_its_lineage(
+    tmp_path: Path,
+) -> None:
+    # The lines are found where they start, even at the file's first byte (the file is not
+    # JSON, so only that search finds them).
+    path = tmp_path / "state.json"
+    first = write_state(path, new_state(), None)
+    path.write_bytes(b'\n  "lineage": "elsewhere",\n  "serial": 7\n')
+
+    with pytest.raises(StateError) as caught:
+        write_state(path, first.__class__(lineage=first.lineage, site_outputs={"a": "b"}), first)
+    assert caught.value.message == (
+        f"{path}: the state changed since this run read it (serial 1, now another state "
+        "(lineage elsewhere)): another run wrote it; this run wrote nothing; run it again"
+    )
+
+
+def test_a_state_removed_since_it_was_read_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    first = write_state(path, new_state(), None)
+    path.unlink()
+
+    with pytest.raises(StateError) as caught:
+        write_state(path, first.__class__(lineage=first.lineage, site_outputs={"a": "b"}), first)
+    assert caught.value.message == (
+        f"{path}: the state changed since this run read it (serial 1, now none): another run "
+        "wrote it; this run wrote nothing; run it again"
+    )
+    assert not path.exists()
+
+
 def test_a_lock_taken_over_in_process_stops_the_write(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     with state_lock(path, "apply") as info:

@@ -1,8 +1,9 @@
 """Operator commands on state (``casereport.state.ops``) called as the command line calls them.
 
 Found by mutation testing (docs/mutation.md): the destination named in ``state mv``'s
-refusal, ``state mv`` failing at once on a held lock and holding it under its own name, and
-the exact text of ``show --json``.
+refusal, ``state mv`` and ``state rm`` failing at once on a held lock unless told to wait,
+``state mv`` holding it under its own name, a moved key with a dot in it, and
+the exact text of ``show``, ``show --json`` and ``state show``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from casereport.errors import LockError, StateError
 from casereport.state import journal, lock
 from casereport.state.lock import current_lock, state_lock
 from casereport.state.model import State, load_state, write_state
-from casereport.state.ops import describe_state, move, show_address, state_json
+from casereport.state.ops import describe_state, move, remove, show_address, state_json
 from test_lock import FakeTime, never_sleep
 from test_state import aggregation, sample_state
 
@@ -41,23 +42,31 @@ def test_mv_to_a_destination_that_is_no_address_names_the_destination(state_path
     assert state_path.read_bytes() == before
 
 
-def test_mv_fails_at_once_when_another_run_holds_the_lock(
-    state_path: Path, monkeypatch: pytest.MonkeyPatch
+LOCKED_OPERATIONS = {
+    "state mv": lambda path, **wait: move(path, "support.by_status", "support.by_state", **wait),
+    "state rm": lambda path, **wait: remove(path, ("support.by_status",), **wait),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(LOCKED_OPERATIONS))
+def test_a_state_command_fails_at_once_when_another_run_holds_the_lock(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str
 ) -> None:
     monkeypatch.setattr(lock, "time", FakeTime(never_sleep))
     with state_lock(state_path, "apply"), pytest.raises(LockError) as caught:
-        move(state_path, "support.by_status", "support.by_state")
+        LOCKED_OPERATIONS[operation](state_path)
 
     assert caught.value.message.startswith(f"the state {state_path} is locked by ID ")
 
 
-def test_mv_waits_for_the_lock_as_long_as_lock_timeout_says(
-    state_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("operation", sorted(LOCKED_OPERATIONS))
+def test_a_state_command_waits_for_the_lock_as_long_as_lock_timeout_says(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str
 ) -> None:
     clock = FakeTime()
     monkeypatch.setattr(lock, "time", clock)
     with state_lock(state_path, "apply"), pytest.raises(LockError) as caught:
-        move(state_path, "support.by_status", "support.by_state", lock_timeout=2.5)
+        LOCKED_OPERATIONS[operation](state_path, lock_timeout=2.5)
 
     assert clock.now - lock._POLL_SECONDS < 2.5 <= clock.now
     assert caught.value.message.startswith(

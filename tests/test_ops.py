@@ -175,3 +175,19 @@ def test_state_show_prints_the_entry_indented_sorted_and_non_ascii_kept(tmp_path
             "}",
         ]
     )
+
+
+def test_mv_onto_a_key_already_in_state_names_that_key(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    keys = ('support.by_service["billing"]', 'support.by_team["billing"]')
+    write_state(path, sample_state(aggregations={a: aggregation(a) for a in keys}), None)
+    before = path.read_bytes()
+
+    with pytest.raises(StateError) as caught:
+        move(path, "support.by_service", "support.by_team")
+
+    assert caught.value.message == (
+        f"'support.by_team[\"billing\"]' is already in {path}; `casereport state rm` it first "
+        "if it is to be replaced"
+    )
+    assert path.read_bytes() == before

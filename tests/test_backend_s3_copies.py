@@ -228,6 +228,8 @@ def test_the_remote_list_holds_the_workspaces_with_a_state(
     # A killed `workspace new` leaves its folder holding only the lock: not a workspace.
     remote_lock_of_another_host(s3_bucket, "casereport/workspaces/half/state.json.lock")
     s3_bucket.put("casereport/workspaces/deep/x/state.json", state_bytes(1))
+    # A state in a folder beside workspaces/ is not a workspace (only workspaces/ is listed).
+    s3_bucket.put("casereport/beside/state.json", state_bytes(1))
     assert list_workspaces(settings, url) == ["default", "prod", "staging"]
 
 

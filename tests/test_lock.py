@@ -608,11 +608,9 @@ def test_a_locks_age_is_shown_in_its_largest_unit(seconds: int, shown: str) -> N
     assert age("a while ago", now=taken) == "an unknown time"
 
 
-def test_state_rm_holds_the_lock_as_state_rm(
-    state_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Another run blocked meanwhile names the holder by this operation.
-    write_state(state_path, new_state(), None)
+def holders_when_state_is_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The operation named by the state's lock each time a command reads the state (what
+    another run blocked meanwhile would be told), "none" when it is not locked."""
     held: list[str] = []
     recover = journal.recover
 
@@ -622,6 +620,15 @@ def test_state_rm_holds_the_lock_as_state_rm(
         return recover(path)
 
     monkeypatch.setattr(journal, "recover", looking)
+    return held
+
+
+def test_state_rm_holds_the_lock_as_state_rm(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another run blocked meanwhile names the holder by this operation.
+    write_state(state_path, new_state(), None)
+    held = holders_when_state_is_read(monkeypatch)
     with pytest.raises(StateError):
         remove(state_path, ("nothing.here",))
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from casereport.errors import LockError, StateError
-from casereport.state import journal, lock
-from casereport.state.lock import current_lock, state_lock
-from casereport.state.model import State, load_state, write_state
+from casereport.state import lock
+from casereport.state.lock import state_lock
+from casereport.state.model import load_state, write_state
 from casereport.state.ops import describe_state, move, remove, show_address, state_json
-from test_lock import FakeTime, never_sleep
+from test_lock import FakeTime, holders_when_state_is_read, never_sleep
 from test_state import aggregation, sample_state
 
 
@@ -76,15 +76,7 @@ def test_a_state_command_waits_for_the_lock_as_long_as_lock_timeout_says(
 
 def test_mv_holds_the_lock_as_state_mv(state_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Another run blocked meanwhile names the holder by this operation.
-    held: list[str] = []
-    recover = journal.recover
-
-    def looking(path: Path) -> State | None:
-        info = current_lock(path)
-        held.append(info.operation if info is not None else "none")
-        return recover(path)
-
-    monkeypatch.setattr(journal, "recover", looking)
+    held = holders_when_state_is_read(monkeypatch)
     assert move(state_path, "support.by_status", "support.by_state") == [
         ("support.by_status", "support.by_state")
     ]

@@ -48,6 +48,15 @@ def state_bytes(serial: int, **fields: object) -> bytes:
     return serialise(replace(sample_state(**fields), serial=serial)).encode()
 
 
+def synced(settings: Settings, s3_bucket: S3Bucket, data: bytes) -> tuple[S3Backend, Path]:
+    """``data`` as the remote state, and this machine's mirror of it after one plan."""
+    backend = backend_of(settings)
+    s3_bucket.put(STATE, data)
+    with mirrored(settings, backend, None) as mirror:
+        pass
+    return backend, mirror
+
+
 def sidecar(mirror: Path) -> dict[str, object]:
     raw: dict[str, object] = json.loads(mirror.with_name("state.json.remote").read_text())
     return raw
@@ -180,11 +189,8 @@ def test_an_unpushed_mirror_the_remote_state_overtook_is_put_aside(
 def test_a_damaged_record_of_the_remote_state_only_costs_a_download(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:
-    backend = backend_of(settings)
     data = state_bytes(4)
-    s3_bucket.put(STATE, data)
-    with mirrored(settings, backend, None) as mirror:
-        pass
+    backend, mirror = synced(settings, s3_bucket, data)
     record = mirror.with_name("state.json.remote")
     for damaged in (
         "not json",
@@ -204,10 +210,7 @@ def test_a_damaged_record_of_the_remote_state_only_costs_a_download(
 def test_a_remote_state_deleted_since_removes_the_mirror(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:
-    backend = backend_of(settings)
-    s3_bucket.put(STATE, state_bytes(4))
-    with mirrored(settings, backend, None) as mirror:
-        pass
+    backend, mirror = synced(settings, s3_bucket, state_bytes(4))
     record = mirror.with_name("state.json.remote")
     record.write_text(json.dumps({**sidecar(mirror), "etag": None}), encoding="utf-8")
     s3_bucket.clear()
@@ -283,11 +286,8 @@ def test_a_damaged_workspace_state_names_the_workspace_in_its_fix(
 def test_a_mirror_damaged_on_this_machine_is_named_as_such_and_never_pushed(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:
-    backend = backend_of(settings)
     good = state_bytes(4)
-    s3_bucket.put(STATE, good)
-    with mirrored(settings, backend, None) as mirror:
-        pass
+    backend, mirror = synced(settings, s3_bucket, good)
     mirror.write_bytes(b"[]")  # the remote state is as it was: the mirror is not fetched again
     for operation in (None, "apply"):
         with pytest.raises(StateError) as refused, mirrored(settings, backend, operation) as m:
@@ -308,11 +308,8 @@ def test_a_mirror_removed_by_hand_is_downloaded_again_never_taken_for_no_state(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:
     # Taken for "no state", an apply would start afresh and push that over the remote one.
-    backend = backend_of(settings)
     good = state_bytes(4)
-    s3_bucket.put(STATE, good)
-    with mirrored(settings, backend, None) as mirror:
-        pass
+    backend, mirror = synced(settings, s3_bucket, good)
     mirror.unlink()  # its record of the remote state's ETag stays
     with mirrored(settings, backend, "apply") as again:
         assert again.read_bytes() == good
@@ -328,10 +325,7 @@ def test_a_mirror_removed_by_hand_is_downloaded_again_never_taken_for_no_state(
 def test_a_newer_mirror_of_this_machine_keeps_its_own_message(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:
-    backend = backend_of(settings)
-    s3_bucket.put(STATE, state_bytes(4))
-    with mirrored(settings, backend, None) as mirror:
-        pass
+    backend, mirror = synced(settings, s3_bucket, state_bytes(4))
     raw = json.loads(mirror.read_bytes())
     mirror.write_text(json.dumps({**raw, "format_version": 99}), encoding="utf-8")
     with pytest.raises(StateError) as refused, mirrored(settings, backend, None) as m:
@@ -414,10 +408,7 @@ def test_two_first_runs_at_once_the_later_push_is_refused(
 def test_another_machines_write_replaces_an_untouched_mirror_quietly(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:
-    backend = backend_of(settings)
-    s3_bucket.put(STATE, state_bytes(4))
-    with mirrored(settings, backend, None) as mirror:
-        pass
+    backend, mirror = synced(settings, s3_bucket, state_bytes(4))
     theirs = state_bytes(5)
     s3_bucket.put(STATE, theirs)  # another machine's run
     notices: list[str] = []

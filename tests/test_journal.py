@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -422,6 +424,34 @@ def test_a_journal_that_cannot_be_created_is_a_state_error(tmp_path: Path) -> No
     assert caught.value.message.startswith(
         f"{blocker}/state.json.journal: cannot write the apply journal: "
     )
+
+
+def test_a_journal_whose_first_line_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    # As on a full disk, in a child with a file size limit its first line passes: writing
+    # the line fails, and so does the close that flushes it again; the error stays the
+    # first one, in one line.
+    path = tmp_path / "state.json.journal"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what Journal raised, then leave at once
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG rather than a signal
+            resource.setrlimit(resource.RLIMIT_FSIZE, (16, resource.RLIM_INFINITY))
+            try:
+                Journal(path, {"lineage": "x" * 100})
+                said = "no error"
+            except StateError as exc:
+                said = f"StateError: {exc.message}"
+            except BaseException as exc:  # whatever it is: what the test is about
+                said = f"{type(exc).__name__}: {exc}"
+            os.write(write_end, said.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert said == f"StateError: {path}: cannot write the apply journal: File too large"
 
 
 # -- an apply --refresh interrupted ------------------------------------------------------

@@ -223,6 +223,15 @@ def _no_request() -> str:
     return json.dumps(plan)
 
 
+def _serial_as(value: object) -> Callable[[], str]:
+    def made() -> str:
+        plan = _real_plan()
+        plan["state"]["serial"] = value
+        return json.dumps(plan)
+
+    return made
+
+
 def _truncated() -> str:
     ok("plan", "--emulator", "--refresh", "--out", "real.json")
     text = Path("real.json").read_text()
@@ -261,6 +270,19 @@ NOT_FORMAT_1 = (
             "Error: plan.json: malformed plan (security-cases.critical_by_service: no valid "
             "request to fetch); make a new one",
         ),
+        (
+            _serial_as("7"),
+            "Error: plan.json: malformed plan (state serial '7' is not an integer); make a new one",
+        ),
+        (
+            _serial_as(True),
+            "Error: plan.json: malformed plan (state serial True is not an integer); "
+            "make a new one",
+        ),
+        (
+            _serial_as(7.0),
+            "Error: plan.json: malformed plan (state serial 7.0 is not an integer); make a new one",
+        ),
     ],
     ids=[
         "garbage",
@@ -272,6 +294,9 @@ NOT_FORMAT_1 = (
         "missing-fields",
         "unknown-action",
         "no-request",
+        "serial-text",
+        "serial-bool",
+        "serial-float",
     ],
 )
 def test_a_corrupt_or_foreign_plan_file_is_a_clear_error(

@@ -426,7 +426,16 @@ def test_a_journal_that_cannot_be_created_is_a_state_error(tmp_path: Path) -> No
     )
 
 
-def test_a_journal_whose_first_line_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+def test_a_journal_whose_first_line_cannot_be_written_is_one_line_not_the_closes(
+    tmp_path: Path,
+) -> None:
+    # Written here, the first line is there at once (and `make mutate` sees this test
+    # reach the journal: what a forked child runs is not recorded).
+    written = Journal(tmp_path / "written.journal", {"lineage": "x" * 100})
+    written.close()
+    assert json.loads((tmp_path / "written.journal").read_text(encoding="utf-8")) == {
+        "lineage": "x" * 100
+    }
     # As on a full disk, in a child with a file size limit its first line passes: writing
     # the line fails, and so does the close that flushes it again; the error stays the
     # first one, in one line.

@@ -322,6 +322,20 @@ def test_a_mirror_removed_by_hand_is_downloaded_again_never_taken_for_no_state(
     assert sidecar(mirror)["etag"] is None and sidecar(mirror)["sha256"] is None
 
 
+def test_a_run_failing_on_another_state_file_still_pushes_what_it_wrote(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    backend, _ = synced(settings, s3_bucket, state_bytes(4))
+    written = state_bytes(5)
+    elsewhere = settings.root / "other.json"
+    elsewhere.write_bytes(b"[]")
+    with pytest.raises(StateError) as refused, mirrored(settings, backend, "apply") as mirror:
+        mirror.write_bytes(written)  # results that arrived first
+        load_state(elsewhere)
+    assert refused.value.message.startswith(f"{elsewhere}: not a casereport state")
+    assert s3_bucket.object(STATE) == written
+
+
 def test_a_newer_mirror_of_this_machine_keeps_its_own_message(
     settings: Settings, s3_bucket: S3Bucket
 ) -> None:

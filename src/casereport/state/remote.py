@@ -175,12 +175,10 @@ def mirrored(
             raise _no_workspace(backend.workspace, backend.bucket.url)
         try:
             yield mirror
-        except UnreadableStateError as exc:
-            if exc.where != mirror:
-                raise
-            # Nothing was written over a state that could not be read: nothing to push.
-            raise _unreadable_mirror(settings, backend, mirror, synced, exc) from None
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, UnreadableStateError) and exc.where == mirror:
+                # Nothing was written over a state that could not be read: nothing to push.
+                raise _unreadable_mirror(settings, backend, mirror, synced, exc) from None
             if info is not None:
                 # What the run wrote before it failed (results that arrived) is kept.
                 with contextlib.suppress(CaseReportError):

@@ -486,6 +486,33 @@ def test_a_refresh_killed_before_its_first_result_is_still_unfinished(
     assert on_disk is not None and on_disk.unfinished_refresh == REFRESH
 
 
+def test_a_refresh_already_in_the_state_killed_again_before_a_result_rewrites_nothing(
+    state_path: Path, base: State
+) -> None:
+    # The second interrupted try of the same refresh: the state already says it is
+    # unfinished, so folding the empty journal in must not write (nor rotate the backup).
+    pending = write_state(state_path, replace(base, unfinished_refresh=REFRESH), base)
+    Journal.open(state_path, pending, DATADOG, REFRESH).close()
+    backup = backup_path(state_path).read_bytes()
+    before = untouched(state_path)
+
+    assert recover(state_path) == pending
+    assert now(state_path) == before
+    assert backup_path(state_path).read_bytes() == backup
+    assert not journal_path(state_path).exists()
+
+
+def test_a_refresh_journal_on_top_of_no_state_killed_before_a_result_is_ignored(
+    state_path: Path,
+) -> None:
+    Journal.open(state_path, None, DATADOG, REFRESH).close()
+
+    assert read_both(state_path) == (None, None)
+    assert recover(state_path) is None
+    assert not state_path.exists()
+    assert not journal_path(state_path).exists()
+
+
 def test_a_refresh_killed_half_way_is_recorded_with_what_arrived(
     state_path: Path, base: State
 ) -> None:

@@ -8,6 +8,7 @@ go on, and it must refuse to write rather than overwrite the newer state.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,14 @@ from click.testing import CliRunner
 from casereport.cli import cli
 from casereport.errors import LockError, StateError
 from casereport.state import journal
-from casereport.state.lock import current_lock, lock_path, shared_state_lock, state_lock
+from casereport.state.lock import (
+    LockInfo,
+    current_lock,
+    force_unlock,
+    lock_path,
+    shared_state_lock,
+    state_lock,
+)
 from casereport.state.model import load_state, new_state, write_state
 
 REPO = Path(__file__).resolve().parent.parent
@@ -313,6 +322,21 @@ def test_a_lock_path_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind:
     if kind == "dangling symlink":
         assert not target.exists()
     assert os.path.lexists(lock)
+
+
+def test_a_lock_file_beyond_64_kib_is_not_read_whole(tmp_path: Path) -> None:
+    # casereport writes a few hundred bytes; a planted file of any size must not be read
+    # into memory, so past 64 KiB it has no readable holder, even if it is valid JSON.
+    path = tmp_path / ".casereport" / "state.json"
+    path.parent.mkdir()
+    holder = LockInfo("0f5b2c1e", "apply", "ops@elsewhere", 1, "2026-12-07T08:00:00Z", str(path))
+    lock_path(path).write_text("{" + " " * 65536 + json.dumps(asdict(holder))[1:])
+
+    with pytest.raises(LockError) as caught:
+        force_unlock(path, "0f5b2c1e")
+
+    assert caught.value.message == f"the state {path} is not locked; nothing to unlock"
+    assert lock_path(path).stat().st_size > 65536
 
 
 def test_apply_refuses_a_symlinked_lock_file_with_one_line(workspace: Path) -> None:

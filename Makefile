@@ -62,8 +62,8 @@ bench: $(DEV_STAMP) ## run the benchmarks in bench/ and print their figures (BEN
 # Mutation testing of plan, state and the API client with mutmut (docs/mutation.md); not
 # part of `make test`. The budget is in seconds, all in; a short one runs an even sample.
 MUTATE_BUDGET ?= 4800
-mutate: $(DEV_STAMP) ## mutation scores of the engine (MUTATE_BUDGET=s, MUTATE_MODULES=casereport.state.history)
-	$(BIN)/python tools/mutate.py --budget $(MUTATE_BUDGET) $(if $(MUTATE_MODULES),--modules "$(MUTATE_MODULES)")
+mutate: $(DEV_STAMP) ## mutation scores of the engine (MUTATE_BUDGET=s, MUTATE_MODULES=casereport.state.history, MUTATE_STEP=k)
+	$(BIN)/python tools/mutate.py --budget $(MUTATE_BUDGET) $(if $(MUTATE_MODULES),--modules "$(MUTATE_MODULES)") $(if $(MUTATE_STEP),--step $(MUTATE_STEP))
 
 emulator: $(STAMP) ## serve the local Case Management emulator on 127.0.0.1:8710
 	$(BIN)/casereport emulator serve

@@ -52,6 +52,27 @@ def test_a_short_budget_takes_every_kth_mutant_of_each_module_from_a_seeded_offs
     assert again == sample
 
 
+def test_a_given_step_picks_the_same_sample_whatever_the_budget() -> None:
+    # A sample stated in a note (every 3rd, seed 5) is picked again on a faster or
+    # slower machine, where the budget alone would choose another step.
+    estimates = dict.fromkeys(names(HISTORY, "x_f", 30) + names(PLAN, "x_g", 12), 1.0)
+    by_budget = mutate.choose_sample(estimates, 7.0, workers=2, seed=5, overhead=0.0)
+    for budget in (1.0, 7.0, 1e9):
+        given = mutate.choose_sample(estimates, budget, workers=2, seed=5, overhead=0.0, step=3)
+        assert given == by_budget
+    everything = mutate.choose_sample(estimates, 1.0, workers=2, seed=5, overhead=0.0, step=1)
+    assert (everything.step, len(everything.names)) == (1, 42)
+
+
+def test_a_step_below_one_is_refused_before_mutmut_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        mutate.main(["--step", "0"])
+    assert stopped.value.code == 2
+    assert "--step 0: give a whole number of 1 or more (1 runs all)" in capsys.readouterr().err
+
+
 def test_a_spent_budget_still_runs_one_mutant_of_each_module() -> None:
     estimates = dict.fromkeys(names(HISTORY, "x_f", 30) + names(PLAN, "x_g", 2), 1.0)
     for seed in range(10):

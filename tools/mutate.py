@@ -124,17 +124,20 @@ def choose_sample(
     workers: int,
     seed: int,
     overhead: float = PER_MUTANT_OVERHEAD,
+    step: int | None = None,
 ) -> Sample:
     """Every mutant if the estimate fits the budget, else every k-th of each module.
 
     The estimate is mutmut's: the run time of the tests that reach a mutant (what a
     survivor costs), plus `overhead`, spread over `workers`. One seeded offset in 0..k-1
     applies to every module, so each module is sampled at the same rate; a budget already
-    spent still runs one mutant of each module.
+    spent still runs one mutant of each module. A given `step` is k whatever the budget:
+    with the same seed it picks the same mutants on any machine.
     """
     names = sorted(estimates)
-    cost = sum(estimates[name] + overhead for name in names) / max(workers, 1)
-    step = 1 if cost <= budget else math.ceil(cost / max(budget, 1e-9))
+    if step is None:
+        cost = sum(estimates[name] + overhead for name in names) / max(workers, 1)
+        step = 1 if cost <= budget else math.ceil(cost / max(budget, 1e-9))
     offset = random.Random(seed).randrange(step)
     by_module: dict[str, list[str]] = {}
     for name in names:
@@ -288,8 +291,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--modules", default="", help="only these, e.g. casereport.state.history")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument(
+        "--step", type=int, default=None, help="run every STEP-th mutant, whatever the budget"
+    )
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
+    if options.step is not None and options.step < 1:
+        parser.error(f"--step {options.step}: give a whole number of 1 or more (1 runs all)")
     os.chdir(ROOT)  # mutmut reads pyproject.toml and writes mutants/ where it runs
     if options.prepare:
         prepare()
@@ -313,12 +321,19 @@ def main(argv: list[str]) -> int:
     if not estimates:
         raise SystemExit(f"mutate: no mutants in {', '.join(sorted(wanted)) or 'the engine'}")
     left = options.budget - (time.monotonic() - started) - clean_run
-    sample = choose_sample(estimates, left, workers=options.workers, seed=options.seed)
+    sample = choose_sample(
+        estimates, left, workers=options.workers, seed=options.seed, step=options.step
+    )
     if sample.step > 1:
+        why = (
+            f"the step given (--step {sample.step})"
+            if options.step is not None
+            else f"the budget ({options.budget:.0f} s) is short of the full set"
+        )
         print(
-            f"mutate: the budget ({options.budget:.0f} s) is short of the full set: running every"
-            f" {sample.step}th mutant of each module from offset {sample.offset} (seed"
-            f" {options.seed}), {len(sample.names)} of {sample.total}"
+            f"mutate: {why}: running every {sample.step}th mutant of each module from offset"
+            f" {sample.offset} (seed {options.seed}), {len(sample.names)} of {sample.total}"
+            f" (again: MUTATE_STEP={sample.step})"
         )
     else:
         print(f"mutate: running all {sample.total} mutants")

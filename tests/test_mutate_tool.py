@@ -28,6 +28,27 @@ def test_module_of_strips_the_mangled_function_and_class() -> None:
     assert mutate.module_of(f"{PLAN}.x_build_plan__mutmut_1") == PLAN
 
 
+@pytest.mark.parametrize(
+    ("number", "said"),
+    [
+        (1, "1st"),
+        (2, "2nd"),
+        (3, "3rd"),
+        (4, "4th"),
+        (11, "11th"),
+        (12, "12th"),
+        (13, "13th"),
+        (21, "21st"),
+        (33, "33rd"),
+        (44, "44th"),
+        (111, "111th"),
+        (122, "122nd"),
+    ],
+)
+def test_the_step_reads_as_an_ordinal(number: int, said: str) -> None:
+    assert mutate.ordinal(number) == said
+
+
 def test_a_budget_that_fits_runs_every_mutant() -> None:
     estimates = dict.fromkeys(names(HISTORY, "x_f", 10), 1.0)
     sample = mutate.choose_sample(estimates, 100.0, workers=2, seed=1, overhead=0.0)

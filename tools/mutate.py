@@ -74,6 +74,14 @@ class ModuleScore:
         return None if denominator <= 0 else self.killed / denominator
 
 
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 33rd."""
+    suffix = (
+        "th" if number % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
+
+
 def module_of(mutant: str) -> str:
     """`casereport.state.history.xǁHistoryǁadd__mutmut_3` -> `casereport.state.history`."""
     return mutant.rsplit(".", 1)[0]
@@ -331,7 +339,7 @@ def main(argv: list[str]) -> int:
             else f"the budget ({options.budget:.0f} s) is short of the full set"
         )
         print(
-            f"mutate: {why}: running every {sample.step}th mutant of each module from offset"
+            f"mutate: {why}: running every {ordinal(sample.step)} mutant of each module from offset"
             f" {sample.offset} (seed {options.seed}), {len(sample.names)} of {sample.total}"
             f" (again: MUTATE_STEP={sample.step})"
         )

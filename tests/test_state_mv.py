@@ -167,6 +167,18 @@ def test_mv_of_one_for_each_key(applied: State) -> None:
         ),
         (
             "support-backlog.by_status",
+            "support-backlog.by_status",
+            "'support-backlog.by_status' is both the source and the destination; "
+            "give the address to move it to",
+        ),
+        (
+            "support-backlog",
+            "support-backlog",
+            "'support-backlog' is both the source and the destination; "
+            "give the address to move it to",
+        ),
+        (
+            "support-backlog.by_status",
             "support-backlog.open_by_source",
             "'support-backlog.open_by_source' is already in .casereport/state.json; "
             "`casereport state rm` it first if it is to be replaced",

@@ -92,6 +92,10 @@ def move(
                 f"{what} {address!r} is not a report or an address "
                 '(report, report.aggregation or report.aggregation["key"])'
             )
+    if source == destination:
+        raise StateError(
+            f"{source!r} is both the source and the destination; give the address to move it to"
+        )
     with state_lock(state_path, "state mv", timeout=lock_timeout):
         state = _require(journal.recover(state_path), state_path)
         moves = moves_for(state.aggregations, source, destination)

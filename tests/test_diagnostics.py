@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from casereport.cli import cli
 from casereport.definitions.expand import expand_workspace, validation_output
 from casereport.definitions.models import Diagnostic
-from casereport.diagnostics import Span, annotate, infer_span, snippet
+from casereport.diagnostics import Span, annotate, argument_snippet, infer_span, snippet
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden" / "diagnostics"
@@ -267,6 +267,31 @@ def test_the_plan_is_coloured_on_a_terminal_unless_told_not(
     shown = _on_a_terminal(tmp_path, *args, env=env, stdout=True, code=0)
     assert "Plan: 19 to fetch" in shown
     assert ("\x1b[" in shown) is coloured
+
+
+def test_a_query_typed_on_the_command_line_gets_a_caret_on_a_terminal(tmp_path: Path) -> None:
+    query = "status:open AND (priority:P1"
+    shown = _on_a_terminal(tmp_path, "--no-color", "query", query, "--emulator")
+    assert shown.splitlines() == [
+        f"Error: invalid query at column 17: unbalanced '(': {query!r}; fix it (Case "
+        "Management search syntax: field:value, AND, OR, -, parentheses)",
+        " |",
+        " | status:open AND (priority:P1",
+        " |                 ^",
+    ]
+    off = CliRunner().invoke(cli, ["query", query, "--emulator"])
+    assert off.exit_code == 1
+    assert off.output.count("\n") == 1  # off a terminal: the one line alone
+
+
+def test_an_arguments_caret_sits_under_escaped_and_wide_characters() -> None:
+    assert argument_snippet("team:支援 \x1b)", 9).splitlines() == [
+        " |",
+        " | team:支援 \\u001b)",
+        " |" + " " * 17 + "^",  # the wide characters take two columns each
+    ]
+    assert argument_snippet("a\x1b", 1).splitlines()[2] == " |  ^^^^^^"  # all of the escape
+    assert argument_snippet("status:", 7).splitlines()[2] == " |        ^"  # past the end
 
 
 def test_no_snippet_off_a_terminal(bad_query: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,8 +10,11 @@ under the span::
        |                              ^
 
 The first line stays exactly as it was (scripts and tests grep it); the snippet is
-only added. A span is known when the producer gave its end (``end_column``); otherwise
-it is read from the source: a quoted scalar to its closing quote, a key up to its
+only added. An error about a command-line argument (``casereport query``'s QUERY) shows
+that argument the same way, without a line number.
+
+A span is known when the producer gave its end (``end_column``); otherwise it is read
+from the source: a quoted scalar to its closing quote, a key up to its
 ``:`` or ``=``, a plain value up to a comment or the end of the line, a template line
 from its first non-blank character. The file's text comes from disk and is shown with
 control characters escaped (``terminal.escape``): report files are not trusted to drive
@@ -36,6 +39,7 @@ from casereport.terminal import escape
 __all__ = [
     "Span",
     "annotate",
+    "argument_snippet",
     "infer_span",
     "snippet",
     "source_line",
@@ -169,6 +173,18 @@ def snippet(span: Span, file: str, *, colour: bool = False) -> str:
         return ""
     start = min(span.column - 1, len(text))
     end = max(start + 1, min(span.end_column - 1, len(text) + 1))
+    return _underlined(text, start, end, str(span.line), colour=colour)
+
+
+def argument_snippet(text: str, index: int, *, colour: bool = False) -> str:
+    """A command-line argument (``casereport query``'s QUERY) with a caret under the
+    character at 0-based ``index``, in the gutter of a file's snippet, without a number."""
+    start = min(max(index, 0), len(text))
+    return _underlined(text, start, start + 1, "", colour=colour)
+
+
+def _underlined(text: str, start: int, end: int, number: str, *, colour: bool) -> str:
+    """The gutter, ``text`` and carets under ``text[start:end]``."""
     if len(text) > _MAX_SHOWN:
         if start > _MAX_SHOWN - 20:
             return ""
@@ -177,7 +193,6 @@ def snippet(span: Span, file: str, *, colour: bool = False) -> str:
     # Escape piece by piece, so the carets stay under the characters they mark.
     before, marked = escape(text[:start]), escape(text[start:end]) or " "
     after = escape(text[end:])
-    number = str(span.line)
     pad = " " * len(number)
     carets = "^" * _width(marked)
     if colour:
@@ -221,4 +236,9 @@ def with_source(error: CaseReportError, *, colour: bool = False) -> str:
     message holds a server's words, which must not make us print a line of a local file."""
     if isinstance(error, ApiError):
         return error.message
-    return annotate(error.message, colour=colour, ends=error.span_ends)
+    message = annotate(error.message, colour=colour, ends=error.span_ends)
+    if error.argument is not None:
+        shown = argument_snippet(*error.argument, colour=colour)
+        if shown:
+            message = f"{message}\n{shown}"
+    return message

@@ -37,11 +37,14 @@ class CaseReportError(click.ClickException):
 
     ``span_ends`` maps a ``(file, line, column)`` the message names to the column just
     past the span it means, when the producer knew it; the CLI underlines that span
-    in the snippet it shows under the line (``casereport.diagnostics``).
+    in the snippet it shows under the line (``casereport.diagnostics``). ``argument`` is
+    a command-line argument the message is about and the 0-based index it points at: the
+    CLI shows it with a caret there.
     """
 
     exit_code = 1
     span_ends: dict[tuple[str, int, int], int] = {}  # noqa: RUF012 (read-only default)
+    argument: tuple[str, int] | None = None
 
 
 class UsageError(CaseReportError):

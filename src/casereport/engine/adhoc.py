@@ -50,10 +50,12 @@ def query_request(
     problem = check_query(query_filter)
     if problem is not None:
         reason, position = problem
-        raise ConfigError(
+        error = ConfigError(
             f"invalid query at column {position + 1}: {reason}: {query_filter!r}; "
             "fix it (Case Management search syntax: field:value, AND, OR, -, parentheses)"
         )
+        error.argument = (query_filter, position)
+        raise error
     if warn is not None:
         known = known_fields(attributes)
         for message, position in check_query_fields(query_filter, known):

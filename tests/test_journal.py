@@ -8,6 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -133,6 +134,36 @@ def test_entries_are_replayed_on_load_without_writing(state_path: Path, base: St
     assert (state.lineage, state.serial, state.source) == (base.lineage, 2, DATADOG)
     assert now(state_path) == before
     assert path.exists()
+
+
+def test_results_queued_while_a_sync_runs_are_written_with_one_more_sync(
+    state_path: Path, base: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a slow disk, results arrive faster than fsync returns: the writer takes all that
+    # is queued at once, so an apply of 10,000 results does not wait on 10,000 syncs.
+    log = Journal.open(state_path, base, DATADOG)
+    synced: list[int] = []
+    blocked, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        synced.append(fd)
+        if len(synced) == 1:
+            blocked.set()
+            release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    log.append([entry("r.first", 1.0)])
+    assert blocked.wait(10)
+    log.append([entry(f"r.n{n}", float(n)) for n in range(49)])
+    release.set()
+    log.close()
+
+    assert len(synced) == 2
+    replayed = load_with_journal(state_path)
+    assert replayed is not None
+    assert len(replayed.aggregations) == len(base.aggregations) + 50
 
 
 def test_read_both_gives_the_state_on_disk_and_as_the_journal_leaves_it(

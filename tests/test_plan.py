@@ -325,6 +325,25 @@ def test_an_update_of_several_fields_lists_each(site: Path) -> None:
     )
 
 
+def test_a_fingerprint_that_no_longer_matches_its_request_is_an_update(site: Path) -> None:
+    # A fingerprint edited by hand (or made by another formula) with the request as
+    # defined: no field to name, but the stored result cannot be trusted to answer it.
+    state = applied([BACKLOG], site)
+    stored = state.aggregations["backlog.by_status"]
+    state = replace(
+        state,
+        aggregations={
+            **state.aggregations,
+            "backlog.by_status": replace(stored, fingerprint="0" * 64),
+        },
+    )
+    plan = plan_for([BACKLOG], state, site)
+
+    change = plan.aggregations[1]
+    assert (change.address, change.action) == ("backlog.by_status", UPDATE)
+    assert (change.reason, change.changes) == ("request changed", ())
+
+
 # -- refresh ------------------------------------------------------------------------------
 
 

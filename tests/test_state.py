@@ -562,6 +562,22 @@ def test_a_newer_format_asks_for_an_upgrade_and_changes_nothing(state_path: Path
     assert snapshot(state_path.parent) == before
 
 
+def test_a_newer_format_without_its_tool_version_says_so_with_a_question_mark(
+    state_path: Path,
+) -> None:
+    raw = {k: v for k, v in VALID.items() if k != "tool_version"}
+    raw["format_version"] = MAX_FORMAT_VERSION + 1
+    state_path.parent.mkdir()
+    state_path.write_text(json.dumps(raw), encoding="utf-8")
+
+    with pytest.raises(StateError) as caught:
+        load_state(state_path)
+
+    assert caught.value.message.startswith(
+        f"{state_path}: written by a newer casereport (?, state format {MAX_FORMAT_VERSION + 1};"
+    )
+
+
 def test_no_state_file_is_none(state_path: Path) -> None:
     assert load_state(state_path) is None
     assert not state_path.parent.exists()
@@ -742,6 +758,16 @@ def test_history_readers_read_once_and_hand_each_caller_its_own_copy() -> None:
     history.latest_groups()["B"] = 5
     assert history.totals() == [1, 2]
     assert history.latest_groups() == {"A": 4}
+
+
+def test_a_history_shows_its_entries_when_printed() -> None:
+    # What a failing test's diff, or a debugger, shows of an entry's history.
+    history = History({"fetched_at": "a b", "total": "1 2", "groups": {"A": "3 _"}})
+    assert repr(history) == (
+        "History([{'fetched_at': 'a', 'total': 1, 'groups': {'A': 3}}, "
+        "{'fetched_at': 'b', 'total': 2, 'groups': {}}])"
+    )
+    assert repr(History()) == "History([])"
 
 
 def test_a_group_column_that_records_nothing_reads_as_never_recorded() -> None:

@@ -1351,6 +1351,7 @@ def test_rate_limit_headers_parse() -> None:
         {},
         {**rl_headers(100, 1, 5, "1"), "x-ratelimit-limit": "many"},
         {**rl_headers(100, 1, 5, "1"), "x-ratelimit-period": "0"},
+        {**rl_headers(100, 1, 5, "1"), "x-ratelimit-period": "inf"},
         {**rl_headers(100, 1, 5, "1"), "x-ratelimit-reset": "-1"},
         {k: v for k, v in rl_headers(100, 1, 5, "1").items() if k != "x-ratelimit-period"},
     ):

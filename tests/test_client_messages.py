@@ -62,6 +62,20 @@ def test_300_multiple_choices_is_a_redirect_too() -> None:
     assert len(outcome.requests) == 1
 
 
+def test_a_300_with_a_large_body_is_still_named_a_redirect() -> None:
+    # Only 2xx bodies are read whole (up to max_response_bytes); any other status is
+    # named by its status, whatever its body.
+    outcome = call(
+        respond(300, headers={"Location": "https://example.com/"}, content=b"x" * 2048),
+        max_response_bytes=1024,
+    )
+    assert type(outcome.error) is ApiError
+    assert outcome.error.message == (
+        f"unexpected redirect (HTTP 300) from {URL} to https://example.com/; "
+        "set CASEREPORT_API_URL to the API's own base URL"
+    )
+
+
 def test_a_failure_without_any_text_is_named_by_its_kind_alone() -> None:
     outcome = call(httpx.UnsupportedProtocol(""))
     assert isinstance(outcome.error, ApiConnectionError)

@@ -70,6 +70,22 @@ def test_a_window_whose_requests_may_count_in_the_next_one_starts_with_a_probe()
     assert all(when == pytest.approx(102.0 + MARGIN) for _, when in sent[1:])
 
 
+def test_a_request_at_the_very_bound_of_a_spent_window_goes_at_once() -> None:
+    """The window's end is an upper bound: at that instant the window has surely ended,
+    so the next window starts there (with its probe), not a margin later."""
+    vt = VirtualTime(start=100.0)
+    limiter = RateLimiter(vt.clock, vt.sleep)
+    _spend_a_window(limiter, vt)
+    vt.now = 101.0
+
+    async def scenario() -> Ticket:
+        return await limiter.acquire()
+
+    probe = vt.run(scenario())
+    assert (probe.seq, vt.now) == (4, 101.0)
+    assert limiter.window_end == pytest.approx(102.0)
+
+
 def test_after_a_quiet_window_the_whole_limit_is_available_at_once() -> None:
     """A whole window with no request in it: nothing sent earlier can count in the one a
     request is sent in now, so the full limit goes without a probe."""

@@ -15,6 +15,7 @@ import pytest
 
 from casereport.checks.results import CheckResult
 from casereport.definitions.expand import ReportSpec, expand_workspace
+from casereport.errors import StateError
 from casereport.notify.deliver import due_deliveries, record_sent
 from casereport.notify.digest import make_digest, run_changed
 from casereport.notify.send import DeliveryFailed, with_retries
@@ -210,6 +211,27 @@ def test_change_means_a_number_differs_from_the_previous_run(tmp_path: Path) -> 
     assert not run_changed(spec, {})  # nothing fetched: nothing shown
 
 
+def test_change_since_a_run_sent_compares_with_what_that_run_showed(tmp_path: Path) -> None:
+    # Runs on 2027-01-01, -02, -03 (08:00); the target was last sent the first one.
+    spec = report_spec(tmp_path)
+    first_sent = "2027-01-01T08:00:00Z"
+    a, b = result(5, OPEN=5), result(6, OPEN=6)
+    # Changed on the 2nd (that message failed), unchanged on the 3rd: still a change.
+    assert not run_changed(spec, fetched(spec, a, b, b))
+    assert run_changed(spec, fetched(spec, a, b, b), first_sent)
+    # Changed on the 2nd and back on the 3rd: the target saw these numbers already.
+    assert run_changed(spec, fetched(spec, a, b, a))
+    assert not run_changed(spec, fetched(spec, a, b, a), first_sent)
+    # The result sent is still the latest one: nothing new to tell.
+    assert not run_changed(spec, fetched(spec, a, b), "2027-01-02T09:00:00Z")
+    # Sent before any result the history still holds (trimmed, or a new query): all new.
+    assert run_changed(spec, fetched(spec, a, a), "2026-12-01T08:00:00Z")
+    assert run_changed(spec, fetched(spec, a, a, a, query="changed"), first_sent)
+    # Fetched in the very second of the run sent: compared with the previous result.
+    assert not run_changed(spec, fetched(spec, a, a), "2027-01-02T08:00:00Z")
+    assert run_changed(spec, fetched(spec, a, b), "2027-01-02T08:00:00Z")
+
+
 def rendered_state(spec: ReportSpec, aggregations: Any, source: Source = DATADOG) -> State:
     return replace(
         new_state(),
@@ -266,6 +288,18 @@ def test_triggers_choose_what_is_sent_and_a_run_is_sent_once(tmp_path: Path) -> 
     # A new run (another data hash) is.
     newer = replace(sent, reports={"support": replace(sent.reports["support"], data_hash="run-2")})
     assert due([], newer) == [("every", ("always",))]
+    # A change a target was not sent (its message failed) still fires with a later run
+    # that changed nothing since: compared with what that target was last sent.
+    later = rendered_state(spec, fetched(spec, same, result(6, OPEN=4), result(6, OPEN=4)))
+    later = replace(
+        later,
+        notified={t.name: {"support": "run-0"} for t in targets},
+        notified_at={
+            "changes": {"support": "2027-01-01T08:00:00Z"},  # sent the first run
+            "both": {"support": "2027-01-02T08:00:00Z"},  # sent the second
+        },
+    )
+    assert due([], later) == [("changes", ("change",)), ("every", ("always",))]
     # Reports that choose no target, and reports never rendered, send nothing.
     assert due_deliveries(targets, [replace(spec, notify=())], state, [], site_url=None) == []
     assert due_deliveries(targets, [spec], replace(state, reports={}), [], site_url=None) == []
@@ -344,8 +378,34 @@ def test_the_record_of_runs_sent_round_trips_and_older_states_read_as_before(
     assert record_sent(path, loaded, {}) is loaded  # nothing sent: nothing written
     document = json.loads(serialise(loaded))
     document["notified"] = {"team": ["a"]}
-    with pytest.raises(Exception, match="malformed: notified is not an object of target"):
+    with pytest.raises(StateError) as caught:
         parse_state(path, json.dumps(document))
+    assert f"{path}: malformed: notified is not an object of target -> report -> run; " in str(
+        caught.value.message
+    )
+    document = json.loads(serialise(loaded))
+    document["notified_at"] = {"team": {"a": 7}}
+    with pytest.raises(StateError) as caught:
+        parse_state(path, json.dumps(document))
+    assert f"{path}: malformed: notified_at is not an object of target -> report -> time; " in (
+        caught.value.message
+    )
+
+
+def test_when_a_run_sent_was_fetched_is_recorded_beside_it(tmp_path: Path) -> None:
+    spec = report_spec(tmp_path)
+    path = tmp_path / "state.json"
+    state = write_state(path, rendered_state(spec, fetched(spec, result(1), result(2))), None)
+    recorded = record_sent(path, state, {"team": {"support": "run-1"}})
+    loaded = load_state(path)
+    assert loaded is not None and loaded == recorded
+    assert loaded.notified_at == {"team": {"support": "2027-01-02T08:00:00Z"}}
+    text = path.read_text(encoding="utf-8")
+    assert '"notified_at": {\n    "team": {\n      "support": "2027-01-02T08:00:00Z"' in text
+    # A report with no result has no time to record; its run is recorded all the same.
+    empty = record_sent(path, loaded, {"ops": {"support": "run-1", "gone": "run-9"}})
+    assert empty.notified_at["ops"] == {"support": "2027-01-02T08:00:00Z"}
+    assert empty.notified["ops"] == {"support": "run-1", "gone": "run-9"}
 
 
 def test_no_delivery_module_is_imported_to_plan_without_targets(tmp_path: Path) -> None:

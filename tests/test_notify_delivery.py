@@ -161,6 +161,12 @@ def test_a_receiver_that_fails_twice_then_succeeds_gets_exactly_one_message(
     assert [r.status for r in http_receiver.requests] == [500, 503, 200]
     assert len(http_receiver.accepted) == 1
     assert "Sent 1 message: team (security-cases)." in output
+    # What was sent is recorded: the run, and when it was fetched (its newest result).
+    state = load_state(STATE)
+    assert state is not None
+    newest = max(a.fetched_at for a in state.aggregations.values() if a.report == "security-cases")
+    assert state.notified == {"team": {"security-cases": state.reports["security-cases"].data_hash}}
+    assert state.notified_at == {"team": {"security-cases": newest}}
     # Sent once per run: neither a re-run of apply nor `notify` sends it again.
     assert apply().endswith("No changes. Reports are up to date.\n")
     result = run("notify")
@@ -192,7 +198,7 @@ def test_a_dead_target_gives_one_line_and_leaves_the_state_as_apply_wrote_it(
         "service-health, support-backlog; `casereport notify` tries again"
     ]
     state = load_state(STATE)
-    assert state is not None and state.serial == 1 and state.notified == {}
+    assert state is not None and state.serial == 1 and state.notified == state.notified_at == {}
     assert set(state.reports) == set(REPORTS)
     written = STATE.read_bytes()
     # `casereport notify` tries again, fails the same way, exits 1 and writes nothing.

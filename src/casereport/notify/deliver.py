@@ -6,7 +6,8 @@ default every report chooses every target), a report's latest run (its rendered 
 the target's ``on`` triggers fires:
 
 - ``always``: every run;
-- ``change``: the run changed a number a reader sees (``digest.run_changed``);
+- ``change``: the run changed a number a reader sees (``digest.run_changed``): since the
+  run this target was last sent (``notified_at``), or since the previous run;
 - ``check_failed``: one of the report's checks did not pass (error or warn).
 
 A report never rendered has no run to send. ``force`` sends every report's latest run to
@@ -38,6 +39,7 @@ from casereport.notify.send import (
     with_retries,
 )
 from casereport.settings_notify import NotifyTarget
+from casereport.state.history import epoch
 from casereport.state.model import State, file_sha256, write_state
 from casereport.state.notified import was_sent, with_sent
 
@@ -83,7 +85,7 @@ def due_deliveries(
 ) -> list[Delivery]:
     """The messages the state's latest runs call for (see the module docstring)."""
     digests: dict[str, Digest] = {}
-    changes: dict[str, bool] = {}
+    changes: dict[tuple[str, str | None], bool] = {}
     deliveries = []
     for target in targets:
         for report in sorted(reports, key=lambda r: r.name):
@@ -95,10 +97,14 @@ def due_deliveries(
                 continue
             checks = [c for c in check_results if c.report == report.name]
 
-            def changed(report: ReportSpec = report) -> bool:
-                if report.name not in changes:
-                    changes[report.name] = run_changed(report, state.aggregations)
-                return changes[report.name]
+            # Compared with what this target was last sent of the report, if anything.
+            since = state.notified_at.get(target.name, {}).get(report.name)
+
+            def changed(report: ReportSpec = report, since: str | None = since) -> bool:
+                key = (report.name, since)
+                if key not in changes:
+                    changes[key] = run_changed(report, state.aggregations, since)
+                return changes[key]
 
             fired = _triggers(target, changed, any(not c.passed for c in checks))
             if not fired and not force:
@@ -252,10 +258,26 @@ def send_all(
 
 
 def record_sent(state_path: Path, state: State, sent: Mapping[str, Mapping[str, str]]) -> State:
-    """Write the runs just sent into state (the caller holds the lock); return it."""
+    """Write the runs just sent, and when they were fetched, into state (the caller holds
+    the lock); return it."""
     if not sent:
         return state
-    return write_state(state_path, replace(state, notified=with_sent(state.notified, sent)), state)
+    reports = {report for runs in sent.values() for report in runs}
+    newest: dict[str, tuple[float, str]] = {}
+    for entry in state.aggregations.values():
+        if entry.report in reports:
+            when = (epoch(entry.fetched_at), entry.fetched_at)
+            newest[entry.report] = max(newest.get(entry.report, when), when)
+    fetched = {
+        target: {report: newest[report][1] for report in runs if report in newest}
+        for target, runs in sent.items()
+    }
+    updated = replace(
+        state,
+        notified=with_sent(state.notified, sent),
+        notified_at=with_sent(state.notified_at, fetched),
+    )
+    return write_state(state_path, updated, state)
 
 
 def describe(delivery: Delivery, site_dir: Path, state: State) -> str:

@@ -10,7 +10,9 @@ pages show it; a group missing on one side reads as 0) differs from the aggregat
 previous result, the newest one in its history since its query last changed; an
 aggregation with no such previous result (new, or its query changed) changed too, since
 every number it shows is new. It compares with the previous run, not with the run
-``compare:`` picks: against "7 days ago" every run would have changed.
+``compare:`` picks: against "7 days ago" every run would have changed. For a target that
+was sent an earlier run, it compares with what that run showed instead (``since``), so a
+change whose message failed is still sent with the next run.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from casereport.checks.results import CheckResult
 from casereport.definitions.expand import ReportSpec
 from casereport.render.data import report_data
 from casereport.state.comparable import comparable_history
-from casereport.state.history import count
+from casereport.state.history import count, epoch
 from casereport.state.model import AggregationState, Source
 
 __all__ = ["MAX_LINES", "Change", "Digest", "Headline", "make_digest", "run_changed"]
@@ -95,24 +97,40 @@ def _counts(result: Mapping[str, Any]) -> dict[str, float]:
     return counts
 
 
-def _aggregation_changed(entry: AggregationState, limit: int) -> bool:
+def _aggregation_changed(entry: AggregationState, limit: int, since: float | None) -> bool:
     history = comparable_history(entry)
-    if not len(history):
+    index = len(history) - 1  # the previous result
+    if since is not None:
+        fetched = epoch(entry.fetched_at)
+        if fetched < since:
+            return False  # this result was in the run sent
+        if fetched > since:
+            # The newest earlier result as old as the run sent: what that run showed.
+            stamps = history.stamps()
+            while index >= 0 and epoch(stamps[index]) > since:
+                index -= 1
+        # Fetched in the same second as the run sent: compared with the previous result.
+    if index < 0:
         return True
-    if history.latest_total() != count(entry.result["total"]):
+    if history.total_at(index) != count(entry.result["total"]):
         return True
-    before = {name: n for name, n in history.latest_groups().items() if n}
+    before = {name: n for name, n in history.groups_at(index).items() if n}
     after = _counts(entry.result)
-    if history.latest_capacity(limit) < limit:
+    if history.capacity_at(index, limit) < limit:
         # An entry from before every group was kept recorded only the largest few.
         return any(after.get(name, 0) != n for name, n in before.items())
     return before != after
 
 
-def run_changed(report: ReportSpec, aggregations: Mapping[str, AggregationState]) -> bool:
-    """Whether the report's latest run changed a number a reader sees (module docstring)."""
+def run_changed(
+    report: ReportSpec, aggregations: Mapping[str, AggregationState], since: str | None = None
+) -> bool:
+    """Whether the report's latest run changed a number a reader sees (module docstring):
+    since the previous run, or with ``since`` (when the run last sent to a target was
+    fetched), since what that run showed."""
+    at = None if since is None else epoch(since)
     return any(
-        _aggregation_changed(entry, spec.limit)
+        _aggregation_changed(entry, spec.limit, at)
         for spec in report.aggregations
         if (entry := aggregations.get(spec.address)) is not None
     )

@@ -43,7 +43,7 @@ from casereport.state.history import (
     history_entry,
     valid_columns,
 )
-from casereport.state.notified import Notified, notified_json, parse_notified
+from casereport.state.notified import Notified, notified_json, parse_sections
 from casereport.state.refresh import UnfinishedRefresh, parse_unfinished_refresh
 
 FORMAT_VERSION = 1
@@ -162,6 +162,7 @@ class State:
     previous_sources: Mapping[str, PreviousSource] = field(default_factory=dict)
     unfinished_refresh: UnfinishedRefresh | None = None  # see ``refresh``
     notified: Notified = field(default_factory=dict)  # see ``notified``: runs sent
+    notified_at: Notified = field(default_factory=dict)  # and when they were fetched
 
     def content(self) -> dict[str, Any]:
         """Everything but the bookkeeping fields; equal content means nothing to write."""
@@ -181,6 +182,8 @@ class State:
             content["unfinished_refresh"] = self.unfinished_refresh.to_json()
         if self.notified:
             content["notified"] = notified_json(self.notified)
+        if self.notified_at:
+            content["notified_at"] = notified_json(self.notified_at)
         if self.previous_sources:
             content["previous_sources"] = {
                 key: self.previous_sources[key].to_json() for key in sorted(self.previous_sources)
@@ -547,9 +550,9 @@ def _parse_state(path: Path, data: bytes | str) -> State:
     except ValueError as exc:
         raise _bad(path, f"malformed: unfinished_refresh {exc}") from None
     try:
-        notified = parse_notified(raw.get("notified", {}))
+        notified, notified_at = parse_sections(raw)
     except ValueError as exc:
-        raise _bad(path, f"malformed: notified {exc}") from None
+        raise _bad(path, f"malformed: {exc}") from None
     return State(
         lineage=lineage,
         serial=serial,
@@ -566,6 +569,7 @@ def _parse_state(path: Path, data: bytes | str) -> State:
         forgotten_pages={name: dict(pages) for name, pages in forgotten_raw.items()},
         unfinished_refresh=refresh,
         notified=notified,
+        notified_at=notified_at,
     )
 
 

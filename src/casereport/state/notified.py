@@ -6,9 +6,14 @@ re-render). A target is sent a report's run once; recording it here is what make
 re-run of ``apply`` or of ``casereport notify`` send nothing again::
 
     "notified": {"team": {"support-weekly": "<data_hash of the run sent>"}}
+    "notified_at": {"team": {"support-weekly": "2026-11-30T08:00:03Z"}}
 
-The key is only present once something was sent (states without it read as before); an
-older casereport ignores it and drops it on its next write, which can only cause a
+``notified_at`` says when that run was fetched (the newest ``fetched_at`` of its results),
+so that a target's ``change`` trigger compares with what the target was last sent, not
+with the previous run: a change in a run whose message failed is still sent by the next.
+
+The keys are only present once something was sent (states without them read as before);
+an older casereport ignores them and drops them on its next write, which can only cause a
 message to be sent again, never lost.
 """
 
@@ -17,18 +22,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: target -> report -> the run (data hash) last sent to it.
+#: target -> report -> the run (data hash) last sent to it; in ``notified_at``, the
+#: ``fetched_at`` of that run.
 Notified = Mapping[str, Mapping[str, str]]
 
 
-def parse_notified(raw: Any) -> dict[str, dict[str, str]]:
-    """The ``notified`` section; ``ValueError`` says what is wrong with it."""
+def parse_notified(raw: Any, what: str) -> dict[str, dict[str, str]]:
+    """The ``notified`` section (``what``: "run"), or ``notified_at`` ("time");
+    ``ValueError`` says what is wrong with it."""
     if not isinstance(raw, dict) or not all(
         isinstance(runs, dict) and all(isinstance(run, str) for run in runs.values())
         for runs in raw.values()
     ):
-        raise ValueError("is not an object of target -> report -> run")
+        raise ValueError(f"is not an object of target -> report -> {what}")
     return {target: dict(runs) for target, runs in raw.items()}
+
+
+def parse_sections(raw: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], ...]:
+    """``notified`` and ``notified_at`` of a state file; ``ValueError`` names the one
+    that is wrong."""
+    sections = []
+    for key, what in (("notified", "run"), ("notified_at", "time")):
+        try:
+            sections.append(parse_notified(raw.get(key, {}), what))
+        except ValueError as exc:
+            raise ValueError(f"{key} {exc}") from None
+    return tuple(sections)
 
 
 def notified_json(notified: Notified) -> dict[str, dict[str, str]]:

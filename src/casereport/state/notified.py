@@ -38,16 +38,19 @@ def parse_notified(raw: Any, what: str) -> dict[str, dict[str, str]]:
     return {target: dict(runs) for target, runs in raw.items()}
 
 
-def parse_sections(raw: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], ...]:
+def parse_sections(
+    raw: Mapping[str, Any],
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """``notified`` and ``notified_at`` of a state file; ``ValueError`` names the one
     that is wrong."""
-    sections = []
-    for key, what in (("notified", "run"), ("notified_at", "time")):
-        try:
-            sections.append(parse_notified(raw.get(key, {}), what))
-        except ValueError as exc:
-            raise ValueError(f"{key} {exc}") from None
-    return tuple(sections)
+    return _section(raw, "notified", "run"), _section(raw, "notified_at", "time")
+
+
+def _section(raw: Mapping[str, Any], key: str, what: str) -> dict[str, dict[str, str]]:
+    try:
+        return parse_notified(raw.get(key, {}), what)
+    except ValueError as exc:
+        raise ValueError(f"{key} {exc}") from None
 
 
 def notified_json(notified: Notified) -> dict[str, dict[str, str]]:

@@ -30,7 +30,7 @@ from casereport.engine.plan import (
     Plan,
     format_timestamp,
     inputs_hash,
-    make_plan,
+    render_plan,
 )
 from casereport.engine.site_files import (
     check_fingerprints,
@@ -594,27 +594,10 @@ def render_site(
         raise CaseReportError(
             f"no state at {workspace.state_path}: nothing to render yet; run `casereport apply`"
         )
-    plan = make_plan(
-        workspace.reports,
-        state,
-        source=state.source or Source("none", "none"),
-        site_dir=workspace.site_dir,
-        template_hashes=workspace.template_hashes,
-        now=clock.now(),
-    )
-    # Render everything defined, and remove what state records but the definitions dropped.
-    forced = replace(
-        plan,
-        aggregations=(),
-        reports=tuple(
-            replace(r, action="render", reasons=("render requested",)) if r.action == NOOP else r
-            for r in plan.reports
-        ),
-        index=replace(plan.index, action="render", reasons=("render requested",)),
-    )
+    plan = render_plan(workspace.reports, state, now=clock.now())
     outcome = Outcome()
     failures: dict[str, str] = {}
-    rendered = _render(forced, workspace, state, set(), failures, outcome, listener)
+    rendered = _render(plan, workspace, state, set(), failures, outcome, listener)
     # Rendering changes only what state records of pages; when none changed, the state is
     # as it was, and saying so here is cheaper than write_state comparing all its content.
     pages = (rendered.reports, rendered.site_outputs, rendered.forgotten_pages)

@@ -613,6 +613,54 @@ def _report_change(
     return ReportChange(report.name, RENDER if reasons else NOOP, tuple(reasons), outputs)
 
 
+def _removed_reports(
+    report_names: set[str], state: State | None, in_target: Callable[[str, str], bool]
+) -> list[ReportChange]:
+    """Reports gone from the definitions: those state records, and those `state rm` forgot
+    (whose pages it kept a list of), each deleted with the pages to remove."""
+    if state is None:
+        return []
+    removed = {
+        name: ("report removed", state.reports[name].outputs)
+        for name in set(state.reports) - report_names
+    }
+    forgotten = state.forgotten_pages
+    for name in set(forgotten) - report_names - set(state.reports):
+        removed[name] = ("left in state by `state rm` or `state mv`", forgotten[name])
+    return [
+        ReportChange(name=name, action=DELETE, reasons=(reason,), outputs=tuple(sorted(outputs)))
+        for name, (reason, outputs) in sorted(removed.items())
+        if in_target(name, name)
+    ]
+
+
+def render_plan(reports: Sequence[ReportSpec], state: State, *, now: datetime) -> Plan:
+    """What ``casereport render`` does: every defined report and the index rendered again,
+    and the pages of reports gone from the definitions removed, as an apply would.
+
+    Nothing is compared: a render does all of it whatever changed, so the costliest
+    steps of ``make_plan`` (every aggregation's change, every report's data hash and
+    pages on disk) would be computed only to be overridden.
+    """
+    requested = ("render requested",)
+    changes = [
+        ReportChange(report.name, RENDER, requested, output_names(report.name, report.formats))
+        for report in reports
+    ]
+    changes += _removed_reports({r.name for r in reports}, state, _targeted(()))
+    return Plan(
+        source=state.source or Source("none", "none"),
+        previous_source=None,
+        aggregations=(),
+        reports=tuple(sorted(changes, key=lambda r: r.name)),
+        index=ReportChange(INDEX_NAME, RENDER, requested, INDEX_FILES),
+        state_lineage=state.lineage,
+        state_serial=state.serial,
+        inputs_hash="",
+        created_at=format_timestamp(now),
+    )
+
+
 def make_plan(
     reports: Sequence[ReportSpec],
     state: State | None,
@@ -636,7 +684,6 @@ def make_plan(
         else:
             replaced = True
     previous_aggregations = state.aggregations if state is not None else {}
-    previous_reports = state.reports if state is not None else {}
     moves = planned_moves(reports, previous_aggregations) if previous_aggregations else {}
     moved_away: set[str] = set()
 
@@ -701,22 +748,7 @@ def make_plan(
                     fetched_at=previous.fetched_at,
                 )
             )
-    # Reports gone from the definitions: those state records, and those `state rm` forgot
-    # (whose pages it kept a list of), each with the pages to remove.
-    removed = {
-        name: ("report removed", previous_reports[name].outputs)
-        for name in set(previous_reports) - report_names
-    }
-    forgotten = state.forgotten_pages if state is not None else {}
-    for name in set(forgotten) - report_names - set(previous_reports):
-        removed[name] = ("left in state by `state rm` or `state mv`", forgotten[name])
-    for name, (reason, outputs) in sorted(removed.items()):
-        if in_target(name, name):
-            report_changes.append(
-                ReportChange(
-                    name=name, action=DELETE, reasons=(reason,), outputs=tuple(sorted(outputs))
-                )
-            )
+    report_changes += _removed_reports(report_names, state, in_target)
 
     recorded_index = state.site_outputs if state is not None else {}
     index_reasons = []

@@ -48,6 +48,7 @@ def clear_caches() -> None:
     _x_positions.cache_clear()
     _time_layout.cache_clear()
     _path_format.cache_clear()
+    _height_texts.cache_clear()
     nice_scale.cache_clear()
     _axes.cache_clear()
     _escaped.cache_clear()
@@ -169,6 +170,22 @@ def nice_scale(top: float) -> tuple[float, tuple[float, ...]]:
 _HEIGHTS = tuple(str(_TREND_HEIGHT - 4 - pixels) for pixels in range(_TREND_HEIGHT - 7))
 
 
+# Largest scale end whose heights are tabled: a table is made once per end, and ends are
+# few (round numbers: ``nice_scale``), but each holds an entry per whole number below it.
+_TABLED_END = 2000
+
+
+@functools.lru_cache(maxsize=64)
+def _height_texts(top: float) -> dict[float | None, str]:
+    """The text of the height of each whole number from 0 to ``top`` on a scale ending at
+    ``top``, as ``_paths`` computes it (so equal whatever the type of the value looked up);
+    empty when ``top`` is not a whole number from 1 to ``_TABLED_END``."""
+    if not (1 <= top <= _TABLED_END and top == int(top)):
+        return {}
+    scale = _PLOT_RANGE / top
+    return {v: _HEIGHTS[floor(v * scale + 0.5)] for v in range(int(top) + 1)}
+
+
 def _path(
     values: Sequence[float | None],
     top: float,
@@ -179,7 +196,8 @@ def _path(
     """SVG path data of a line through ``values`` (a gap where a value is unknown), the
     lowest of them ``low``; ``complete``: no value is unknown (one unbroken line);
     ``positions``: the x of each (evenly spread when not given)."""
-    return _paths(values, top, low, complete, positions or _x_positions(len(values)))[0]
+    positions = positions or _x_positions(len(values))
+    return _paths(values, top, low, complete, positions, _path_format(positions))[0]
 
 
 def _paths(
@@ -188,18 +206,23 @@ def _paths(
     low: float,
     complete: bool,
     positions: tuple[int, ...],
+    line_format: str,
 ) -> tuple[str, str]:
     """The line's path data (see ``_path``) and its points': a zero-length stroke at each
     known value, which a round cap draws as a dot that stays round however the plot is
-    stretched."""
-    base = _TREND_HEIGHT - 4
+    stretched. ``line_format``: ``_path_format(positions)``, found once per chart."""
     scale = _PLOT_RANGE / top if top > 0 else 0.0
     if complete and low >= 0:
-        # The common case: counts, no gap. int(v * scale + 0.5) rounds to the nearest
-        # pixel, 0 to 100 here (no value is above ``top``), where floor() is the same and
-        # the quicker call, and the text of each height is made once.
-        heights = tuple([_HEIGHTS[floor(v * scale + 0.5)] for v in values])  # type: ignore[operator]
-        line = _path_format(positions) % heights
+        # The common case: counts, no gap. Whole numbers read their height from a table,
+        # with no arithmetic per value.
+        try:
+            heights = tuple(map(_height_texts(top).__getitem__, values))
+        except KeyError:  # a fraction (or a scale no table is kept for)
+            # int(v * scale + 0.5) rounds to the nearest pixel, 0 to 100 here (no value is
+            # above ``top``), where floor() is the same and the quicker call, and the text
+            # of each height is made once.
+            heights = tuple([_HEIGHTS[floor(v * scale + 0.5)] for v in values])  # type: ignore[operator]
+        line = line_format % heights
         # The points are the line's vertices, each its own zero-length stroke: "M4 78 L25
         # 80" -> "M4 78h0M25 80h0" (a replace costs a fifth of formatting them again).
         return line, line.replace(" L", "h0M") + "h0"
@@ -210,7 +233,7 @@ def _paths(
         if value is None:
             pen_down = False
             continue
-        y = base - int(value * scale + 0.5)
+        y = _TREND_HEIGHT - 4 - int(value * scale + 0.5)
         parts.append(f"{'L' if pen_down else 'M'}{x} {y}")
         points.append(f"M{x} {y}h0")
         pen_down = True
@@ -269,10 +292,22 @@ def trend(
     if not earlier_totals:
         return None
     totals: list[float | None] = [*earlier_totals, total]
-    # Each series: label, raw value, kind, values, and whether every value is known (the
-    # common case, found once here: each scan for None compares every value).
-    series_values: list[tuple[str, str | None, str, list[float | None], bool]] = [
-        ("Total", None, "total", totals, True)
+    # Each series: label, raw value, kind, values, whether every value is known (the common
+    # case, found once here: each scan for None compares every value), and its first, last,
+    # lowest and highest known values.
+    drawn: list[tuple[str, str | None, str, list[float | None], bool, float, float, float, float]]
+    drawn = [
+        (
+            "Total",
+            None,
+            "total",
+            totals,
+            True,
+            earlier_totals[0],
+            total,
+            min(min(earlier_totals), total),
+            max(max(earlier_totals), total),
+        )
     ]
     # A group missing from a run had no cases then, unless that run recorded as many
     # groups as it could hold (its limit, or its largest few in an entry written before
@@ -280,12 +315,12 @@ def trend(
     recorded: list[int] | None = None
     capacities: list[int] | None = None
     for raw, label, count in candidates:
-        if len(series_values) > groups:
+        if len(drawn) > groups:
             break
         values = history.group_counts(raw)
         if values is None:
             continue
-        complete = None not in values and count is not None
+        complete = count is not None
         if None in values:
             recorded = recorded or history.recorded_counts()
             capacities = capacities or history.capacities(limit)
@@ -293,26 +328,24 @@ def trend(
                 value if value is not None else None if held >= capacity else 0.0
                 for value, held, capacity in zip(values, recorded, capacities, strict=True)
             ]
-            complete = None not in values and count is not None
+            complete = complete and None not in values
         values.append(count)
-        series_values.append((label, raw, "group", values, complete))
-    ranges = []
-    for _, _, _, values, complete in series_values:
         known = cast(list[float], values) if complete else [v for v in values if v is not None]
-        ranges.append((known[0], known[-1], min(known), max(known)))
-    top = max([high for _, _, _, high in ranges])
+        drawn.append(
+            (label, raw, "group", values, complete, known[0], known[-1], min(known), max(known))
+        )
+    top = max([high for *_, high in drawn])
     end, ticks_y = nice_scale(top)
     positions, ticks_x = _time_layout((*stamps, fetched_at))
+    line_format = _path_format(positions)  # the x positions, shared by every line
     series = []
     summaries = []
     paths = []
     legend = []
     md_rows = []
-    for index, ((label, group, kind, values, complete), (first, last, low, high)) in enumerate(
-        zip(series_values, ranges, strict=True)
-    ):
+    for index, (label, group, kind, values, complete, first, last, low, high) in enumerate(drawn):
         css = _SERIES_CSS[index]
-        path, dots = _paths(values, end, low, complete, positions)
+        path, dots = _paths(values, end, low, complete, positions, line_format)
         sparks = spark(values, low, high, complete)
         series.append(
             {

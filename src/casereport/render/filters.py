@@ -25,7 +25,7 @@ def clear_caches() -> None:
     """Forget memoised number and date formatting (for benchmarks and tests)."""
     _NUMBERS.clear()
     _DELTAS.clear()
-    for cached in (date, day, weekday, _parse_time, _bar_text):
+    for cached in (date, day, weekday, _parse_time, _bar_text, _levels):
         cached.cache_clear()
 
 
@@ -220,6 +220,23 @@ def textbar(fraction: float | None, width: int = 20) -> str:
 _SPARKS = tuple("▁▂▃▄▅▆▇█")
 
 
+# Largest value whose sparkline levels are tabled: beyond 2 ** 53 a float is not every whole
+# number, and an int and a float of (nearly) the same value might round apart.
+_TABLED_VALUE = 2**52
+
+
+@functools.lru_cache(maxsize=1024)  # ranges repeat across a site's sparklines of counts
+def _levels(low: float, high: float) -> dict[float | None, str]:
+    """The sparkline character of each whole number from ``low`` to ``high`` on that scale,
+    as ``spark`` computes it (so equal whatever the type of the value looked up); empty
+    unless both ends are whole numbers from 0 to ``_TABLED_VALUE``."""
+    if not (0 <= low < high <= _TABLED_VALUE and low == int(low) and high == int(high)):
+        return {}
+    scale = (len(_SPARKS) - 1) / (high - low)
+    offset = 0.5 - low * scale
+    return {v: _SPARKS[floor(v * scale + offset)] for v in range(int(low), int(high) + 1)}
+
+
 def sparkline(values: Iterable[float | None]) -> str:
     """Numbers as a text sparkline, lowest to highest: ``▁▃▅█`` (a gap is a space)."""
     numbers = list(values)
@@ -231,6 +248,14 @@ def spark(values: Sequence[float | None], low: float, high: float, complete: boo
     """A sparkline on a given scale; ``complete``: no value is None (the fast path)."""
     if high == low:
         return "".join([" " if v is None else _SPARKS[3] for v in values])
+    if high - low <= len(values) and (complete or None not in values):
+        try:
+            # Whole numbers read their level from a table: a sparkline of counts over a
+            # range no wider than it is long (most are: the table costs no more to make
+            # than the sparkline, and ranges repeat) costs no arithmetic per value.
+            return "".join(map(_levels(low, high).__getitem__, values))
+        except KeyError:  # a fraction, or a value outside the range
+            pass
     scale = (len(_SPARKS) - 1) / (high - low)
     # floor(x + 0.5) rounds to the nearest level, faster than round(); x is never below 0
     # (no value is below ``low``), where floor() is int() and the quicker call.

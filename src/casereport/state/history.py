@@ -45,10 +45,25 @@ def _parse_number(text: str) -> float | int:
     return int(text) if text.isdigit() else float(text)
 
 
+# Counts below this are read from a table of their texts (``_small_counts``).
+_SMALL_COUNTS = 10_000
+
+
+@functools.cache  # made on first use: planning and ``--version`` never read a count
+def _small_counts() -> dict[str, int]:
+    return {str(number): number for number in range(_SMALL_COUNTS)}
+
+
 def _parse_numbers(parts: list[str]) -> list[float]:
+    # Counts are whole numbers, stored without a decimal point: int() reads those twice
+    # as fast as float(), and an int is a float wherever a page uses it. Most are small,
+    # and a look-up of the text reads those three times as fast as int() does (a page
+    # reads 30 runs of 10 groups per aggregation).
     try:
-        # Counts are whole numbers, stored without a decimal point: int() reads those
-        # twice as fast as float(), and an int is a float wherever a page uses it.
+        return cast(list[float], list(map(_small_counts().__getitem__, parts)))
+    except KeyError:  # a larger count (or not a whole number: int() tells)
+        pass
+    try:
         return cast(list[float], list(map(int, parts)))
     except ValueError:
         return list(map(float, parts))
@@ -192,7 +207,7 @@ class History(Sequence[JsonObject]):
         if text is None:
             return None
         parts = text.split()
-        if _MISSING in parts:
+        if _MISSING in text:  # (no number holds one: a scan of the text, not of its parts)
             counts = [None if p == _MISSING else _parse_number(p) for p in parts]
             return counts if any(c is not None for c in counts) else None
         return cast(list[float | None], _parse_numbers(parts))

@@ -25,7 +25,7 @@ from casereport.engine.workspace import Workspace
 from casereport.errors import ConfigError
 from casereport.render import pdf
 from casereport.render.context import aggregation_context, index_context, report_context
-from casereport.render.families import MAX_COLUMNS, family, family_title, leading_family, runs
+from casereport.render.families import MAX_COLUMNS, family, family_title, runs
 from casereport.render.filters import spark
 from casereport.render.pages import render_index, render_report
 from casereport.render.templates import environment, template_hashes
@@ -276,18 +276,6 @@ def test_runs_split_families_from_plain_aggregations() -> None:
         (True, [m.address for m in members]),
         (False, ["r.b", 'r.lone["only"]']),  # a for_each of one item reads as plain
     ]
-
-
-def test_the_leading_family_is_the_first_run_or_the_first_aggregation() -> None:
-    plain_a, plain_b, lone = spec("a"), spec("b"), spec("lone", key="only")
-    members = _family_specs()
-    assert leading_family((*members, plain_a)) == list(members)
-    assert leading_family((plain_a, *members)) == [plain_a]
-    assert leading_family((plain_a, plain_b)) == [plain_a]
-    assert leading_family((lone, *members)) == [lone]  # a for_each of one item reads as plain
-    for specs in ((*members, plain_a), (plain_a, plain_b), (lone, *members)):
-        is_family, first = runs(specs)[0]
-        assert leading_family(specs) == (first if is_family else first[:1])
 
 
 def test_family_title_replaces_the_key() -> None:

@@ -716,7 +716,6 @@ def _index_entry(
     files = _files(report)
     page_html = files.get("html") or files.get("markdown") or files.get("pdf") or ""
     page_md = files.get("markdown") or page_html
-    has_html = "html" in files
     taken: set[str] = set(PAGE_IDS)
     entries: list[dict[str, Any]] = []
     changes: list[str] = []
@@ -725,23 +724,25 @@ def _index_entry(
         anchor = _spec_anchor(spec, taken)
         figs = figures(spec, state, series=False)
         moved = tiles.change(figs)
-        cell = moved.cell
-        changes.append(cell)
+        changes.append(moved.cell)
+        total = figs.total
         entries.append(
             {
                 "id": anchor,
                 "title": spec.title,
                 "fetched": state is not None,
-                "fetched_at": figs.fetched_at,
-                "total": figs.total,
+                "fetched_at": state.fetched_at if state is not None else None,
+                "total": total,
                 "delta": moved.change,
-                "change_text": cell,
-                "link_html": f"{page_html}#{anchor}" if has_html else page_html,
+                "change_text": moved.cell,
+                "link_html": f"{page_html}#{anchor}" if "html" in files else page_html,
                 "link_md": page_md,
             }
         )
     table_html, table_md = _totals_rows(entries, [entry["link_html"] for entry in entries], changes)
-    headline = index_headline(report, aggregations, entries, page_html, has_html, taken, _html_id)
+    headline = index_headline(
+        report, aggregations, entries, page_html, "html" in files, taken, _html_id
+    )
     return {
         "name": report.name,
         "title": report.title,

@@ -19,7 +19,7 @@ from casereport.definitions.reading import display_label, order_key
 from casereport.render.filters import md_cell, number
 from casereport.state.model import AggregationState
 
-__all__ = ["MAX_COLUMNS", "family", "family_title", "leading_family", "runs"]
+__all__ = ["MAX_COLUMNS", "family", "family_title", "runs"]
 
 #: Groups shown as columns of a family's table at most (the largest over the family);
 #: each item's own table lists every group.
@@ -32,7 +32,13 @@ def runs(specs: Sequence[AggregationSpec]) -> list[tuple[bool, list[AggregationS
     as a plain aggregation: no table of one row."""
     alike: list[list[AggregationSpec]] = []
     for spec in specs:
-        if alike and _alike(alike[-1][0], spec):
+        last = alike[-1][0] if alike else None
+        if (
+            last is not None
+            and spec.key is not None
+            and last.key is not None
+            and (last.aggregation_id == spec.aggregation_id)
+        ):
             alike[-1].append(spec)
         else:
             alike.append([spec])
@@ -44,25 +50,6 @@ def runs(specs: Sequence[AggregationSpec]) -> list[tuple[bool, list[AggregationS
         else:
             split.append((is_family, run))
     return split
-
-
-def leading_family(specs: Sequence[AggregationSpec]) -> list[AggregationSpec]:
-    """The items of the family the aggregations start with, or only the first aggregation
-    when it is a plain one (``runs(specs)[0]`` without splitting the rest: the index reads
-    only this)."""
-    end = 1
-    while end < len(specs) and _alike(specs[0], specs[end]):
-        end += 1
-    return list(specs[:end])
-
-
-def _alike(first: AggregationSpec, spec: AggregationSpec) -> bool:
-    """Whether ``spec`` is an item of the ``for_each`` family ``first`` is an item of."""
-    return (
-        spec.key is not None
-        and first.key is not None
-        and first.aggregation_id == spec.aggregation_id
-    )
 
 
 def family_title(specs: Sequence[AggregationSpec]) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from casereport.definitions.expand import ReportSpec
-from casereport.render.families import family, family_title, leading_family, runs
+from casereport.render.families import family, family_title, runs
 from casereport.render.tiles import family_figures, figures, page_figures, tile
 from casereport.state.model import AggregationState
 
@@ -72,10 +72,10 @@ def index_headline(
     it has there."""
     if not report.aggregations:
         return None
-    specs = leading_family(report.aggregations)
-    is_family = len(specs) > 1
+    is_family, specs = runs(report.aggregations)[0]
+    count = len(specs) if is_family else 1
     # The rows' figures have no series: the tile's sparkline needs them all.
-    members = [figures(spec, aggregations.get(spec.address)) for spec in specs]
+    members = [figures(spec, aggregations.get(spec.address)) for spec in specs[:count]]
     figs = family_figures(members) if is_family else members[0]
     title = family_title(specs) if is_family else specs[0].title
     target = html_id(f"{specs[0].aggregation_id}-all", taken) if is_family else entries[0]["id"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import Markup
 
 from apply_workspace import Workspace as ApplyWorkspace
 from casereport.definitions.expand import AggregationSpec, Expansion, ReportSpec
@@ -23,11 +24,20 @@ from casereport.definitions.reading import Reading
 from casereport.engine.workspace import Workspace
 from casereport.errors import ConfigError
 from casereport.render import pdf
-from casereport.render.context import index_context, report_context
+from casereport.render.context import aggregation_context, index_context, report_context
 from casereport.render.families import MAX_COLUMNS, family, family_title, runs
+from casereport.render.filters import spark
 from casereport.render.pages import render_index, render_report
 from casereport.render.templates import environment, template_hashes
-from casereport.render.tiles import Figures, change, family_figures, figures, short_day, tile
+from casereport.render.tiles import (
+    Figures,
+    change,
+    family_figures,
+    figures,
+    page_figures,
+    short_day,
+    tile,
+)
 from casereport.settings import SETTINGS_FILE, load_settings, read_settings
 from conftest import EmulatorFactory
 from test_render import EMULATOR, entry, report_spec, spec, state_of
@@ -198,6 +208,41 @@ def test_the_sparkline_is_an_labelled_svg_of_the_totals() -> None:
     flat = tile("Flat", "#f", "f", dataclasses.replace(_figures(), series=(4.0, 4.0, 4.0)))
     assert '<path class="line" d="M2 16 L60 16 L118 16"/>' in str(flat["spark_svg"])
     assert shown["spark"] == "▁▅▆█"
+
+
+@pytest.mark.parametrize(
+    ("compare", "history", "changed_at", "fetched"),
+    [
+        ("previous", _history((16, 30), (19, 40), (25, 45)), None, True),
+        ("7d", _history((16, 30), (19, 40), (25, 45)), None, True),  # Thu 19 Nov
+        ("28d", _history((16, 30), (19, 40), (25, 45)), None, True),  # no run near
+        ("previous", _history((16, 30), (19, 40), (25, 45)), "2026-11-19T06:00:00Z", True),
+        ("previous", _history((25, 45)), None, True),  # one earlier run: a line of two
+        ("previous", (), None, True),  # the first run: no trend, no compared run
+        ("previous", (), None, False),  # not fetched
+    ],
+)
+def test_a_page_tile_reads_the_figures_its_aggregation_context_found(
+    compare: str, history: tuple[dict[str, Any], ...], changed_at: str | None, fetched: bool
+) -> None:
+    agg = dataclasses.replace(spec(), reading=Reading(compare=compare, better="lower"))
+    state = state_of(agg, [("OPEN", [50.0])], history=history, fetched_at="2026-11-26T06:00:00Z")
+    state = dataclasses.replace(state, query_changed_at=changed_at) if fetched else None
+    page = aggregation_context(agg, state=state, html_id="open")
+    read = page_figures(agg, state, page)
+    found = figures(agg, state)  # read from the history, as the index does
+    assert dataclasses.replace(read, spark=None) == found
+    # The trend's total line is the tile's text sparkline, on the same scale.
+    if len(found.series) > 1:
+        assert read.spark == spark(found.series, min(found.series), max(found.series), True)
+    assert tile("T", "#t", "t", read) == tile("T", "#t", "t", found)
+
+
+def test_a_tile_escapes_a_plain_title_every_time_and_leaves_markup_as_it_is() -> None:
+    figs = _figures()
+    for _ in range(2):  # the second time from the escaped forms kept
+        assert "Open &lt;b&gt;</a>" in tile("Open <b>", "#o", "o", figs)["html"]
+        assert "Open <b></a>" in tile(Markup("Open <b>"), "#o", "o", figs)["html"]
 
 
 def test_short_day_adds_the_year_only_when_it_differs() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from casereport.definitions.expand import ReportSpec
 from casereport.render.families import family, family_title, runs
-from casereport.render.tiles import family_figures, figures, tile
+from casereport.render.tiles import family_figures, figures, page_figures, tile
 from casereport.state.model import AggregationState
 
 __all__ = ["IdMaker", "headlines", "index_headline"]
@@ -29,10 +29,8 @@ def headlines(
     html_id: IdMaker,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The page's headline tiles (one per aggregation, one per ``for_each`` family) and
-    its sections: each family's combined table with its items, or plain aggregations."""
-    ids = {
-        spec.address: entry["id"] for spec, entry in zip(report.aggregations, entries, strict=True)
-    }
+    its sections: each family's combined table with its items, or plain aggregations.
+    ``entries``: the aggregations' contexts, whose figures the tiles show."""
     headline: list[dict[str, Any]] = []
     sections: list[dict[str, Any]] = []
     position = 0
@@ -41,19 +39,19 @@ def headlines(
         position += len(specs)
         if not is_family:
             for spec, entry in zip(specs, chunk, strict=True):
-                headline.append(
-                    tile(
-                        spec.title,
-                        f"#{entry['id']}",
-                        entry["id"],
-                        figures(spec, states.get(spec.address)),
-                    )
-                )
+                figs = page_figures(spec, states.get(spec.address), entry)
+                headline.append(tile(spec.title, f"#{entry['id']}", entry["id"], figs))
             sections.append({"family": None, "aggregations": chunk})
             continue
         family_id = html_id(f"{specs[0].aggregation_id}-all", taken)
+        ids = {spec.address: entry["id"] for spec, entry in zip(specs, chunk, strict=True)}
         table = family(specs, states, ids, family_id)
-        summed = family_figures([figures(spec, states.get(spec.address)) for spec in specs])
+        summed = family_figures(
+            [
+                page_figures(spec, states.get(spec.address), entry)
+                for spec, entry in zip(specs, chunk, strict=True)
+            ]
+        )
         headline.append(tile(table["title"], f"#{family_id}", family_id, summed))
         sections.append({"family": table, "aggregations": chunk})
     return headline, sections

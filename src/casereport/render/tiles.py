@@ -14,7 +14,7 @@ reports of 10 aggregations are 10,000 tiles, too many for a Jinja2 expression pe
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import floor
 from typing import Any
@@ -54,6 +54,9 @@ class Figures:
     better: str | None
     items: int = 0  # a family's item count (0 for one aggregation)
     fetched_items: int = 0
+    # The series as a text sparkline when it was drawn already (the trend's total line,
+    # on the same scale), else None: drawn by ``tile``.
+    spark: str | None = None
 
 
 def figures(
@@ -83,6 +86,30 @@ def figures(
         (*history.totals(), total) if series else (total,),
         reading.compare,
         reading.better,
+    )
+
+
+def page_figures(
+    spec: AggregationSpec, state: AggregationState | None, page: Mapping[str, Any]
+) -> Figures:
+    """``figures(spec, state)`` read from the aggregation's page context (``page``, made by
+    ``context.aggregation_context`` from that state): the run it compared with and the
+    totals its trend drew are found there, not read from the history a second time."""
+    trend = page["trend"]
+    line = trend["series"][0] if trend is not None else None
+    # Not fetched, or no earlier run (no trend): there is nothing to read twice.
+    if state is None or line is None or line["kind"] != "total":
+        return figures(spec, state)
+    previous = page["previous"]
+    reading = spec.reading
+    return Figures(
+        page["total"],
+        page["fetched_at"],
+        None if previous is None else (previous["fetched_at"], previous["total"]),
+        tuple(line["values"]),
+        reading.compare,
+        reading.better,
+        spark=line["spark"],
     )
 
 
@@ -133,10 +160,9 @@ _SPARK_HEIGHTS = tuple(str(_SPARK_HEIGHT - 3 - pixels) for pixels in range(_SPAR
 _SPARK_RANGE = _SPARK_HEIGHT - 6
 
 
-def _spark_path(values: Sequence[float]) -> str:
-    """SVG path data of a line through ``values``, lowest to highest on the box's height
-    (a flat line across the middle when they are all equal)."""
-    low, high = min(values), max(values)
+def _spark_path(values: Sequence[float], low: float, high: float) -> str:
+    """SVG path data of a line through ``values``, ``low`` to ``high`` (their least and
+    greatest) on the box's height (a flat line across the middle when they are equal)."""
     if high == low:
         return _spark_format(len(values)) % ((str(_SPARK_HEIGHT // 2),) * len(values))
     scale = _SPARK_RANGE / (high - low)
@@ -146,17 +172,16 @@ def _spark_path(values: Sequence[float]) -> str:
     return _spark_format(len(values)) % heights
 
 
-def _sparkline(figure_id: str, title: str, figs: Figures) -> Markup:
-    """The tile's sparkline image, with its text alternative; nothing for one run."""
-    values = figs.series
-    if len(values) < 2:
-        return Markup()
-    low, high = min(values), max(values)
+def _sparkline(
+    figure_id: str, title: str, values: Sequence[float], low: float, high: float
+) -> Markup:
+    """The tile's sparkline image of ``values`` (two or more, ``low`` to ``high``), with
+    its text alternative."""
     summary = (
         f"{len(values)} runs: from {number(values[0])} to {number(values[-1])}, "
         f"lowest {number(low)}, highest {number(high)}."
     )
-    content = f'<path class="line" d="{_spark_path(values)}"/>'
+    content = f'<path class="line" d="{_spark_path(values, low, high)}"/>'
     caption = f"Totals over the last {len(values)} runs: {title}"
     return labelled_svg(_SPARK_ATTRIBUTES, figure_id, "s", caption, summary, content)
 
@@ -235,7 +260,13 @@ def tile(title: str, link: str, figure_id: str, figs: Figures) -> dict[str, Any]
         )
     else:
         scope = count_of(figs.items, "item") if figs.items else ""
-    spark_svg = _sparkline(figure_id, title, figs) if total is not None else Markup()
+    values = figs.series
+    text_spark, spark_svg = "", _NO_MARKUP
+    if len(values) > 1:  # a line of one run is no line
+        low, high = min(values), max(values)  # once, for both sparklines and the summary
+        text_spark = figs.spark if figs.spark is not None else spark(values, low, high, True)
+        if total is not None:
+            spark_svg = _sparkline(figure_id, title, values, low, high)
     context: dict[str, Any] = {
         "title": title,
         "link": link,
@@ -257,10 +288,8 @@ def tile(title: str, link: str, figure_id: str, figs: Figures) -> dict[str, Any]
         "compared_text": moved.compared_text,
         "items": figs.items,
         "scope": scope,
-        "series": list(figs.series),
-        "spark": spark(figs.series, min(figs.series), max(figs.series), True)
-        if len(figs.series) > 1
-        else "",
+        "series": list(values),
+        "spark": text_spark,
         "spark_svg": spark_svg,
     }
     context["html"] = _tile_html(context)
@@ -268,10 +297,36 @@ def tile(title: str, link: str, figure_id: str, figs: Figures) -> dict[str, Any]
     return context
 
 
+_NO_MARKUP = Markup()
+# Titles, links ("#agg_0") and the runs compared with ("vs Mon 30 Nov") repeat across a
+# site's 10,000 tiles: their escaped forms, made once each (plain text only, as a Markup
+# equal to a text is not escaped).
+_HTML: dict[str, str] = {}
+_MD_CELLS: dict[str, str] = {}
+
+
+def _html(text: str) -> str:
+    escaped = _HTML.get(text) if type(text) is str else None
+    if escaped is None:
+        escaped = str(escape(text))
+        if type(text) is str and len(_HTML) < 65536:
+            _HTML[text] = escaped
+    return escaped
+
+
+def _md_cell(text: str) -> str:
+    cell = _MD_CELLS.get(text)
+    if cell is None:
+        cell = md_cell(text)
+        if len(_MD_CELLS) < 65536:
+            _MD_CELLS[text] = cell
+    return cell
+
+
 def _tile_html(t: dict[str, Any]) -> Markup:
     total = number(t["total"]) if t["fetched"] else "–"
     word = "case" if t["total"] == 1 else "cases"
-    scope = f'<p class="tile-scope muted">{escape(t["scope"])}</p>' if t["scope"] else ""
+    scope = f'<p class="tile-scope muted">{_html(t["scope"])}</p>' if t["scope"] else ""
     if t["change_text"]:
         verdict = f' <span class="verdict">{t["verdict_text"]}</span>' if t["verdict_text"] else ""
         change = (
@@ -281,10 +336,10 @@ def _tile_html(t: dict[str, Any]) -> Markup:
     else:
         change = ""
     return Markup(
-        f'<li class="tile"><a class="tile-title" href="{escape(t["link"])}">'
-        f"{escape(t['title'])}</a>{scope}"
+        f'<li class="tile"><a class="tile-title" href="{_html(t["link"])}">'
+        f"{_html(t['title'])}</a>{scope}"
         f'<p class="tile-total"><strong>{total}</strong>{" " + word if t["fetched"] else ""}</p>'
-        f'{change}<p class="tile-vs muted">{escape(t["compared_text"])}</p>{t["spark_svg"]}</li>'
+        f'{change}<p class="tile-vs muted">{_html(t["compared_text"])}</p>{t["spark_svg"]}</li>'
     )
 
 
@@ -293,8 +348,8 @@ def _tile_md(t: dict[str, Any]) -> str:
     change = t["change_text"] or "–"
     if t["verdict_text"]:
         change += f", {t['verdict_text']}"
-    title = md_cell(t["title"] + (f" ({t['scope']})" if t["scope"] else ""))
-    compared = md_cell(t["compared_text"].removeprefix("vs "))
+    title = _md_cell(t["title"] + (f" ({t['scope']})" if t["scope"] else ""))
+    compared = _md_cell(t["compared_text"].removeprefix("vs "))
     trend = f"`{t['spark']}`" if t["spark"] else "–"
     return f"| {title} | {total} | {change} | {compared} | {trend} |"
 
@@ -305,5 +360,7 @@ def tiles_markup(tiles: Sequence[dict[str, Any]]) -> tuple[Markup, str]:
 
 
 def clear_caches() -> None:
-    """Forget memoised sparkline layouts (for benchmarks and tests)."""
+    """Forget memoised sparkline layouts and escaped texts (for benchmarks and tests)."""
     _spark_format.cache_clear()
+    _HTML.clear()
+    _MD_CELLS.clear()

@@ -21,9 +21,8 @@ from typing import Any, cast
 
 from markupsafe import Markup, escape
 
-from casereport import clock
 from casereport.render.filters import MONTHS, date, day, md_cell, number, spark
-from casereport.state.history import History
+from casereport.state.history import History, epoch
 
 CHART_ROW = 34  # px per bar: a label line, then the bar
 CHART_LABEL = 28  # characters of a group label shown in the chart (the table has all)
@@ -114,7 +113,7 @@ def _x_positions(count: int) -> tuple[int, ...]:
 
 def _epoch(stamp: str) -> float | None:
     try:
-        return clock.parse(stamp).timestamp()  # a stamp without a zone is UTC, as stored
+        return epoch(stamp)  # a stamp without a zone is UTC, as stored
     except ValueError:
         return None
 

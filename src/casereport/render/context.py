@@ -62,6 +62,7 @@ from casereport.render.words import (
 from casereport.settings import DEFAULT_SITE_TITLE
 from casereport.site import FORMAT_SUFFIXES
 from casereport.state.comparable import comparable_history
+from casereport.state.history import epoch
 from casereport.state.model import AggregationState, Source
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def clear_caches() -> None:
     _title_cells.cache_clear()
     _parsed.cache_clear()
     _description.cache_clear()
+    epoch.cache_clear()
     tiles.clear_caches()
 
 

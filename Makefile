@@ -47,7 +47,7 @@ lint: $(DEV_STAMP) ## ruff check, ruff format --check, mypy --strict, the import
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
-	$(BIN)/mypy tools  # the wrapper `make mutate` runs (files: not the package above)
+	$(BIN)/mypy tools  # mypy's settings name only the package; the `make mutate` wrapper too
 	$(BIN)/lint-imports --no-cache
 
 format: $(DEV_STAMP) ## apply ruff's fixes and formatting

@@ -21,6 +21,7 @@ from casereport.definitions.expand import AggregationSpec, ReportSpec, address, 
 from casereport.engine.plan import (
     CREATE,
     DELETE,
+    INDEX_NAME,
     NOOP,
     REFRESH,
     RENDER,
@@ -35,6 +36,7 @@ from casereport.engine.plan import (
     format_timestamp,
     inputs_hash,
     make_plan,
+    render_plan,
 )
 from casereport.settings import parse_refresh
 from casereport.site import INDEX_FILES, output_names
@@ -513,6 +515,31 @@ def test_a_removed_report_deletes_its_aggregations_and_files(site: Path) -> None
     assert plan.summary() == (
         "Plan: 0 to fetch (0 new, 0 changed, 0 stale), 0 reports to render, 3 to delete."
     )
+
+
+def test_a_render_plan_renders_every_defined_report_and_removes_the_others(site: Path) -> None:
+    # What `casereport render` does: nothing compared, every defined report and the index
+    # rendered again, a report gone from the definitions (recorded, or forgotten by
+    # `state rm`) deleted with its pages, as make_plan finds them.
+    state = applied([BACKLOG, HEALTH], site)
+    forgotten = {"old": {"old.html": "0" * 64}}
+    state = replace(state, source=None, forgotten_pages=forgotten)
+    plan = render_plan([BACKLOG], state, now=NOW)
+
+    assert plan.reports == (
+        ReportChange("backlog", RENDER, ("render requested",), outputs("backlog", "html", "md")),
+        ReportChange("health", DELETE, ("report removed",), outputs("health", "html", "md")),
+        ReportChange("old", DELETE, ("left in state by `state rm` or `state mv`",), ("old.html",)),
+    )
+    assert plan.index == ReportChange(INDEX_NAME, RENDER, ("render requested",), INDEX_FILES)
+    assert plan.aggregations == ()
+    assert plan.source == Source("none", "none")  # a state from before sources were kept
+    assert (plan.state_lineage, plan.state_serial) == (state.lineage, state.serial)
+    # The same deletions as a plan of an apply.
+    full = plan_for([BACKLOG], state, site)
+    assert [r for r in plan.reports if r.action == DELETE] == [
+        r for r in full.reports if r.action == DELETE
+    ]
 
 
 # -- report render reasons -----------------------------------------------------------------

@@ -231,10 +231,10 @@ def test_a_page_tile_reads_the_figures_its_aggregation_context_found(
     page = aggregation_context(agg, state=state, html_id="open")
     read = page_figures(agg, state, page)
     found = figures(agg, state)  # read from the history, as the index does
-    assert dataclasses.replace(read, spark=None) == found
+    assert dataclasses.replace(read, spark_text=None) == found
     # The trend's total line is the tile's text sparkline, on the same scale.
     if len(found.series) > 1:
-        assert read.spark == spark(found.series, min(found.series), max(found.series), True)
+        assert read.spark_text == spark(found.series, min(found.series), max(found.series), True)
     assert tile("T", "#t", "t", read) == tile("T", "#t", "t", found)
 
 

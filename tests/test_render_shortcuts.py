@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 from hypothesis import example, given
 from hypothesis import strategies as st
+from tests.chart_arithmetic import line_computed, spark_computed
 
-from casereport.render.charts import _path, _x_positions
+from casereport.render.charts import _path
 from casereport.render.filters import (
     _MD_SPACE,
     _MD_SPECIAL,
     _MINUS,
-    _SPARKS,
     _md_escape_match,
     delta,
     md_code,
@@ -89,28 +89,17 @@ def _outcome(make: Callable[[], str]) -> tuple[str, object]:
 @example([1.1125369292536007e-308], 1.0)  # 100 / top overflows to infinity
 def test_trend_lines_round_as_int_does(values: list[float], stretch: float) -> None:
     top = max(values) * stretch
-
-    def expected() -> str:
-        base, scale = 116, (100 / top if top > 0 else 0.0)
-        heights = [base - int(v * scale + 0.5) for v in values]
-        positions = _x_positions(len(values))
-        return "M" + " L".join(f"{x} {y}" for x, y in zip(positions, heights, strict=True))
-
-    assert _outcome(lambda: _path(values, top, min(values), True)) == _outcome(expected)
+    assert _outcome(lambda: _path(values, top, min(values), True)) == _outcome(
+        lambda: line_computed(values, top)
+    )
 
 
 @given(_VALUES)
 def test_sparklines_round_as_int_does(values: list[float]) -> None:
     low, high = min(values), max(values)
-
-    def expected() -> str:
-        if high == low:
-            return _SPARKS[3] * len(values)
-        scale = (len(_SPARKS) - 1) / (high - low)
-        offset = 0.5 - low * scale
-        return "".join(_SPARKS[int(v * scale + offset)] for v in values)
-
-    assert _outcome(lambda: spark(values, low, high, True)) == _outcome(expected)
+    assert _outcome(lambda: spark(values, low, high, True)) == _outcome(
+        lambda: spark_computed(values, low, high)
+    )
 
 
 @given(st.none() | st.floats() | st.integers(-2, 2), st.sampled_from([20, 4, 1, 0]))

@@ -16,21 +16,15 @@ from collections.abc import Callable
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from tests.chart_arithmetic import line_computed, spark_computed
 
-from casereport.render.charts import _path, _x_positions, clear_caches, nice_scale
-from casereport.render.filters import _SPARKS, spark
+from casereport.render.charts import _path, clear_caches, nice_scale
+from casereport.render.filters import _levels, spark
 from casereport.state.history import History, _parse_numbers
 
 # Whole counts as both types, and now and then a fraction no table holds.
 _COUNT = st.integers(0, 2500) | st.integers(0, 2500).map(float) | st.sampled_from([0.5, 7.25])
 _COUNTS = st.lists(_COUNT, min_size=1, max_size=40)
-
-
-def _line_computed(values: list[float], top: float) -> str:
-    scale = 100 / top if top > 0 else 0.0
-    heights = [116 - int(v * scale + 0.5) for v in values]
-    positions = _x_positions(len(values))
-    return "M" + " L".join(f"{x} {y}" for x, y in zip(positions, heights, strict=True))
 
 
 @given(_COUNTS, st.sampled_from([None, 1.0, 1.5, 3.0]))
@@ -44,16 +38,8 @@ def test_trend_line_heights_from_the_table_are_the_computed_ones(
     # The trend's scale ends at a round number (``nice_scale``); any end is checked too.
     top = nice_scale(max(values))[0] if stretch is None else max(values) * stretch
     clear_caches()
-    assert _path(values, top, min(values), True) == _line_computed(values, top)
-    assert _path(values, top, min(values), True) == _line_computed(values, top)  # cached
-
-
-def _spark_computed(values: list[float], low: float, high: float) -> str:
-    if high == low:
-        return _SPARKS[3] * len(values)
-    scale = (len(_SPARKS) - 1) / (high - low)
-    offset = 0.5 - low * scale
-    return "".join(_SPARKS[int(v * scale + offset)] for v in values)
+    assert _path(values, top, min(values), True) == line_computed(values, top)
+    assert _path(values, top, min(values), True) == line_computed(values, top)  # cached
 
 
 _NARROW = st.integers(0, 5000).flatmap(
@@ -71,9 +57,9 @@ _NARROW = st.integers(0, 5000).flatmap(
 @example([1, 2.5, 3])
 def test_sparkline_levels_from_the_table_are_the_computed_ones(values: list[float]) -> None:
     low, high = min(values), max(values)
-    assert spark(values, low, high, True) == _spark_computed(values, low, high)
+    assert spark(values, low, high, True) == spark_computed(values, low, high)
     # Another range's table, with the same values: each is read on its own scale.
-    assert spark(values, low - 1, high + 2, True) == _spark_computed(values, low - 1, high + 2)
+    assert spark(values, low - 1, high + 2, True) == spark_computed(values, low - 1, high + 2)
 
 
 def _outcome(make: Callable[[], str]) -> tuple[str, object]:
@@ -89,14 +75,15 @@ def _outcome(make: Callable[[], str]) -> tuple[str, object]:
         ([1, 2, 3], 1, 2),  # above the range: past the last level, as computed
         ([1, 2, 3], 0.5, 3),  # an end that is not a whole number: no table
         ([1, 2, 3], 3, 1),  # reversed
-        ([2, 3], 2, 10**17),  # wider than a float holds every whole number
+        ([2, 3], 2, 10**17),  # wider than the values are long: no table
+        ([2**53, 2**53 + 1], 2**53, 2**53 + 1),  # past the largest end a table is made for
     ],
 )
 def test_a_sparkline_no_table_answers_for_reads_as_computed(
     values: list[float], low: float, high: float
 ) -> None:
     assert _outcome(lambda: spark(values, low, high, True)) == _outcome(
-        lambda: _spark_computed(values, low, high)
+        lambda: spark_computed(values, low, high)
     )
 
 
@@ -131,3 +118,14 @@ def test_a_history_column_reads_the_same_through_the_table() -> None:
     assert [type(v) for v in history.group_counts("B") or ()] == [int, int, int]
     assert history.group_counts("C") == [0.5, 2.0, 3.0]
     assert [type(v) for v in history.group_counts("C") or ()] == [float, float, float]
+
+
+def test_a_long_sparkline_over_a_wide_range_keeps_no_table() -> None:
+    # A table per range is kept (1,024 of them): a history of 1,000 runs must not keep
+    # tables of a thousand entries each. Its sparkline is computed, the same.
+    values = list(range(1000))
+    _levels.cache_clear()
+    assert spark(values, 0, 999, True) == spark_computed(values, 0, 999)
+    assert _levels.cache_info().currsize == 0
+    assert spark(values[:40], 0, 39, True) == spark_computed(values[:40], 0, 39)
+    assert _levels.cache_info().currsize == 1  # a narrow one is tabled

@@ -424,6 +424,22 @@ def test_state_rm_of_a_removed_report_removes_its_pages_and_index_entry_next_tim
     assert ok("plan", "--emulator").stdout.rstrip().endswith("No changes. Reports are up to date.")
 
 
+def test_render_removes_the_pages_of_a_report_removed_from_the_definitions(
+    workspace: Path,
+) -> None:
+    # No `state rm`: the report is still recorded, with its results; render removes its
+    # pages and index entry, and leaves the results for the next apply to delete.
+    ok("apply", "--emulator", "--auto-approve")
+    remove_report("security-cases")
+    ok("render")
+
+    assert not list(Path("site").glob("security-cases.*"))
+    assert "security-cases" not in Path("site/index.md").read_text()
+    assert Path("site/support-backlog.html").exists()
+    plan = ok("plan", "--emulator").stdout
+    assert "security-cases" in plan and "0 reports to render" in plan
+
+
 def test_state_rm_of_a_defined_report_renders_it_again_without_a_notice(
     workspace: Path,
 ) -> None:

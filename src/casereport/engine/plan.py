@@ -614,10 +614,13 @@ def _report_change(
 
 
 def _removed_reports(
-    report_names: set[str], state: State | None, in_target: Callable[[str, str], bool]
+    report_names: set[str],
+    state: State | None,
+    in_target: Callable[[str, str], bool] | None = None,
 ) -> list[ReportChange]:
     """Reports gone from the definitions: those state records, and those `state rm` forgot
-    (whose pages it kept a list of), each deleted with the pages to remove."""
+    (whose pages it kept a list of), each deleted with the pages to remove; only those
+    ``in_target`` keeps, when given (a plan for ``--target``)."""
     if state is None:
         return []
     removed = {
@@ -630,7 +633,7 @@ def _removed_reports(
     return [
         ReportChange(name=name, action=DELETE, reasons=(reason,), outputs=tuple(sorted(outputs)))
         for name, (reason, outputs) in sorted(removed.items())
-        if in_target(name, name)
+        if in_target is None or in_target(name, name)
     ]
 
 
@@ -647,7 +650,7 @@ def render_plan(reports: Sequence[ReportSpec], state: State, *, now: datetime) -
         ReportChange(report.name, RENDER, requested, output_names(report.name, report.formats))
         for report in reports
     ]
-    changes += _removed_reports({r.name for r in reports}, state, _targeted(()))
+    changes += _removed_reports({r.name for r in reports}, state)
     return Plan(
         source=state.source or Source("none", "none"),
         previous_source=None,

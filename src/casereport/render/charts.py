@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from math import ceil, floor, log10
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from markupsafe import Markup, escape
 
@@ -269,6 +269,22 @@ def _axes(
     )
 
 
+class _Series(NamedTuple):
+    """A line the trend draws, with what is found once as its values are read."""
+
+    label: str
+    group: str | None  # the raw value (None: the total)
+    kind: str  # "total" or "group"
+    values: list[float | None]
+    # Every value is known (the common case: each scan for None compares every value).
+    complete: bool
+    # Its first, last, lowest and highest known values.
+    first: float
+    last: float
+    low: float
+    high: float
+
+
 def trend(
     title: str,
     history: History,
@@ -291,12 +307,8 @@ def trend(
     if not earlier_totals:
         return None
     totals: list[float | None] = [*earlier_totals, total]
-    # Each series: label, raw value, kind, values, whether every value is known (the common
-    # case, found once here: each scan for None compares every value), and its first, last,
-    # lowest and highest known values.
-    drawn: list[tuple[str, str | None, str, list[float | None], bool, float, float, float, float]]
     drawn = [
-        (
+        _Series(
             "Total",
             None,
             "total",
@@ -331,9 +343,11 @@ def trend(
         values.append(count)
         known = cast(list[float], values) if complete else [v for v in values if v is not None]
         drawn.append(
-            (label, raw, "group", values, complete, known[0], known[-1], min(known), max(known))
+            _Series(
+                label, raw, "group", values, complete, known[0], known[-1], min(known), max(known)
+            )
         )
-    top = max([high for *_, high in drawn])
+    top = max([line.high for line in drawn])
     end, ticks_y = nice_scale(top)
     positions, ticks_x = _time_layout((*stamps, fetched_at))
     line_format = _path_format(positions)  # the x positions, shared by every line

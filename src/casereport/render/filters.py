@@ -220,9 +220,12 @@ def textbar(fraction: float | None, width: int = 20) -> str:
 _SPARKS = tuple("▁▂▃▄▅▆▇█")
 
 
-# Largest value whose sparkline levels are tabled: beyond 2 ** 53 a float is not every whole
-# number, and an int and a float of (nearly) the same value might round apart.
+# Largest end a table of sparkline levels is made for: counts are far below it, and past
+# 2 ** 53 floats no longer hold every whole number the table would list.
 _TABLED_VALUE = 2**52
+# Widest range tabled: 1,024 tables kept of at most this many entries each (a history of
+# 1,000 runs would otherwise keep tables of a thousand entries).
+_TABLED_WIDTH = 64
 
 
 @functools.lru_cache(maxsize=1024)  # ranges repeat across a site's sparklines of counts
@@ -248,11 +251,11 @@ def spark(values: Sequence[float | None], low: float, high: float, complete: boo
     """A sparkline on a given scale; ``complete``: no value is None (the fast path)."""
     if high == low:
         return "".join([" " if v is None else _SPARKS[3] for v in values])
-    if high - low <= len(values) and (complete or None not in values):
+    if high - low <= min(len(values), _TABLED_WIDTH) and (complete or None not in values):
         try:
             # Whole numbers read their level from a table: a sparkline of counts over a
-            # range no wider than it is long (most are: the table costs no more to make
-            # than the sparkline, and ranges repeat) costs no arithmetic per value.
+            # narrow range, no wider than it is long (most are: the table costs no more to
+            # make than the sparkline, and ranges repeat), costs no arithmetic per value.
             return "".join(map(_levels(low, high).__getitem__, values))
         except KeyError:  # a fraction, or a value outside the range
             pass

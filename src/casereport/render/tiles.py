@@ -56,7 +56,10 @@ class Figures:
     fetched_items: int = 0
     # The series as a text sparkline when it was drawn already (the trend's total line,
     # on the same scale), else None: drawn by ``tile``.
-    spark: str | None = None
+    spark_text: str | None = None
+
+
+_NO_MARKUP = Markup()
 
 
 def figures(
@@ -109,7 +112,7 @@ def page_figures(
         tuple(line["values"]),
         reading.compare,
         reading.better,
-        spark=line["spark"],
+        spark_text=line["spark"],
     )
 
 
@@ -264,7 +267,8 @@ def tile(title: str, link: str, figure_id: str, figs: Figures) -> dict[str, Any]
     text_spark, spark_svg = "", _NO_MARKUP
     if len(values) > 1:  # a line of one run is no line
         low, high = min(values), max(values)  # once, for both sparklines and the summary
-        text_spark = figs.spark if figs.spark is not None else spark(values, low, high, True)
+        drawn = figs.spark_text
+        text_spark = drawn if drawn is not None else spark(values, low, high, True)
         if total is not None:
             spark_svg = _sparkline(figure_id, title, values, low, high)
     context: dict[str, Any] = {
@@ -297,36 +301,23 @@ def tile(title: str, link: str, figure_id: str, figs: Figures) -> dict[str, Any]
     return context
 
 
-_NO_MARKUP = Markup()
 # Titles, links ("#agg_0") and the runs compared with ("vs Mon 30 Nov") repeat across a
-# site's 10,000 tiles: their escaped forms, made once each (plain text only, as a Markup
-# equal to a text is not escaped).
-_HTML: dict[str, str] = {}
-_MD_CELLS: dict[str, str] = {}
+# site's 10,000 tiles: each text is escaped once. ``typed``: a Markup equal to a plain
+# text is already markup, and must not share the text's escaped form.
+@functools.lru_cache(maxsize=65536, typed=True)
+def _escaped_html(text: str) -> str:
+    return str(escape(text))
 
 
-def _html(text: str) -> str:
-    escaped = _HTML.get(text) if type(text) is str else None
-    if escaped is None:
-        escaped = str(escape(text))
-        if type(text) is str and len(_HTML) < 65536:
-            _HTML[text] = escaped
-    return escaped
-
-
+@functools.lru_cache(maxsize=65536, typed=True)
 def _md_cell(text: str) -> str:
-    cell = _MD_CELLS.get(text)
-    if cell is None:
-        cell = md_cell(text)
-        if len(_MD_CELLS) < 65536:
-            _MD_CELLS[text] = cell
-    return cell
+    return md_cell(text)
 
 
 def _tile_html(t: dict[str, Any]) -> Markup:
     total = number(t["total"]) if t["fetched"] else "–"
     word = "case" if t["total"] == 1 else "cases"
-    scope = f'<p class="tile-scope muted">{_html(t["scope"])}</p>' if t["scope"] else ""
+    scope = f'<p class="tile-scope muted">{_escaped_html(t["scope"])}</p>' if t["scope"] else ""
     if t["change_text"]:
         verdict = f' <span class="verdict">{t["verdict_text"]}</span>' if t["verdict_text"] else ""
         change = (
@@ -336,10 +327,11 @@ def _tile_html(t: dict[str, Any]) -> Markup:
     else:
         change = ""
     return Markup(
-        f'<li class="tile"><a class="tile-title" href="{_html(t["link"])}">'
-        f"{_html(t['title'])}</a>{scope}"
+        f'<li class="tile"><a class="tile-title" href="{_escaped_html(t["link"])}">'
+        f"{_escaped_html(t['title'])}</a>{scope}"
         f'<p class="tile-total"><strong>{total}</strong>{" " + word if t["fetched"] else ""}</p>'
-        f'{change}<p class="tile-vs muted">{_html(t["compared_text"])}</p>{t["spark_svg"]}</li>'
+        f'{change}<p class="tile-vs muted">{_escaped_html(t["compared_text"])}</p>'
+        f"{t['spark_svg']}</li>"
     )
 
 
@@ -362,5 +354,5 @@ def tiles_markup(tiles: Sequence[dict[str, Any]]) -> tuple[Markup, str]:
 def clear_caches() -> None:
     """Forget memoised sparkline layouts and escaped texts (for benchmarks and tests)."""
     _spark_format.cache_clear()
-    _HTML.clear()
-    _MD_CELLS.clear()
+    _escaped_html.cache_clear()
+    _md_cell.cache_clear()

@@ -207,7 +207,7 @@ class History(Sequence[JsonObject]):
         if text is None:
             return None
         parts = text.split()
-        if _MISSING in text:  # (no number holds one: a scan of the text, not of its parts)
+        if _MISSING in text:  # validated columns hold none inside a number: scan the text
             counts = [None if p == _MISSING else _parse_number(p) for p in parts]
             return counts if any(c is not None for c in counts) else None
         return cast(list[float | None], _parse_numbers(parts))

@@ -8,6 +8,7 @@ AWS credential chain at fake keys, so every test has a backend of its own.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +21,30 @@ from typing import Any
 
 import httpx
 import pytest
+
+
+def this_machine() -> dict[str, str]:
+    """Where a pid of this process's machine names a process (Linux): its boot and PID
+    namespace, as a lock taken here records them, read here without casereport's code."""
+    return {
+        "boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+        "pid_namespace": os.readlink("/proc/self/ns/pid"),
+    }
+
+
+def lock_json(
+    who: str,
+    pid: int,
+    lock_id: str = "abc",
+    *,
+    created: str = "2026-01-01T00:00:00Z",
+    where: dict[str, str] | None = None,
+) -> bytes:
+    """A lock object as a run of ``who`` (``user@host``) would write it; ``where``: the
+    boot and PID namespace it names (``this_machine()``), none as an older casereport's."""
+    info = {"id": lock_id, "operation": "apply", "who": who, "pid": pid, "created": created}
+    return json.dumps({**info, "path": "x", **(where or {})}).encode()
+
 
 #: The credential chain the S3 client reads; moto's server accepts any keys.
 S3_ENV = {

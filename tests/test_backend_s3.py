@@ -29,7 +29,16 @@ from casereport.state.journal import Journal, journal_path
 from casereport.state.model import load_state, parse_state
 from casereport.state.objects import Bucket, Conflict
 from casereport.state.remote import mirror_path, mirrored
-from s3_server import S3_ENV, S3Bucket, free_port, s3_bucket, s3_server, s3_with_auth
+from s3_server import (
+    S3_ENV,
+    S3Bucket,
+    free_port,
+    lock_json,
+    s3_bucket,
+    s3_server,
+    s3_with_auth,
+    this_machine,
+)
 
 __all__ = ["s3_bucket", "s3_server", "s3_with_auth"]  # fixtures
 
@@ -132,9 +141,10 @@ def test_another_machine_sees_the_remote_state_and_fetches_nothing_again(
     assert (other.site / "support-backlog.html").is_file()
 
 
-def write_lock(bucket: S3Bucket, who: str, pid: int, created: str, lock_id: str = "abc") -> None:
-    info = {"id": lock_id, "operation": "apply", "who": who, "pid": pid, "created": created}
-    bucket.put(STATE + ".lock", json.dumps({**info, "path": "x"}).encode())
+def write_lock(
+    bucket: S3Bucket, who: str, pid: int, created: str, where: dict[str, str] | None = None
+) -> None:
+    bucket.put(STATE + ".lock", lock_json(who, pid, created=created, where=where))
 
 
 def test_the_fix_a_damaged_workspace_state_names_mends_that_workspace_only(
@@ -231,9 +241,8 @@ def test_a_lock_of_a_dead_process_of_this_machine_is_taken_over(
         text=True,
         check=True,
     )
-    write_lock(
-        s3_bucket, f"ci@{socket.gethostname()}", int(finished.stdout), "2026-01-01T00:00:00Z"
-    )
+    here = f"ci@{socket.gethostname()}"
+    write_lock(s3_bucket, here, int(finished.stdout), "2026-01-01T00:00:00Z", this_machine())
     result = remote.apply()
     assert "Taking over the lock ID abc (apply by ci@" in result.output
     assert s3_bucket.keys() == [STATE]

@@ -22,7 +22,7 @@ from casereport.errors import LockError
 from casereport.settings import BackendSettings
 from casereport.state.objects import Bucket, Stored
 from casereport.state.remote_lock import age, force_unlock, remote_lock, verify_held
-from s3_server import S3Bucket, s3_bucket, s3_server
+from s3_server import S3Bucket, lock_json, s3_bucket, s3_server, this_machine
 
 __all__ = ["s3_bucket", "s3_server"]  # fixtures
 
@@ -31,11 +31,6 @@ KEY = "state.json.lock"
 
 def bucket_of(s3_bucket: S3Bucket) -> Bucket:
     return Bucket(BackendSettings(url=s3_bucket.url(), endpoint_url=s3_bucket.endpoint))
-
-
-def lock_json(who: str, pid: int, lock_id: str = "abc") -> bytes:
-    info = {"id": lock_id, "operation": "apply", "who": who, "pid": pid}
-    return json.dumps({**info, "created": "2026-01-01T00:00:00Z", "path": "x"}).encode()
 
 
 def dead_pid() -> int:
@@ -86,6 +81,39 @@ def test_a_lock_of_another_machine_is_never_taken_over(s3_bucket: S3Bucket) -> N
         " ago; wait for that run to finish (or pass --lock-timeout), "
         "or if it is stuck: casereport force-unlock abc"
     )
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        # Another machine of the same host name (CI runners often share one): its boot.
+        {"boot_id": "00000000-0000-4000-8000-000000000000"},
+        # Another container of this machine, of the same host name: its PID namespace.
+        {"pid_namespace": "pid:[1]"},
+        # An older casereport's lock, which does not say where it was taken.
+        None,
+    ],
+    ids=["another-boot", "another-pid-namespace", "not-said"],
+)
+def test_a_lock_of_this_host_name_elsewhere_is_never_taken_over(
+    s3_bucket: S3Bucket, where: dict[str, str] | None
+) -> None:
+    # Its pid, no process here, may be a live run there: only force-unlock removes it.
+    here = f"ci@{socket.gethostname()}"
+    elsewhere = None if where is None else this_machine() | where
+    s3_bucket.put(f"casereport/{KEY}", lock_json(here, dead_pid(), where=elsewhere))
+    notices: list[str] = []
+    with (
+        pytest.raises(LockError) as refused,
+        remote_lock(bucket_of(s3_bucket), KEY, "apply", notice=notices.append),
+    ):
+        pass
+    assert str(refused.value.message).startswith(
+        f"the state {s3_bucket.url()}/state.json is locked by ID abc (apply by {here}, pid "
+    )
+    assert str(refused.value.message).endswith("or if it is stuck: casereport force-unlock abc")
+    assert notices == []
+    assert json.loads(s3_bucket.object(f"casereport/{KEY}") or b"{}")["id"] == "abc"
 
 
 def test_a_lock_error_names_the_workspace_to_unlock(s3_bucket: S3Bucket) -> None:
@@ -184,7 +212,7 @@ def test_a_lock_released_between_two_requests_is_taken_at_once(s3_bucket: S3Buck
 
 def test_of_two_runs_taking_over_a_dead_lock_one_wins(s3_bucket: S3Bucket) -> None:
     here = f"ci@{socket.gethostname()}"
-    s3_bucket.put(f"casereport/{KEY}", lock_json(here, dead_pid()))
+    s3_bucket.put(f"casereport/{KEY}", lock_json(here, dead_pid(), where=this_machine()))
 
     def the_other_run_takes_it_over() -> None:
         # Between this run's read and its compare-and-swap: its ETag is stale now.

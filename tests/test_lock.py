@@ -178,7 +178,12 @@ def test_the_lock_file_names_the_holder_and_is_removed_on_release(state_path: Pa
             "created": info.created,
             "path": str(state_path),
             "version": info.version,
+            # Where its pid names it (Linux: this boot, this PID namespace).
+            "boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+            "pid_namespace": os.readlink("/proc/self/ns/pid"),
         }
+        assert re.fullmatch(r"[0-9a-f-]{36}", raw["boot_id"])
+        assert re.fullmatch(r"pid:\[\d+\]", raw["pid_namespace"])
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info.created)
         assert re.fullmatch(r"[^@\s]+@\S+", info.who)
         assert current_lock(state_path) == info
@@ -643,11 +648,13 @@ def plan_refused_by(
     who: str,
     pid: int,
     looking: contextlib.AbstractContextManager[object] | None = None,
+    **where: str,
 ) -> tuple[str, dict[str, Any]]:
     """The message of a plan (a shared lock) refused by an apply (held here) whose lock file
-    names ``who`` and ``pid`` as its holder, the plan run inside ``looking``; and that file."""
+    names ``who`` and ``pid`` as its holder (``where``: its boot or PID namespace, when not
+    this process's), the plan run inside ``looking``; and that file."""
     with state_lock(state_path, "apply"):
-        raw = lock_file(state_path) | {"who": who, "pid": pid}
+        raw = lock_file(state_path) | {"who": who, "pid": pid} | where
         lock_path(state_path).write_text(json.dumps(raw), encoding="utf-8")  # the same file
         with (
             looking or contextlib.nullcontext(),
@@ -680,6 +687,20 @@ def test_a_holder_on_another_host_is_never_looked_for_here(state_path: Path) -> 
     # Its pid, this process's here, says nothing about a run on another machine: a plan
     # is given the way to unlock it, not told that it runs.
     message, raw = plan_refused_by(state_path, "ci@another-host.invalid", os.getpid())
+    assert message == stuck_hint(state_path, raw)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [{"boot_id": "00000000-0000-4000-8000-000000000000"}, {"pid_namespace": "pid:[1]"}],
+    ids=["another-boot", "another-pid-namespace"],
+)
+def test_a_holder_of_this_host_name_elsewhere_is_never_looked_for_here(
+    state_path: Path, where: dict[str, str]
+) -> None:
+    # The same host name on another machine, or in another container of this one: the pid,
+    # this process's here, names another process there.
+    message, raw = plan_refused_by(state_path, HERE, os.getpid(), **where)
     assert message == stuck_hint(state_path, raw)
 
 

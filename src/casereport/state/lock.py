@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import getpass
 import json
 import os
@@ -79,6 +80,9 @@ class LockInfo:
     created: str
     path: str
     version: str = __version__
+    # Where ``pid`` means something (see ``machine``); "" in an older casereport's locks.
+    boot_id: str = ""
+    pid_namespace: str = ""
 
     @classmethod
     def taken_now(cls, operation: str, path: str) -> LockInfo:
@@ -90,6 +94,8 @@ class LockInfo:
             pid=os.getpid(),
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             path=path,
+            boot_id=machine()[0],
+            pid_namespace=machine()[1],
         )
 
     @property
@@ -97,9 +103,24 @@ class LockInfo:
         """The holder's host: ``who`` is ``user@host``."""
         return self.who.rpartition("@")[2]
 
+    def on_this_machine(self) -> bool:
+        """Whether the holder's pid names a process this one can see: the same host name,
+        boot and PID namespace. A host name alone is not enough: CI runners on different
+        machines often share one (``runner-…-concurrent-0``), and processes in containers
+        have small, repeating pids, so a live run elsewhere would look dead here. A lock
+        that does not say where it was taken (an older casereport's) is never judged here."""
+        return (
+            self.hostname == socket.gethostname()
+            and (
+                self.boot_id,
+                self.pid_namespace,
+            )
+            == machine()
+        )
+
     def alive_here(self) -> bool:
         """Whether the holder is a running process on this machine."""
-        if self.hostname != socket.gethostname() or self.pid <= 0:
+        if not self.on_this_machine() or self.pid <= 0:
             return False
         try:
             os.kill(self.pid, 0)
@@ -114,6 +135,19 @@ class LockInfo:
         return (
             f"ID {self.id} ({self.operation} by {self.who}, pid {self.pid}, since {self.created})"
         )
+
+
+@functools.cache
+def machine() -> tuple[str, str]:
+    """This process's boot (the kernel's random boot ID) and PID namespace: where its pid
+    names it. Two empty strings where the system does not say (not Linux): the host name
+    is all there is to go by there."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except (OSError, UnicodeDecodeError):
+        return "", ""
+    return boot, namespace
 
 
 def lock_path(state_path: Path) -> Path:
@@ -208,7 +242,7 @@ def _locked_error(state_path: Path, path: Path, timeout: float, *, reading: bool
     """Why the lock could not be taken, and what to do: wait, or unlock a stuck run."""
     holder = _read_info(path)
     waited = f" after waiting {timeout:g} s" if timeout else ""
-    if holder is None or (holder.hostname == socket.gethostname() and not holder.alive_here()):
+    if holder is None or (holder.on_this_machine() and not holder.alive_here()):
         # Shared (plan) locks write no details: the file is empty or names a past holder.
         return LockError(
             f"the state {state_path} is locked{waited} by another run (a plan reads it); "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -125,8 +124,9 @@ def remote_lock(
 
 
 def _abandoned(holder: LockInfo) -> bool:
-    """A lock of a process of this machine that is no longer running."""
-    return holder.hostname == socket.gethostname() and not holder.alive_here()
+    """A lock of a process of this machine (``LockInfo.on_this_machine``) that is no longer
+    running."""
+    return holder.on_this_machine() and not holder.alive_here()
 
 
 def release(bucket: Bucket, key: str, lock_id: str) -> None:

@@ -87,6 +87,7 @@ class LockInfo:
     @classmethod
     def taken_now(cls, operation: str, path: str) -> LockInfo:
         """The lock this process takes now for ``operation`` on ``path`` (a new ID)."""
+        boot_id, pid_namespace = machine()
         return cls(
             id=str(uuid.uuid4()),
             operation=operation,
@@ -94,8 +95,8 @@ class LockInfo:
             pid=os.getpid(),
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             path=path,
-            boot_id=machine()[0],
-            pid_namespace=machine()[1],
+            boot_id=boot_id,
+            pid_namespace=pid_namespace,
         )
 
     @property
@@ -109,14 +110,8 @@ class LockInfo:
         machines often share one (``runner-…-concurrent-0``), and processes in containers
         have small, repeating pids, so a live run elsewhere would look dead here. A lock
         that does not say where it was taken (an older casereport's) is never judged here."""
-        return (
-            self.hostname == socket.gethostname()
-            and (
-                self.boot_id,
-                self.pid_namespace,
-            )
-            == machine()
-        )
+        where = (self.boot_id, self.pid_namespace)
+        return self.hostname == socket.gethostname() and where == machine()
 
     def alive_here(self) -> bool:
         """Whether the holder is a running process on this machine."""

@@ -182,6 +182,8 @@ def test_the_lock_object_says_who_holds_it_and_is_removed_after(s3_bucket: S3Buc
         assert held["id"] == info.id and held["operation"] == "state rm"
         assert held["path"] == f"{s3_bucket.url()}/state.json"
         assert held["who"].endswith(f"@{socket.gethostname()}")
+        # Where its pid names this process: what another run judges it by.
+        assert {k: held[k] for k in ("boot_id", "pid_namespace")} == this_machine()
     assert s3_bucket.keys() == []
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from casereport.errors import LockError
 from casereport.settings import BackendSettings
+from casereport.state import lock
 from casereport.state.objects import Bucket, Stored
 from casereport.state.remote_lock import age, force_unlock, remote_lock, verify_held
 from s3_server import S3Bucket, lock_json, s3_bucket, s3_server, this_machine
@@ -70,7 +72,9 @@ def test_the_age_is_measured_from_now_by_default() -> None:
 
 
 def test_a_lock_of_another_machine_is_never_taken_over(s3_bucket: S3Bucket) -> None:
-    s3_bucket.put(f"casereport/{KEY}", lock_json("ci@another-host-entirely", dead_pid()))
+    # This boot and PID namespace: only the host name says it is another machine.
+    another = lock_json("ci@another-host-entirely", dead_pid(), where=this_machine())
+    s3_bucket.put(f"casereport/{KEY}", another)
     with pytest.raises(LockError) as refused, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
         pass
     assert str(refused.value.message).startswith(
@@ -276,3 +280,55 @@ def test_a_lock_object_missing_fields_is_unreadable(s3_bucket: S3Bucket, tmp_pat
     with pytest.raises(LockError) as listed, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
         pass
     assert "by an unreadable lock object" in listed.value.message
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"pid": "123"},  # kill() takes no text
+        {"pid": 1.5},
+        {"pid": 2**70},  # past any pid: kill() would overflow
+        {"pid": -1},  # kill(-1) is every process
+        {"pid": True},
+        {"who": 5},  # no host name to read
+        {"id": None},
+        {"boot_id": None},
+    ],
+    ids=str,
+)
+def test_a_lock_object_with_a_field_of_the_wrong_type_is_unreadable(
+    s3_bucket: S3Bucket, wrong: dict[str, object]
+) -> None:
+    # Planted, or another tool's: named as unreadable with the way to remove it, never
+    # acted upon (no pid looked for, no takeover) and never a traceback.
+    here = f"ci@{socket.gethostname()}"
+    planted = json.loads(lock_json(here, dead_pid(), where=this_machine())) | wrong
+    data = json.dumps(planted).encode()
+    s3_bucket.put(f"casereport/{KEY}", data)
+    with pytest.raises(LockError) as refused, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
+        pass
+    lock_id = "unreadable-" + hashlib.sha256(data).hexdigest()[:12]
+    assert "by an unreadable lock object" in refused.value.message
+    assert refused.value.message.endswith(f"casereport force-unlock {lock_id}")
+    assert s3_bucket.object(f"casereport/{KEY}") == data
+
+
+def test_where_the_system_does_not_say_the_host_name_is_all_there_is(
+    s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not Linux (no /proc): no boot or PID namespace to record or compare, as before they
+    # were recorded: a dead pid of this host name is taken over, a live one is not.
+    monkeypatch.setattr(lock, "machine", lambda: ("", ""))
+    here = f"ci@{socket.gethostname()}"
+    s3_bucket.put(f"casereport/{KEY}", lock_json(here, os.getpid(), "live"))
+    with pytest.raises(LockError) as refused, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
+        pass
+    assert "is locked by ID live" in refused.value.message
+    s3_bucket.put(f"casereport/{KEY}", lock_json(here, dead_pid(), "dead"))
+    notices: list[str] = []
+    with remote_lock(bucket_of(s3_bucket), KEY, "apply", notice=notices.append) as info:
+        held = json.loads(s3_bucket.object(f"casereport/{KEY}") or b"{}")
+        assert held["id"] == info.id
+        assert (held["boot_id"], held["pid_namespace"]) == ("", "")
+    (notice,) = notices
+    assert notice.startswith(f"Taking over the lock ID dead (apply by {here}, pid ")

@@ -704,6 +704,24 @@ def test_a_holder_of_this_host_name_elsewhere_is_never_looked_for_here(
     assert message == stuck_hint(state_path, raw)
 
 
+@pytest.mark.parametrize(
+    "wrong", [{"pid": "123"}, {"pid": 2**70}, {"pid": -1}, {"who": 5}, {"id": None}], ids=str
+)
+def test_a_lock_file_with_a_field_of_the_wrong_type_names_no_holder(
+    state_path: Path, wrong: dict[str, object]
+) -> None:
+    # Planted, or damaged: no pid looked for (kill() would fail on each), no traceback.
+    with state_lock(state_path, "apply"):
+        raw = lock_file(state_path) | wrong
+        lock_path(state_path).write_text(json.dumps(raw), encoding="utf-8")  # the same file
+        with pytest.raises(LockError) as caught, shared_state_lock(state_path):
+            pytest.fail("a plan read the state while an apply held it")
+    assert caught.value.message == (
+        f"the state {state_path} is locked by another run (a plan reads it); "
+        "wait for it to finish, or pass --lock-timeout SECONDS to wait"
+    )
+
+
 def test_a_holder_here_without_a_pid_is_a_past_holder(state_path: Path) -> None:
     # pid 0 would be this process's group to os.kill: never looked up.
     message, _ = plan_refused_by(state_path, HERE, 0)

@@ -69,6 +69,12 @@ def _close_in_child() -> None:
 os.register_at_fork(after_in_child=_close_in_child)
 
 
+# The fields of a lock's details (``LockInfo``): text, all but the last three required.
+_REQUIRED_TEXT = ("id", "operation", "who", "created", "path")
+_TEXT_FIELDS = (*_REQUIRED_TEXT, "version", "boot_id", "pid_namespace")
+_PID_MAX = 2**31 - 1  # a pid_t
+
+
 @dataclass(frozen=True)
 class LockInfo:
     """Who holds a lock, as written in the lock file."""
@@ -99,6 +105,28 @@ class LockInfo:
             pid_namespace=pid_namespace,
         )
 
+    @classmethod
+    def parse(cls, data: bytes) -> LockInfo | None:
+        """The details a lock file or object holds, or None when they are not a lock's
+        (damaged, another tool's, planted): a JSON object with every required field, each
+        of its type, the pid a whole number a pid can be (``kill`` must not fail on it)."""
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except ValueError:  # (UnicodeDecodeError is one)
+            return None
+        if not isinstance(raw, dict):
+            return None
+        texts = {k: raw[k] for k in _TEXT_FIELDS if k in raw}
+        pid = raw.get("pid")
+        if (
+            len(texts) < len(_REQUIRED_TEXT)
+            or not all(type(v) is str for v in texts.values())
+            or type(pid) is not int
+            or not 0 <= pid <= _PID_MAX
+        ):
+            return None
+        return cls(pid=pid, **texts)
+
     @property
     def hostname(self) -> str:
         """The holder's host: ``who`` is ``user@host``."""
@@ -108,8 +136,11 @@ class LockInfo:
         """Whether the holder's pid names a process this one can see: the same host name,
         boot and PID namespace. A host name alone is not enough: CI runners on different
         machines often share one (``runner-…-concurrent-0``), and processes in containers
-        have small, repeating pids, so a live run elsewhere would look dead here. A lock
-        that does not say where it was taken (an older casereport's) is never judged here."""
+        have small, repeating pids, so a live run elsewhere would look dead here. On Linux
+        a lock that does not say where it was taken (an older casereport's) is never judged
+        here; where the system does not say either (not Linux), the host name is all there
+        is, as before. A run killed before a reboot, or in a container since replaced, is
+        not "here" any more: its lock needs ``force-unlock``."""
         where = (self.boot_id, self.pid_namespace)
         return self.hostname == socket.gethostname() and where == machine()
 
@@ -182,9 +213,8 @@ def _read_info(path: Path) -> LockInfo | None:
         return None
     try:
         with os.fdopen(fd, "rb") as handle:
-            raw = json.loads(handle.read(65536).decode("utf-8"))
-        return LockInfo(**{k: raw[k] for k in LockInfo.__dataclass_fields__ if k in raw})
-    except (OSError, ValueError, TypeError):
+            return LockInfo.parse(handle.read(65536))
+    except OSError:
         return None
 
 

@@ -28,14 +28,6 @@ from casereport.state.objects import Bucket, Conflict, Stored
 _POLL_SECONDS = 0.25
 
 
-def _parse(data: bytes) -> LockInfo | None:
-    try:
-        raw = json.loads(data.decode("utf-8"))
-        return LockInfo(**{k: raw[k] for k in LockInfo.__dataclass_fields__ if k in raw})
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-
-
 def age(created: str, now: datetime | None = None) -> str:
     """How long ago a lock was taken: ``40 s``, ``12 min``, ``3 h``, ``2 d``."""
     try:
@@ -51,7 +43,7 @@ def age(created: str, now: datetime | None = None) -> str:
 
 def _held(bucket: Bucket, key: str) -> tuple[Stored, LockInfo | None] | None:
     found = bucket.read(key)
-    return None if found is None else (found, _parse(found.data))
+    return None if found is None else (found, LockInfo.parse(found.data))
 
 
 def unreadable_id(data: bytes) -> str:

@@ -8,6 +8,7 @@ proved with a fake clock whose ``sleep`` is observed, never with wall-clock asse
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -545,6 +546,32 @@ def test_force_unlock_command(workspace: Path, holder: HolderFactory) -> None:
     assert result.exit_code == 0, result.output
     assert stuck.alive()
     stuck.release()
+
+
+def test_a_lock_file_removed_between_open_and_flock_is_locked_afresh(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # force-unlock removes the file after this run opened it and before it locked it: a lock
+    # on that orphan would hold nothing, so the run opens the path's new file and locks that.
+    real_flock = fcntl.flock
+    calls: list[int] = []
+
+    def flock_after_a_force_unlock(fd: int, operation: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            lock_path(state_path).unlink()
+        real_flock(fd, operation)
+
+    state_path.parent.mkdir(parents=True)
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_force_unlock)
+    with state_lock(state_path, "apply") as info:
+        monkeypatch.undo()
+        assert len(calls) == 2
+        assert lock_file(state_path)["id"] == info.id  # written to the path's file
+        # And that file is the one locked.
+        with open(lock_path(state_path), "rb") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert not lock_path(state_path).exists()
 
 
 def test_force_unlock_with_a_state_option(

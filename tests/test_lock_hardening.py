@@ -291,6 +291,25 @@ def test_a_lock_file_moved_aside_behind_a_link_is_no_longer_held(tmp_path: Path)
     assert load_state(path) == state
 
 
+def test_a_lock_file_replaced_by_a_copy_of_itself_is_no_longer_held(tmp_path: Path) -> None:
+    # Another file with this run's details (copied back after a force-unlock, or saved by an
+    # editor as a new file) is not the file this run locked: another run can lock it.
+    path = tmp_path / "state.json"
+    with state_lock(path, "apply") as info:
+        state = write_state(path, new_state(), None)
+        copy = lock_path(path).read_bytes()
+        lock_path(path).unlink()
+        lock_path(path).write_bytes(copy)
+        with pytest.raises(LockError) as caught:
+            write_state(
+                path, state.__class__(lineage=state.lineage, site_outputs={"a": "b"}), state
+            )
+    assert caught.value.message.startswith(
+        f"this run's lock on the state {path} (ID {info.id}) was removed"
+    )
+    assert load_state(path) == state
+
+
 # -- 3. the lock file is never followed through a symlink ---------------------------------
 
 

@@ -548,11 +548,13 @@ def test_force_unlock_command(workspace: Path, holder: HolderFactory) -> None:
     stuck.release()
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["apply", "plan"])
 def test_a_lock_file_removed_between_open_and_flock_is_locked_afresh(
-    state_path: Path, monkeypatch: pytest.MonkeyPatch
+    state_path: Path, monkeypatch: pytest.MonkeyPatch, shared: bool
 ) -> None:
     # force-unlock removes the file after this run opened it and before it locked it: a lock
-    # on that orphan would hold nothing, so the run opens the path's new file and locks that.
+    # on that orphan would hold nothing, so the run opens the path's new file and locks that,
+    # the same way (a plan's shared lock stays shared).
     real_flock = fcntl.flock
     calls: list[int] = []
 
@@ -564,14 +566,43 @@ def test_a_lock_file_removed_between_open_and_flock_is_locked_afresh(
 
     state_path.parent.mkdir(parents=True)
     monkeypatch.setattr(fcntl, "flock", flock_after_a_force_unlock)
-    with state_lock(state_path, "apply") as info:
+    taken = shared_state_lock(state_path) if shared else state_lock(state_path, "apply")
+    with taken as info:
         monkeypatch.undo()
         assert len(calls) == 2
-        assert lock_file(state_path)["id"] == info.id  # written to the path's file
-        # And that file is the one locked.
-        with open(lock_path(state_path), "rb") as other, pytest.raises(BlockingIOError):
-            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    assert not lock_path(state_path).exists()
+        if info is not None:
+            assert lock_file(state_path)["id"] == info.id  # written to the path's file
+        # And that file is the one locked, exclusively or shared.
+        with open(lock_path(state_path), "rb") as other:
+            if shared:
+                fcntl.flock(other.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)  # another plan
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_lock_file_that_cannot_be_created_is_named_with_the_reason(tmp_path: Path) -> None:
+    # The state's folder is a file: no lock file can go there.
+    (tmp_path / ".casereport").write_text("not a folder\n", encoding="utf-8")
+    state = tmp_path / ".casereport" / "state.json"
+    with pytest.raises(LockError) as caught, state_lock(state, "apply"):
+        pytest.fail("locked")
+    assert caught.value.message == (f"cannot create the lock file {lock_path(state)}: File exists")
+
+
+@pytest.mark.parametrize(("size", "named"), [(65536, True), (65537, False)])
+def test_a_lock_file_is_read_up_to_64_kib(state_path: Path, size: int, named: bool) -> None:
+    # Its holder's details are a few hundred bytes: a larger file is not a lock's, and
+    # reading it whole (a planted file of any size) would cost memory for nothing.
+    with state_lock(state_path, "apply") as info:
+        raw = lock_file(state_path) | {"pid": os.getpid(), "who": HERE}
+        text = json.dumps(raw)
+        padded = text[:-1] + " " * (size - len(text)) + "}"
+        assert len(padded.encode()) == size
+        lock_path(state_path).write_text(padded, encoding="utf-8")  # the same file
+        with pytest.raises(LockError) as caught, shared_state_lock(state_path):
+            pytest.fail("a plan read the state while an apply held it")
+    holder = f"by ID {info.id} (apply by {HERE}, pid {os.getpid()},"
+    assert (holder in caught.value.message) is named
 
 
 def test_force_unlock_with_a_state_option(

@@ -192,6 +192,18 @@ def test_the_lock_file_names_the_holder_and_is_removed_on_release(state_path: Pa
     assert sorted(p.name for p in state_path.parent.iterdir()) == []
 
 
+def test_the_lock_file_is_readable_by_all_and_written_by_its_owner(state_path: Path) -> None:
+    # rw-r--r-- asked for, whatever the umask allows: never executable, never writable by
+    # others (another user's run may read who holds it; only the owner writes it).
+    previous = os.umask(0)
+    try:
+        with state_lock(state_path, "apply"):
+            mode = lock_path(state_path).stat().st_mode & 0o777
+    finally:
+        os.umask(previous)
+    assert mode == 0o644
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
 def test_a_forked_child_leaving_the_block_keeps_the_parents_lock(state_path: Path) -> None:
     """A child forked while the lock is held (a render worker) holds no copy of it, and

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -190,6 +191,28 @@ def test_the_lock_file_names_the_holder_and_is_removed_on_release(state_path: Pa
         assert current_lock(state_path) == info
     assert not lock_path(state_path).exists()
     assert sorted(p.name for p in state_path.parent.iterdir()) == []
+
+
+def test_each_lock_has_an_id_of_its_own_and_its_time_in_utc(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ID is what force-unlock names; the time is UTC ("Z") whatever the machine's zone.
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30: a local time would be 5.5 h off
+    time.tzset()
+    try:
+        with state_lock(state_path, "apply") as first:
+            pass
+        with state_lock(state_path, "apply") as second:
+            pass
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert first.id != second.id
+    assert all(
+        re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", i) for i in (first.id, second.id)
+    )
+    taken = datetime.strptime(first.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(datetime.now(UTC) - taken) < timedelta(minutes=5)
 
 
 def test_the_lock_file_is_readable_by_all_and_written_by_its_owner(state_path: Path) -> None:

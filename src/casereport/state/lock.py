@@ -119,7 +119,7 @@ class LockInfo:
         texts = {k: raw[k] for k in _TEXT_FIELDS if k in raw}
         pid = raw.get("pid")
         if (
-            len(texts) < len(_REQUIRED_TEXT)
+            not all(k in texts for k in _REQUIRED_TEXT)
             or not all(type(v) is str for v in texts.values())
             or type(pid) is not int
             or not 0 <= pid <= _PID_MAX

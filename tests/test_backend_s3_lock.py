@@ -120,6 +120,15 @@ def test_a_lock_of_this_host_name_elsewhere_is_never_taken_over(
     assert json.loads(s3_bucket.object(f"casereport/{KEY}") or b"{}")["id"] == "abc"
 
 
+def test_a_holder_is_named_as_written_in_utf_8(s3_bucket: S3Bucket) -> None:
+    # UTF-8 bytes rather than \u escapes (JSON allows both; casereport writes escapes).
+    text = json.loads(lock_json("josé@ci-ünïcode", 1))
+    s3_bucket.put(f"casereport/{KEY}", json.dumps(text, ensure_ascii=False).encode())
+    with pytest.raises(LockError) as refused, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
+        pass
+    assert "is locked by ID abc (apply by josé@ci-ünïcode, pid 1," in refused.value.message
+
+
 def test_a_lock_error_names_the_workspace_to_unlock(s3_bucket: S3Bucket) -> None:
     s3_bucket.put(f"casereport/{KEY}", lock_json("ci@another-host", 1))
     with (

@@ -289,6 +289,10 @@ def test_a_lock_object_missing_fields_is_unreadable(s3_bucket: S3Bucket, tmp_pat
     with pytest.raises(LockError) as listed, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
         pass
     assert "by an unreadable lock object" in listed.value.message
+    s3_bucket.put(f"casereport/{KEY}", b"[" * 100_000)  # deeper than the JSON parser goes
+    with pytest.raises(LockError) as nested, remote_lock(bucket_of(s3_bucket), KEY, "apply"):
+        pass
+    assert "by an unreadable lock object" in nested.value.message
 
 
 @pytest.mark.parametrize(

@@ -112,8 +112,8 @@ class LockInfo:
         of its type, the pid a whole number a pid can be (``kill`` must not fail on it)."""
         try:
             raw = json.loads(data.decode("utf-8"))
-        except ValueError:  # (UnicodeDecodeError is one)
-            return None
+        except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+            return None  # RecursionError: nested past the parser's depth, as only a plant is
         if not isinstance(raw, dict):
             return None
         texts = {k: raw[k] for k in _TEXT_FIELDS if k in raw}

@@ -628,16 +628,18 @@ def test_a_lock_file_that_cannot_be_created_is_named_with_the_reason(tmp_path: P
 def test_a_lock_file_is_read_up_to_64_kib(state_path: Path, size: int, named: bool) -> None:
     # Its holder's details are a few hundred bytes: a larger file is not a lock's, and
     # reading it whole (a planted file of any size) would cost memory for nothing.
-    with state_lock(state_path, "apply") as info:
-        raw = lock_file(state_path) | {"pid": os.getpid(), "who": HERE}
-        text = json.dumps(raw)
+    ids: list[str] = []
+
+    def padded(held: dict[str, Any]) -> str:
+        ids.append(held["id"])
+        text = json.dumps(held | {"pid": os.getpid(), "who": HERE})
         padded = text[:-1] + " " * (size - len(text)) + "}"
         assert len(padded.encode()) == size
-        lock_path(state_path).write_text(padded, encoding="utf-8")  # the same file
-        with pytest.raises(LockError) as caught, shared_state_lock(state_path):
-            pytest.fail("a plan read the state while an apply held it")
-    holder = f"by ID {info.id} (apply by {HERE}, pid {os.getpid()},"
-    assert (holder in caught.value.message) is named
+        return padded
+
+    message = plan_refused_by_file(state_path, padded)
+    holder = f"by ID {ids[0]} (apply by {HERE}, pid {os.getpid()},"
+    assert (holder in message) is named
 
 
 def test_force_unlock_with_a_state_option(
@@ -736,6 +738,25 @@ def test_state_rm_holds_the_lock_as_state_rm(
 # -- what a plan is told about the run that holds the lock ----------------------------------
 
 
+def plan_refused_by_file(
+    state_path: Path,
+    rewrite: Callable[[dict[str, Any]], str],
+    looking: contextlib.AbstractContextManager[object] | None = None,
+) -> str:
+    """The message of a plan (a shared lock) refused by an apply (held here) whose lock file
+    ``rewrite`` makes from its content, the plan run inside ``looking``."""
+    with state_lock(state_path, "apply"):
+        text = rewrite(lock_file(state_path))
+        lock_path(state_path).write_text(text, encoding="utf-8")  # the same file
+        with (
+            looking or contextlib.nullcontext(),
+            pytest.raises(LockError) as caught,
+            shared_state_lock(state_path),
+        ):
+            pytest.fail("a plan read the state while an apply held it")
+    return caught.value.message
+
+
 def plan_refused_by(
     state_path: Path,
     who: str,
@@ -743,19 +764,16 @@ def plan_refused_by(
     looking: contextlib.AbstractContextManager[object] | None = None,
     **where: str,
 ) -> tuple[str, dict[str, Any]]:
-    """The message of a plan (a shared lock) refused by an apply (held here) whose lock file
-    names ``who`` and ``pid`` as its holder (``where``: its boot or PID namespace, when not
-    this process's), the plan run inside ``looking``; and that file."""
-    with state_lock(state_path, "apply"):
-        raw = lock_file(state_path) | {"who": who, "pid": pid} | where
-        lock_path(state_path).write_text(json.dumps(raw), encoding="utf-8")  # the same file
-        with (
-            looking or contextlib.nullcontext(),
-            pytest.raises(LockError) as caught,
-            shared_state_lock(state_path),
-        ):
-            pytest.fail("a plan read the state while an apply held it")
-    return caught.value.message, raw
+    """The message of a plan refused by an apply whose lock file names ``who`` and ``pid``
+    as its holder (``where``: its boot or PID namespace, when not this process's), the plan
+    run inside ``looking``; and that file."""
+    raw: dict[str, Any] = {}
+
+    def naming(held: dict[str, Any]) -> str:
+        raw.update(held | {"who": who, "pid": pid} | where)
+        return json.dumps(raw)
+
+    return plan_refused_by_file(state_path, naming, looking), raw
 
 
 HERE = f"ci@{socket.gethostname()}"
@@ -804,12 +822,8 @@ def test_a_lock_file_with_a_field_of_the_wrong_type_names_no_holder(
     state_path: Path, wrong: dict[str, object]
 ) -> None:
     # Planted, or damaged: no pid looked for (kill() would fail on each), no traceback.
-    with state_lock(state_path, "apply"):
-        raw = lock_file(state_path) | wrong
-        lock_path(state_path).write_text(json.dumps(raw), encoding="utf-8")  # the same file
-        with pytest.raises(LockError) as caught, shared_state_lock(state_path):
-            pytest.fail("a plan read the state while an apply held it")
-    assert caught.value.message == (
+    message = plan_refused_by_file(state_path, lambda held: json.dumps(held | wrong))
+    assert message == (
         f"the state {state_path} is locked by another run (a plan reads it); "
         "wait for it to finish, or pass --lock-timeout SECONDS to wait"
     )

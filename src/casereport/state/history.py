@@ -348,7 +348,7 @@ class History(Sequence[JsonObject]):
         return f"History({list(self)!r})"
 
 
-@functools.lru_cache(maxsize=4096)  # every aggregation of a site shares its runs' stamps
+@functools.lru_cache(maxsize=4096)  # one apply stamps its results within seconds: few stamps
 def epoch(stamp: str) -> float:
     """A stored ``fetched_at`` (ISO 8601, UTC) as seconds since the epoch."""
     return clock.parse(stamp).timestamp()

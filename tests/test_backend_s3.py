@@ -226,10 +226,32 @@ def test_a_held_lock_names_its_holder_and_age_and_force_unlock_removes_it(
     assert wrong.exit_code == 1 and "has ID abc, not xyz" in wrong.output
     unlocked = remote.run("force-unlock", "abc")
     assert unlocked.exit_code == 0, unlocked.output
-    assert "Removed the lock ID abc (apply by ci@runner-7" in unlocked.output
+    assert unlocked.stdout.startswith("Removed the lock ID abc (apply by ci@runner-7")
+    assert unlocked.stderr == ""  # another machine's run: nothing to say of it here
     assert s3_bucket.keys() == []
     remote.apply()
     assert s3_bucket.keys() == [STATE]
+
+
+def test_force_unlock_of_a_remote_lock_whose_run_goes_on_here_warns(
+    remote: Workspace, s3_bucket: S3Bucket
+) -> None:
+    # As for a local lock: removing the lock does not stop its run, so say it still runs.
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as stuck:
+        try:
+            here = f"ci@{socket.gethostname()}"
+            write_lock(s3_bucket, here, stuck.pid, "2026-01-01T00:00:00Z", this_machine())
+            unlocked = remote.run("force-unlock", "abc")
+        finally:
+            stuck.kill()
+    assert unlocked.exit_code == 0, unlocked.output
+    assert unlocked.stdout.startswith(f"Removed the lock ID abc (apply by {here}, pid {stuck.pid}")
+    assert unlocked.stderr == (
+        f"Warning: process {stuck.pid} that took this lock is still running on this machine; "
+        "it will refuse to write the state when it goes on, but stop it if it is stuck "
+        f"(kill {stuck.pid}).\n"
+    )
+    assert s3_bucket.keys() == []
 
 
 def test_a_lock_of_a_dead_process_of_this_machine_is_taken_over(

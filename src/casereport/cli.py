@@ -25,6 +25,7 @@ from casereport.cli_backend import (
     located_state,
     located_values,
     remote_force_unlock,
+    warn_if_still_running,
     workspace_group,
 )
 from casereport.cli_check import ChecksSeen, check_command
@@ -643,13 +644,7 @@ def force_unlock_command(lock_id: str, state_path: Path | None, **at: Any) -> No
     with located_state(state_path, at["backend"], at["workspace"], None) as path:
         info = unlock(path, lock_id)
     click.echo(f"Removed the lock {info.describe()}.")
-    if info.alive_here():
-        click.echo(
-            f"Warning: process {info.pid} that took this lock is still running on this machine; "
-            "it will refuse to write the state when it goes on, but stop it if it is stuck "
-            f"(kill {info.pid}).",
-            err=True,
-        )
+    warn_if_still_running(info)
 
 
 # -- publish ---------------------------------------------------------------------------

@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from casereport.state.lock import LockInfo
 
 BACKEND_OPTIONS = [
     click.option(
@@ -114,7 +117,21 @@ def remote_force_unlock(lock_id: str, backend: str | None, workspace: str | None
         else f"ID {lock_id} (an unreadable lock object)"
     )
     click.echo(f"Removed the lock {what}, from {opened.where}.")
+    if info is not None:
+        warn_if_still_running(info)
     return True
+
+
+def warn_if_still_running(info: LockInfo) -> None:
+    """After ``force-unlock``: a lock whose run still goes on here (local or remote) gets a
+    warning, since removing it does not stop that run."""
+    if info.alive_here():
+        click.echo(
+            f"Warning: process {info.pid} that took this lock is still running on this machine; "
+            "it will refuse to write the state when it goes on, but stop it if it is stuck "
+            f"(kill {info.pid}).",
+            err=True,
+        )
 
 
 # -- workspace list | new | delete --------------------------------------------------------

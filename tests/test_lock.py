@@ -40,6 +40,7 @@ from casereport.state.lock import (
 from casereport.state.model import State, new_state, write_state
 from casereport.state.ops import remove
 from casereport.state.remote_lock import age
+from s3_server import lock_json, this_machine
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -181,8 +182,7 @@ def test_the_lock_file_names_the_holder_and_is_removed_on_release(state_path: Pa
             "path": str(state_path),
             "version": info.version,
             # Where its pid names it (Linux: this boot, this PID namespace).
-            "boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
-            "pid_namespace": os.readlink("/proc/self/ns/pid"),
+            **this_machine(),
         }
         assert re.fullmatch(r"[0-9a-f-]{36}", raw["boot_id"])
         assert re.fullmatch(r"pid:\[\d+\]", raw["pid_namespace"])
@@ -827,6 +827,20 @@ def test_a_lock_file_with_a_field_of_the_wrong_type_names_no_holder(
         f"the state {state_path} is locked by another run (a plan reads it); "
         "wait for it to finish, or pass --lock-timeout SECONDS to wait"
     )
+
+
+@pytest.mark.parametrize(
+    ("pid", "read"), [(0, True), (2**31 - 1, True), (-1, False), (2**31, False)]
+)
+def test_a_lock_pid_is_read_only_within_a_pid_ts_range(pid: int, read: bool) -> None:
+    # A pid_t: os.kill() raises OverflowError past 2**31 - 1, and a negative pid names a
+    # process group. Of this machine, so that a pid read is looked for.
+    held = lock_json(HERE, pid, where=this_machine())
+    info = LockInfo.parse(held)
+    assert (info is not None) is read
+    if info is not None:
+        assert info.pid == pid
+        assert not info.alive_here()  # no such process: looked for without an error
 
 
 def test_a_holder_here_without_a_pid_is_a_past_holder(state_path: Path) -> None:

@@ -36,6 +36,30 @@ def figure(
     print(f"{name}: {value:.3f} {unit}{suffix}", flush=True)
 
 
+#: The pure-Python loop ``host_speed`` times, as a script runs it (at module level, its
+#: names global: the form every closing note since issue 10's quoted), and what it took on
+#: the fastest host the figures were measured on.
+HOST_LOOP = "total = 0\nfor number in range(20_000_000):\n    total += number\n"
+HOST_LOOP_REFERENCE = 0.94
+
+
+def host_speed() -> None:
+    """Print this host's speed now: the CPU time of a fixed pure-Python loop. The shared
+    machines differ (and drift within a run) by up to twice; every figure moves with this
+    one, so figures from two hosts compare only beside it. No target is scaled by it."""
+    code = compile(HOST_LOOP, "host_loop", "exec")
+    started = time.process_time()
+    exec(code, {})  # our own constant source, in a namespace of its own
+    seconds = time.process_time() - started
+    figure(
+        "host.python_loop_20M",
+        seconds,
+        "s CPU",
+        note=f"{seconds / HOST_LOOP_REFERENCE:.2f}x the {HOST_LOOP_REFERENCE} s of the fastest "
+        "host measured; lower is faster",
+    )
+
+
 def aggregation_state(
     spec: AggregationSpec, result: JsonObject, history: Sequence[JsonObject], fetched_at: str
 ) -> AggregationState:

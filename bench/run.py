@@ -12,6 +12,9 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
+    from common import host_speed  # (bench/ is on the path only from here)
+
+    host_speed()  # before and after: the host's speed drifts during a run
     wanted = set(argv)
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem
@@ -21,6 +24,7 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         importlib.import_module(name).main()
         print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+    host_speed()
     return 0
 
 

@@ -325,6 +325,62 @@ def test_a_write_racing_another_writer_is_refused_and_loses_nothing(
     assert parse_state(mirror, mirror_path(settings, backend).read_bytes()).serial == 7
 
 
+@pytest.mark.parametrize(
+    "cut", [lambda data: data[: len(data) // 2], lambda data: b"[]"], ids=["short", "not-state"]
+)
+def test_a_damaged_mirror_replaced_by_a_newer_remote_state_is_called_damaged(
+    remote: Workspace, s3_bucket: S3Bucket, cut: Callable[[bytes], bytes]
+) -> None:
+    # Not a state this machine never uploaded (as above): a copy damaged since it was
+    # downloaded, which holds nothing the bucket lacks. Put aside all the same, as found.
+    remote.apply()
+    settings = load_settings(Path("."))
+    backend = S3Backend(Bucket(settings.backend), state_key("default"), "default")
+    mirror = mirror_path(settings, backend)
+    theirs = s3_bucket.object(STATE)
+    assert theirs is not None
+    s3_bucket.put(STATE, theirs.replace(b'"serial": 1', b'"serial": 7'))
+    damaged = cut(mirror.read_bytes())
+    mirror.write_bytes(damaged)
+    result = remote.run("plan")
+    assert result.exit_code == 0, result.output
+    (notice,) = [line for line in lines(result.output) if "damaged" in line]
+    assert notice.startswith(
+        f"this machine's copy of {s3_bucket.url()}/state.json was damaged: not "
+    )
+    assert notice.endswith(
+        f"; the state another run wrote since is used, and the damaged copy is kept in "
+        f"{mirror}.damaged"
+    )
+    assert "never uploaded" not in result.output
+    assert Path(f"{mirror}.damaged").read_bytes() == damaged
+    assert not Path(f"{mirror}.unpushed").exists()
+    assert parse_state(mirror, mirror.read_bytes()).serial == 7
+
+
+def test_a_newer_casereports_unpushed_mirror_is_kept_as_unpushed(
+    remote: Workspace, s3_bucket: S3Bucket
+) -> None:
+    # A state this version cannot read is a state all the same (a newer casereport's run
+    # on this machine, never uploaded), not a damaged copy.
+    remote.apply()
+    settings = load_settings(Path("."))
+    mirror = mirror_path(
+        settings, S3Backend(Bucket(settings.backend), state_key("default"), "default")
+    )
+    theirs = s3_bucket.object(STATE)
+    assert theirs is not None
+    s3_bucket.put(STATE, theirs.replace(b'"serial": 1', b'"serial": 7'))
+    newer = json.loads(mirror.read_bytes()) | {"format_version": 99}
+    mirror.write_text(json.dumps(newer))
+    result = remote.run("plan")
+    assert result.exit_code == 0, result.output
+    assert f"whose state was never uploaded; that state is kept in {mirror}.unpushed" in (
+        result.output
+    )
+    assert json.loads(Path(f"{mirror}.unpushed").read_bytes()) == newer
+
+
 def one_error_line(output: str) -> str:
     assert "Traceback" not in output
     (line,) = lines(output)

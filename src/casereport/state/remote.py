@@ -17,7 +17,8 @@ and this module moves it between the bucket and the engine:
 A mirror newer than the remote state at the same ETag is a run killed between its write
 and its push: it is kept and pushed by the next run that writes. A mirror newer than a
 remote state another machine changed since cannot be merged: it is put aside as
-``state.json.unpushed`` with a notice, and the remote state wins.
+``state.json.unpushed`` with a notice, and the remote state wins (a mirror damaged since
+it was downloaded, as ``state.json.damaged``, saying so).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from casereport.state.backend import (
     open_backend,
     workspace_site_dir,
 )
-from casereport.state.model import state_dir_gitignore
+from casereport.state.model import parse_state, state_dir_gitignore
 
 Notice = Callable[[str], None]
 
@@ -121,13 +122,7 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
     local_sha = _sha(local)
     mirror.parent.mkdir(parents=True, exist_ok=True)
     if local is not None and local_sha not in (remote_sha, known.sha256 if known else None):
-        kept = mirror.with_name(mirror.name + ".unpushed")
-        atomic_write_bytes(kept, local)
-        if notice is not None:
-            notice(
-                f"{backend.where} was written by another run since this machine's last run, "
-                f"whose state was never uploaded; that state is kept in {kept}"
-            )
+        _put_aside(backend, mirror, local, notice)
     if remote is None:
         mirror.unlink(missing_ok=True)
     elif local_sha != remote_sha:
@@ -135,6 +130,29 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
     synced = Synced(remote.version if remote is not None else None, remote_sha)
     _remember(mirror, backend.where, synced)
     return synced
+
+
+def _put_aside(backend: S3Backend, mirror: Path, local: bytes, notice: Notice | None) -> None:
+    """Keep a mirror that another run's state is about to replace: a state this machine
+    never uploaded (its push lost a race, or the run was killed), or a copy damaged since
+    it was downloaded (hand-edited, cut short), which holds nothing the bucket lacks."""
+    try:
+        parse_state(mirror, local)
+        damage = None
+    except DamagedStateError as exc:
+        damage = exc.problem
+    except UnreadableStateError:  # a newer casereport's state: a state all the same
+        damage = None
+    kept = mirror.with_name(mirror.name + (".damaged" if damage else ".unpushed"))
+    atomic_write_bytes(kept, local)
+    if notice is not None:
+        notice(
+            f"this machine's copy of {backend.where} was damaged: {damage}; the state "
+            f"another run wrote since is used, and the damaged copy is kept in {kept}"
+            if damage
+            else f"{backend.where} was written by another run since this machine's last "
+            f"run, whose state was never uploaded; that state is kept in {kept}"
+        )
 
 
 def push(backend: S3Backend, mirror: Path, synced: Synced, lock_id: str) -> Synced:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import json
 import os
 import re
@@ -841,6 +842,18 @@ def test_a_lock_pid_is_read_only_within_a_pid_ts_range(pid: int, read: bool) -> 
     if info is not None:
         assert info.pid == pid
         assert not info.alive_here()  # no such process: looked for without an error
+
+
+@pytest.mark.parametrize("missing", [KeyError, OSError])
+def test_a_user_without_a_name_is_named_by_uid(
+    monkeypatch: pytest.MonkeyPatch, missing: type[Exception]
+) -> None:
+    # A container's user often has no /etc/passwd entry: getpass.getuser() then raises.
+    def no_name() -> str:
+        raise missing("getpwuid(): uid not found")
+
+    monkeypatch.setattr(getpass, "getuser", no_name)
+    assert lock._who() == f"{os.getuid()}@{socket.gethostname()}"
 
 
 def test_a_holder_here_without_a_pid_is_a_past_holder(state_path: Path) -> None:

@@ -325,6 +325,18 @@ def test_a_write_racing_another_writer_is_refused_and_loses_nothing(
     assert parse_state(mirror, mirror_path(settings, backend).read_bytes()).serial == 7
 
 
+def mirror_behind_the_bucket(remote: Workspace, s3_bucket: S3Bucket) -> Path:
+    """The default workspace's mirror after an apply, the remote state since written by
+    another run (serial 7), so that the next run replaces the mirror."""
+    remote.apply()
+    settings = load_settings(Path("."))
+    backend = S3Backend(Bucket(settings.backend), state_key("default"), "default")
+    theirs = s3_bucket.object(STATE)
+    assert theirs is not None
+    s3_bucket.put(STATE, theirs.replace(b'"serial": 1', b'"serial": 7'))
+    return mirror_path(settings, backend)
+
+
 @pytest.mark.parametrize(
     "cut", [lambda data: data[: len(data) // 2], lambda data: b"[]"], ids=["short", "not-state"]
 )
@@ -333,13 +345,7 @@ def test_a_damaged_mirror_replaced_by_a_newer_remote_state_is_called_damaged(
 ) -> None:
     # Not a state this machine never uploaded (as above): a copy damaged since it was
     # downloaded, which holds nothing the bucket lacks. Put aside all the same, as found.
-    remote.apply()
-    settings = load_settings(Path("."))
-    backend = S3Backend(Bucket(settings.backend), state_key("default"), "default")
-    mirror = mirror_path(settings, backend)
-    theirs = s3_bucket.object(STATE)
-    assert theirs is not None
-    s3_bucket.put(STATE, theirs.replace(b'"serial": 1', b'"serial": 7'))
+    mirror = mirror_behind_the_bucket(remote, s3_bucket)
     damaged = cut(mirror.read_bytes())
     mirror.write_bytes(damaged)
     result = remote.run("plan")
@@ -363,14 +369,7 @@ def test_a_newer_casereports_unpushed_mirror_is_kept_as_unpushed(
 ) -> None:
     # A state this version cannot read is a state all the same (a newer casereport's run
     # on this machine, never uploaded), not a damaged copy.
-    remote.apply()
-    settings = load_settings(Path("."))
-    mirror = mirror_path(
-        settings, S3Backend(Bucket(settings.backend), state_key("default"), "default")
-    )
-    theirs = s3_bucket.object(STATE)
-    assert theirs is not None
-    s3_bucket.put(STATE, theirs.replace(b'"serial": 1', b'"serial": 7'))
+    mirror = mirror_behind_the_bucket(remote, s3_bucket)
     newer = json.loads(mirror.read_bytes()) | {"format_version": 99}
     mirror.write_text(json.dumps(newer))
     result = remote.run("plan")

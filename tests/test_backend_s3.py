@@ -380,6 +380,38 @@ def test_a_newer_casereports_unpushed_mirror_is_kept_as_unpushed(
     assert json.loads(Path(f"{mirror}.unpushed").read_bytes()) == newer
 
 
+@pytest.mark.parametrize("kind", ["damaged", "unpushed"])
+def test_a_mirror_put_aside_when_the_remote_state_was_deleted_says_so(
+    remote: Workspace, s3_bucket: S3Bucket, kind: str
+) -> None:
+    # The state deleted from the bucket since (a workspace deleted from another machine):
+    # no other run's state is used, and the notice must not say one is.
+    mirror = mirror_behind_the_bucket(remote, s3_bucket)
+    mine = mirror.read_bytes()
+    mine = mine[:100] if kind == "damaged" else mine.replace(b'"serial": 1', b'"serial": 2')
+    mirror.write_bytes(mine)
+    s3_bucket.clear()
+    result = remote.run("plan")
+    assert result.exit_code == 0, result.output
+    where = f"{s3_bucket.url()}/state.json"
+    (notice,) = [line for line in lines(result.output) if line.endswith(f"{mirror}.{kind}")]
+    if kind == "damaged":
+        assert notice.startswith(f"this machine's copy of {where} was damaged: not valid JSON")
+        assert notice.endswith(
+            f"; the state was deleted from the bucket since, so none is used, and the damaged "
+            f"copy is kept in {mirror}.damaged"
+        )
+    else:
+        assert notice == (
+            f"{where} was deleted since this machine's last run, whose state was never "
+            f"uploaded; that state is kept in {mirror}.unpushed"
+        )
+    assert "another run" not in result.output
+    assert Path(f"{mirror}.{kind}").read_bytes() == mine
+    assert not mirror.exists()
+    assert "Plan: 19 to fetch (19 new, 0 changed, 0 stale)" in result.output  # a first run's
+
+
 def one_error_line(output: str) -> str:
     assert "Traceback" not in output
     (line,) = lines(output)

@@ -223,6 +223,29 @@ def test_a_remote_state_deleted_since_removes_the_mirror(
     assert sidecar(mirror)["etag"] is None and sidecar(mirror)["sha256"] is None
 
 
+def test_a_remote_state_deleted_since_this_machine_saw_it_is_kept_here(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    # Deleted by hand or by a bucket rule: this machine's copy may be all that is left of
+    # the history, so it is kept (and said) before the run starts with no state.
+    backend, mirror = synced(settings, s3_bucket, state_bytes(4))
+    s3_bucket.clear()
+    notices: list[str] = []
+    with mirrored(settings, backend, None, notice=notices.append) as seen:
+        assert not seen.exists()
+    kept = mirror.with_name("state.json.deleted")
+    assert notices == [
+        f"{s3_bucket.url()}/state.json was deleted since this machine's last run; this run "
+        f"starts with no state, and this machine's copy of the deleted state is kept in {kept}"
+    ]
+    assert kept.read_bytes() == state_bytes(4)
+    assert sidecar(mirror)["etag"] is None and sidecar(mirror)["sha256"] is None
+    notices.clear()
+    with mirrored(settings, backend, None, notice=notices.append):
+        pass
+    assert notices == []  # said once: the next run knows there is no remote state
+
+
 def test_an_unreadable_mirror_is_one_line(settings: Settings, s3_bucket: S3Bucket) -> None:
     backend = backend_of(settings)
     s3_bucket.put(STATE, state_bytes(4))

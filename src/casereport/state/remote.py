@@ -122,7 +122,17 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
     local_sha = _sha(local)
     mirror.parent.mkdir(parents=True, exist_ok=True)
     if local is not None and local_sha not in (remote_sha, known.sha256 if known else None):
-        _put_aside(backend, mirror, local, notice)
+        _put_aside(backend, mirror, local, notice, deleted=remote is None)
+    elif local is not None and remote is None:
+        # Deleted since this machine last saw it (by hand, by a bucket rule, its workspace
+        # deleted elsewhere): the copy this machine holds may be the last of that history.
+        kept = mirror.with_name(mirror.name + ".deleted")
+        atomic_write_bytes(kept, local)
+        if notice is not None:
+            notice(
+                f"{backend.where} was deleted since this machine's last run; this run starts "
+                f"with no state, and this machine's copy of the deleted state is kept in {kept}"
+            )
     if remote is None:
         mirror.unlink(missing_ok=True)
     elif local_sha != remote_sha:
@@ -132,26 +142,40 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
     return synced
 
 
-def _put_aside(backend: S3Backend, mirror: Path, local: bytes, notice: Notice | None) -> None:
-    """Keep a mirror that another run's state is about to replace: a state this machine
-    never uploaded (its push lost a race, or the run was killed), or a copy damaged since
-    it was downloaded (hand-edited, cut short), which holds nothing the bucket lacks."""
+def _put_aside(
+    backend: S3Backend, mirror: Path, local: bytes, notice: Notice | None, *, deleted: bool
+) -> None:
+    """Keep a mirror that another run's state (or its deletion) is about to replace: a
+    state this machine never uploaded (its push lost a race, or the run was killed), or a
+    copy damaged since it was downloaded (hand-edited, cut short), which holds nothing the
+    bucket lacks. ``deleted``: the remote state is gone (its workspace deleted elsewhere)."""
+    damage = None
     try:
         parse_state(mirror, local)
-        damage = None
     except DamagedStateError as exc:
         damage = exc.problem
     except UnreadableStateError:  # a newer casereport's state: a state all the same
-        damage = None
+        pass
     kept = mirror.with_name(mirror.name + (".damaged" if damage else ".unpushed"))
     atomic_write_bytes(kept, local)
-    if notice is not None:
+    if notice is None:
+        return
+    if damage:
+        # What replaces the copy: the state another run wrote since, or, deleted, none.
+        now = (
+            "the state was deleted from the bucket since, so none is used"
+            if deleted
+            else "the state another run wrote since is used"
+        )
         notice(
-            f"this machine's copy of {backend.where} was damaged: {damage}; the state "
-            f"another run wrote since is used, and the damaged copy is kept in {kept}"
-            if damage
-            else f"{backend.where} was written by another run since this machine's last "
-            f"run, whose state was never uploaded; that state is kept in {kept}"
+            f"this machine's copy of {backend.where} was damaged: {damage}; {now}, and the "
+            f"damaged copy is kept in {kept}"
+        )
+    else:
+        done = "deleted" if deleted else "written by another run"
+        notice(
+            f"{backend.where} was {done} since this machine's last run, whose state was "
+            f"never uploaded; that state is kept in {kept}"
         )
 
 

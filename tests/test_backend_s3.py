@@ -501,8 +501,16 @@ def test_workspaces_keep_separate_states_and_sites(remote: Workspace, s3_bucket:
     )
     refused = remote.run("workspace", "delete", "staging")
     assert "holds 19 results and 3 reports" in refused.output
+    settings = load_settings(Path("."))
+    mirror = mirror_path(settings, S3Backend(Bucket(settings.backend), "x", "staging"))
+    assert mirror.is_file()
     assert remote.run("workspace", "delete", "staging", "--force").exit_code == 0
     assert lines(remote.run("workspace", "list").output) == ["* default"]
+    # Deleted here on purpose: this machine's mirror goes too, so a later run on the name
+    # is not told of the deletion as news (nor keeps a copy of it).
+    assert not mirror.parent.exists()
+    gone = remote.run("plan", "--workspace", "staging")
+    assert one_error_line(gone.output).startswith("Error: workspace 'staging' does not exist")
 
 
 def test_local_workspaces_are_separate_state_files(

@@ -235,8 +235,8 @@ def test_a_remote_state_deleted_since_this_machine_saw_it_is_kept_here(
         assert not seen.exists()
     kept = mirror.with_name("state.json.deleted")
     assert notices == [
-        f"{s3_bucket.url()}/state.json was deleted since this machine's last run; this run "
-        f"starts with no state, and this machine's copy of the deleted state is kept in {kept}"
+        f"{s3_bucket.url()}/state.json was deleted since this machine's last run; this "
+        f"machine's copy of the deleted state is kept in {kept}"
     ]
     assert kept.read_bytes() == state_bytes(4)
     assert sidecar(mirror)["etag"] is None and sidecar(mirror)["sha256"] is None

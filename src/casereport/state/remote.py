@@ -82,6 +82,17 @@ def mirror_path(settings: Settings, backend: S3Backend) -> Path:
     return settings.state_path.parent / "remote" / digest / backend.workspace / "state.json"
 
 
+def forget_mirror(settings: Settings, backend: S3Backend) -> None:
+    """Remove this machine's mirror of a state this machine has just deleted (a cache of
+    it, its backup, and the record of the version seen): a later run is not told of the
+    deletion as news, nor keeps a copy of what was deleted on purpose."""
+    mirror = mirror_path(settings, backend)
+    for suffix in ("", ".remote", ".backup"):  # a copy put aside as unique is kept
+        mirror.with_name(mirror.name + suffix).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        mirror.parent.rmdir()  # the workspace's own directory, now empty
+
+
 def _sidecar(mirror: Path) -> Path:
     return mirror.with_name(mirror.name + ".remote")
 
@@ -130,8 +141,8 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
         atomic_write_bytes(kept, local)
         if notice is not None:
             notice(
-                f"{backend.where} was deleted since this machine's last run; this run starts "
-                f"with no state, and this machine's copy of the deleted state is kept in {kept}"
+                f"{backend.where} was deleted since this machine's last run; this machine's "
+                f"copy of the deleted state is kept in {kept}"
             )
     if remote is None:
         mirror.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from casereport.state.backend import (
 )
 from casereport.state.journal import journal_path, recover
 from casereport.state.model import State, new_state, parse_state, serialise
+from casereport.state.remote import forget_mirror
 
 
 def _parse(backend: StateBackend, data: bytes, local: Path | None = None) -> State:
@@ -106,6 +107,8 @@ def delete_workspace(
                     "pass --force to delete them and their history"
                 )
         backend.delete()
+    if isinstance(backend, S3Backend):
+        forget_mirror(settings, backend)
     if isinstance(backend, LocalBackend):
         with contextlib.suppress(OSError):
             backend.path.parent.rmdir()  # the workspace's own directory, now empty

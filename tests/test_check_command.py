@@ -42,6 +42,16 @@ aggregations:
         message: Any P1 is worth a look
 """
 
+# A report without checks.
+QUIET = """\
+title: Quiet
+aggregations:
+  open_by_status:
+    query_filter: status:open
+    group_by: [status]
+    limit: 3
+"""
+
 
 @pytest.fixture
 def workspace(
@@ -107,6 +117,14 @@ def test_check_exits_0_1_and_2(workspace: Workspace) -> None:
         "(see the report files' checks:)\n"
     )
     assert workspace.run("check", "--no-such-flag").exit_code == 2
+    workspace.write_report("quiet", QUIET)
+    unchecked = workspace.run("check", "--target", "quiet")
+    assert unchecked.exit_code == 2, unchecked.output  # not a pass: it would check nothing
+    assert unchecked.output == (
+        "Error: --target quiet: the report has no checks; add checks: to reports/quiet.yaml "
+        "(docs/checks.md)\n"
+    )
+    assert workspace.run("check", "--target", "quiet", "--target", "support").exit_code == 2
 
 
 def test_check_needs_a_state(

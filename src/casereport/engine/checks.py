@@ -89,13 +89,20 @@ def run_check(
         )
     results = workspace_results(workspace, state)
     if targets:
-        names = {r.name for r in workspace.reports}
-        addresses = {r.address for r in results} | names
+        files = {r.name: r.path for r in workspace.reports}
+        checked = {r.report for r in results}
+        addresses = {r.address for r in results} | set(files)
         for target in targets:
             if target not in addresses:
                 raise UsageError(
                     f"--target {target}: no report or checked aggregation has this address "
                     "(see the report files' checks:)"
+                )
+            if target in files and target not in checked:
+                # Passing with nothing checked would let a CI gate on it pass unnoticed.
+                raise UsageError(
+                    f"--target {target}: the report has no checks; add checks: to "
+                    f"{files[target]} (docs/checks.md)"
                 )
         results = tuple(r for r in results if r.report in targets or r.address in targets)
     return CheckRun(results, workspace)

@@ -79,3 +79,49 @@ def test_plan_and_apply_stop_on_a_template_typo_before_any_request(
         assert result.exit_code == 1, result.output
         assert result.stderr == expected
     assert (tmp_path / ".casereport" / "state.json").read_bytes() == state
+
+
+def _reports_of_template(tmp_path: Path, formats: dict[str, str]) -> list[str]:
+    """Reports named after ``formats`` (report -> its ``formats:``), each with
+    ``template: mine``, and only ``templates/mine.md.j2``: the problems found."""
+    (tmp_path / "reports").mkdir(parents=True)
+    for name, listed in formats.items():
+        text = REPORT.replace(
+            "title: Report\n", f"title: Report\ntemplate: mine\nformats: {listed}\n"
+        )
+        (tmp_path / "reports" / f"{name}.yaml").write_text(text)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "mine.md.j2").write_text("# {{ report.title }}\n")
+    settings, expansion = expand_workspace(tmp_path)
+    assert expansion.ok, expansion.diagnostics
+    return [str(d) for d in check_templates(expansion.reports, settings.templates_dir)]
+
+
+def test_only_the_formats_in_use_of_a_template_are_required(tmp_path: Path) -> None:
+    # A Markdown-only report's template needs no HTML file (render never asks for one).
+    assert _reports_of_template(tmp_path / "md", {"a": "[markdown]", "b": "[markdown]"}) == []
+    missing = (
+        "error: template mine.html.j2 not found in the workspace templates/ or the built-in "
+        "ones; create it or fix the report's `template:`"
+    )
+    # Any report of the template that is rendered as HTML (or printed as PDF) needs it.
+    for listed in ("[html]", "[pdf]"):
+        found = _reports_of_template(tmp_path / listed[1:-1], {"a": "[markdown]", "b": listed})
+        assert found == [missing]
+
+
+def test_validate_passes_a_markdown_only_template_that_render_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from casereport.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert _reports_of_template(tmp_path, {"r": "[markdown]"}) == []
+    run = CliRunner().invoke
+    for command in (["validate"], ["apply", "--emulator", "--auto-approve"]):
+        result = run(cli, command)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "site" / "r.md").read_text() == "# Report\n"
+    assert not (tmp_path / "site" / "r.html").exists()

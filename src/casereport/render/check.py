@@ -28,6 +28,7 @@ __all__ = ["check_templates"]
 _SOURCE = Source("emulator", "emulator", "synthetic data for a template check")
 _STAMPS = ("2026-01-05T06:00:00Z", "2026-01-06T06:00:00Z", "2026-01-07T06:00:00Z")
 _VALUES = ("OPEN", "IN_PROGRESS", "CLOSED")
+_FORMATS = ("markdown", "html")  # the formats a template is written for, in page order
 
 
 def check_templates(reports: Sequence[ReportSpec], templates_dir: Path | None) -> list[Diagnostic]:
@@ -49,13 +50,19 @@ def check_templates(reports: Sequence[ReportSpec], templates_dir: Path | None) -
 
 
 def _one_report_per_template(reports: Iterable[ReportSpec]) -> list[ReportSpec]:
-    """The first report of each template, with a format per template (HTML standing for a
-    PDF, which prints the HTML page)."""
+    """The first report of each template, with every format its reports are rendered in
+    (HTML standing for a PDF, which prints the HTML page): a template's Markdown file is
+    not required of a template only HTML reports use, nor its HTML file of Markdown ones."""
     chosen: dict[str, ReportSpec] = {}
+    formats: dict[str, set[str]] = {}
     for report in reports:
-        if report.template not in chosen:
-            chosen[report.template] = dataclasses.replace(report, formats=("markdown", "html"))
-    return list(chosen.values())
+        chosen.setdefault(report.template, report)
+        used = formats.setdefault(report.template, set())
+        used.update("html" if fmt == "pdf" else fmt for fmt in report.formats)
+    return [
+        dataclasses.replace(report, formats=tuple(sorted(formats[name], key=_FORMATS.index)))
+        for name, report in chosen.items()
+    ]
 
 
 def _fetched(spec: AggregationSpec) -> AggregationState:

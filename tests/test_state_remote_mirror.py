@@ -218,9 +218,18 @@ def test_a_remote_state_deleted_since_removes_the_mirror(
         # still none remote, as recorded: this machine's mirror stands
         assert seen.read_bytes() == state_bytes(4)
     record.unlink()
-    with mirrored(settings, backend, None) as seen:
+    notices: list[str] = []
+    with mirrored(settings, backend, None, notice=notices.append) as seen:
         assert not seen.exists()
     assert sidecar(mirror)["etag"] is None and sidecar(mirror)["sha256"] is None
+    # No record of the version seen: whether the copy was ever uploaded is not known, and
+    # the notice claims neither; the copy is kept all the same.
+    kept = mirror.with_name("state.json.unpushed")
+    assert notices == [
+        f"this machine's copy of {s3_bucket.url()}/state.json is kept in {kept}: the remote "
+        "state is gone, and nothing records which version of it this machine last saw"
+    ]
+    assert kept.read_bytes() == state_bytes(4)
 
 
 def test_a_remote_state_deleted_since_this_machine_saw_it_is_kept_here(
@@ -244,6 +253,16 @@ def test_a_remote_state_deleted_since_this_machine_saw_it_is_kept_here(
     with mirrored(settings, backend, None, notice=notices.append):
         pass
     assert notices == []  # said once: the next run knows there is no remote state
+    # A new history, deleted in its turn: kept beside the first, never over it.
+    s3_bucket.put(STATE, state_bytes(5))
+    with mirrored(settings, backend, None, notice=notices.append) as seen:
+        assert seen.read_bytes() == state_bytes(5)
+    s3_bucket.clear()
+    with mirrored(settings, backend, None, notice=notices.append):
+        pass
+    assert notices[-1].endswith(f"copy of the deleted state is kept in {kept}.1")
+    assert kept.read_bytes() == state_bytes(4)
+    assert kept.with_name("state.json.deleted.1").read_bytes() == state_bytes(5)
 
 
 def test_an_unreadable_mirror_is_one_line(settings: Settings, s3_bucket: S3Bucket) -> None:

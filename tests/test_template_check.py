@@ -81,9 +81,11 @@ def test_plan_and_apply_stop_on_a_template_typo_before_any_request(
     assert (tmp_path / ".casereport" / "state.json").read_bytes() == state
 
 
-def _reports_of_template(tmp_path: Path, formats: dict[str, str]) -> list[str]:
+def _reports_of_template(
+    tmp_path: Path, formats: dict[str, str], templates: dict[str, str] | None = None
+) -> list[str]:
     """Reports named after ``formats`` (report -> its ``formats:``), each with
-    ``template: mine``, and only ``templates/mine.md.j2``: the problems found."""
+    ``template: mine``, and ``templates`` (by default only ``mine.md.j2``): the problems."""
     (tmp_path / "reports").mkdir(parents=True)
     for name, listed in formats.items():
         text = REPORT.replace(
@@ -91,23 +93,49 @@ def _reports_of_template(tmp_path: Path, formats: dict[str, str]) -> list[str]:
         )
         (tmp_path / "reports" / f"{name}.yaml").write_text(text)
     (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "mine.md.j2").write_text("# {{ report.title }}\n")
+    for file, text in (templates or {"mine.md.j2": "# {{ report.title }}\n"}).items():
+        (tmp_path / "templates" / file).write_text(text)
     settings, expansion = expand_workspace(tmp_path)
     assert expansion.ok, expansion.diagnostics
     return [str(d) for d in check_templates(expansion.reports, settings.templates_dir)]
 
 
+def _missing(name: str) -> str:
+    return (
+        f"error: template {name} not found in the workspace templates/ or the built-in "
+        "ones; create it or fix the report's `template:`"
+    )
+
+
 def test_only_the_formats_in_use_of_a_template_are_required(tmp_path: Path) -> None:
     # A Markdown-only report's template needs no HTML file (render never asks for one).
     assert _reports_of_template(tmp_path / "md", {"a": "[markdown]", "b": "[markdown]"}) == []
-    missing = (
-        "error: template mine.html.j2 not found in the workspace templates/ or the built-in "
-        "ones; create it or fix the report's `template:`"
-    )
     # Any report of the template that is rendered as HTML (or printed as PDF) needs it.
     for listed in ("[html]", "[pdf]"):
         found = _reports_of_template(tmp_path / listed[1:-1], {"a": "[markdown]", "b": listed})
-        assert found == [missing]
+        assert found == [_missing("mine.html.j2")]
+    # And an HTML (or PDF) only template needs no Markdown file, while a Markdown report of
+    # it does.
+    html_only = {"mine.html.j2": "<h1>{{ report.title }}</h1>\n"}
+    both = {"a": "[html]", "b": "[pdf]"}
+    assert _reports_of_template(tmp_path / "html-only", both, html_only) == []
+    mixed = {"a": "[html]", "b": "[markdown, html]"}
+    assert _reports_of_template(tmp_path / "mixed", mixed, html_only) == [_missing("mine.md.j2")]
+
+
+def test_a_pdf_only_report_is_checked_with_its_own_formats(tmp_path: Path) -> None:
+    # A PDF-only report's page has no HTML file of its own (``report.files.html`` is
+    # undefined), though its HTML template is rendered to print it.
+    template = '<h1>{{ report.title }}</h1>\n<a href="{{ report.files.html }}">page</a>\n'
+    assert (
+        _reports_of_template(tmp_path / "html", {"a": "[html]"}, {"mine.html.j2": template}) == []
+    )
+    problems = _reports_of_template(
+        tmp_path / "pdf", {"a": "[html]", "b": "[pdf]"}, {"mine.html.j2": template}
+    )
+    assert problems == [
+        f"{tmp_path}/pdf/templates/mine.html.j2:2: error: 'dict object' has no attribute 'html'"
+    ]
 
 
 def test_validate_passes_a_markdown_only_template_that_render_uses(

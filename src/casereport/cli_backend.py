@@ -192,7 +192,9 @@ def workspace_delete(name: str, backend: str | None, workspace: str | None, forc
     """
     from casereport.state.workspaces import delete_workspace
 
-    where = delete_workspace(_settings(), backend, name, current=workspace or "", force=force)
+    where = delete_workspace(
+        _settings(), backend, name, current=workspace or "", force=force, notice=_notice
+    )
     click.echo(f"Deleted workspace {name} ({where}).")
 
 

@@ -6,12 +6,12 @@ Each template a report names (and the index) is rendered twice, with the names u
 anywhere an error (``StrictUndefined``): once for a report whose every aggregation was
 fetched, with earlier runs to compare with (tables, changes, trends, notes), and once for
 a report never fetched (the empty states), so both sides of the templates' ``if``s run.
-One report per template is enough: a template sees the same names for every report.
+One report per template and set of formats is enough: a template sees the same names
+for every report of the same formats (a PDF's HTML page is rendered, not printed).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -28,7 +28,6 @@ __all__ = ["check_templates"]
 _SOURCE = Source("emulator", "emulator", "synthetic data for a template check")
 _STAMPS = ("2026-01-05T06:00:00Z", "2026-01-06T06:00:00Z", "2026-01-07T06:00:00Z")
 _VALUES = ("OPEN", "IN_PROGRESS", "CLOSED")
-_FORMATS = ("markdown", "html")  # the formats a template is written for, in page order
 
 
 def check_templates(reports: Sequence[ReportSpec], templates_dir: Path | None) -> list[Diagnostic]:
@@ -40,7 +39,8 @@ def check_templates(reports: Sequence[ReportSpec], templates_dir: Path | None) -
     for report in chosen:
         fetched = {spec.address: _fetched(spec) for spec in report.aggregations}
         for states in (fetched, {}):
-            _record(found, functools.partial(render_report, report, states, _SOURCE, env))
+            render = functools.partial(render_report, report, states, _SOURCE, env, printed=False)
+            _record(found, render)
     if chosen:
         # The index of the chosen reports: the same names as that of every report.
         everything = {spec.address: _fetched(spec) for r in chosen for spec in r.aggregations}
@@ -50,19 +50,14 @@ def check_templates(reports: Sequence[ReportSpec], templates_dir: Path | None) -
 
 
 def _one_report_per_template(reports: Iterable[ReportSpec]) -> list[ReportSpec]:
-    """The first report of each template, with every format its reports are rendered in
-    (HTML standing for a PDF, which prints the HTML page): a template's Markdown file is
-    not required of a template only HTML reports use, nor its HTML file of Markdown ones."""
-    chosen: dict[str, ReportSpec] = {}
-    formats: dict[str, set[str]] = {}
+    """The first report of each template and set of formats: a template sees its report's
+    formats (``report.files``, ``links``), and renders only in those, so a template only
+    Markdown reports use needs no HTML file, nor one only HTML or PDF reports use a
+    Markdown file."""
+    chosen: dict[tuple[str, frozenset[str]], ReportSpec] = {}
     for report in reports:
-        chosen.setdefault(report.template, report)
-        used = formats.setdefault(report.template, set())
-        used.update("html" if fmt == "pdf" else fmt for fmt in report.formats)
-    return [
-        dataclasses.replace(report, formats=tuple(sorted(formats[name], key=_FORMATS.index)))
-        for name, report in chosen.items()
-    ]
+        chosen.setdefault((report.template, frozenset(report.formats)), report)
+    return list(chosen.values())
 
 
 def _fetched(spec: AggregationSpec) -> AggregationState:

@@ -36,9 +36,12 @@ def render_report(
     aggregations: Mapping[str, AggregationState],
     source: Source | None,
     env: jinja2.Environment,
+    *,
+    printed: bool = True,
 ) -> Pages:
     """A report's pages and data files in memory: site-relative file name -> content
-    (bytes for PDF). The data files (``render.data``) are written whatever the formats."""
+    (bytes for PDF). The data files (``render.data``) are written whatever the formats.
+    ``printed=False`` renders a PDF's HTML page without printing it (the template check)."""
     for fmt in report.formats:
         if fmt not in _RENDERED_FORMATS:
             raise RenderError(
@@ -63,11 +66,12 @@ def render_report(
             pages[name] = text
         pages.update(data_files(report, aggregations, source, checks))
     if "pdf" in report.formats:
-        from casereport.render.pdf import print_pdf
-
         if html is None:
             html = render_template(env, f"{report.template}.html.j2", context)
-        pages[f"{report.name}.pdf"] = print_pdf(html, fixed_date=context["freshness"]["newest"])
+        if printed:
+            from casereport.render.pdf import print_pdf
+
+            pages[f"{report.name}.pdf"] = print_pdf(html, fixed_date=context["freshness"]["newest"])
     return {name: pages[name] for name in sorted(pages)}
 
 

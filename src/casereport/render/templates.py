@@ -188,7 +188,9 @@ def _name_hint(exc: Exception, context: Mapping[str, Any]) -> str:
     match = _UNDEFINED_NAME.search(str(exc))
     if match is None:
         return ""
-    return did_you_mean(match.group(1) or match.group(2), _context_names(context), cutoff=0.7)
+    name = match.group(1) or match.group(2)
+    # Not the name itself: another mapping may have it (``links.html``, not ``files.html``).
+    return did_you_mean(name, _context_names(context) - {name}, cutoff=0.7)
 
 
 def _context_names(value: Any, depth: int = 0) -> set[str]:

@@ -18,7 +18,9 @@ A mirror newer than the remote state at the same ETag is a run killed between it
 and its push: it is kept and pushed by the next run that writes. A mirror newer than a
 remote state another machine changed since cannot be merged: it is put aside as
 ``state.json.unpushed`` with a notice, and the remote state wins (a mirror damaged since
-it was downloaded, as ``state.json.damaged``, saying so).
+it was downloaded, as ``state.json.damaged``, saying so). A remote state deleted since
+leaves this machine's copy as ``state.json.deleted``. A copy put aside never replaces an
+earlier one of other bytes (``state.json.unpushed.1``, ...).
 """
 
 from __future__ import annotations
@@ -82,15 +84,24 @@ def mirror_path(settings: Settings, backend: S3Backend) -> Path:
     return settings.state_path.parent / "remote" / digest / backend.workspace / "state.json"
 
 
-def forget_mirror(settings: Settings, backend: S3Backend) -> None:
-    """Remove this machine's mirror of a state this machine has just deleted (a cache of
-    it, its backup, and the record of the version seen): a later run is not told of the
-    deletion as news, nor keeps a copy of what was deleted on purpose."""
+def forget_mirror(settings: Settings, backend: S3Backend, notice: Notice | None) -> None:
+    """Remove this machine's mirror of a state this machine is deleting (a cache of it,
+    its backup, and the record of the version seen), so a later run is not told of the
+    deletion as news; a copy that is not a version the bucket held (a run's state whose
+    upload was refused) is kept, as a sync would keep it."""
     mirror = mirror_path(settings, backend)
-    for suffix in ("", ".remote", ".backup"):  # a copy put aside as unique is kept
+    local = _read(mirror)
+    known = _known(mirror, backend.where)
+    if local is not None and (known is None or _sha(local) != known.sha256):
+        damage = _damage(mirror, local)
+        kept = _keep(mirror, "damaged" if damage else "unpushed", local)
+        if notice is not None:
+            what = f"was damaged: {damage}" if damage else "holds a state never uploaded"
+            notice(f"this machine's copy of {backend.where} {what}; it is kept in {kept}")
+    for suffix in ("", ".remote", ".backup"):
         mirror.with_name(mirror.name + suffix).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
-        mirror.parent.rmdir()  # the workspace's own directory, now empty
+        mirror.parent.rmdir()  # the workspace's own directory, unless something is kept
 
 
 def _sidecar(mirror: Path) -> Path:
@@ -133,12 +144,11 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
     local_sha = _sha(local)
     mirror.parent.mkdir(parents=True, exist_ok=True)
     if local is not None and local_sha not in (remote_sha, known.sha256 if known else None):
-        _put_aside(backend, mirror, local, notice, deleted=remote is None)
+        _put_aside(backend, mirror, local, notice, deleted=remote is None, recorded=bool(known))
     elif local is not None and remote is None:
         # Deleted since this machine last saw it (by hand, by a bucket rule, its workspace
         # deleted elsewhere): the copy this machine holds may be the last of that history.
-        kept = mirror.with_name(mirror.name + ".deleted")
-        atomic_write_bytes(kept, local)
+        kept = _keep(mirror, "deleted", local)
         if notice is not None:
             notice(
                 f"{backend.where} was deleted since this machine's last run; this machine's "
@@ -154,21 +164,21 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
 
 
 def _put_aside(
-    backend: S3Backend, mirror: Path, local: bytes, notice: Notice | None, *, deleted: bool
+    backend: S3Backend,
+    mirror: Path,
+    local: bytes,
+    notice: Notice | None,
+    *,
+    deleted: bool,
+    recorded: bool,
 ) -> None:
     """Keep a mirror that another run's state (or its deletion) is about to replace: a
     state this machine never uploaded (its push lost a race, or the run was killed), or a
     copy damaged since it was downloaded (hand-edited, cut short), which holds nothing the
-    bucket lacks. ``deleted``: the remote state is gone (its workspace deleted elsewhere)."""
-    damage = None
-    try:
-        parse_state(mirror, local)
-    except DamagedStateError as exc:
-        damage = exc.problem
-    except UnreadableStateError:  # a newer casereport's state: a state all the same
-        pass
-    kept = mirror.with_name(mirror.name + (".damaged" if damage else ".unpushed"))
-    atomic_write_bytes(kept, local)
+    bucket lacks. ``deleted``: the remote state is gone (its workspace deleted elsewhere);
+    ``recorded``: this machine has a record of the version it last saw."""
+    damage = _damage(mirror, local)
+    kept = _keep(mirror, "damaged" if damage else "unpushed", local)
     if notice is None:
         return
     if damage:
@@ -182,12 +192,45 @@ def _put_aside(
             f"this machine's copy of {backend.where} was damaged: {damage}; {now}, and the "
             f"damaged copy is kept in {kept}"
         )
+    elif not recorded:
+        # The record removed, or written for another URL: whether the copy was ever
+        # uploaded is not known, so the notice claims neither.
+        now = "the remote state is gone" if deleted else "it is not the remote state"
+        notice(
+            f"this machine's copy of {backend.where} is kept in {kept}: {now}, and nothing "
+            f"records which version of it this machine last saw"
+        )
     else:
         done = "deleted" if deleted else "written by another run"
         notice(
             f"{backend.where} was {done} since this machine's last run, whose state was "
             f"never uploaded; that state is kept in {kept}"
         )
+
+
+def _damage(mirror: Path, local: bytes) -> str | None:
+    """What is wrong with this machine's copy of a state; None for a state (one of a newer
+    casereport included)."""
+    try:
+        parse_state(mirror, local)
+    except DamagedStateError as exc:
+        return exc.problem
+    except UnreadableStateError:  # a newer casereport's state: a state all the same
+        pass
+    return None
+
+
+def _keep(mirror: Path, kind: str, data: bytes) -> Path:
+    """Write ``data`` beside the mirror as ``state.json.<kind>``, never over an earlier
+    copy of other bytes (then ``state.json.<kind>.1``, ``.2``, ...): each may be the only
+    one of its history."""
+    kept = mirror.with_name(f"{mirror.name}.{kind}")
+    number = 0
+    while (earlier := _read(kept)) is not None and earlier != data:
+        number += 1
+        kept = mirror.with_name(f"{mirror.name}.{kind}.{number}")
+    atomic_write_bytes(kept, data)
+    return kept
 
 
 def push(backend: S3Backend, mirror: Path, synced: Synced, lock_id: str) -> Synced:

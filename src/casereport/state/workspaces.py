@@ -31,7 +31,7 @@ from casereport.state.backend import (
 )
 from casereport.state.journal import journal_path, recover
 from casereport.state.model import State, new_state, parse_state, serialise
-from casereport.state.remote import forget_mirror
+from casereport.state.remote import Notice, forget_mirror
 
 
 def _parse(backend: StateBackend, data: bytes, local: Path | None = None) -> State:
@@ -75,10 +75,17 @@ def new_workspace(settings: Settings, url: str | None, name: str) -> str:
 
 
 def delete_workspace(
-    settings: Settings, url: str | None, name: str, *, current: str, force: bool = False
+    settings: Settings,
+    url: str | None,
+    name: str,
+    *,
+    current: str,
+    force: bool = False,
+    notice: Notice | None = None,
 ) -> str:
     """Delete workspace ``name``'s state (and its backup); refuse one holding results
-    unless ``force``, the default workspace, and the workspace in use."""
+    unless ``force``, the default workspace, and the workspace in use. ``notice`` is told
+    of this machine's copy of it kept aside (one never uploaded)."""
     check_workspace(name)
     if name == DEFAULT_WORKSPACE:
         raise ConfigError("the workspace 'default' cannot be deleted")
@@ -107,8 +114,8 @@ def delete_workspace(
                     "pass --force to delete them and their history"
                 )
         backend.delete()
-    if isinstance(backend, S3Backend):
-        forget_mirror(settings, backend)
+        if isinstance(backend, S3Backend):  # under the lock: no run is syncing it now
+            forget_mirror(settings, backend, notice)
     if isinstance(backend, LocalBackend):
         with contextlib.suppress(OSError):
             backend.path.parent.rmdir()  # the workspace's own directory, now empty

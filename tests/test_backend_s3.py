@@ -513,26 +513,29 @@ def test_workspaces_keep_separate_states_and_sites(remote: Workspace, s3_bucket:
     assert one_error_line(gone.output).startswith("Error: workspace 'staging' does not exist")
 
 
+@pytest.mark.parametrize("kind", ["unpushed", "damaged"])
 def test_deleting_a_workspace_keeps_a_state_this_machine_never_uploaded(
-    remote: Workspace, s3_bucket: S3Bucket
+    remote: Workspace, s3_bucket: S3Bucket, kind: str
 ) -> None:
     # A run whose upload was refused (another writer got there first) left its state in
-    # the mirror only: deleting the workspace must not take that with it.
+    # the mirror only: deleting the workspace must not take that with it (nor a copy that
+    # is damaged, whatever it held).
     assert remote.run("workspace", "new", "staging").exit_code == 0
     remote.apply("--workspace", "staging")
     settings = load_settings(Path("."))
     mirror = mirror_path(settings, S3Backend(Bucket(settings.backend), "x", "staging"))
     mine = mirror.read_bytes().replace(b'"serial": 1', b'"serial": 2')
+    mine = mine if kind == "unpushed" else mine[:100]
     mirror.write_bytes(mine)
     deleted = remote.run("workspace", "delete", "staging", "--force")
     assert deleted.exit_code == 0, deleted.output
-    kept = Path(f"{mirror}.unpushed")
-    assert deleted.stderr == (
-        f"this machine's copy of {s3_bucket.url()}/workspaces/staging/state.json holds a "
-        f"state never uploaded; it is kept in {kept}\n"
-    )
+    kept = Path(f"{mirror}.{kind}")
+    where = f"{s3_bucket.url()}/workspaces/staging/state.json"
+    what = "holds a state never uploaded" if kind == "unpushed" else "was damaged: not valid "
+    assert deleted.stderr.startswith(f"this machine's copy of {where} {what}")
+    assert deleted.stderr.endswith(f"; it is kept in {kept}\n")
     assert kept.read_bytes() == mine
-    assert sorted(p.name for p in mirror.parent.iterdir()) == ["state.json.unpushed"]
+    assert sorted(p.name for p in mirror.parent.iterdir()) == [kept.name]
 
 
 def test_local_workspaces_are_separate_state_files(

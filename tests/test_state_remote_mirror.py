@@ -263,6 +263,39 @@ def test_a_remote_state_deleted_since_this_machine_saw_it_is_kept_here(
     assert notices[-1].endswith(f"copy of the deleted state is kept in {kept}.1")
     assert kept.read_bytes() == state_bytes(4)
     assert kept.with_name("state.json.deleted.1").read_bytes() == state_bytes(5)
+    for serial in (6, 4):  # a third history; then the first one's bytes again
+        s3_bucket.put(STATE, state_bytes(serial))
+        with mirrored(settings, backend, None):
+            pass
+        s3_bucket.clear()
+        with mirrored(settings, backend, None, notice=notices.append):
+            pass
+    assert kept.with_name("state.json.deleted.2").read_bytes() == state_bytes(6)
+    assert notices[-1].endswith(f"copy of the deleted state is kept in {kept}")  # the same
+    assert sorted(p.name for p in kept.parent.glob("state.json.deleted*")) == [
+        "state.json.deleted",
+        "state.json.deleted.1",
+        "state.json.deleted.2",
+    ]
+
+
+def test_a_mirror_without_its_record_is_kept_without_a_claim(
+    settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    # The record of the version seen removed (or written for another URL), and the remote
+    # state changed since: maybe a plain downloaded copy, maybe a state never uploaded.
+    backend, mirror = synced(settings, s3_bucket, state_bytes(4))
+    mirror.with_name("state.json.remote").unlink()
+    s3_bucket.put(STATE, state_bytes(5))
+    notices: list[str] = []
+    with mirrored(settings, backend, None, notice=notices.append) as seen:
+        assert seen.read_bytes() == state_bytes(5)
+    kept = mirror.with_name("state.json.unpushed")
+    assert notices == [
+        f"this machine's copy of {s3_bucket.url()}/state.json is kept in {kept}: it is not "
+        "the remote state, and nothing records which version of it this machine last saw"
+    ]
+    assert kept.read_bytes() == state_bytes(4)
 
 
 def test_an_unreadable_mirror_is_one_line(settings: Settings, s3_bucket: S3Bucket) -> None:

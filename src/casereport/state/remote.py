@@ -93,8 +93,7 @@ def forget_mirror(settings: Settings, backend: S3Backend, notice: Notice | None)
     local = _read(mirror)
     known = _known(mirror, backend.where)
     if local is not None and (known is None or _sha(local) != known.sha256):
-        damage = _damage(mirror, local)
-        kept = _keep(mirror, "damaged" if damage else "unpushed", local)
+        kept, damage = _set_aside(mirror, local)
         if notice is not None:
             what = f"was damaged: {damage}" if damage else "holds a state never uploaded"
             notice(f"this machine's copy of {backend.where} {what}; it is kept in {kept}")
@@ -144,7 +143,9 @@ def sync_down(backend: S3Backend, mirror: Path, notice: Notice | None) -> Synced
     local_sha = _sha(local)
     mirror.parent.mkdir(parents=True, exist_ok=True)
     if local is not None and local_sha not in (remote_sha, known.sha256 if known else None):
-        _put_aside(backend, mirror, local, notice, deleted=remote is None, recorded=bool(known))
+        _put_aside(
+            backend, mirror, local, notice, deleted=remote is None, recorded=known is not None
+        )
     elif local is not None and remote is None:
         # Deleted since this machine last saw it (by hand, by a bucket rule, its workspace
         # deleted elsewhere): the copy this machine holds may be the last of that history.
@@ -177,8 +178,7 @@ def _put_aside(
     copy damaged since it was downloaded (hand-edited, cut short), which holds nothing the
     bucket lacks. ``deleted``: the remote state is gone (its workspace deleted elsewhere);
     ``recorded``: this machine has a record of the version it last saw."""
-    damage = _damage(mirror, local)
-    kept = _keep(mirror, "damaged" if damage else "unpushed", local)
+    kept, damage = _set_aside(mirror, local)
     if notice is None:
         return
     if damage:
@@ -208,16 +208,17 @@ def _put_aside(
         )
 
 
-def _damage(mirror: Path, local: bytes) -> str | None:
-    """What is wrong with this machine's copy of a state; None for a state (one of a newer
-    casereport included)."""
+def _set_aside(mirror: Path, local: bytes) -> tuple[Path, str | None]:
+    """Keep this machine's copy of a state that is not a version the bucket held: as
+    ``.damaged`` with what is wrong with it, else (a state, one of a newer casereport
+    included) as ``.unpushed``; where it is kept, and the damage."""
     try:
         parse_state(mirror, local)
     except DamagedStateError as exc:
-        return exc.problem
+        return _keep(mirror, "damaged", local), exc.problem
     except UnreadableStateError:  # a newer casereport's state: a state all the same
         pass
-    return None
+    return _keep(mirror, "unpushed", local), None
 
 
 def _keep(mirror: Path, kind: str, data: bytes) -> Path:

@@ -32,7 +32,7 @@ from casereport.state.model import (
     new_state,
     serialise,
 )
-from casereport.state.site_index import SETTLED_NS, load_site_index, site_index_path
+from casereport.state.page_cache import SETTLED_NS, load_page_cache, page_cache_path
 from common import CASEREPORT, ROOT, aggregation_state, emulator_process, figure
 
 REPORTS = 1000
@@ -110,7 +110,7 @@ def full_state(root: Path, source: Source) -> None:
 
 def plan_once(root: Path, source: Source) -> tuple[Plan, list[float]]:
     """Load, expand and plan the workspace as `casereport plan` does (its pages read
-    through the site index, which is written back); the plan and each step's end time."""
+    through the page cache, which is written back); the plan and each step's end time."""
     from datetime import UTC, datetime
 
     from casereport.state import journal
@@ -120,8 +120,8 @@ def plan_once(root: Path, source: Source) -> tuple[Plan, list[float]]:
     times.append(time.perf_counter())
     state = journal.load_with_journal(root / ".casereport" / "state.json")
     times.append(time.perf_counter())
-    index_path = site_index_path(root / ".casereport")
-    site_files = load_site_index(index_path, root / "site")
+    cache_path = page_cache_path(root / ".casereport" / "state.json", root / "site")
+    pages = load_page_cache(cache_path, root / "site")
     plan = make_plan(
         expansion.reports,
         state,
@@ -129,9 +129,9 @@ def plan_once(root: Path, source: Source) -> tuple[Plan, list[float]]:
         site_dir=root / "site",
         template_hashes=template_hashes(root / "templates", {"report"}),
         now=datetime(2026, 11, 26, 0, 30, tzinfo=UTC),
-        site_files=site_files,
+        pages=pages,
     )
-    site_files.save(index_path, complete=True)
+    pages.save(cache_path, complete=True)
     times.append(time.perf_counter())
     return plan, times
 
@@ -144,7 +144,7 @@ def bench_plan() -> None:
         full_state(root, source)
         size_mib = (root / ".casereport" / "state.json").stat().st_size / 2**20
         # The first plan after a run reads every page it wrote (once they are older than
-        # SETTLED_NS) and records them in the site index; the figure is the plan after it.
+        # SETTLED_NS) and records them in the page cache; the figure is the plan after it.
         time.sleep(SETTLED_NS / 1e9)
         _, first = plan_once(root, source)
         plan, (started, loaded, state_loaded, planned) = plan_once(root, source)

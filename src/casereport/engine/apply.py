@@ -66,9 +66,9 @@ from casereport.state.model import (
     write_state,
 )
 from casereport.state.moves import apply_moves
+from casereport.state.page_cache import load_page_cache, page_cache_path
 from casereport.state.refresh import UnfinishedRefresh
 from casereport.state.refresh import started as refresh_started
-from casereport.state.site_index import load_site_index, site_index_path
 
 if TYPE_CHECKING:
     from casereport.engine.delivery import NotifyOutcome
@@ -616,7 +616,7 @@ def _clean_partial_writes(workspace: Workspace) -> None:
 
     clean_partial_writes(workspace.site_dir)
     clean_state_leftovers(workspace.state_path)
-    clean_state_leftovers(site_index_path(workspace.settings.state_path.parent))
+    clean_state_leftovers(page_cache_path(workspace.settings.state_path, workspace.site_dir))
 
 
 # -- the commands' library functions ---------------------------------------------------
@@ -651,20 +651,20 @@ def _on_disk(plan: Plan, disk: State | None) -> Plan:
 def _plan_for(workspace: Workspace, state: State | None, source: Source, options: Options) -> Plan:
     """The plan the command line asked for: its targets checked, its refresh applied.
 
-    The pages are read through this machine's site index, and what the plan read is
-    written back to it (a cache, see ``casereport.state.site_index``)."""
+    The pages are read through this machine's page cache, and what the plan read is
+    written back to it (see ``casereport.state.page_cache``)."""
     check_targets(workspace, options.targets, state)
-    index_path = site_index_path(workspace.settings.state_path.parent)
-    site_files = load_site_index(index_path, workspace.site_dir)
+    cache_path = page_cache_path(workspace.settings.state_path, workspace.site_dir)
+    pages = load_page_cache(cache_path, workspace.site_dir)
     plan = plan_workspace(
         workspace,
         state,
         source=source,
         targets=options.targets,
         refresh_all=options.refresh_all,
-        site_files=site_files,
+        pages=pages,
     )
-    site_files.save(index_path, complete=not options.targets)
+    pages.save(cache_path, complete=not options.targets)
     return plan
 
 

@@ -73,8 +73,8 @@ from casereport.state.model import (
     source_key,
     switch_source,
 )
+from casereport.state.page_cache import PageCache
 from casereport.state.refresh import UnfinishedRefresh
-from casereport.state.site_index import SiteIndex
 
 PLAN_FORMAT_VERSION = 1
 
@@ -554,12 +554,12 @@ def _aggregation_change(
     )
 
 
-def _drift(files: SiteIndex, recorded: Mapping[str, str], expected: Iterable[str]) -> list[str]:
+def _drift(pages: PageCache, recorded: Mapping[str, str], expected: Iterable[str]) -> list[str]:
     """Reasons an output set needs rewriting: files missing, edited by hand, or new."""
     reasons = []
     for name in expected:
         want = recorded.get(name)
-        have = files.sha256(name)
+        have = pages.sha256(name)
         if want is None:
             reasons.append(f"new output {name}")
         elif have is None:
@@ -588,7 +588,7 @@ def _report_change(
     state: State | None,
     *,
     fetching: bool,
-    site_files: SiteIndex,
+    pages: PageCache,
     template_hashes: Mapping[str, str],
 ) -> ReportChange:
     outputs = output_names(report.name, report.formats)
@@ -609,7 +609,7 @@ def _report_change(
         # Checked only when nothing else renders the report: hashing every result is the
         # costliest step of a plan, and a changed definition may list other addresses.
         reasons.append("data changed since the last render")
-    reasons += _drift(site_files, previous.outputs, outputs)
+    reasons += _drift(pages, previous.outputs, outputs)
     return ReportChange(report.name, RENDER if reasons else NOOP, tuple(reasons), outputs)
 
 
@@ -674,14 +674,16 @@ def make_plan(
     now: datetime,
     targets: Sequence[str] = (),
     refresh_all: bool = False,
-    site_files: SiteIndex | None = None,
+    pages: PageCache | None = None,
 ) -> Plan:
     """Compare the desired reports with the state; see the module docstring for actions.
 
-    ``site_files`` reads the pages for hand edits (by default each page is hashed; give the
-    site's index to skip those whose ``stat`` it knows)."""
+    ``pages`` reads the pages in ``site_dir`` for hand edits (by default each page is
+    hashed; the site's page cache skips those whose ``stat`` it knows)."""
     in_target = _targeted(targets)
-    site_files = site_files if site_files is not None else SiteIndex(site_dir)
+    if pages is None:
+        pages = PageCache(site_dir)
+    assert pages.site_dir == site_dir, "the cache of another site"
     previous_source = None
     replaced = False
     if state is not None and state.source is not None and state.source.identity != source.identity:
@@ -730,7 +732,7 @@ def make_plan(
                     report,
                     state,
                     fetching=fetching,
-                    site_files=site_files,
+                    pages=pages,
                     template_hashes=template_hashes,
                 )
             )
@@ -764,7 +766,7 @@ def make_plan(
         index_reasons.append("reports changed")
     if not targets:
         if recorded_index:
-            index_reasons += _drift(site_files, recorded_index, INDEX_FILES)
+            index_reasons += _drift(pages, recorded_index, INDEX_FILES)
         else:
             index_reasons.append("new site index")
     index = ReportChange(

@@ -19,7 +19,7 @@ from casereport.engine.plan import Plan, make_plan
 from casereport.errors import DefinitionError
 from casereport.settings import DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_TIMEOUT, Settings
 from casereport.state.model import Source, State
-from casereport.state.site_index import SiteIndex
+from casereport.state.page_cache import PageCache
 
 if TYPE_CHECKING:
     from casereport.emulator.config import EmulatorConfig
@@ -172,9 +172,9 @@ def plan_workspace(
     targets: Sequence[str] = (),
     refresh_all: bool = False,
     now: datetime | None = None,
-    site_files: SiteIndex | None = None,
+    pages: PageCache | None = None,
 ) -> Plan:
-    """Plan a loaded workspace against a state (pure: no API call, no write); ``site_files``
+    """Plan a loaded workspace against a state (pure: no API call, no write); ``pages``
     reads its pages (see ``make_plan``)."""
     return make_plan(
         workspace.reports,
@@ -185,5 +185,5 @@ def plan_workspace(
         now=now or clock.now(),
         targets=targets,
         refresh_all=refresh_all,
-        site_files=site_files,
+        pages=pages,
     )

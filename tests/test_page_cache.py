@@ -69,7 +69,7 @@ def test_a_page_whose_stat_is_recorded_is_not_read_again(
 ) -> None:
     path = page(tmp_path, "a.md", b"# A\n")
     index = PageCache(tmp_path, {"a.md": (stat_key(path), "recorded-hash")})
-    monkeypatch.setattr(page_cache, "_read_page", lambda _: pytest.fail("read again"))
+    monkeypatch.setattr(page_cache, "file_stat_sha256", lambda _: pytest.fail("read again"))
 
     assert index.sha256("a.md") == "recorded-hash"
 
@@ -313,7 +313,7 @@ def test_a_plan_with_the_index_reads_no_page(
 ) -> None:
     ws = applied
     ws.plan_json()
-    monkeypatch.setattr(page_cache, "_read_page", lambda path: pytest.fail(f"read {path}"))
+    monkeypatch.setattr(page_cache, "file_stat_sha256", lambda path: pytest.fail(f"read {path}"))
 
     code, plan = ws.plan_json()
 

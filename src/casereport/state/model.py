@@ -762,9 +762,17 @@ def state_dir_gitignore(path: Path) -> None:
 
 def file_sha256(path: Path) -> str | None:
     """sha256 of a file's bytes, or None when it does not exist."""
+    read = file_stat_sha256(path)
+    return read[1] if read is not None else None
+
+
+def file_stat_sha256(path: Path) -> tuple[os.stat_result, str] | None:
+    """A file's stat and the sha256 of its bytes, both of the one file opened (so a file
+    replaced meanwhile cannot pair one's stat with the other's bytes); None when it does
+    not exist."""
     try:
         with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+            return os.fstat(handle.fileno()), hashlib.file_digest(handle, "sha256").hexdigest()
     except FileNotFoundError:
         return None
 
@@ -783,6 +791,7 @@ __all__ = [
     "check_unchanged",
     "data_hash",
     "file_sha256",
+    "file_stat_sha256",
     "history_entry",
     "load_state",
     "new_state",

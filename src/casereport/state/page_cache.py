@@ -39,6 +39,7 @@ import orjson
 
 from casereport.errors import CaseReportError
 from casereport.fsutil import atomic_write_bytes
+from casereport.state.model import file_stat_sha256
 
 FORMAT = 1
 # Longer than the coarsest file time (FAT's two seconds) plus a clock tick.
@@ -83,7 +84,7 @@ class PageCache:
         if entry is not None and entry[0] == _key(found):
             self._seen[name] = entry
             return entry[1]
-        read = _read_page(path)
+        read = file_stat_sha256(path)
         if read is None:
             return None
         opened, digest = read
@@ -111,15 +112,6 @@ class PageCache:
         data = orjson.dumps({"format": FORMAT, "site": _where(self.site_dir), "files": files})
         with contextlib.suppress(OSError, CaseReportError):
             atomic_write_bytes(path, data + b"\n")
-
-
-def _read_page(path: Path) -> tuple[os.stat_result, str] | None:
-    """A page's stat and the sha256 of its bytes, both of the file opened (None: gone)."""
-    try:
-        with open(path, "rb") as handle:
-            return os.fstat(handle.fileno()), hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
-        return None
 
 
 def page_cache_path(state_path: Path, site_dir: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import hashlib
 import os
 import random
 import re
@@ -301,3 +302,20 @@ def collector_paused() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+def file_sha256(path: Path) -> str | None:
+    """sha256 of a file's bytes, or None when it does not exist."""
+    read = file_stat_sha256(path)
+    return read[1] if read is not None else None
+
+
+def file_stat_sha256(path: Path) -> tuple[os.stat_result, str] | None:
+    """A file's stat and the sha256 of its bytes, both of the one file opened (so a file
+    replaced meanwhile cannot pair one's stat with the other's bytes); None when it does
+    not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return os.fstat(handle.fileno()), hashlib.file_digest(handle, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None

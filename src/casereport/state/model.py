@@ -32,7 +32,7 @@ import orjson
 
 from casereport import __version__
 from casereport.errors import DamagedStateError, StateError, UnreadableStateError
-from casereport.fsutil import TEMP_FILE_RE, atomic_write_text, collector_paused
+from casereport.fsutil import TEMP_FILE_RE, atomic_write_text, collector_paused, file_sha256
 from casereport.settings import DEFAULT_HISTORY, Retention
 from casereport.site import is_report_name, output_name_problem
 from casereport.state import guard
@@ -760,23 +760,6 @@ def state_dir_gitignore(path: Path) -> None:
         atomic_write_text(ignore, "*\n")
 
 
-def file_sha256(path: Path) -> str | None:
-    """sha256 of a file's bytes, or None when it does not exist."""
-    read = file_stat_sha256(path)
-    return read[1] if read is not None else None
-
-
-def file_stat_sha256(path: Path) -> tuple[os.stat_result, str] | None:
-    """A file's stat and the sha256 of its bytes, both of the one file opened (so a file
-    replaced meanwhile cannot pair one's stat with the other's bytes); None when it does
-    not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return os.fstat(handle.fileno()), hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
-        return None
-
-
 __all__ = [
     "DEFAULT_STATE_PATH",
     "FORMAT_VERSION",
@@ -791,7 +774,6 @@ __all__ = [
     "check_unchanged",
     "data_hash",
     "file_sha256",
-    "file_stat_sha256",
     "history_entry",
     "load_state",
     "new_state",

@@ -38,8 +38,7 @@ from pathlib import Path
 import orjson
 
 from casereport.errors import CaseReportError
-from casereport.fsutil import atomic_write_bytes
-from casereport.state.model import file_stat_sha256
+from casereport.fsutil import atomic_write_bytes, file_stat_sha256
 
 FORMAT = 1
 # Longer than the coarsest file time (FAT's two seconds) plus a clock tick.
